@@ -1,0 +1,3 @@
+from loon_supervisor.cli import main
+
+main()

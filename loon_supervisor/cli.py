@@ -1,0 +1,110 @@
+"""The ``loon`` command: parse, call the supervisor, map errors to exit codes.
+
+Exit codes: 0 success; 1 runtime failure (engine, build, a service or the container died);
+2 invalid configuration or usage; 130 stopped by SIGINT (Ctrl+C); 143 stopped by SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loon_supervisor.errors import LoonError
+
+EXIT_CODES = ("Exit codes: 0 success; 1 runtime failure (engine, build, a service or the "
+              "container died); 2 invalid configuration or usage; 130 stopped by Ctrl+C "
+              "(SIGINT); 143 stopped by SIGTERM.")
+
+app = typer.Typer(
+    help="Deploy Loon as one Docker container and write every service's log to "
+    "logs/logs_<date>/<service>.log. " + EXIT_CODES,
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[Path, typer.Option("--config-file", "-c",
+                                         help="config.json to read (see README).")]
+EnvOpt = Annotated[str, typer.Option("--env-file",
+                                     help="Name of the env file written to .build-files/.")]
+
+
+def _fail(exc: LoonError) -> None:
+    typer.echo(f"error: {exc}" if exc.exit_code != 2 else str(exc), err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def validate(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".env") -> None:
+    """Validate config.json and write the env file; touches no Docker engine (build.py -e)."""
+    from loon_supervisor.prepare import prepare
+
+    try:
+        prepared = prepare(config_file, env_file)
+    except LoonError as exc:
+        _fail(exc)
+    for m in prepared.messages:
+        typer.echo(m)
+    typer.echo(f"{config_file} is valid")
+
+
+@app.command()
+def up(
+    config_file: ConfigOpt = Path("config.json"),
+    env_file: EnvOpt = ".env",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
+                                          "service's lines live.")] = False,
+    detached: Annotated[bool, typer.Option("--detached", "-d", help="Exit once everything is "
+                                           "up; a background logger keeps writing.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Remove an existing container of "
+                                          "this deployment first.")] = False,
+) -> None:
+    """Validate, build the image, start the container and follow every service's log."""
+    from loon_supervisor.supervisor import UpOptions, run_sync
+    from loon_supervisor.supervisor import up as do_up
+
+    code = run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, replace))
+    raise typer.Exit(code)
+
+
+@app.command()
+def down(config_file: ConfigOpt = Path("config.json"),
+         name: Annotated[str | None, typer.Option(help="Deployment (container) name; "
+                                                  "default: from the config, else loon.")]
+         = None) -> None:
+    """Stop and remove this deployment's container and background logger (build.py -D)."""
+    from loon_supervisor.supervisor import down as do_down
+    from loon_supervisor.supervisor import run_sync
+
+    raise typer.Exit(run_sync(do_down, config_file, name))
+
+
+@app.command()
+def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
+    """Print (or write) the JSON Schema of config.json, for editor completion."""
+    from loon_supervisor.config.model import LoonConfig
+
+    text = json.dumps(LoonConfig.model_json_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text)
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command(hidden=True, name="_logger")
+def logger(name: str) -> None:
+    """Background logger body; started by `up -d` and `attach`."""
+    from loon_supervisor.detach import logger_main
+    from loon_supervisor.supervisor import run_sync
+
+    raise typer.Exit(run_sync(logger_main, name))
+
+
+def main() -> None:
+    try:
+        app()
+    except LoonError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,155 @@
+"""The shape of config.json.
+
+Field names keep the seed's camelCase so existing config files work unchanged. Secrets are
+:class:`pydantic.SecretStr` so that no repr, log or error message ever shows them.
+Per-field format checks live here (pydantic collects them all in one pass); rules that span
+sections live in :mod:`loon_supervisor.config.rules`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+
+
+def _absolute_dir(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path|start it with / (the full host path)")
+    if len(value) > 1 and value.endswith("/"):
+        raise ValueError("must not end with a slash|remove the trailing /")
+    return value
+
+
+def _relative_file(value: str) -> str:
+    if not value or value.startswith("/") or ".." in value.split("/"):
+        raise ValueError("must be a file path relative to nginxSettings.sourceVolumeLocation|write it like certs/localhost.crt")
+    return value
+
+
+def _base_url(value: str) -> str:
+    if "://" in value:
+        raise ValueError("must not contain a scheme such as http://|write only the host, e.g. localhost; useHttp decides the scheme")
+    if value.startswith("/") or value.endswith("/"):
+        raise ValueError("must not start or end with a slash|remove the leading or trailing /")
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("must be a host name without spaces|write it like localhost or loon.example.org")
+    return value
+
+
+AbsoluteDir = Annotated[str, AfterValidator(_absolute_dir)]
+RelativeFile = Annotated[str, AfterValidator(_relative_file)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class GeneralSettings(Section):
+    useHttp: bool = Field(description="true serves plain HTTP; false needs nginxSettings (TLS).")
+    environment: Literal["production", "local"] = Field(
+        description="production: full Loon (docker/); local: Local Loon (docker-local/)."
+    )
+    baseUrl: Annotated[str, AfterValidator(_base_url)] = Field(
+        description="Host the application is reached at, without scheme or slashes."
+    )
+
+
+class MySqlSettings(Section):
+    databaseName: str = Field(min_length=1, description="Database created on first start.")
+    databaseUser: str = Field(min_length=1, description="Standard (application) user.")
+    databasePassword: SecretStr = Field(min_length=1, description="Password of databaseUser.")
+    databaseRootPassword: SecretStr = Field(min_length=1, description="Password of root.")
+    sourceVolumeLocation: AbsoluteDir = Field(description="Host directory for MySQL data.")
+
+
+class MinioSettings(Section):
+    minioStorageAccessKey: SecretStr = Field(
+        min_length=4, description="MinIO administrator user (more than 3 characters)."
+    )
+    minioStorageSecretKey: SecretStr = Field(
+        min_length=8, description="MinIO administrator password (more than 7 characters)."
+    )
+    sourceVolumeLocation: AbsoluteDir = Field(description="Host directory for MinIO data.")
+
+
+class NginxSettings(Section):
+    sourceVolumeLocation: AbsoluteDir = Field(description="Host directory holding the TLS files.")
+    targetVolumeLocation: AbsoluteDir = Field(
+        default="/etc/nginx/ssl", description="Where that directory is mounted (read-only)."
+    )
+    certFileLocation: RelativeFile = Field(description="Certificate, relative to the source.")
+    keyFileLocation: RelativeFile = Field(description="Private key, relative to the source.")
+
+
+class LocalDataSettings(Section):
+    sourceVolumeLocation: AbsoluteDir = Field(
+        description="Host directory with experiment data, served read-only (local environment)."
+    )
+
+
+class DeploymentSettings(Section):
+    """Knobs the seed did not have, each with a default that suits a normal machine."""
+
+    containerName: str = Field(
+        default="loon",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+        description="Container name; also names this deployment for -D.",
+    )
+    imageTag: str = Field(default="loon:latest", min_length=1, description="Tag of the built image.")
+    imageDirectory: str | None = Field(
+        default=None,
+        description="Build context instead of docker/ (production) or docker-local/ (local); "
+        "relative paths are taken from the project root.",
+    )
+    buildNetworkMode: str = Field(
+        default="default", description="Network of build steps: default, host or none."
+    )
+    networkMode: str = Field(
+        default="default", description="Network of the container: default (bridge), host or none."
+    )
+    publishedPorts: dict[str, int] = Field(
+        default_factory=lambda: {"80": 80, "443": 443},
+        description='Container port -> host port, e.g. {"80": 8080}; ignored with host network.',
+    )
+    stopTimeout: int = Field(
+        default=10, ge=0, le=600, description="Seconds services get to stop before being killed."
+    )
+    extraCaCertificate: str | None = Field(
+        default=None,
+        description="PEM file added to the build's trust store (TLS-intercepting proxies).",
+    )
+    buildArgs: dict[str, str] = Field(default_factory=dict, description="Extra build arguments.")
+    loonSourceLocation: str | None = Field(
+        default=None,
+        description="Loon source checkout; when set, server, celery and the client are built in.",
+    )
+    minioSourceUrl: str | None = Field(
+        default="https://dl.min.io/server/minio/release/linux-amd64/minio",
+        description="Where the build fetches the MinIO server binary; null builds without MinIO.",
+    )
+
+
+class LoonConfig(Section):
+    generalSettings: GeneralSettings
+    mySqlSettings: MySqlSettings
+    minioSettings: MinioSettings | None = None
+    nginxSettings: NginxSettings | None = None
+    localDataSettings: LocalDataSettings | None = None
+    deploymentSettings: DeploymentSettings = Field(default_factory=DeploymentSettings)
+
+    @property
+    def url(self) -> str:
+        scheme = "http" if self.generalSettings.useHttp else "https"
+        return f"{scheme}://{self.generalSettings.baseUrl}"
+
+    def volume_dirs(self) -> list[tuple[str, str]]:
+        """(JSON path, directory) of every host directory the container mounts."""
+        out = [("mySqlSettings.sourceVolumeLocation", self.mySqlSettings.sourceVolumeLocation)]
+        if self.minioSettings and self.generalSettings.environment == "production":
+            out.append(("minioSettings.sourceVolumeLocation", self.minioSettings.sourceVolumeLocation))
+        if self.localDataSettings and self.generalSettings.environment == "local":
+            out.append(
+                ("localDataSettings.sourceVolumeLocation", self.localDataSettings.sourceVolumeLocation)
+            )
+        return out

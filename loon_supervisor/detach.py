@@ -1,0 +1,180 @@
+"""Detached mode: a background logger process that keeps writing the session files.
+
+The foreground ``up -d`` builds and starts, then hands the running container to a logger
+process (own session, no terminal) and returns once that logger has attached every stream.
+The logger's state file (``.build-files/state.<name>.json``, written atomically) names the
+container, the session directory and the logger's pid. Resume points are the session files'
+sizes: every byte in a file came from the stream in order, so ``tail -c +size+1`` continues
+exactly where it stopped, whether the logger died or a stream broke.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiodocker
+import anyio
+from rich.console import Console
+
+from loon_supervisor.engine import containers, images
+from loon_supervisor.engine.client import open_engine
+from loon_supervisor.logs.session import EventLog
+from loon_supervisor.prepare import Prepared
+
+ATTACH_TIMEOUT = 60.0
+
+
+def _state_path(name: str) -> Path:
+    from loon_supervisor.supervisor import state_file
+
+    return state_file(name)
+
+
+def read_state(name: str) -> dict | None:
+    try:
+        return json.loads(_state_path(name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def spawn_logger(name: str, session: Path) -> subprocess.Popen[bytes]:
+    err = open(session / "logger.stderr", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "loon_supervisor", "_logger", name],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            start_new_session=True, close_fds=True, cwd=os.getcwd(),
+        )
+    finally:
+        err.close()
+
+
+async def wait_attached(name: str, proc: subprocess.Popen[bytes]) -> bool:
+    with anyio.move_on_after(ATTACH_TIMEOUT):
+        while True:
+            state = read_state(name) or {}
+            if state.get("attached") and state.get("logger_pid") == proc.pid:
+                return True
+            if proc.poll() is not None:
+                return False
+            await anyio.sleep(0.05)
+    return False
+
+
+async def hand_over(docker: aiodocker.Docker, run, prepared: Prepared,  # type: ignore[no-untyped-def]
+                    contract: images.ImageContract, session: Path) -> int:
+    from loon_supervisor.supervisor import write_state
+
+    cfg = prepared.config
+    name = cfg.deploymentSettings.containerName
+    write_state(_state_path(name), {
+        "name": name, "cid": run.cid, "session": str(session), "image": contract.image,
+        "services": list(contract.services), "log_dir": contract.log_dir,
+        "status_command": contract.status_command, "url": cfg.url,
+        "stop_timeout": cfg.deploymentSettings.stopTimeout, "logger_pid": None,
+        "attached": False,
+    })
+    proc = spawn_logger(name, session)
+    if not await wait_attached(name, proc):
+        run.say("the background logger did not attach; see "
+                f"{session / 'logger.stderr'}; stopping the container")
+        with anyio.CancelScope(shield=True):
+            if proc.poll() is None:
+                proc.kill()
+            await containers.remove(docker, run.cid)
+        return 1
+    run.say(f"Loon is up: {cfg.url}")
+    run.say(f"logs are in {session} (a background logger, pid {proc.pid}, keeps writing them)")
+    run.say("stop everything with: python3 build.py -D   (or: loon down)")
+    return 0
+
+
+async def stop_logger(name: str, console: Console) -> bool:
+    """Ask a live logger to stop the container, drain and exit; wait for it."""
+    state = read_state(name)
+    if not state:
+        return False
+    pid = state.get("logger_pid")
+    if not pid_alive(pid):
+        return False
+    console.print(f"stopping the background logger (pid {pid}); it stops the container "
+                  "and drains every stream...")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + int(state.get("stop_timeout", 10)) + 30
+    while pid_alive(pid) and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+    if pid_alive(pid):
+        console.print("the logger did not exit in time; killing it")
+        os.kill(pid, signal.SIGKILL)
+    else:
+        console.print(f"background logger exited; logs complete in {state.get('session')}")
+    return True
+
+
+async def logger_main(name: str) -> int:
+    """The background logger's body (``loon _logger NAME``)."""
+    from loon_supervisor.supervisor import (
+        Reporter,
+        Run,
+        Streaming,
+        stream_until_done,
+        watch_signals,
+        write_state,
+    )
+
+    state = read_state(name)
+    if state is None:
+        print(f"no state for deployment {name}", file=sys.stderr)
+        return 1
+    session = Path(state["session"])
+    events = EventLog(session / "out.log")
+    say = Reporter(events, None)
+    run = Run(say=say)
+    contract = images.ImageContract(state["image"], tuple(state["services"]), state["log_dir"],
+                                    state.get("status_command"))
+    try:
+        async with open_engine() as docker, anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals, run)
+            s = Streaming(docker, state["cid"], contract, session, int(state["stop_timeout"]),
+                          None)
+            attached = anyio.Event()
+
+            async def mark_attached() -> None:
+                await attached.wait()
+                write_state(_state_path(name), {**state, "logger_pid": os.getpid(),
+                                                "attached": True})
+                say(f"background logger {os.getpid()} attached to every stream")
+
+            tg.start_soon(mark_attached)
+            await stream_until_done(s, run, attached)
+            with anyio.CancelScope(shield=True):
+                await containers.remove(docker, state["cid"])
+            reason = run.failure or ("stopped on request" if run.stop_signal else "stream ended")
+            say(f"background logger exiting: {reason}; container removed")
+            tg.cancel_scope.cancel()
+        _state_path(name).unlink(missing_ok=True)
+        return 0
+    finally:
+        events.close()

@@ -1,0 +1,1 @@
+"""The Docker engine, through aiodocker. Nothing above this package imports aiodocker."""

@@ -1,0 +1,133 @@
+"""Creating, finding, stopping and removing this tool's containers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiodocker
+
+from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.errors import ContainerConflict
+
+TOOL_LABEL = "org.loon.supervisor"
+DEPLOYMENT_LABEL = "org.loon.deployment"
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    image: str
+    env: dict[str, str]
+    log_dir: str
+    binds: list[str] = field(default_factory=list)
+    network_mode: str = "default"
+    ports: dict[str, int] = field(default_factory=dict)
+    stop_timeout: int = 10
+
+
+def _config(spec: ContainerSpec) -> dict:
+    host: dict = {
+        "Init": True,
+        "Binds": spec.binds,
+        "NetworkMode": spec.network_mode,
+    }
+    cfg: dict = {
+        "Image": spec.image,
+        "Env": [f"{k}={v}" for k, v in spec.env.items()],
+        "Labels": {TOOL_LABEL: "1", DEPLOYMENT_LABEL: spec.name},
+        # The log dir gets its own (anonymous) volume: a local filesystem where GNU tail
+        # follows with inotify instead of polling, and which outlives the container's stop
+        # so the final bytes can be collected before removal.
+        "Volumes": {spec.log_dir: {}},
+        "StopTimeout": spec.stop_timeout,
+        "HostConfig": host,
+    }
+    if spec.network_mode not in ("host", "none") and spec.ports:
+        cfg["ExposedPorts"] = {_port(p): {} for p in spec.ports}
+        host["PortBindings"] = {_port(p): [{"HostPort": str(h)}] for p, h in spec.ports.items()}
+    return cfg
+
+
+def _port(p: str) -> str:
+    return p if "/" in p else f"{p}/tcp"
+
+
+async def find(docker: aiodocker.Docker, name: str) -> dict | None:
+    """The container called ``name`` (any state), or None."""
+    with map_engine_errors(f"looking for container {name}"):
+        found = await docker.containers.list(all=True, filters={"name": [f"^/{name}$"]})
+    return found[0]._container if found else None
+
+
+async def create_and_start(docker: aiodocker.Docker, spec: ContainerSpec) -> str:
+    existing = await find(docker, spec.name)
+    if existing is not None:
+        ours = (existing.get("Labels") or {}).get(TOOL_LABEL) == "1"
+        state = existing.get("State", "unknown")
+        hint = ("stop it with `python3 build.py -D` (or `loon down`)" if ours else
+                "it was not started by this tool; remove it yourself or choose another "
+                "deploymentSettings.containerName")
+        raise ContainerConflict(
+            f"a container named '{spec.name}' already exists ({state}): {hint}, or pass "
+            "--replace to remove it first"
+        )
+    with map_engine_errors(f"creating container {spec.name}"):
+        container = await docker.containers.create(_config(spec), name=spec.name)
+    with map_engine_errors(f"starting container {spec.name}"):
+        try:
+            await container.start()
+        except BaseException:
+            await container.delete(force=True, v=True)
+            raise
+    return container.id
+
+
+async def stop(docker: aiodocker.Docker, cid: str, timeout: int) -> None:
+    with map_engine_errors("stopping the container"):
+        try:
+            await docker.containers.container(cid).stop(t=timeout)
+        except aiodocker.DockerError as exc:
+            if exc.status not in (304, 404):
+                raise
+
+
+async def kill(docker: aiodocker.Docker, cid: str) -> None:
+    with map_engine_errors("killing the container"):
+        try:
+            await docker.containers.container(cid).kill()
+        except aiodocker.DockerError as exc:
+            if exc.status not in (404, 409):
+                raise
+
+
+async def remove(docker: aiodocker.Docker, cid: str) -> None:
+    with map_engine_errors("removing the container"):
+        try:
+            await docker.containers.container(cid).delete(force=True, v=True)
+        except aiodocker.DockerError as exc:
+            if exc.status not in (404, 409):
+                raise
+
+
+async def wait_exit(docker: aiodocker.Docker, cid: str) -> int:
+    """Block until the container stops; its exit code."""
+    with map_engine_errors("waiting for the container"):
+        result = await docker.containers.container(cid).wait(timeout=None)
+    return int(result.get("StatusCode", -1))
+
+
+async def inspect(docker: aiodocker.Docker, cid: str) -> dict | None:
+    with map_engine_errors("inspecting the container"):
+        try:
+            return await docker.containers.container(cid).show()
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+
+async def list_ours(docker: aiodocker.Docker, name: str | None = None) -> list[dict]:
+    filters = {"label": [f"{TOOL_LABEL}=1"] + ([f"{DEPLOYMENT_LABEL}={name}"] if name else [])}
+    with map_engine_errors("listing containers"):
+        found = await docker.containers.list(all=True, filters=filters)
+    return [c._container for c in found]

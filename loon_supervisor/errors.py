@@ -1,0 +1,75 @@
+"""Every error the supervisor reports to an operator.
+
+::
+
+    LoonError                   exit code carried by each class
+    ├── ConfigError (2)         config.json or flags are wrong; carries every problem at once
+    ├── EngineError (1)         the Docker engine refused or is unreachable
+    │   ├── EngineUnreachable
+    │   ├── ImageContractError  an image lacks a required org.loon.* label
+    │   ├── BuildFailed         a Dockerfile step failed
+    │   └── ContainerConflict   a container with the deployment's name exists already
+    └── DeploymentFailed (1)    the container or a service died while we were running it
+
+The CLI turns these into one clear message and the exit code; nothing else should reach
+the operator as a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LoonError(Exception):
+    """Base class: ``str(err)`` is the operator-facing message."""
+
+    exit_code: int = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration: where, what, and how to fix it."""
+
+    path: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} — {self.fix}"
+
+
+class ConfigError(LoonError):
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        head = f"{source} has {len(problems)} problem(s):" if source else "configuration problems:"
+        super().__init__("\n".join([head, *(f"  {p}" for p in problems)]))
+
+
+class EngineError(LoonError):
+    pass
+
+
+class EngineUnreachable(EngineError):
+    pass
+
+
+class ImageContractError(EngineError):
+    pass
+
+
+class BuildFailed(EngineError):
+    def __init__(self, step: str, error: str) -> None:
+        self.step = step
+        self.error = error
+        super().__init__(f"build failed at {step or 'an unknown step'}: {error}")
+
+
+class ContainerConflict(EngineError):
+    pass
+
+
+class DeploymentFailed(LoonError):
+    pass

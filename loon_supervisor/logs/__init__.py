@@ -1,0 +1,1 @@
+"""Log streams -> multiplexer -> sinks (session files, terminal)."""

@@ -1,0 +1,55 @@
+"""One run's log directory: ``logs/logs_%Y-%m-%d_%H-%M-%S/`` with out.log and a ``latest`` link."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+
+def new_session_dir(logs_root: Path) -> Path:
+    logs_root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("logs_%Y-%m-%d_%H-%M-%S")
+    path = logs_root / stamp
+    n = 1
+    while path.exists():  # two runs in the same second
+        n += 1
+        path = logs_root / f"{stamp}_{n}"
+    path.mkdir()
+    point_latest(logs_root, path)
+    return path
+
+
+def point_latest(logs_root: Path, session: Path) -> None:
+    link = logs_root / "latest"
+    tmp = logs_root / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(session.name)
+    os.replace(tmp, link)
+
+
+def latest_session(logs_root: Path) -> Path | None:
+    link = logs_root / "latest"
+    if link.exists():
+        return link.resolve()
+    dirs = sorted(p for p in logs_root.glob("logs_*") if p.is_dir())
+    return dirs[-1] if dirs else None
+
+
+class EventLog:
+    """out.log: the supervisor's own timestamped events, one line each, written at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+
+    def event(self, text: str) -> None:
+        if self._fh.closed:
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        for line in text.splitlines() or [""]:
+            self._fh.write(f"{stamp} {line}\n")
+
+    def close(self) -> None:
+        self._fh.close()
