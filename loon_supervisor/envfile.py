@@ -1,12 +1,15 @@
 """The env file: every variable Loon's services read, written so that both docker compose's
 env-file parser and python-dotenv read each value back exactly.
 
-Quoting (hand-written: no library writes env files for both readers):
+Quoting (hand-written: no library writes env files for both readers; rules checked against
+compose-go's dotenv/parser.go and python-dotenv's parser):
 
-* a value without ``'`` and ``\\`` is single-quoted; both parsers take single quotes literally;
-* otherwise it is double-quoted with ``\\`` and ``"`` escaped; allowed only when it holds no
-  ``$`` (compose interpolates ``$`` inside double quotes, python-dotenv does not unescape it);
-* newlines, and ``'`` or ``\\`` together with ``$``, have no form both read alike: rejected.
+* no ``'`` and no ``\\``: single quotes, which both read literally;
+* else, when there is no ``$`` (compose interpolates it inside double quotes) and the value
+  neither starts nor ends with ``"`` nor ends with ``\\`` (compose trims quote characters at
+  the edges and treats ``\\"`` as escaped): double quotes with ``\\`` and ``"`` escaped;
+* else, when there is no ``#``, ``$`` or edge whitespace and no leading quote: unquoted;
+* otherwise no form reads back alike in both (and newlines never do): the value is rejected.
 """
 
 from __future__ import annotations
@@ -27,16 +30,19 @@ LOCAL_DATA_TARGET = "/app/data"
 
 
 def quote(name: str, value: str) -> str:
-    """One ``NAME='value'`` line; raises ValueError when no safe form exists."""
+    """One ``NAME=value`` line; raises ValueError when no form reads back alike."""
     if "\n" in value or "\r" in value or "\0" in value:
-        raise ValueError(f"{name} contains a line break or NUL, which an env file cannot hold")
+        raise ValueError("contains a line break or NUL, which an env file cannot hold")
     if "'" not in value and "\\" not in value:
         return f"{name}='{value}'"
-    if "$" in value:
-        raise ValueError(f"{name} contains $ together with ' or \\, which docker compose and "
-                         "python-dotenv would read differently")
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{name}="{escaped}"'
+    if "$" not in value and not value.startswith('"') and not value.endswith(('"', "\\")):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{name}="{escaped}"'
+    if value and not any(c in value for c in "#$") and value == value.strip() \
+            and value[0] not in "'\"":
+        return f"{name}={value}"
+    raise ValueError("mixes ' or \\ with $, # or edge quotes in a way docker compose and "
+                     "python-dotenv would read differently")
 
 
 def secret_key(build_dir: Path, deployment: str) -> str:
@@ -93,6 +99,17 @@ def environment(config: LoonConfig, key: str) -> dict[str, str]:
     return env
 
 
+CONFIG_SOURCE = {
+    "DATABASE_NAME": "mySqlSettings.databaseName",
+    "DATABASE_USER": "mySqlSettings.databaseUser",
+    "DATABASE_PASSWORD": "mySqlSettings.databasePassword",
+    "DATABASE_ROOT_PASSWORD": "mySqlSettings.databaseRootPassword",
+    "MINIO_STORAGE_ACCESS_KEY": "minioSettings.minioStorageAccessKey",
+    "MINIO_STORAGE_SECRET_KEY": "minioSettings.minioStorageSecretKey",
+    "VITE_SERVER_URL": "generalSettings.baseUrl",
+    "LOCAL_DATA_VOLUME_LOCATION": "localDataSettings.sourceVolumeLocation",
+}
+
 SECRET_NAMES = frozenset({"DATABASE_PASSWORD", "DATABASE_ROOT_PASSWORD",
                           "MINIO_STORAGE_ACCESS_KEY", "MINIO_STORAGE_SECRET_KEY", "SECRET_KEY"})
 
@@ -104,7 +121,9 @@ def render(env: Mapping[str, str]) -> str:
         try:
             lines.append(quote(name, value))
         except ValueError as exc:
-            problems.append(Problem(name, str(exc), "change the value in config.json"))
+            source = CONFIG_SOURCE.get(name)
+            where = f"{source} (env {name})" if source else name
+            problems.append(Problem(where, f"the value {exc}", "change that value"))
     if problems:
         raise ConfigError(problems, "the env file")
     return "\n".join(lines) + "\n"

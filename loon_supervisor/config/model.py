@@ -131,6 +131,8 @@ class DeploymentSettings(Section):
 
 
 class LoonConfig(Section):
+    schema_: str | None = Field(default=None, alias="$schema",
+                                description="Path of the JSON Schema, for editors.")
     generalSettings: GeneralSettings
     mySqlSettings: MySqlSettings
     minioSettings: MinioSettings | None = None

@@ -1,0 +1,399 @@
+"""Deploys: one at a time, each with an id, a status and its own log directory.
+
+A deploy is a :data:`DeployStep` run by :class:`DeployRunner`. The real step,
+:func:`supervisor_deploy_step`, calls the supervisor in process (no shell): ``down``, then
+optionally ``git pull --ff-only`` of the configured branch, then ``up`` detached. A step
+reports failure by raising :class:`DeployStepFailed` with an operator-facing reason; tests
+swap in their own steps.
+
+Each deploy writes ``<logs root>/<id>/``: ``deploy.log`` (the steps, git's output and what
+the supervisor printed while the step ran), ``status.json`` (the status as served by
+``GET /deploy/<id>``) and the supervisor's session directories (``logs_root`` of ``up``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+from anyio.abc import TaskGroup
+
+from loon_supervisor.errors import LoonError
+
+log = logging.getLogger("loon_supervisor.deploy")
+
+GIT_TIMEOUT_S = 300
+KEEP_RECORDS = 200
+
+
+class DeployStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class DeployStepFailed(Exception):
+    """Raised by a deploy step; ``reason`` is shown by ``GET /deploy/<id>``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DeployInterrupted(DeployStepFailed):
+    """``up`` stopped on SIGINT/SIGTERM: while it runs it owns the process's signals, so the
+    operator's signal reached it instead of the server; the server stops after recording."""
+
+    def __init__(self, reason: str, signum: int) -> None:
+        super().__init__(reason)
+        self.signum = signum
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_deploy_id() -> str:
+    """Sortable and unguessable: ``20250101T120000Z-1a2b3c4d``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+
+
+DEPLOY_ID_PATTERN = r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}"
+
+
+@dataclass
+class DeployRecord:
+    id: str
+    log_dir: Path
+    status: DeployStatus = DeployStatus.QUEUED
+    reason: str | None = None
+    created_at: str = field(default_factory=_now)
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in (DeployStatus.QUEUED, DeployStatus.RUNNING)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": str(self.status),
+            "reason": self.reason,
+            "createdAt": self.created_at,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "logDir": str(self.log_dir),
+        }
+
+
+class DeployLog:
+    """``deploy.log``: timestamped lines, flushed at once (an operator may be tailing it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: TextIO | None = None
+
+    def open(self) -> None:
+        self._fh = self.path.open("a", encoding="utf-8", errors="replace", buffering=1)
+
+    def close(self) -> None:
+        if self._fh:
+            self._fh.close()
+            self._fh = None
+
+    def line(self, text: str) -> None:
+        if self._fh is None:
+            return
+        for part in text.rstrip("\n").split("\n"):
+            self._fh.write(f"{_now()} {part}\n")
+        self._fh.flush()
+
+    def raw(self, text: str) -> None:
+        if self._fh is not None:
+            self._fh.write(text)
+            self._fh.flush()
+
+
+@dataclass
+class DeployContext:
+    """What a step needs; ``log`` writes to the deploy's deploy.log."""
+
+    deploy_id: str
+    log_dir: Path
+    config_file: Path
+    repo_dir: Path
+    git_branch: str | None
+    log: Callable[[str], None]
+
+
+DeployStep = Callable[[DeployContext], Awaitable[None]]
+
+
+class DeployBusy(Exception):
+    def __init__(self, running: DeployRecord) -> None:
+        super().__init__(f"deploy {running.id} is {running.status}")
+        self.running = running
+
+
+class _Tee(io.TextIOBase):
+    """sys.stdout/sys.stderr while a step runs: to the original stream and to deploy.log.
+
+    ``fileno`` is the original's, so a child process given this stream writes to the real
+    terminal/journal; ``isatty`` is False so rich prints plain text.
+    """
+
+    def __init__(self, original: TextIO, sink: DeployLog) -> None:
+        self._original = original
+        self._sink = sink
+
+    def write(self, s: str) -> int:  # type: ignore[override]
+        with contextlib.suppress(Exception):
+            self._original.write(s)
+        self._sink.raw(s)
+        return len(s)
+
+    def flush(self) -> None:
+        with contextlib.suppress(Exception):
+            self._original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._original.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._original, "encoding", None) or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+
+@contextlib.contextmanager
+def _captured_output(sink: DeployLog) -> Iterator[None]:
+    """Only one deploy runs at a time, and the server logs through handlers bound to the
+    original streams, so swapping the process-wide streams here captures exactly what the
+    supervisor prints during the step."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(out, sink), _Tee(err, sink)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _write_status(record: DeployRecord) -> None:
+    path = record.log_dir / "status.json"
+    tmp = path.with_name(".status.json.tmp")
+    try:
+        tmp.write_text(json.dumps(record.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("cannot write %s: %s", path, exc)
+
+
+class DeployRunner:
+    """Accepts deploys one at a time and runs them in its own task group.
+
+    Use as an async context manager; leaving it cancels a deploy still running (recorded as
+    failed: the server stopped).
+    """
+
+    def __init__(self, *, logs_root: Path, config_file: Path, repo_dir: Path,
+                 git_branch: str | None, step: DeployStep | None = None) -> None:
+        self.logs_root = logs_root
+        self.config_file = config_file
+        self.repo_dir = repo_dir
+        self.git_branch = git_branch
+        self.step: DeployStep = step or supervisor_deploy_step
+        self._records: OrderedDict[str, DeployRecord] = OrderedDict()
+        self._current: DeployRecord | None = None
+        self._tg: TaskGroup | None = None
+        self._finished = anyio.Event()
+        self.interrupted_by: int | None = None  # signal number that interrupted a deploy
+
+    async def wait_finished(self) -> None:
+        """Return when the next deploy (or the one running) has finished."""
+        await self._finished.wait()
+
+    async def __aenter__(self) -> DeployRunner:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        try:
+            return await self._tg.__aexit__(*exc)
+        finally:
+            self._tg = None
+
+    @property
+    def current(self) -> DeployRecord | None:
+        return self._current if self._current and self._current.active else None
+
+    def get(self, deploy_id: str) -> DeployRecord | None:
+        return self._records.get(deploy_id)
+
+    def submit(self) -> DeployRecord:
+        """Queue a deploy now, or raise DeployBusy; no await between check and claim."""
+        if self._tg is None:
+            raise RuntimeError("DeployRunner is not running (use 'async with')")
+        if self.current is not None:
+            raise DeployBusy(self.current)
+        deploy_id = new_deploy_id()
+        record = DeployRecord(id=deploy_id, log_dir=self.logs_root / deploy_id)
+        record.log_dir.mkdir(parents=True, exist_ok=False)
+        self._current = record
+        self._records[deploy_id] = record
+        while len(self._records) > KEEP_RECORDS:
+            self._records.popitem(last=False)
+        _write_status(record)
+        self._tg.start_soon(self._execute, record, name=f"deploy {deploy_id}")
+        return record
+
+    async def _execute(self, record: DeployRecord) -> None:
+        sink = DeployLog(record.log_dir / "deploy.log")
+        sink.open()
+        record.status = DeployStatus.RUNNING
+        record.started_at = _now()
+        _write_status(record)
+        log.info("deploy %s started (log directory %s)", record.id, record.log_dir)
+        sink.line(f"deploy {record.id} started; config file {self.config_file}")
+        ctx = DeployContext(deploy_id=record.id, log_dir=record.log_dir,
+                            config_file=self.config_file, repo_dir=self.repo_dir,
+                            git_branch=self.git_branch, log=sink.line)
+        try:
+            with _captured_output(sink):
+                await self.step(ctx)
+        except DeployInterrupted as exc:
+            self.interrupted_by = exc.signum
+            self._finish(record, sink, DeployStatus.FAILED, exc.reason)
+        except DeployStepFailed as exc:
+            self._finish(record, sink, DeployStatus.FAILED, exc.reason)
+        except anyio.get_cancelled_exc_class():
+            self._finish(record, sink, DeployStatus.FAILED,
+                         "the deploy server stopped while this deploy was running")
+            raise
+        except Exception as exc:  # a bug or an unexpected engine error: report, keep serving
+            log.exception("deploy %s crashed", record.id)
+            self._finish(record, sink, DeployStatus.FAILED,
+                         f"unexpected error: {type(exc).__name__}: {exc}")
+        else:
+            self._finish(record, sink, DeployStatus.SUCCEEDED, None)
+        finally:
+            sink.close()
+            finished, self._finished = self._finished, anyio.Event()
+            finished.set()
+
+    def _finish(self, record: DeployRecord, sink: DeployLog, status: DeployStatus,
+                reason: str | None) -> None:
+        record.status = status
+        record.reason = reason
+        record.finished_at = _now()
+        _write_status(record)
+        if reason:
+            sink.line(f"deploy {record.id} {status}: {reason}")
+            log.warning("deploy %s %s: %s", record.id, status, reason)
+        else:
+            sink.line(f"deploy {record.id} {status}")
+            log.info("deploy %s %s", record.id, status)
+
+
+# --- the real step ---------------------------------------------------------------------
+
+
+async def _git(ctx: DeployContext, *args: str) -> tuple[int, str, str]:
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    cmd = ["git", "-C", str(ctx.repo_dir), *args]
+    ctx.log("$ " + " ".join(cmd))
+    try:
+        with anyio.fail_after(GIT_TIMEOUT_S):
+            proc = await anyio.run_process(cmd, check=False, stdin=subprocess.DEVNULL, env=env)
+    except FileNotFoundError:
+        raise DeployStepFailed("git is not installed on the deploy host") from None
+    except TimeoutError:
+        raise DeployStepFailed(f"git {args[0]} did not finish within {GIT_TIMEOUT_S} s") from None
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    for text in (out, err):
+        if text.strip():
+            ctx.log(text)
+    return proc.returncode, out.strip(), err.strip()
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "no message"
+
+
+async def update_working_copy(ctx: DeployContext) -> None:
+    """``git pull --ff-only origin <branch>`` in the project's working copy.
+
+    The working copy must already be on that branch: pulling a branch into another one
+    would merge them. Any failure fails the deploy with git's last message.
+    """
+    branch = ctx.git_branch
+    assert branch is not None
+    rc, head, err = await _git(ctx, "rev-parse", "--abbrev-ref", "HEAD")
+    if rc != 0:
+        raise DeployStepFailed(f"git cannot read the working copy {ctx.repo_dir}: "
+                               f"{_last_line(err)}")
+    if head != branch:
+        raise DeployStepFailed(f"the working copy {ctx.repo_dir} is on branch {head!r}, not "
+                               f"{branch!r}; check out {branch} there once by hand")
+    rc, _, err = await _git(ctx, "pull", "--ff-only", "origin", branch)
+    if rc != 0:
+        raise DeployStepFailed(f"git pull of branch {branch} failed (exit code {rc}): "
+                               f"{_last_line(err)}")
+
+
+async def supervisor_deploy_step(ctx: DeployContext) -> None:
+    """Tear down what runs, optionally update the working copy, then ``up`` detached."""
+    try:
+        await _down_pull_up(ctx)
+    except LoonError as exc:  # e.g. the engine is unreachable: an operator error, not a bug
+        raise DeployStepFailed(str(exc)) from None
+
+
+async def _down_pull_up(ctx: DeployContext) -> None:
+    from loon_supervisor.supervisor import UpOptions, down, up
+
+    ctx.log("tearing down the running deployment")
+    rc = await down(ctx.config_file)
+    if rc != 0:
+        raise DeployStepFailed(f"tearing down the running deployment failed (exit code {rc}); "
+                               "see deploy.log")
+    if ctx.git_branch:
+        ctx.log(f"updating the working copy from branch {ctx.git_branch}")
+        await update_working_copy(ctx)
+    ctx.log("starting the deployment (detached)")
+    rc = await up(UpOptions(config_file=ctx.config_file, detached=True,
+                            logs_root=ctx.log_dir))
+    if rc in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        signum = rc - 128
+        raise DeployInterrupted(f"interrupted by {signal.Signals(signum).name} while starting "
+                                "the deployment; the deploy server stops", signum)
+    if rc != 0:
+        kind = " (configuration error)" if rc == 2 else ""
+        raise DeployStepFailed(f"starting the deployment failed: up exited with code {rc}{kind}; "
+                               "see deploy.log")

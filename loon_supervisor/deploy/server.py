@@ -1,0 +1,190 @@
+"""Running the deploy server: :class:`DeployServer` (async, for tests and embedding) and
+:func:`run_deploy_server` (blocking, for ``loon deploy-server`` and
+``.build-files/deploy-server.py``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from aiohttp import web
+
+from loon_supervisor.deploy.app import make_app
+from loon_supervisor.deploy.runner import DeployRunner, DeployStep
+from loon_supervisor.deploy.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServerSettings,
+    load_settings,
+)
+from loon_supervisor.errors import ConfigError
+
+log = logging.getLogger("loon_supervisor.deploy")
+
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'  # never headers: no Authorization, no signature
+
+
+class DeployServer:
+    """``async with DeployServer(settings) as server:`` serves until the block ends.
+
+    ``server.urls`` are the bound addresses (``port=0`` picks a free port). Leaving the block
+    stops accepting requests, then cancels a deploy still running.
+    """
+
+    def __init__(self, settings: ServerSettings, step: DeployStep | None = None) -> None:
+        self.settings = settings
+        self.runner = DeployRunner(logs_root=settings.logs_root, config_file=settings.config_file,
+                                   repo_dir=settings.repo_dir, git_branch=settings.git_branch,
+                                   step=step)
+        self._app_runner: web.AppRunner | None = None
+        self.urls: list[str] = []
+
+    async def __aenter__(self) -> DeployServer:
+        self.settings.logs_root.mkdir(parents=True, exist_ok=True)
+        await self.runner.__aenter__()
+        try:
+            app = make_app(self.settings, self.runner)
+            self._app_runner = web.AppRunner(app, handle_signals=False,
+                                             access_log_format=ACCESS_LOG_FORMAT)
+            await self._app_runner.setup()
+            site = web.TCPSite(self._app_runner, self.settings.host, self.settings.port,
+                               ssl_context=self.settings.ssl_context)
+            await site.start()
+        except BaseException:
+            await self._cleanup()
+            await self.runner.__aexit__(None, None, None)
+            raise
+        self.urls = [_url(self.settings.scheme, addr) for addr in self._app_runner.addresses]
+        return self
+
+    async def _cleanup(self) -> None:
+        if self._app_runner is not None:
+            await self._app_runner.cleanup()
+            self._app_runner = None
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._cleanup()
+        finally:
+            await self.runner.__aexit__(*exc)
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+
+def _url(scheme: str, addr: Any) -> str:
+    host, port = addr[0], addr[1]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+async def serve(settings: ServerSettings, step: DeployStep | None = None) -> None:
+    """Serve until SIGINT or SIGTERM.
+
+    ``up`` installs its own SIGINT/SIGTERM handlers while it runs and removes them when it
+    returns, which leaves the signals at their defaults; so the server re-arms its receiver
+    after every deploy. A signal that arrives while ``up`` runs interrupts that deploy (it is
+    recorded as failed) and then stops the server too.
+    """
+    async with DeployServer(settings, step) as server:
+        for url in server.urls:
+            log.info("deploy server listening on %s", url)
+        while server.runner.interrupted_by is None:
+            signum = await _next_signal_or_deploy_end(server.runner)
+            if signum is not None:
+                log.info("received %s: stopping", signal.Signals(signum).name)
+                if server.runner.current is not None:
+                    log.warning("deploy %s is still running and is cancelled",
+                                server.runner.current.id)
+                return
+        log.info("a signal interrupted a deploy: stopping")
+
+
+async def _next_signal_or_deploy_end(runner: DeployRunner) -> int | None:
+    """The signal received, or None when a deploy finished first (then re-arm)."""
+    received: list[int] = []
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as tg:
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    received.append(signum)
+                    break
+                tg.cancel_scope.cancel()
+
+            async def on_deploy_finished() -> None:
+                await runner.wait_finished()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(on_signal)
+            tg.start_soon(on_deploy_finished)
+    return received[0] if received else None
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for name in ("loon_supervisor.deploy", "aiohttp.access", "aiohttp.server", "aiohttp.web"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def run_deploy_server(
+    env_file: Path,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    config_file: Path | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    git_branch: str | None = None,
+    webhook_secret_env: str | None = None,
+    logs_root: Path | None = None,
+    repo_dir: Path | None = None,
+) -> int:
+    """Check the settings, then serve until SIGINT/SIGTERM. Blocking; returns the exit code:
+    0 after a signal, 2 when the settings are wrong (nothing was started), 1 when the server
+    cannot run (e.g. the port is taken).
+
+    ``config_file`` defaults to ``<project>/config.json``, ``logs_root`` to
+    ``<project>/logs/deploys``, ``repo_dir`` (the working copy ``git_branch`` updates) to
+    the project root. ``webhook_secret_env`` names the secrets-file variable holding the
+    webhook secret: None uses ``DEPLOYMENT_WEBHOOK_SECRET`` when the file sets it (no
+    signature check otherwise); a name given explicitly must be set.
+    """
+    _configure_logging()
+    try:
+        settings = load_settings(
+            env_file, host=host, port=port, config_file=config_file, tls_cert=tls_cert,
+            tls_key=tls_key, git_branch=git_branch, webhook_secret_env=webhook_secret_env,
+            logs_root=logs_root, repo_dir=repo_dir,
+        )
+    except ConfigError as exc:
+        print(f"loon deploy-server: refusing to start: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    log.info("config file %s; deploy logs under %s; %s", settings.config_file,
+             settings.logs_root,
+             f"git branch {settings.git_branch} of {settings.repo_dir}" if settings.git_branch
+             else "no git update")
+    if settings.webhook_secret is not None:
+        log.info("X-Hub-Signature-256 is required on POST /deploy")
+    try:
+        anyio.run(serve, settings, backend="asyncio")
+    except OSError as exc:
+        print(f"loon deploy-server: cannot serve on {host}:{port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

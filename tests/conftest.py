@@ -1,0 +1,65 @@
+"""Shared fixtures. Engine tests never skip: a missing engine is a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated project root: .build-files/ and logs/ go to a temp dir."""
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.setenv("LOON_PROJECT_ROOT", str(root))
+    for key in list(os.environ):
+        if key.upper().startswith("LOON_") and key != "LOON_PROJECT_ROOT":
+            monkeypatch.delenv(key)
+    return root
+
+
+def base_config(data_dir: Path, **deployment: Any) -> dict[str, Any]:
+    return {
+        "generalSettings": {"useHttp": True, "environment": "production",
+                            "baseUrl": "localhost"},
+        "mySqlSettings": {"databaseName": "loon", "databaseUser": "user",
+                          "databasePassword": "user_pass", "databaseRootPassword": "root_pass",
+                          "sourceVolumeLocation": str(data_dir / "mysql-data")},
+        "minioSettings": {"minioStorageAccessKey": "admin",
+                          "minioStorageSecretKey": "minioadmin",
+                          "sourceVolumeLocation": str(data_dir / "minio-data")},
+        **({"deploymentSettings": deployment} if deployment else {}),
+    }
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    """Make sure a Docker engine answers (starting one on Debian as root), else fail."""
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-docker.sh")],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"no Docker engine: {result.stderr}")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,131 @@
+"""build.py: the seed's flags, mapped onto the loon app; run as real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, base_config, write_config
+
+sys.path.insert(0, str(ROOT))
+import build  # noqa: E402
+
+
+def run_build(args: list[str], cwd: Path, project: Path, python: str = sys.executable,
+              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOON_")}
+    env["LOON_PROJECT_ROOT"] = str(project)
+    return subprocess.run([python, str(ROOT / "build.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("argv,expected", [
+    ([], ["up", "--config-file", "config.json", "--env-file", ".env"]),
+    (["-v"], ["up", "--config-file", "config.json", "--env-file", ".env", "--verbose"]),
+    (["--verbose", "--detached"], ["up", "--config-file", "config.json", "--env-file", ".env",
+                                   "--verbose", "--detached"]),
+    (["-vd"], ["up", "--config-file", "config.json", "--env-file", ".env", "--verbose",
+               "--detached"]),
+    (["-dv", "--env-file", ".env.production", "--config-file", "config-production.json"],
+     ["up", "--config-file", "config-production.json", "--env-file", ".env.production",
+      "--verbose", "--detached"]),
+    (["-e"], ["validate", "--config-file", "config.json", "--env-file", ".env"]),
+    (["--validate-build", "--env-file", "x"], ["validate", "--config-file", "config.json",
+                                               "--env-file", "x"]),
+    (["-D"], ["down", "--config-file", "config.json"]),
+    (["--down", "--config-file", "c.json"], ["down", "--config-file", "c.json"]),
+    (["-ve"], ["validate", "--config-file", "config.json", "--env-file", ".env"]),
+])
+def test_flags_map_onto_loon(argv: list[str], expected: list[str]) -> None:
+    assert build.to_loon_args(build.parser().parse_args(argv)) == expected
+
+
+def test_help_lists_every_seed_flag(tmp_path: Path) -> None:
+    for flag in ("-h", "--help"):
+        out = run_build([flag], tmp_path, tmp_path).stdout
+        for needle in ["-h, --help", "-v, --verbose", "-d, --detached", "-e, --validate-build",
+                       "--env-file", "--config-file", "-D, --down", "exit codes"]:
+            assert needle in out, needle
+
+
+def test_unknown_flag_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_build(["-x"], tmp_path, tmp_path)
+    assert result.returncode == 2 and "unrecognized arguments: -x" in result.stderr
+
+
+def test_validate_writes_0600_env_file(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    config = write_config(tmp_path / "config.json", base_config(tmp_path))
+    result = run_build(["-e", "--config-file", str(config), "--env-file", ".env.test"],
+                       tmp_path, project)
+    assert result.returncode == 0, result.stderr
+    env = project / ".build-files" / ".env.test"
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert "user_pass" in env.read_text()
+    assert "user_pass" not in result.stdout + result.stderr
+    assert "created" in result.stdout and (tmp_path / "mysql-data").is_dir()
+
+
+def test_example_config_validates(tmp_path: Path) -> None:
+    result = run_build(["-e", "--config-file", str(ROOT / "config.example.json")], tmp_path,
+                       tmp_path / "p")
+    assert result.returncode == 0, result.stderr
+
+
+def test_invalid_config_lists_all_problems_exit_2(tmp_path: Path) -> None:
+    data = base_config(tmp_path)
+    data["generalSettings"]["useHttp"] = "yes"
+    data["mySqlSettings"]["databasePassword"] = 1234
+    data["minioSettings"]["minioStorageSecretKey"] = "short"
+    config = write_config(tmp_path / "config.json", data)
+    result = run_build(["-e", "--config-file", str(config)], tmp_path, tmp_path / "p")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    for path in ["generalSettings.useHttp", "mySqlSettings.databasePassword",
+                 "minioSettings.minioStorageSecretKey"]:
+        assert f"  {path}: " in result.stderr
+    assert not (tmp_path / "p" / ".build-files" / ".env").exists()
+
+
+def test_missing_config_says_where(tmp_path: Path) -> None:
+    result = run_build(["-e"], tmp_path, tmp_path / "p")
+    assert result.returncode == 2 and str(tmp_path / "config.json") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_env_override_from_environment(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.json", base_config(tmp_path))
+    env = dict(os.environ, LOON_PROJECT_ROOT=str(tmp_path / "p"),
+               LOON_MYSQLSETTINGS__DATABASEPASSWORD="1234")
+    result = subprocess.run([sys.executable, str(ROOT / "build.py"), "-e", "--config-file",
+                             str(config)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "DATABASE_PASSWORD='1234'" in (tmp_path / "p" / ".build-files" / ".env").read_text()
+
+
+def test_bootstraps_its_own_venv_when_dependencies_are_missing(tmp_path: Path) -> None:
+    """With a bare interpreter, build.py makes .build-files/.venv, says so once, reuses it."""
+    bare = getattr(sys, "_base_executable", None) or shutil.which("python3")
+    check = subprocess.run([bare, "-c", "import aiodocker"], capture_output=True)
+    if check.returncode == 0:
+        pytest.fail(f"{bare} already has the dependencies; this test needs a bare python3")
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "logs", ".build-files", "__pycache__", "*.egg-info", ".pytest_cache",
+        ".hypothesis"))
+    config = write_config(tmp_path / "config.json", base_config(tmp_path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOON_", "VIRTUAL_ENV"))}
+    first = subprocess.run([bare, str(copy / "build.py"), "-e", "--config-file", str(config)],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count("creating .build-files/.venv") == 1
+    second = subprocess.run([bare, str(copy / "build.py"), "-e", "--config-file", str(config)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and "creating" not in second.stderr
+    assert (copy / ".build-files" / ".env").exists()
