@@ -9,10 +9,12 @@ could not read before the container stopped, close every file, remove the contai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +26,8 @@ from rich.console import Console
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.errors import ConfigError, DeploymentFailed, LoonError
-from loon_supervisor.logs.multiplexer import StreamCopy, copy_stream
+from loon_supervisor.errors import ConfigError, DeploymentFailed, EngineError, LoonError
+from loon_supervisor.logs.multiplexer import StreamCopy, open_copy
 from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
@@ -176,39 +178,99 @@ class Streaming:
     stop_timeout: int
     printer: Printer | None
     copies: dict[str, StreamCopy] = field(default_factory=dict)
+    stopping: bool = False
+    engine_lost: bool = False
 
 
 async def follow_service(s: Streaming, run: Run, name: str, gnu: bool,
                          *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Copy one service's file; re-attach at the right byte if the stream ends early."""
     copy = s.copies[name]
     path = f"{s.contract.log_dir}/{name}.log"
+    started = False
+    attempt = 0
 
     def on_stderr(data: bytes) -> None:
         text = data.decode(errors="replace").strip()
         if text and "has appeared" not in text and "cannot open" not in text:
             run.say.log_only(f"{name} follower: {text}")
 
-    async with exec_streams.open_followed_file(s.docker, s.cid, path, copy.written, gnu,
-                                               on_stderr) as followed:
-        task_status.started()
-        await copy_stream(copy, followed.receive)
+    async with open_copy(copy):
+        while True:
+            try:
+                async with exec_streams.open_followed_file(
+                        s.docker, s.cid, path, copy.received, gnu, on_stderr) as followed:
+                    if not started:
+                        started = True
+                        task_status.started()
+                    elif attempt:
+                        run.say(f"{name}: log stream re-attached at byte {copy.received}")
+                    attempt = 0
+                    while (data := await followed.receive()) is not None:
+                        copy.feed(data)
+            except EngineError as exc:
+                if not started:
+                    raise
+                run.say(f"{name}: log stream broke ({exc})", terminal=False)
+            if s.stopping or not await container_running(s, run):
+                return
+            attempt += 1
+            delay = min(0.1 * 2 ** attempt, 5.0)
+            run.say(f"{name}: log stream ended while the container runs; re-attaching at "
+                    f"byte {copy.received} in {delay:.1f}s")
+            await anyio.sleep(delay)
 
 
-async def follow_container(s: Streaming) -> None:
-    copy = s.copies["container"]
-    source = exec_streams.container_output(s.docker, s.cid)
+async def wait_for_engine(s: Streaming, run: Run, limit: float = 600) -> bool:
+    """After the engine went away: wait (with backoff) until it answers again."""
+    delay = 0.2
+    with anyio.move_on_after(limit):
+        while True:
+            try:
+                await s.docker.version()
+                return True
+            except Exception:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+    return False
 
-    async def receive() -> bytes | None:
+
+async def container_running(s: Streaming, run: Run) -> bool:
+    while True:
         try:
-            return await source.__anext__()
-        except StopAsyncIteration:
-            return None
+            info = await containers.inspect(s.docker, s.cid)
+            return bool(info and info.get("State", {}).get("Running"))
+        except EngineError:
+            if not s.engine_lost:
+                s.engine_lost = True
+                run.say("the Docker engine went away; waiting for it to come back")
+            if not await wait_for_engine(s, run):
+                return False
+            if s.engine_lost:
+                s.engine_lost = False
+                run.say("the Docker engine is back")
 
-    try:
-        await copy_stream(copy, receive)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await source.aclose()
+
+async def follow_container(s: Streaming, run: Run) -> None:
+    """The container's own output; on a break, resumes from the last second seen (the
+    engine's ``since`` has one-second precision, so a few lines may repeat there)."""
+    copy = s.copies["container"]
+    since = 0
+    async with open_copy(copy):
+        while True:
+            source = exec_streams.container_output(s.docker, s.cid, since)
+            try:
+                async for data in source:
+                    copy.feed(data)
+                    since = int(time.time())
+            except EngineError:
+                pass
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await source.aclose()
+            if s.stopping or not await container_running(s, run):
+                return
+            await anyio.sleep(0.5)
 
 
 async def monitor_status(s: Streaming, run: Run, stop: anyio.CancelScope) -> None:
@@ -239,7 +301,23 @@ async def monitor_status(s: Streaming, run: Run, stop: anyio.CancelScope) -> Non
 
 
 async def wait_container(s: Streaming, run: Run, stop: anyio.CancelScope) -> None:
-    code = await containers.wait_exit(s.docker, s.cid)
+    while True:
+        try:
+            code = await containers.wait_exit(s.docker, s.cid)
+            break
+        except EngineError:
+            if await container_running(s, run):
+                continue
+            info = None
+            with contextlib.suppress(EngineError):
+                info = await containers.inspect(s.docker, s.cid)
+            if info is None:
+                run.failure = "the container is gone (the Docker engine lost it)"
+                run.say(run.failure)
+                stop.cancel()
+                return
+            code = int(info.get("State", {}).get("ExitCode", -1))
+            break
     if run.stop_signal is None and run.failure is None:
         run.failure = f"the container exited on its own with code {code}"
         run.say(run.failure)
@@ -307,21 +385,19 @@ async def stream_until_done(s: Streaming, run: Run,
     s.copies["container"] = StreamCopy("container", s.session / "container.log",
                                        s.printer.lines if s.printer else None)
     async with anyio.create_task_group() as streams:
-        with anyio.CancelScope() as watch_scope:
-            for name in s.contract.services:
-                await streams.start(follow_service, s, run, name, gnu)
-            streams.start_soon(follow_container, s)
-            run.say(f"following {len(s.contract.services)} services: "
-                    f"{', '.join(s.contract.services)}")
-            if on_attached is not None:
-                on_attached.set()
-            async with anyio.create_task_group() as watch:
-                watch.start_soon(wait_container, s, run, watch.cancel_scope)
-                watch.start_soon(monitor_status, s, run, watch.cancel_scope)
-                watch.start_soon(wait_stop, run, watch.cancel_scope)
+        for name in s.contract.services:
+            await streams.start(follow_service, s, run, name, gnu)
+        streams.start_soon(follow_container, s, run)
+        run.say(f"following {len(s.contract.services)} services: "
+                f"{', '.join(s.contract.services)}")
+        if on_attached is not None:
+            on_attached.set()
+        async with anyio.create_task_group() as watch:
+            watch.start_soon(wait_container, s, run, watch.cancel_scope)
+            watch.start_soon(monitor_status, s, run, watch.cancel_scope)
+            watch.start_soon(wait_stop, run, watch.cancel_scope)
         with anyio.CancelScope(shield=True):
-            if watch_scope.cancelled_caught and run.stop_signal is None and run.failure is None:
-                pass
+            s.stopping = True
             run.say("stopping the container", terminal=run.stop_signal is not None)
             await stop_container(s, run)
             # Followers end at EOF once the container is down; bound the wait.
@@ -334,11 +410,11 @@ async def stream_until_done(s: Streaming, run: Run,
 
 async def up(opts: UpOptions) -> int:
     """Build, start, follow. Exit code: 0, 1 (failure), 2 (config), 130/143 (signal)."""
-    console = Console(stderr=False)
+    console = Console(soft_wrap=True)
     try:
         prepared = prepare(opts.config_file, opts.env_file)
     except ConfigError as exc:
-        Console(stderr=True).print(str(exc), markup=False, highlight=False)
+        Console(stderr=True, soft_wrap=True).print(str(exc), markup=False, highlight=False)
         return exc.exit_code
     root = opts.logs_root or logs_dir()
     session = new_session_dir(root)
@@ -356,9 +432,10 @@ async def up(opts: UpOptions) -> int:
             finally:
                 tg.cancel_scope.cancel()
         return code
-    except LoonError as exc:
-        say(f"error: {exc}")
-        return exc.exit_code
+    except (LoonError, BaseExceptionGroup) as exc:
+        err = operator_error(exc)
+        say(f"error: {err}")
+        return err.exit_code
     finally:
         events.close()
 
@@ -374,6 +451,7 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
                 run.phase = "building"
                 contract = await build_phase(docker, prepared, run, opts.verbose, console)
                 run.phase = "starting"
+                await _fault_delay("starting")
                 if opts.replace:
                     await _remove_named(docker, name, run)
                 run.cid = await containers.create_and_start(docker, container_spec(prepared,
@@ -426,6 +504,13 @@ async def _stream_and_report(s: Streaming, run: Run, attached: anyio.Event,
             run.say(f"  {line}")
 
 
+async def _fault_delay(phase: str) -> None:
+    """Tests stretch a phase (LOON_FAULT_DELAY_<PHASE>=seconds) to signal inside it."""
+    delay = os.environ.get(f"LOON_FAULT_DELAY_{phase.upper()}")
+    if delay:
+        await anyio.sleep(float(delay))
+
+
 async def _cleanup_unstarted(docker: aiodocker.Docker, run: Run, name: str) -> None:
     """After an aborted build or start, leave no container behind."""
     if run.stop_signal is None:
@@ -443,7 +528,7 @@ async def _remove_named(docker: aiodocker.Docker, name: str, run: Run) -> None:
 
 async def down(config_file: Path, name: str | None = None) -> int:
     """Stop and remove this deployment (and its background logger). Works without config."""
-    console = Console()
+    console = Console(soft_wrap=True)
     name = name or deployment_name(config_file)
     from loon_supervisor.detach import stop_logger
 
@@ -482,13 +567,28 @@ def _stop_timeout(config_file: Path) -> int:
         return 10
 
 
+def operator_error(exc: BaseException) -> LoonError:
+    """The LoonError inside ``exc`` (task groups wrap them); re-raise anything else."""
+    if isinstance(exc, LoonError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(LoonError)
+        if matched is not None and rest is None:
+            leaf: BaseException = matched
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            assert isinstance(leaf, LoonError)
+            return leaf
+    raise exc
+
+
 def run_sync(coro_fn, *args) -> int:  # type: ignore[no-untyped-def]
     """anyio.run on asyncio (aiodocker is asyncio-only)."""
     try:
         return anyio.run(coro_fn, *args, backend="asyncio")
-    except LoonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except (LoonError, BaseExceptionGroup) as exc:
+        print(f"error: {operator_error(exc)}", file=sys.stderr)
+        return operator_error(exc).exit_code
 
 
 __all__ = ["UpOptions", "up", "down", "DeploymentFailed"]

@@ -22,7 +22,9 @@ def busybox_path() -> str:
 
 def write_context(ctx: Path, services: dict[str, str], *, status_command: str | None = None,
                   gnu_tail: bool = True, log_dir: str = "/var/log/loon",
-                  main: str | None = None, labels: bool = True) -> Path:
+                  main: str | None = None, labels: bool = True,
+                  extra_files: dict[str, str] | None = None, build_step: str | None = None
+                  ) -> Path:
     """A build context whose container runs each ``services[name]`` shell snippet with its
     output appended to ``<log_dir>/<name>.log``."""
     ctx.mkdir(parents=True, exist_ok=True)
@@ -34,11 +36,16 @@ def write_context(ctx: Path, services: dict[str, str], *, status_command: str | 
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(Path(src).resolve(), target)
         copies.append("COPY gnu/ /")
-    lines = ["#!/bin/sh", f"mkdir -p {log_dir} /tmp"]
+    lines = ["#!/bin/sh", f"mkdir -p {log_dir} /tmp", "pids="]
     for name, snippet in services.items():
         (ctx / f"svc-{name}.sh").write_text(f"#!/bin/sh\n{snippet}\n")
         lines.append(f"sh /app/svc-{name}.sh >> {log_dir}/{name}.log 2>&1 &")
-    lines.append(main or "echo container up; while :; do sleep 1; done")
+        lines.append('pids="$pids $!"')
+    # Like supervisord: on TERM, pass it to every service, wait for them, then exit.
+    lines.append("trap 'kill -TERM $pids; wait; exit 0' TERM")
+    lines.append(main or "echo container up; while :; do sleep 1 & wait $!; done")
+    for fname, text in (extra_files or {}).items():
+        (ctx / fname).write_text(text)
     (ctx / "run.sh").write_text("\n".join(lines) + "\n")
     label_lines = []
     if labels:
@@ -51,9 +58,12 @@ def write_context(ctx: Path, services: dict[str, str], *, status_command: str | 
         COPY busybox /bin/busybox
         {copies}
         RUN ["/bin/busybox", "--install", "-s", "/bin"]
-        COPY run.sh svc-*.sh /app/
+        {step}
+        COPY run.sh svc-*.sh {extra}/app/
         {labels}
         CMD ["/bin/sh", "/app/run.sh"]
-        """).format(copies="\n".join(copies), labels="\n".join(label_lines)))
+        """).format(copies="\n".join(copies), labels="\n".join(label_lines),
+                 step=f"RUN {build_step}" if build_step else "",
+                 extra="".join(f"{f} " for f in (extra_files or {}))))
     (ctx / ".dockerignore").write_text("ignored-*\n")
     return ctx

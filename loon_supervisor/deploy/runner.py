@@ -243,9 +243,12 @@ class DeployRunner:
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         try:
-            return await self._tg.__aexit__(*exc)
+            # The deploy tasks catch every error themselves; passing no exception keeps the
+            # caller's own exception (if any) unwrapped instead of in an ExceptionGroup.
+            await self._tg.__aexit__(None, None, None)
         finally:
             self._tg = None
+        return None
 
     @property
     def current(self) -> DeployRecord | None:

@@ -101,12 +101,13 @@ async def _kill_exec(docker: aiodocker.Docker, cid: str, path: str, offset: int)
     await run_capture(docker, cid, ["sh", "-c", script])
 
 
-async def container_output(docker: aiodocker.Docker, cid: str) -> AsyncIterator[bytes]:
+async def container_output(docker: aiodocker.Docker, cid: str, since: int = 0
+                           ) -> AsyncIterator[bytes]:
     """The container's own stdout/stderr, raw bytes (aiodocker's log() drops bad UTF-8)."""
     with map_engine_errors("following the container's output"):
         async with docker._query(
             f"containers/{cid}/logs",
-            params={"follow": "1", "stdout": "1", "stderr": "1"},
+            params={"follow": "1", "stdout": "1", "stderr": "1", "since": str(since)},
             timeout=None,
         ) as response:
             tty = response.headers.get("Content-Type", "") == "application/vnd.docker.raw-stream"

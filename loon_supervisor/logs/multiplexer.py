@@ -10,6 +10,7 @@ at end of stream.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -32,6 +33,11 @@ class StreamCopy:
         self._buf = bytearray()
         self._wake = anyio.Event()
         self._eof = False
+
+    @property
+    def received(self) -> int:
+        """Bytes taken from the stream so far: where a re-attached stream must resume."""
+        return self.written + len(self._buf)
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -63,21 +69,19 @@ class StreamCopy:
                 return
 
 
-async def copy_stream(copy: StreamCopy, receive: Receive) -> None:
-    """Pump ``receive`` into ``copy`` until end of stream, then finish writing."""
+@asynccontextmanager
+async def open_copy(copy: StreamCopy) -> AsyncIterator[StreamCopy]:
+    """Open the file and run the writer while the body feeds ``copy``; finish at exit."""
     async with FileSink(copy.path) as sink, anyio.create_task_group() as tg:
         tg.start_soon(copy.write_loop, sink)
         try:
-            while (data := await receive()) is not None:
-                copy.feed(data)
+            yield copy
         finally:
             copy.feed_eof()
 
 
-async def aiter_receive(source: AsyncIterator[bytes]) -> Receive:
-    async def receive() -> bytes | None:
-        try:
-            return await source.__anext__()
-        except StopAsyncIteration:
-            return None
-    return receive
+async def copy_stream(copy: StreamCopy, receive: Receive) -> None:
+    """Pump ``receive`` into ``copy`` until end of stream, then finish writing."""
+    async with open_copy(copy):
+        while (data := await receive()) is not None:
+            copy.feed(data)

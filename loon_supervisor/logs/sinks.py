@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 import aiofiles
+import anyio
 from aiofiles.threadpool.binary import AsyncFileIO
 
 
@@ -25,7 +26,8 @@ class FileSink:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         if self._fh is not None:
-            await self._fh.close()
+            with anyio.CancelScope(shield=True):  # close on every path, cancelled or not
+                await self._fh.close()
             self._fh = None
 
     async def write(self, data: bytes) -> None:

@@ -1,0 +1,129 @@
+"""Helpers for the deploy-server tests: secrets files, settings, an in-process server, HTTP."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+
+from loon_supervisor.deploy import DeployServer, DeployStep, load_settings
+from loon_supervisor.deploy.auth import signature
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / ".build-files" / "deploy-server.py"
+TERMINAL = ("succeeded", "failed")
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(36)  # 48 characters
+
+
+def write_secrets(path: Path, token: str | None, **extra: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"DEPLOYMENT_AUTH_TOKEN={token}"] if token is not None else []
+    lines += [f"{k}={v}" for k, v in extra.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def make_settings(tmp: Path, token: str, *, webhook_secret: str | None = None,
+                  **kwargs: Any):  # type: ignore[no-untyped-def]
+    extra = {"DEPLOYMENT_WEBHOOK_SECRET": webhook_secret} if webhook_secret else {}
+    env_file = write_secrets(tmp / "secrets" / ".env.secrets", token, **extra)
+    config = kwargs.pop("config_file", None)
+    if config is None:
+        config = tmp / "config.json"
+        if not config.exists():
+            config.write_text("{}")
+    kwargs.setdefault("logs_root", tmp / "deploy-logs")
+    kwargs.setdefault("repo_dir", tmp)
+    return load_settings(env_file, host="127.0.0.1", port=0, config_file=config, **kwargs)
+
+
+@asynccontextmanager
+async def running_server(settings, step: DeployStep | None = None  # type: ignore[no-untyped-def]
+                         ) -> AsyncIterator[DeployServer]:
+    async with DeployServer(settings, step) as server:
+        yield server
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+    text: str
+
+
+async def call(method: str, url: str, *, token: str | None = None, raw_auth: str | None = None,
+               data: bytes | Any = None, headers: dict[str, str] | None = None,
+               ssl_context: ssl.SSLContext | None = None) -> Answer:
+    hdrs = dict(headers or {})
+    if raw_auth is not None:
+        hdrs["Authorization"] = raw_auth
+    elif token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    connector = aiohttp.TCPConnector(ssl=ssl_context) if ssl_context else None
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.request(method, url, data=data, headers=hdrs) as resp:
+            text = await resp.text()
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = None
+            return Answer(resp.status, body, dict(resp.headers), text)
+
+
+async def wait_terminal(base: str, deploy_id: str, token: str, timeout: float = 30,
+                        ssl_context: ssl.SSLContext | None = None) -> dict[str, Any]:
+    with anyio.fail_after(timeout):
+        while True:
+            ans = await call("GET", f"{base}/deploy/{deploy_id}", token=token,
+                             ssl_context=ssl_context)
+            assert ans.status == 200, ans.text
+            if ans.body["status"] in TERMINAL:
+                return ans.body
+            await anyio.sleep(0.05)
+
+
+def signed(body: bytes, secret: str) -> dict[str, str]:
+    from pydantic import SecretStr
+
+    return {"X-Hub-Signature-256": signature(body, SecretStr(secret))}
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def files_containing(root: Path, needle: str, skip: tuple[Path, ...] = ()) -> list[Path]:
+    """Every regular file below root whose bytes contain needle (symlinks not followed)."""
+    hits = []
+    raw = needle.encode()
+    for path in root.rglob("*"):
+        if path.is_symlink() or not path.is_file() or path in skip:
+            continue
+        try:
+            if raw in path.read_bytes():
+                hits.append(path)
+        except OSError:
+            continue
+    return hits

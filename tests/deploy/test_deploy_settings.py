@@ -1,0 +1,171 @@
+"""Start-up checks (the server refuses to start) and the credential checks themselves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from loon_supervisor.deploy import load_settings
+from loon_supervisor.deploy.auth import Verdict, check_signature, check_token, signature
+from loon_supervisor.errors import ConfigError
+from tests.deploy.support import SCRIPT, new_token, self_signed_cert, write_secrets
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    return path
+
+
+def refused(env_file: Path, **kwargs) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file, **kwargs)
+    assert info.value.exit_code == 2
+    return str(info.value)
+
+
+def test_missing_secrets_file(tmp_path: Path, config: Path) -> None:
+    msg = refused(tmp_path / ".env.secrets", config_file=config)
+    assert "secrets file not found" in msg and "DEPLOYMENT_AUTH_TOKEN" in msg
+
+
+@pytest.mark.parametrize("content", ["", "OTHER=1\n", "DEPLOYMENT_AUTH_TOKEN=\n",
+                                     "DEPLOYMENT_AUTH_TOKEN\n", "# DEPLOYMENT_AUTH_TOKEN=x\n"])
+def test_missing_or_empty_token(tmp_path: Path, config: Path, content: str) -> None:
+    env = tmp_path / ".env.secrets"
+    env.write_text(content)
+    assert "DEPLOYMENT_AUTH_TOKEN: is missing or empty" in refused(env, config_file=config)
+
+
+def test_short_token_refused_without_showing_it(tmp_path: Path, config: Path) -> None:
+    short = "s3cr3t-" + "k" * 24  # 31 characters
+    env = write_secrets(tmp_path / ".env.secrets", short)
+    msg = refused(env, config_file=config)
+    assert "shorter than 32 characters" in msg
+    assert short not in msg and "s3cr3t" not in msg
+
+
+def test_token_of_32_characters_is_accepted(tmp_path: Path, config: Path) -> None:
+    token = "a" * 32
+    settings = load_settings(write_secrets(tmp_path / "s", token), config_file=config)
+    assert settings.token.get_secret_value() == token
+    assert token not in repr(settings) and settings.webhook_secret is None
+    assert settings.port == 5421 and settings.scheme == "http"
+
+
+def test_token_with_spaces_refused(tmp_path: Path, config: Path) -> None:
+    env = write_secrets(tmp_path / "s", "'" + "word " * 8 + "'")
+    assert "contains spaces" in refused(env, config_file=config)
+
+
+def test_other_problems_reported_together(tmp_path: Path) -> None:
+    env = write_secrets(tmp_path / "s", new_token())
+    msg = refused(env, config_file=tmp_path / "missing.json", tls_cert=tmp_path / "c.pem",
+                  git_branch="--upload-pack=evil", repo_dir=tmp_path, port=70000)
+    assert "config file not found" in msg
+    assert "only one of them was given" in msg
+    assert "--git-branch: is not a plain branch name" in msg
+    assert "is not a git working copy" in msg
+    assert "70000 is not a TCP port" in msg
+
+
+def test_tls_files_checked(tmp_path: Path, config: Path) -> None:
+    env = write_secrets(tmp_path / "s", new_token())
+    cert, key = self_signed_cert(tmp_path / "tls")
+    assert "cannot be loaded" in refused(env, config_file=config, tls_cert=key, tls_key=cert)
+    ok = load_settings(env, config_file=config, tls_cert=cert, tls_key=key)
+    assert ok.scheme == "https"
+
+
+def test_webhook_secret(tmp_path: Path, config: Path) -> None:
+    token = new_token()
+    env = write_secrets(tmp_path / "s", token)
+    msg = refused(env, config_file=config, webhook_secret_env="HOOK_SECRET")
+    assert "HOOK_SECRET: is missing or empty" in msg
+    env = write_secrets(tmp_path / "s", token, HOOK_SECRET="x" * 20,
+                        DEPLOYMENT_WEBHOOK_SECRET="y" * 20)
+    assert load_settings(env, config_file=config, webhook_secret_env="HOOK_SECRET"
+                         ).webhook_secret.get_secret_value() == "x" * 20  # type: ignore[union-attr]
+    assert load_settings(env, config_file=config).webhook_secret.get_secret_value() == "y" * 20  # type: ignore[union-attr]
+
+
+def test_loose_permissions_warn(tmp_path: Path, config: Path) -> None:
+    env = write_secrets(tmp_path / "s", new_token())
+    env.chmod(0o644)
+    settings = load_settings(env, config_file=config, host="127.0.0.1")
+    assert any("chmod 600" in w for w in settings.warnings)
+    assert not any("plain HTTP" in w for w in settings.warnings)
+    assert any("plain HTTP" in w for w in load_settings(env, config_file=config).warnings)
+
+
+def test_check_token() -> None:
+    token = SecretStr("t" * 40)
+    assert check_token(None, token) is Verdict.MISSING
+    assert check_token("", token) is Verdict.MISSING
+    assert check_token("t" * 40, token) is Verdict.OK
+    assert check_token("Bearer " + "t" * 40, token) is Verdict.OK
+    assert check_token("BEARER " + "t" * 40, token) is Verdict.OK
+    assert check_token("Basic " + "t" * 40, token) is Verdict.INVALID
+    assert check_token("t" * 39, token) is Verdict.INVALID
+    assert check_token("Bearer", token) is Verdict.INVALID
+    assert check_token("\udcff" * 3, token) is Verdict.INVALID  # undecodable header bytes
+
+
+def test_check_signature() -> None:
+    secret = SecretStr("It's a Secret to Everybody")
+    body = b"Hello, World!"
+    # GitHub's documented example (docs: "Validating webhook deliveries").
+    expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert signature(body, secret) == expected
+    assert check_signature(expected, body, secret) is Verdict.OK
+    assert check_signature(expected.upper().replace("SHA256", "sha256"), body, secret) \
+        is Verdict.OK
+    assert check_signature(None, body, secret) is Verdict.MISSING
+    assert check_signature(expected[:-1] + "0", body, secret) is Verdict.INVALID
+    assert check_signature(expected, body + b"!", secret) is Verdict.INVALID
+    assert check_signature(expected[7:], body, secret) is Verdict.INVALID
+
+
+def _run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LOON_PROJECT_ROOT=str(tmp_path / "project"))
+    return subprocess.run([sys.executable, str(SCRIPT), "--host", "127.0.0.1", "--port", "0",
+                           *args], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=tmp_path)
+
+
+def test_script_refuses_to_start_without_secrets_file(tmp_path: Path, config: Path) -> None:
+    result = _run_script(tmp_path, "--env-file", str(tmp_path / "nope"),
+                         "--config-file", str(config))
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr and "secrets file not found" in result.stderr
+    assert "listening" not in result.stderr
+
+
+def test_script_refuses_to_start_without_token(tmp_path: Path, config: Path) -> None:
+    env = tmp_path / ".env.secrets"
+    env.write_text("SOMETHING_ELSE=1\n")
+    result = _run_script(tmp_path, "--env-file", str(env), "--config-file", str(config))
+    assert result.returncode == 2
+    assert "DEPLOYMENT_AUTH_TOKEN: is missing or empty" in result.stderr
+
+
+def test_script_refuses_short_token_and_never_prints_it(tmp_path: Path, config: Path) -> None:
+    short = "0123456789abcdefSHORT"
+    env = write_secrets(tmp_path / ".env.secrets", short)
+    result = _run_script(tmp_path, "--env-file", str(env), "--config-file", str(config))
+    assert result.returncode == 2
+    assert "shorter than 32 characters" in result.stderr
+    assert short not in result.stdout + result.stderr
+
+
+def test_script_default_env_file_is_next_to_it(tmp_path: Path, config: Path) -> None:
+    result = _run_script(tmp_path, "--config-file", str(config), "--help")
+    assert result.returncode == 0 and "--env-file" in result.stdout
+    assert str(SCRIPT.parent / ".env.secrets").replace("/", "") in \
+        result.stdout.replace("\n", "").replace(" ", "").replace("/", "")
