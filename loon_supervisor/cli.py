@@ -81,6 +81,50 @@ def down(config_file: ConfigOpt = Path("config.json"),
     raise typer.Exit(run_sync(do_down, config_file, name))
 
 
+NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; default: from "
+                                            "the config, else loon.")]
+
+
+@app.command()
+def attach(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+    """Follow a running deployment again (after its logger died), continuing each file at
+    the byte where it stopped."""
+    from rich.console import Console
+
+    from loon_supervisor.detach import attach as do_attach
+    from loon_supervisor.supervisor import deployment_name, run_sync
+
+    raise typer.Exit(run_sync(do_attach, name or deployment_name(config_file),
+                              Console(soft_wrap=True)))
+
+
+@app.command()
+def status(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+    """Show the deployment, each service's state and log file, and the background logger.
+    Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached
+    deployment without its logger); 3 not running."""
+    from loon_supervisor.status import show_status
+    from loon_supervisor.supervisor import deployment_name, run_sync
+
+    raise typer.Exit(run_sync(show_status, name or deployment_name(config_file)))
+
+
+@app.command()
+def logs(
+    services: Annotated[list[str] | None, typer.Argument(help="Services to show (default: "
+                                                          "all).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")]
+    = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines of history per file.")]
+    = 20,
+) -> None:
+    """Print the latest session's logs with coloured `service | ` prefixes."""
+    from loon_supervisor.logs.reader import show_logs
+    from loon_supervisor.supervisor import run_sync
+
+    raise typer.Exit(run_sync(show_logs, services or [], follow, lines))
+
+
 @app.command()
 def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
     """Print (or write) the JSON Schema of config.json, for editor completion."""

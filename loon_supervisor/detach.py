@@ -178,3 +178,50 @@ async def logger_main(name: str) -> int:
         return 0
     finally:
         events.close()
+
+
+async def attach(name: str, console: Console) -> int:
+    """Start following a running deployment again, continuing its session files."""
+    state = read_state(name)
+    if state and pid_alive(state.get("logger_pid")):
+        console.print(f"the background logger (pid {state['logger_pid']}) is already "
+                      f"writing {state['session']}")
+        return 0
+    async with open_engine() as docker:
+        found = [c for c in await containers.list_ours(docker, name)
+                 if c.get("State") == "running"]
+        if not found:
+            console.print(f"no running container of deployment '{name}': start it with "
+                          "`python3 build.py` (or `loon up`)")
+            return 1
+        cid = found[0]["Id"]
+        if not state or state.get("cid") != cid:
+            console.print("no logger state for this container: starting a new session")
+            state = await _state_for(docker, name, cid)
+    session = Path(state["session"])
+    from loon_supervisor.supervisor import write_state
+
+    write_state(_state_path(name), {**state, "logger_pid": None, "attached": False})
+    EventLog(session / "out.log").close()
+    proc = spawn_logger(name, session)
+    if not await wait_attached(name, proc):
+        console.print(f"the logger did not attach; see {session / 'logger.stderr'}")
+        return 1
+    sizes = ", ".join(f"{s} at byte {(session / f'{s}.log').stat().st_size}"
+                      for s in state["services"] if (session / f"{s}.log").exists())
+    console.print(f"re-attached (logger pid {proc.pid}) into {session}: {sizes}")
+    return 0
+
+
+async def _state_for(docker: aiodocker.Docker, name: str, cid: str) -> dict:
+    from loon_supervisor.logs.session import new_session_dir
+    from loon_supervisor.paths import logs_dir
+
+    info = await containers.inspect(docker, cid) or {}
+    image = (info.get("Config") or {}).get("Image", "")
+    contract = await images.read_contract(docker, image)
+    return {"name": name, "cid": cid, "session": str(new_session_dir(logs_dir())),
+            "image": image, "services": list(contract.services), "log_dir": contract.log_dir,
+            "status_command": contract.status_command, "url": "",
+            "stop_timeout": int((info.get("Config") or {}).get("StopTimeout") or 10),
+            "logger_pid": None, "attached": False}

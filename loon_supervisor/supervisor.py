@@ -586,6 +586,8 @@ def run_sync(coro_fn, *args) -> int:  # type: ignore[no-untyped-def]
     """anyio.run on asyncio (aiodocker is asyncio-only)."""
     try:
         return anyio.run(coro_fn, *args, backend="asyncio")
+    except KeyboardInterrupt:
+        return signal_exit_code(signal.SIGINT)
     except (LoonError, BaseExceptionGroup) as exc:
         print(f"error: {operator_error(exc)}", file=sys.stderr)
         return operator_error(exc).exit_code

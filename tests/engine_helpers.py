@@ -142,3 +142,47 @@ def stop_with(proc: subprocess.Popen[str], sig: int, timeout: float = 60) -> tup
 
 
 SIGINT, SIGTERM = signal.SIGINT, signal.SIGTERM
+
+
+class PrivateEngine:
+    """A second dockerd with live-restore, which a test may stop and start again."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.sock = base / "docker.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.sock}"
+
+    def args(self) -> list[str]:
+        b = self.base
+        return ["dockerd", "--data-root", str(b / "data"), "--exec-root", str(b / "exec"),
+                "--host", self.host, "--pidfile", str(b / "docker.pid"),
+                "--containerd-namespace", f"loontest{b.name}",
+                "--containerd-plugins-namespace", f"loontest{b.name}p",
+                "--iptables=false", "--ip6tables=false", "--bridge=none", "--live-restore"]
+
+    def start(self) -> None:
+        (self.base / "docker.pid").unlink(missing_ok=True)
+        log = open(self.base / "dockerd.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=log)
+        log.close()
+        wait_until(self.answers, timeout=60, interval=0.2)
+
+    def answers(self) -> bool:
+        return subprocess.run(["docker", "-H", self.host, "info"], capture_output=True
+                              ).returncode == 0
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+    def destroy(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            subprocess.run(["sh", "-c", f"docker -H {self.host} rm -f -v "
+                            f"$(docker -H {self.host} ps -aq) 2>/dev/null"], check=False)
+        self.stop()
+        subprocess.run(["rm", "-rf", str(self.base)], check=False)

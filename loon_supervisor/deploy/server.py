@@ -140,7 +140,7 @@ def _configure_logging() -> None:
 
 
 def run_deploy_server(
-    env_file: Path,
+    env_file: Path | None = None,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     config_file: Path | None = None,
@@ -155,8 +155,9 @@ def run_deploy_server(
     0 after a signal, 2 when the settings are wrong (nothing was started), 1 when the server
     cannot run (e.g. the port is taken).
 
-    ``config_file`` defaults to ``<project>/config.json``, ``logs_root`` to
-    ``<project>/logs/deploys``, ``repo_dir`` (the working copy ``git_branch`` updates) to
+    ``env_file`` (the secrets file with DEPLOYMENT_AUTH_TOKEN) defaults to
+    ``<project>/.build-files/.env.secrets``, ``config_file`` to ``<project>/config.json``,
+    ``logs_root`` to ``<project>/logs/deploys``, ``repo_dir`` (the working copy ``git_branch`` updates) to
     the project root. ``webhook_secret_env`` names the secrets-file variable holding the
     webhook secret: None uses ``DEPLOYMENT_WEBHOOK_SECRET`` when the file sets it (no
     signature check otherwise); a name given explicitly must be set.

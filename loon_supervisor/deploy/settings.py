@@ -74,7 +74,8 @@ class ServerSettings:
 def _read_secrets(env_file: Path, problems: list[Problem]) -> dict[str, str]:
     name = str(env_file)
     if not env_file.exists():
-        problems.append(Problem(name, f"secrets file not found (looked for {env_file.resolve()})",
+        where = "" if env_file.is_absolute() else f" (looked for {env_file.absolute()})"
+        problems.append(Problem(name, f"secrets file not found{where}",
                                 _MAKE_TOKEN.format(var=TOKEN_VAR, path=env_file)
                                 + ", or pass --env-file"))
         return {}
@@ -157,7 +158,7 @@ def _ssl_context(cert: Path | None, key: Path | None, problems: list[Problem]
 
 
 def load_settings(
-    env_file: Path,
+    env_file: Path | None = None,
     *,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
@@ -172,6 +173,7 @@ def load_settings(
     """Check everything; raise ConfigError listing every problem (no value is ever quoted)."""
     problems: list[Problem] = []
     warnings: list[str] = []
+    env_file = env_file or default_env_file()
     values = _read_secrets(env_file, problems)
     token = _check_token(env_file, values, problems) if not problems else SecretStr("")
     webhook = _check_webhook_secret(env_file, values, webhook_secret_env, problems)

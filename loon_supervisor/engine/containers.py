@@ -64,7 +64,9 @@ async def create_and_start(docker: aiodocker.Docker, spec: ContainerSpec) -> str
     if existing is not None:
         ours = (existing.get("Labels") or {}).get(TOOL_LABEL) == "1"
         state = existing.get("State", "unknown")
-        hint = ("stop it with `python3 build.py -D` (or `loon down`)" if ours else
+        hint = ("follow it again with `loon attach`, stop it with `python3 build.py -D` "
+                "(or `loon down`)" if ours and state == "running" else
+                "stop it with `python3 build.py -D` (or `loon down`)" if ours else
                 "it was not started by this tool; remove it yourself or choose another "
                 "deploymentSettings.containerName")
         raise ContainerConflict(

@@ -1,0 +1,61 @@
+"""``loon logs``: read a session's files back, with prefixes, optionally following.
+
+Following polls the host files every 100 ms (hand-written: files on the host are local, a
+size check is a cheap stat, and it avoids an inotify dependency for a read-only helper).
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from loon_supervisor.logs.session import latest_session
+from loon_supervisor.logs.terminal import Printer
+from loon_supervisor.paths import logs_dir
+
+POLL = 0.1
+
+
+def _tail_bytes(data: bytes, n: int) -> bytes:
+    if n <= 0:
+        return b""
+    lines = data.splitlines(keepends=True)
+    return b"".join(lines[-n:])
+
+
+async def show_logs(services: list[str], follow: bool, lines: int) -> int:
+    session = latest_session(logs_dir())
+    if session is None:
+        print(f"no log sessions in {logs_dir()} yet")
+        return 1
+    available = sorted(p.stem for p in session.glob("*.log"))
+    chosen = services or [s for s in available if s != "out"]
+    missing = [s for s in chosen if s not in available]
+    if missing:
+        print(f"no log file for {', '.join(missing)} in {session}; there are: "
+              f"{', '.join(available)}")
+        return 2
+    printer = Printer(chosen)
+    offsets: dict[str, int] = {}
+    partial: dict[str, bytes] = {s: b"" for s in chosen}
+    for s in chosen:
+        data = (session / f"{s}.log").read_bytes()
+        offsets[s] = len(data)
+        shown = _tail_bytes(data, lines)
+        if shown:
+            printer.lines(s, shown)
+    while follow:
+        await anyio.sleep(POLL)
+        for s in chosen:
+            path = session / f"{s}.log"
+            size = path.stat().st_size
+            if size <= offsets[s]:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(offsets[s])
+                chunk = partial[s] + fh.read(size - offsets[s])
+            offsets[s] = size
+            cut = chunk.rfind(b"\n") + 1
+            partial[s] = chunk[cut:]
+            if cut:
+                printer.lines(s, chunk[:cut])
+    return 0

@@ -1,0 +1,85 @@
+"""``loon status``: one look at the deployment, its services and its logger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from loon_supervisor.detach import pid_alive, read_state
+from loon_supervisor.engine import containers, exec_streams, images
+from loon_supervisor.engine.client import open_engine
+from loon_supervisor.errors import LoonError
+from loon_supervisor.logs.session import latest_session
+from loon_supervisor.paths import logs_dir
+
+HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
+
+
+def _uptime(started: str) -> str:
+    try:
+        since = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return "?"
+    secs = int((datetime.now(UTC) - since).total_seconds())
+    return f"{secs // 3600}h{secs % 3600 // 60:02d}m{secs % 60:02d}s"
+
+
+async def show_status(name: str) -> int:
+    console = Console(soft_wrap=True)
+    state = read_state(name) or {}
+    async with open_engine() as docker:
+        found = await containers.list_ours(docker, name)
+        running = [c for c in found if c.get("State") == "running"]
+        if not running:
+            console.print(f"deployment '{name}': not running"
+                          + (f" (container {found[0].get('State')})" if found else ""))
+            return NOT_RUNNING
+        cid = running[0]["Id"]
+        info = await containers.inspect(docker, cid) or {}
+        image = (info.get("Config") or {}).get("Image", "")
+        contract = await images.read_contract(docker, image)
+        states: dict[str, str] = {}
+        if contract.status_command:
+            try:
+                _, out = await exec_streams.run_capture(docker, cid,
+                                                        ["sh", "-c", contract.status_command])
+                for line in out.decode(errors="replace").splitlines():
+                    parts = line.split()
+                    if len(parts) >= 2:
+                        states[parts[0]] = parts[1]
+            except LoonError as exc:
+                console.print(f"status command failed: {exc}")
+    session = state.get("session") if state.get("cid") == cid else None
+    session_dir = latest_session(logs_dir()) if session is None else None
+    logger_pid = state.get("logger_pid") if state.get("cid") == cid else None
+    logger_ok = pid_alive(logger_pid)
+
+    top = Table(show_header=False, box=None)
+    top.add_row("deployment", name)
+    top.add_row("container", f"{cid[:12]} running, up {_uptime(info['State']['StartedAt'])}")
+    top.add_row("image", image)
+    if state.get("url"):
+        top.add_row("url", state["url"])
+    top.add_row("logs", str(session or session_dir or "?"))
+    top.add_row("logger", f"alive (pid {logger_pid})" if logger_ok else
+                "not running (foreground run, or dead: `loon attach` resumes it)")
+    console.print(top)
+
+    table = Table("service", "state", "log file", "size")
+    base = session or (str(session_dir) if session_dir else None)
+    healthy = True
+    for svc in contract.services:
+        st = states.get(svc, "unknown" if contract.status_command else "-")
+        if contract.status_command and st != "RUNNING":
+            healthy = False
+        from pathlib import Path
+
+        path = Path(base) / f"{svc}.log" if base else None
+        size = f"{path.stat().st_size:,} B" if path and path.exists() else "-"
+        table.add_row(svc, st, str(path) if path else "-", size)
+    console.print(table)
+    if state.get("cid") == cid and not logger_ok:
+        healthy = False
+    return HEALTHY if healthy else UNHEALTHY

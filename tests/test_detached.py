@@ -1,0 +1,166 @@
+"""Detached mode with a real background logger: -d, -D, resume after kill -9, broken
+streams, and an engine restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import aiodocker
+import anyio
+import pytest
+
+from tests.engine_helpers import (
+    Deployment,
+    PrivateEngine,
+    container_files,
+    containers_named,
+    make_deployment,
+    wait_until,
+)
+from tests.test_up_flow import ticker
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+@pytest.fixture
+def deploy(tmp_path: Path):  # type: ignore[no-untyped-def]
+    made: list[Deployment] = []
+
+    def make(services: dict[str, str], **kw) -> Deployment:  # type: ignore[no-untyped-def]
+        d = make_deployment(tmp_path, services, **kw)
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        d.run("-D", timeout=120)
+        d.cleanup()
+
+
+def state(d: Deployment) -> dict:
+    return json.loads((d.project / ".build-files" / f"state.{d.name}.json").read_text())
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(") ")[-1][:1] != "Z"
+
+
+def writer(name: str, count: int) -> str:
+    """Writes ``count`` numbered lines quickly (about 1-2 kHz), then stays quiet."""
+    return (f'seq 1 {count} | while read n; do echo "{name} $n"; usleep 300; done; '
+            "exec sleep 100000")
+
+
+def files_match_container(d: Deployment, names: list[str]) -> bool:
+    inside = container_files(d.name)
+    session = d.session()
+    return all((session / f"{n}.log").exists() and
+               (session / f"{n}.log").read_bytes() == inside.get(f"{n}.log") for n in names)
+
+
+def test_detached_keeps_logging_and_down_stops_everything(deploy) -> None:  # type: ignore[no-untyped-def]
+    d = deploy({"alpha": ticker("alpha"), "beta": ticker("beta", "0.02")})
+    started = time.monotonic()
+    result = d.run("-vd", timeout=120)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "background logger" in result.stdout and "-D" in result.stdout
+    st = state(d)
+    pid = st["logger_pid"]
+    assert st["attached"] and alive(pid)
+    session = d.session()
+    size = (session / "alpha.log").stat().st_size
+    wait_until(lambda: (session / "alpha.log").stat().st_size > size + 200, timeout=10)
+    down_started = time.monotonic()
+    down = d.run("-D", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert time.monotonic() - down_started < 3 + 10
+    assert containers_named(d.name) == []
+    assert not alive(pid)
+    for name in ("alpha", "beta"):
+        assert (session / f"{name}.log").read_text().endswith(f"bye {name}\n")
+    assert "background logger exiting" in (session / "out.log").read_text()
+    print(f"-d returned after {took:.1f}s")
+
+
+def test_logger_killed_then_resumed_is_byte_identical(deploy) -> None:  # type: ignore[no-untyped-def]
+    names = ["w1", "w2", "w3"]
+    d = deploy({n: writer(n, 6000) for n in names})
+    assert d.run("-d", timeout=120).returncode == 0
+    session = d.session()
+    wait_until(lambda: (session / "w1.log").stat().st_size > 2000, timeout=20)
+    os.kill(state(d)["logger_pid"], signal.SIGKILL)
+    time.sleep(1.0)
+    status = d.loon("status", "--config-file", str(d.config))
+    assert status.returncode == 1 and "not running" in status.stdout
+    again = d.loon("attach", "--config-file", str(d.config))
+    assert again.returncode == 0 and "re-attached" in again.stdout, again.stdout + again.stderr
+    wait_until(lambda: files_match_container(d, names), timeout=60, interval=0.5)
+    for n in names:
+        lines = (session / f"{n}.log").read_text().splitlines()
+        assert lines == [f"{n} {i}" for i in range(1, 6001)]
+    status = d.loon("status", "--config-file", str(d.config))
+    assert status.returncode == 0, status.stdout
+
+
+async def _kill_tails(name: str) -> None:
+    async with aiodocker.Docker() as docker:
+        c = (await docker.containers.list(filters={"name": [f"^/{name}$"]}))[0]
+        ex = await c.exec(["sh", "-c", "kill $(pidof tail)"])
+        await ex.start(detach=True)
+
+
+def test_in_container_stream_killed_reconnects(deploy) -> None:  # type: ignore[no-untyped-def]
+    names = ["w1", "w2"]
+    d = deploy({n: writer(n, 6000) for n in names})
+    assert d.run("-d", timeout=120).returncode == 0
+    session = d.session()
+    wait_until(lambda: (session / "w1.log").stat().st_size > 2000, timeout=20)
+    anyio.run(_kill_tails, d.name, backend="asyncio")
+    wait_until(lambda: files_match_container(d, names), timeout=60, interval=0.5)
+    for n in names:
+        assert (session / f"{n}.log").read_text().splitlines() == [
+            f"{n} {i}" for i in range(1, 6001)]
+    out = (session / "out.log").read_text()
+    assert "re-attaching at byte" in out and "re-attached at byte" in out
+
+
+def test_engine_restart_is_survived(tmp_path: Path) -> None:
+    engine = PrivateEngine(Path(f"/tmp/ldk-{uuid.uuid4().hex[:6]}"))
+    engine.base.mkdir()
+    d = make_deployment(tmp_path, {"w1": writer("w1", 8000), "t": ticker("t", "0.1")})
+    env = {"DOCKER_HOST": engine.host}
+    try:
+        engine.start()
+        result = d.run("-d", timeout=180, **env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        session = d.session()
+        wait_until(lambda: (session / "w1.log").stat().st_size > 2000, timeout=20)
+        engine.stop()
+        time.sleep(2)
+        engine.start()
+        wait_until(lambda: "the Docker engine is back" in (session / "out.log").read_text(),
+                   timeout=60, interval=0.5)
+        expected = "".join(f"w1 {i}\n" for i in range(1, 8001))
+        wait_until(lambda: (session / "w1.log").read_text() == expected, timeout=60,
+                   interval=0.5)
+        n = len((session / "t.log").read_text())
+        wait_until(lambda: len((session / "t.log").read_text()) > n + 20, timeout=10)
+        down = d.run("-D", timeout=120, **env)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert (session / "t.log").read_text().endswith("bye t\n")
+        lines = (session / "t.log").read_text().splitlines()[:-1]
+        assert lines == [f"t {i}" for i in range(1, len(lines) + 1)]
+    finally:
+        subprocess.run(["pkill", "-9", "-f", f"_logger {d.name}"], check=False)
+        engine.destroy()
