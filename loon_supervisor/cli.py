@@ -137,6 +137,14 @@ def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None
         typer.echo(text, nl=False)
 
 
+@app.command(name="config-reference")
+def config_reference() -> None:
+    """Print the configuration reference (Markdown) that the README embeds."""
+    from loon_supervisor.config.reference import reference_markdown
+
+    typer.echo(reference_markdown())
+
+
 @app.command(hidden=True, name="_logger")
 def logger(name: str) -> None:
     """Background logger body; started by `up -d` and `attach`."""
