@@ -37,7 +37,7 @@ def _when(section: str) -> str:
 
 def reference_markdown() -> str:
     out = [BEGIN, ""]
-    for section, field in LoonConfig.model_fields.items():
+    for section in LoonConfig.model_fields:
         model: type[BaseModel] | None = _section_model(section)
         if model is None:
             continue
