@@ -3,7 +3,8 @@
 
 Docker and Python 3 are all it needs: when the project's dependencies are missing, it makes
 a virtual environment in .build-files/.venv, installs the project there, and re-runs itself
-in it. Flags are the original script's; they map onto the `loon` command.
+in it. Flags are the original script's; they map onto the verbs of the `loon` command
+(loon_supervisor.commands), which both front ends share.
 """
 
 from __future__ import annotations
@@ -57,27 +58,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def to_loon_args(ns: argparse.Namespace) -> list[str]:
+def plan(ns: argparse.Namespace) -> tuple[str, dict[str, object]]:
+    """The loon verb (loon_supervisor.commands) and its arguments for these flags."""
+    config = Path(ns.config_file)
     if ns.down:
-        return ["down", "--config-file", ns.config_file]
+        return "down", {"config_file": config}
     if ns.validate_build:
-        return ["validate", "--config-file", ns.config_file, "--env-file", ns.env_file]
-    args = ["up", "--config-file", ns.config_file, "--env-file", ns.env_file]
-    args += ["--verbose"] * ns.verbose + ["--detached"] * ns.detached
-    args += ["--replace"] * ns.replace
-    return args
+        return "validate", {"config_file": config, "env_file": ns.env_file}
+    return "up", {"config_file": config, "env_file": ns.env_file, "verbose": ns.verbose,
+                  "detached": ns.detached, "replace": ns.replace}
 
 
 def _deps_present() -> bool:
-    try:
-        import aiodocker  # noqa: F401
-        import aiofiles  # noqa: F401
-        import anyio  # noqa: F401
-        import pydantic_settings  # noqa: F401
-        import typer  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Found, not imported: importing aiodocker alone costs a second on a small machine."""
+    from importlib.util import find_spec
+
+    names = ("aiodocker", "aiofiles", "anyio", "dotenv", "pydantic", "pydantic_settings",
+             "rich", "typer")
+    return all(find_spec(name) is not None for name in names)
 
 
 def _reexec_in_venv() -> None:
@@ -106,9 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     os.environ.setdefault("LOON_PROJECT_ROOT", str(ROOT))
-    from loon_supervisor.cli import app
+    from loon_supervisor import commands
 
-    app(to_loon_args(ns), prog_name="build.py")
+    verb, kwargs = plan(ns)
+    sys.exit(getattr(commands, verb)(**kwargs))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from loon_supervisor import commands
 from loon_supervisor.errors import LoonError
 
 EXIT_CODES = ("Exit codes: 0 success; 1 runtime failure (engine, build, a service or the "
@@ -31,23 +32,10 @@ EnvOpt = Annotated[str, typer.Option("--env-file",
                                      help="Name of the env file written to .build-files/.")]
 
 
-def _fail(exc: LoonError) -> None:
-    typer.echo(f"error: {exc}" if exc.exit_code != 2 else str(exc), err=True)
-    raise typer.Exit(exc.exit_code)
-
-
 @app.command()
 def validate(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".env") -> None:
     """Validate config.json and write the env file; touches no Docker engine (build.py -e)."""
-    from loon_supervisor.prepare import prepare
-
-    try:
-        prepared = prepare(config_file, env_file)
-    except LoonError as exc:
-        _fail(exc)
-    for m in prepared.messages:
-        typer.echo(m)
-    typer.echo(f"{config_file} is valid")
+    raise typer.Exit(commands.validate(config_file, env_file))
 
 
 @app.command()
@@ -62,11 +50,7 @@ def up(
                                           "this deployment first.")] = False,
 ) -> None:
     """Validate, build the image, start the container and follow every service's log."""
-    from loon_supervisor.supervisor import UpOptions, run_sync
-    from loon_supervisor.supervisor import up as do_up
-
-    code = run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, replace))
-    raise typer.Exit(code)
+    raise typer.Exit(commands.up(config_file, env_file, verbose, detached, replace))
 
 
 @app.command()
@@ -75,10 +59,7 @@ def down(config_file: ConfigOpt = Path("config.json"),
                                                   "default: from the config, else loon.")]
          = None) -> None:
     """Stop and remove this deployment's container and background logger (build.py -D)."""
-    from loon_supervisor.supervisor import down as do_down
-    from loon_supervisor.supervisor import run_sync
-
-    raise typer.Exit(run_sync(do_down, config_file, name))
+    raise typer.Exit(commands.down(config_file, name))
 
 
 NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; default: from "

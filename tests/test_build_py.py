@@ -25,25 +25,37 @@ def run_build(args: list[str], cwd: Path, project: Path, python: str = sys.execu
                           capture_output=True, text=True, timeout=timeout)
 
 
+C = Path("config.json")
+UP = {"config_file": C, "env_file": ".env", "verbose": False, "detached": False,
+      "replace": False}
+
+
 @pytest.mark.parametrize("argv,expected", [
-    ([], ["up", "--config-file", "config.json", "--env-file", ".env"]),
-    (["-v"], ["up", "--config-file", "config.json", "--env-file", ".env", "--verbose"]),
-    (["--verbose", "--detached"], ["up", "--config-file", "config.json", "--env-file", ".env",
-                                   "--verbose", "--detached"]),
-    (["-vd"], ["up", "--config-file", "config.json", "--env-file", ".env", "--verbose",
-               "--detached"]),
+    ([], ("up", UP)),
+    (["-v"], ("up", {**UP, "verbose": True})),
+    (["--verbose", "--detached"], ("up", {**UP, "verbose": True, "detached": True})),
+    (["-vd"], ("up", {**UP, "verbose": True, "detached": True})),
     (["-dv", "--env-file", ".env.production", "--config-file", "config-production.json"],
-     ["up", "--config-file", "config-production.json", "--env-file", ".env.production",
-      "--verbose", "--detached"]),
-    (["-e"], ["validate", "--config-file", "config.json", "--env-file", ".env"]),
-    (["--validate-build", "--env-file", "x"], ["validate", "--config-file", "config.json",
-                                               "--env-file", "x"]),
-    (["-D"], ["down", "--config-file", "config.json"]),
-    (["--down", "--config-file", "c.json"], ["down", "--config-file", "c.json"]),
-    (["-ve"], ["validate", "--config-file", "config.json", "--env-file", ".env"]),
+     ("up", {**UP, "verbose": True, "detached": True, "env_file": ".env.production",
+             "config_file": Path("config-production.json")})),
+    (["--replace"], ("up", {**UP, "replace": True})),
+    (["-e"], ("validate", {"config_file": C, "env_file": ".env"})),
+    (["--validate-build", "--env-file", "x"], ("validate", {"config_file": C, "env_file": "x"})),
+    (["-D"], ("down", {"config_file": C})),
+    (["--down", "--config-file", "c.json"], ("down", {"config_file": Path("c.json")})),
+    (["-ve"], ("validate", {"config_file": C, "env_file": ".env"})),
 ])
-def test_flags_map_onto_loon(argv: list[str], expected: list[str]) -> None:
-    assert build.to_loon_args(build.parser().parse_args(argv)) == expected
+def test_flags_map_onto_loon_verbs(argv: list[str], expected: tuple[str, dict]) -> None:
+    assert build.plan(build.parser().parse_args(argv)) == expected
+
+
+def test_verbs_exist_with_those_arguments() -> None:
+    import inspect
+
+    from loon_supervisor import commands
+    for verb, kwargs in [("up", UP), ("validate", {"config_file": C, "env_file": ".env"}),
+                         ("down", {"config_file": C})]:
+        inspect.signature(getattr(commands, verb)).bind(**kwargs)
 
 
 def test_help_lists_every_seed_flag(tmp_path: Path) -> None:

@@ -1,0 +1,41 @@
+"""The verbs both front ends call: ``loon`` (typer) and ``build.py`` (the seed's flags).
+
+Plain functions returning exit codes, importing nothing heavy up front, so ``build.py -e``
+stays fast (typer's own parameter handling alone costs most of a second here).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from loon_supervisor.errors import LoonError
+
+
+def validate(config_file: Path, env_file: str = ".env") -> int:
+    from loon_supervisor.prepare import prepare
+
+    try:
+        prepared = prepare(config_file, env_file)
+    except LoonError as exc:
+        print(str(exc) if exc.exit_code == 2 else f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for m in prepared.messages:
+        print(m)
+    print(f"{config_file} is valid")
+    return 0
+
+
+def up(config_file: Path, env_file: str = ".env", verbose: bool = False,
+       detached: bool = False, replace: bool = False) -> int:
+    from loon_supervisor.supervisor import UpOptions, run_sync
+    from loon_supervisor.supervisor import up as do_up
+
+    return run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, replace))
+
+
+def down(config_file: Path, name: str | None = None) -> int:
+    from loon_supervisor.supervisor import down as do_down
+    from loon_supervisor.supervisor import run_sync
+
+    return run_sync(do_down, config_file, name)
