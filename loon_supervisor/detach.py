@@ -71,9 +71,10 @@ def spawn_logger(name: str, session: Path) -> subprocess.Popen[bytes]:
         err.close()
 
 
-async def wait_attached(name: str, proc: subprocess.Popen[bytes]) -> bool:
+async def wait_attached(name: str, proc: subprocess.Popen[bytes],
+                        give_up: anyio.Event | None = None) -> bool:
     with anyio.move_on_after(ATTACH_TIMEOUT):
-        while True:
+        while give_up is None or not give_up.is_set():
             state = read_state(name) or {}
             if state.get("attached") and state.get("logger_pid") == proc.pid:
                 return True
@@ -97,14 +98,16 @@ async def hand_over(docker: aiodocker.Docker, run, prepared: Prepared,  # type: 
         "attached": False,
     })
     proc = spawn_logger(name, session)
-    if not await wait_attached(name, proc):
-        run.say("the background logger did not attach; see "
-                f"{session / 'logger.stderr'}; stopping the container")
+    if not await wait_attached(name, proc, run.stop_requested):
+        if run.stop_signal is None:
+            run.say("the background logger did not attach; see "
+                    f"{session / 'logger.stderr'}; stopping the container")
         with anyio.CancelScope(shield=True):
             if proc.poll() is None:
                 proc.kill()
             await containers.remove(docker, run.cid)
-        return 1
+            _state_path(name).unlink(missing_ok=True)
+        return 1 if run.stop_signal is None else 128 + run.stop_signal
     run.say(f"Loon is up: {cfg.url}")
     run.say(f"logs are in {session} (a background logger, pid {proc.pid}, keeps writing them)")
     run.say("stop everything with: python3 build.py -D   (or: loon down)")
