@@ -1,0 +1,35 @@
+# Sourced by the loon-* service wrappers. Never enable `set -x` here: the environment holds
+# secrets (passwords, SECRET_KEY) and would end up in /var/log/loon/*.log.
+
+LOON_SERVICES_FILE=/etc/loon/services
+LOON_PREFIX=${LOON_PREFIX:-$(basename "$0")}
+
+say() { printf '%s: %s\n' "$LOON_PREFIX" "$*"; }
+die() { say "error: $*" >&2; exit 1; }
+
+# has_service NAME: true when NAME is one of the services built into this image.
+has_service() {
+    case ",$(cat "$LOON_SERVICES_FILE" 2>/dev/null)," in
+        *",$1,"*) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# require_env VAR...: fail with a clear message when a variable is unset or empty.
+require_env() {
+    local name missing=()
+    for name in "$@"; do
+        [ -n "${!name:-}" ] || missing+=("$name")
+    done
+    [ ${#missing[@]} -eq 0 ] || die "missing environment variable(s): ${missing[*]}"
+}
+
+is_true() {
+    case "${1,,}" in 1|true|yes|on) return 0 ;; *) return 1 ;; esac
+}
+
+# exec_clean CMD...: run CMD without the secrets of the env file (services that need none).
+exec_clean() {
+    exec env -i PATH="/opt/loon/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        HOME="${HOME:-/root}" LANG=C.UTF-8 TZ="${TZ:-}" "$@"
+}
