@@ -94,6 +94,8 @@ def environment(config: LoonConfig, key: str) -> dict[str, str]:
         "SSL_TARGET_MOUNTED_DIRECTORY": ssl_dir,
         "LOCAL_DATA_VOLUME_LOCATION": local.sourceVolumeLocation if local else "",
         "ALLOWED_HOST": g.baseUrl.split("/")[0].split(":")[0],
+        "NGINX_HTTP_PORT": str(config.deploymentSettings.httpPort),
+        "NGINX_HTTPS_PORT": str(config.deploymentSettings.httpsPort),
         "SECRET_KEY": key,
     }
     return env

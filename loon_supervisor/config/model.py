@@ -113,8 +113,13 @@ class DeploymentSettings(Section):
         description='Container port -> host port, e.g. {"80": 8080}; ignored with host network.',
     )
     stopTimeout: int = Field(
-        default=10, ge=0, le=600, description="Seconds services get to stop before being killed."
+        default=30, ge=0, le=600,
+        description="Seconds services get to stop before being killed (MariaDB needs time).",
     )
+    httpPort: int = Field(default=80, ge=1, le=65535,
+                          description="Port nginx listens on inside the container (HTTP).")
+    httpsPort: int = Field(default=443, ge=1, le=65535,
+                           description="Port nginx listens on inside the container (HTTPS).")
     extraCaCertificate: str | None = Field(
         default=None,
         description="PEM file added to the build's trust store (TLS-intercepting proxies).",
