@@ -147,11 +147,17 @@ def deploy_server(
 
 
 @app.command(name="config-reference")
-def config_reference() -> None:
+def config_reference(
+    write: Annotated[Path | None, typer.Option(help="Update the block in this README instead "
+                                               "of printing.")] = None,
+) -> None:
     """Print the configuration reference (Markdown) that the README embeds."""
-    from loon_supervisor.config.reference import reference_markdown
+    from loon_supervisor.config.reference import reference_markdown, update_readme
 
-    typer.echo(reference_markdown())
+    if write is None:
+        typer.echo(reference_markdown())
+    else:
+        typer.echo(f"{write}: {'updated' if update_readme(write) else 'already current'}")
 
 
 @app.command(hidden=True, name="_logger")

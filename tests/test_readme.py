@@ -5,7 +5,7 @@ from tests.conftest import ROOT
 def test_readme_config_reference_is_current() -> None:
     text = (ROOT / "README.md").read_text()
     block = text[text.index(BEGIN):text.index(END) + len(END)]
-    assert block == reference_markdown(), "regenerate with: loon config-reference"
+    assert block == reference_markdown(), "regenerate with: loon config-reference --write README.md"
 
 
 def test_readme_starts_with_the_two_commands() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -63,3 +64,13 @@ def reference_markdown() -> str:
         out.append("")
     out.append(END)
     return "\n".join(out)
+
+
+def update_readme(path: Path) -> bool:
+    """Replace the generated block in the README; True when it changed."""
+    text = path.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    new = text[:start] + reference_markdown() + text[end:]
+    if new != text:
+        path.write_text(new)
+    return new != text
