@@ -1,11 +1,16 @@
 """Where bytes end up: a session file per stream.
 
-Files are opened unbuffered: each write is one syscall of a whole batch, so a line is in the
-file (visible to ``tail -f``) as soon as the write returns, without a separate flush.
+Files are opened unbuffered in append mode: each write is one syscall of a whole batch, so
+a line is in the file (visible to ``tail -f``) as soon as the write returns. Batches up to
+``DIRECT_LIMIT`` are written with ``os.write`` on the event loop: appending a few KiB to a
+local file lands in the page cache in microseconds, while a hop to aiofiles' worker thread
+per batch cost the background logger half of its CPU at 8 x 100 lines/s (bench/: 33 % ->
+17 % of a core). Larger batches still go through aiofiles' thread.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import TracebackType
 
@@ -13,14 +18,18 @@ import aiofiles
 import anyio
 from aiofiles.threadpool.binary import AsyncFileIO
 
+DIRECT_LIMIT = 64 * 1024
+
 
 class FileSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fh: AsyncFileIO | None = None
+        self._fd = -1
 
     async def __aenter__(self) -> FileSink:
         self._fh = await aiofiles.open(self.path, "ab", buffering=0)
+        self._fd = self._fh.fileno()
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -34,5 +43,8 @@ class FileSink:
         assert self._fh is not None
         view = memoryview(data)
         while view:
-            n = await self._fh.write(view)
+            if len(view) <= DIRECT_LIMIT:
+                n = os.write(self._fd, view)
+            else:
+                n = await self._fh.write(view)
             view = view[n:]
