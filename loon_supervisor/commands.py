@@ -13,14 +13,22 @@ from loon_supervisor.errors import LoonError
 
 
 def validate(config_file: Path, env_file: str = ".env") -> int:
-    from loon_supervisor.prepare import prepare
+    from loon_supervisor.paths import build_files_dir
+    from loon_supervisor.validation_cache import fast_validate, write_stamp
 
-    try:
-        prepared = prepare(config_file, env_file)
-    except LoonError as exc:
-        print(str(exc) if exc.exit_code == 2 else f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    for m in prepared.messages:
+    build_dir = build_files_dir()
+    messages = fast_validate(config_file, env_file, build_dir) if "/" not in env_file else None
+    if messages is None:
+        from loon_supervisor.prepare import prepare
+
+        try:
+            prepared = prepare(config_file, env_file)
+        except LoonError as exc:
+            print(str(exc) if exc.exit_code == 2 else f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        messages = prepared.messages
+        write_stamp(config_file, env_file, build_dir, prepared.config.volume_dirs())
+    for m in messages:
         print(m)
     print(f"{config_file} is valid")
     return 0

@@ -141,3 +141,46 @@ def test_bootstraps_its_own_venv_when_dependencies_are_missing(tmp_path: Path) -
                             env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0 and "creating" not in second.stderr
     assert (copy / ".build-files" / ".env").exists()
+
+
+def test_unchanged_config_is_not_revalidated_but_changes_are(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    config = write_config(tmp_path / "config.json", base_config(tmp_path))
+    first = run_build(["-e", "--config-file", str(config)], tmp_path, project)
+    assert first.returncode == 0 and "wrote" in first.stdout
+    second = run_build(["-e", "--config-file", str(config)], tmp_path, project)
+    assert second.returncode == 0 and "is current" in second.stdout
+    # A change in the file, in the environment, or a deleted env file: validated for real.
+    data = base_config(tmp_path)
+    data["generalSettings"]["useHttp"] = "yes"
+    write_config(config, data)
+    assert run_build(["-e", "--config-file", str(config)], tmp_path, project).returncode == 2
+    data["generalSettings"]["useHttp"] = True
+    data["generalSettings"]["baseUrl"] = "loon.example.org"
+    write_config(config, data)
+    assert "wrote" in run_build(["-e", "--config-file", str(config)], tmp_path, project).stdout
+    env = dict(os.environ, LOON_PROJECT_ROOT=str(project),
+               LOON_GENERALSETTINGS__USEHTTP="maybe")
+    bad_env = subprocess.run([sys.executable, str(ROOT / "build.py"), "-e", "--config-file",
+                              str(config)], env=env, capture_output=True, text=True)
+    assert bad_env.returncode == 2
+    (project / ".build-files" / ".env").unlink()
+    again = run_build(["-e", "--config-file", str(config)], tmp_path, project)
+    assert again.returncode == 0 and (project / ".build-files" / ".env").exists()
+
+
+def test_stamp_still_checks_the_file_system(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    ssl = tmp_path / "ssl"
+    (ssl / "c").mkdir(parents=True)
+    (ssl / "c" / "cert.pem").write_text("x")
+    (ssl / "c" / "key.pem").write_text("y")
+    data = base_config(tmp_path)
+    data["generalSettings"]["useHttp"] = False
+    data["nginxSettings"] = {"sourceVolumeLocation": str(ssl), "certFileLocation": "c/cert.pem",
+                             "keyFileLocation": "c/key.pem"}
+    config = write_config(tmp_path / "config.json", data)
+    assert run_build(["-e", "--config-file", str(config)], tmp_path, project).returncode == 0
+    (ssl / "c" / "key.pem").unlink()
+    result = run_build(["-e", "--config-file", str(config)], tmp_path, project)
+    assert result.returncode == 2 and "nginxSettings.keyFileLocation" in result.stderr
