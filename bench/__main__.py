@@ -1,0 +1,72 @@
+"""The benchmark suite, one command: ``bash bench/run.sh`` (or ``.venv/bin/python -m bench``).
+
+Runs throughput, steady state (latency and logger overhead), teardown and validation
+against the real engine, then appends a dated section with the machine and the tables to
+BENCHMARKS.md. Assumes the README's set-up (``bash scripts/test.sh`` made .venv and the
+engine). About 6-8 minutes with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import report, steady, teardown, throughput, validation
+from bench.common import ROOT, loadavg, machine, other_containers, say
+
+SECTIONS = ("throughput", "steady", "teardown", "validation")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3, help="runs per throughput/teardown case "
+                   "(medians are reported); default 3")
+    p.add_argument("--window", type=float, default=60.0, help="steady-state window, seconds "
+                   "(default 60)")
+    p.add_argument("--only", action="append", choices=SECTIONS,
+                   help="run only this part (repeatable)")
+    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
+                   help="markdown file to append to (default BENCHMARKS.md)")
+    p.add_argument("--no-write", action="store_true", help="print the section, append nothing")
+    p.add_argument("--json", type=Path, help="also write the raw results here")
+    ns = p.parse_args(argv)
+    parts = ns.only or list(SECTIONS)
+
+    started = time.time()
+    results: dict = {"machine": machine(), "started": started, "runs": ns.runs,
+                     "window": ns.window, "load_start": loadavg(),
+                     "other_containers": other_containers()}
+    say(f"machine: {results['machine']}; load {results['load_start']}, "
+        f"{results['other_containers']} other containers running")
+    work = Path(tempfile.mkdtemp(prefix="loon-bench-"))
+    try:
+        if "validation" in parts:
+            results["validation"] = validation.bench(work, max(5, ns.runs))
+        if "throughput" in parts:
+            results["throughput"] = throughput.bench(work, ns.runs)
+        if "steady" in parts:
+            results["steady"] = steady.bench(work, ns.window)
+        if "teardown" in parts:
+            results["teardown"] = teardown.bench(work, ns.runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["duration"] = time.time() - started
+    results["load_end"] = loadavg()
+    text = report.section(results)
+    print(text)
+    if ns.json:
+        ns.json.write_text(json.dumps(results, indent=1, default=str))
+    if not ns.no_write:
+        report.append(ns.output, text)
+        say(f"appended to {ns.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
