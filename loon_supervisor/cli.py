@@ -73,7 +73,8 @@ def attach(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -
     from rich.console import Console
 
     from loon_supervisor.detach import attach as do_attach
-    from loon_supervisor.supervisor import deployment_name, run_sync
+    from loon_supervisor.down import deployment_name
+    from loon_supervisor.run import run_sync
 
     raise typer.Exit(run_sync(do_attach, name or deployment_name(config_file),
                               Console(soft_wrap=True)))
@@ -84,8 +85,9 @@ def status(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -
     """Show the deployment, each service's state and log file, and the background logger.
     Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached
     deployment without its logger); 3 not running."""
+    from loon_supervisor.down import deployment_name
+    from loon_supervisor.run import run_sync
     from loon_supervisor.status import show_status
-    from loon_supervisor.supervisor import deployment_name, run_sync
 
     raise typer.Exit(run_sync(show_status, name or deployment_name(config_file)))
 
@@ -101,7 +103,7 @@ def logs(
 ) -> None:
     """Print the latest session's logs with coloured `service | ` prefixes."""
     from loon_supervisor.logs.reader import show_logs
-    from loon_supervisor.supervisor import run_sync
+    from loon_supervisor.run import run_sync
 
     raise typer.Exit(run_sync(show_logs, services or [], follow, lines))
 
@@ -164,7 +166,7 @@ def config_reference(
 def logger(name: str) -> None:
     """Background logger body; started by `up -d` and `attach`."""
     from loon_supervisor.detach import logger_main
-    from loon_supervisor.supervisor import run_sync
+    from loon_supervisor.run import run_sync
 
     raise typer.Exit(run_sync(logger_main, name))
 

@@ -36,14 +36,15 @@ def validate(config_file: Path, env_file: str = ".env") -> int:
 
 def up(config_file: Path, env_file: str = ".env", verbose: bool = False,
        detached: bool = False, replace: bool = False) -> int:
-    from loon_supervisor.supervisor import UpOptions, run_sync
+    from loon_supervisor.run import run_sync
+    from loon_supervisor.supervisor import UpOptions
     from loon_supervisor.supervisor import up as do_up
 
     return run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, replace))
 
 
 def down(config_file: Path, name: str | None = None) -> int:
-    from loon_supervisor.supervisor import down as do_down
-    from loon_supervisor.supervisor import run_sync
+    from loon_supervisor.down import down as do_down
+    from loon_supervisor.run import run_sync
 
     return run_sync(do_down, config_file, name)

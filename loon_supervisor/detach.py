@@ -10,7 +10,6 @@ exactly where it stopped, whether the logger died or a stream broke.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,39 +23,13 @@ from rich.console import Console
 
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.follow import Streaming, stream_until_done
 from loon_supervisor.logs.session import EventLog
 from loon_supervisor.prepare import Prepared
+from loon_supervisor.run import Reporter, Run, watch_signals
+from loon_supervisor.state import pid_alive, read_state, state_path, write_state
 
 ATTACH_TIMEOUT = 60.0
-
-
-def _state_path(name: str) -> Path:
-    from loon_supervisor.supervisor import state_file
-
-    return state_file(name)
-
-
-def read_state(name: str) -> dict | None:
-    try:
-        return json.loads(_state_path(name).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as gone
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
 
 
 def spawn_logger(name: str, session: Path) -> subprocess.Popen[bytes]:
@@ -84,13 +57,11 @@ async def wait_attached(name: str, proc: subprocess.Popen[bytes],
     return False
 
 
-async def hand_over(docker: aiodocker.Docker, run, prepared: Prepared,  # type: ignore[no-untyped-def]
+async def hand_over(docker: aiodocker.Docker, run: Run, prepared: Prepared,
                     contract: images.ImageContract, session: Path) -> int:
-    from loon_supervisor.supervisor import write_state
-
     cfg = prepared.config
     name = cfg.deploymentSettings.containerName
-    write_state(_state_path(name), {
+    write_state(state_path(name), {
         "name": name, "cid": run.cid, "session": str(session), "image": contract.image,
         "services": list(contract.services), "log_dir": contract.log_dir,
         "status_command": contract.status_command, "url": cfg.url,
@@ -106,7 +77,7 @@ async def hand_over(docker: aiodocker.Docker, run, prepared: Prepared,  # type: 
             if proc.poll() is None:
                 proc.kill()
             await containers.remove(docker, run.cid)
-            _state_path(name).unlink(missing_ok=True)
+            state_path(name).unlink(missing_ok=True)
         return 1 if run.stop_signal is None else 128 + run.stop_signal
     run.say(f"Loon is up: {cfg.url}")
     run.say(f"logs are in {session} (a background logger, pid {proc.pid}, keeps writing them)")
@@ -138,14 +109,6 @@ async def stop_logger(name: str, console: Console) -> bool:
 
 async def logger_main(name: str) -> int:
     """The background logger's body (``loon _logger NAME``)."""
-    from loon_supervisor.supervisor import (
-        Reporter,
-        Run,
-        Streaming,
-        stream_until_done,
-        watch_signals,
-        write_state,
-    )
 
     state = read_state(name)
     if state is None:
@@ -166,7 +129,7 @@ async def logger_main(name: str) -> int:
 
             async def mark_attached() -> None:
                 await attached.wait()
-                write_state(_state_path(name), {**state, "logger_pid": os.getpid(),
+                write_state(state_path(name), {**state, "logger_pid": os.getpid(),
                                                 "attached": True})
                 say(f"background logger {os.getpid()} attached to every stream")
 
@@ -177,7 +140,7 @@ async def logger_main(name: str) -> int:
             reason = run.failure or ("stopped on request" if run.stop_signal else "stream ended")
             say(f"background logger exiting: {reason}; container removed")
             tg.cancel_scope.cancel()
-        _state_path(name).unlink(missing_ok=True)
+        state_path(name).unlink(missing_ok=True)
         return 0
     finally:
         events.close()
@@ -202,9 +165,7 @@ async def attach(name: str, console: Console) -> int:
             console.print("no logger state for this container: starting a new session")
             state = await _state_for(docker, name, cid)
     session = Path(state["session"])
-    from loon_supervisor.supervisor import write_state
-
-    write_state(_state_path(name), {**state, "logger_pid": None, "attached": False})
+    write_state(state_path(name), {**state, "logger_pid": None, "attached": False})
     EventLog(session / "out.log").close()
     proc = spawn_logger(name, session)
     if not await wait_attached(name, proc):

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
-from loon_supervisor.detach import pid_alive, read_state
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.errors import LoonError
 from loon_supervisor.logs.session import latest_session
 from loon_supervisor.paths import logs_dir
+from loon_supervisor.state import pid_alive, read_state
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
 

@@ -379,7 +379,8 @@ async def supervisor_deploy_step(ctx: DeployContext) -> None:
 
 
 async def _down_pull_up(ctx: DeployContext) -> None:
-    from loon_supervisor.supervisor import UpOptions, down, up
+    from loon_supervisor.down import down
+    from loon_supervisor.supervisor import UpOptions, up
 
     ctx.log("tearing down the running deployment")
     rc = await down(ctx.config_file)

@@ -1,0 +1,54 @@
+"""``-D``: stop this deployment's background logger and container, with or without a valid
+config (the deployment's name is read leniently)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from loon_supervisor.detach import stop_logger
+from loon_supervisor.engine import containers
+from loon_supervisor.engine.client import open_engine
+
+DEFAULT_STOP_TIMEOUT = 30
+
+
+async def down(config_file: Path, name: str | None = None) -> int:
+    """Stop and remove this deployment (and its background logger). Works without config."""
+    console = Console(soft_wrap=True)
+    name = name or deployment_name(config_file)
+    stopped_logger = await stop_logger(name, console)
+    async with open_engine() as docker:
+        found = await containers.list_ours(docker, name)
+        for c in found:
+            cid = c["Id"]
+            if c.get("State") == "running":
+                console.print(f"stopping container {name} ({cid[:12]})...")
+                await containers.stop(docker, cid, _stop_timeout(config_file))
+            await containers.remove(docker, cid)
+            console.print(f"removed container {name} ({cid[:12]})")
+    if not found and not stopped_logger:
+        console.print(f"nothing to stop: no container of deployment '{name}' exists")
+    return 0
+
+
+def deployment_name(config_file: Path) -> str:
+    """The container name from config.json, read leniently: -D must work with a bad config."""
+    try:
+        data = json.loads(config_file.read_text())
+        value = data["deploymentSettings"]["containerName"]
+        if isinstance(value, str) and value:
+            return value
+    except Exception:
+        pass
+    return "loon"
+
+
+def _stop_timeout(config_file: Path) -> int:
+    try:
+        value = json.loads(config_file.read_text())["deploymentSettings"]["stopTimeout"]
+        return int(value)
+    except Exception:
+        return DEFAULT_STOP_TIMEOUT
