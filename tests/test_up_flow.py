@@ -230,3 +230,18 @@ def test_failing_build_step_is_reported(deploy) -> None:  # type: ignore[no-unty
     assert containers_named(d.name) == []
     out_log = (d.session() / "out.log").read_text()
     assert "about to fail" in out_log
+
+
+def test_verbose_prefixes_terminal_lines_but_files_stay_clean(deploy) -> None:  # type: ignore[no-untyped-def]
+    d = deploy({"alpha": ticker("alpha"), "b": ticker("b")})
+    proc = d.start("-v")
+    d.wait_out_log("Loon is up")
+    session = d.session()
+    wait_until(lambda: (session / "alpha.log").read_text().count("\n") > 5, timeout=20)
+    rc, out = stop_with(proc, SIGINT)
+    assert rc == 130
+    assert "Step 1/" in out  # the build, live
+    # names are padded to the widest one ("container", the container's own output)
+    assert "alpha     | alpha 1\n" in out and "b         | b 1\n" in out
+    assert (session / "alpha.log").read_text().startswith("alpha 1\nalpha 2\n")
+    assert "\x1b[" not in out  # no colour off a TTY
