@@ -164,3 +164,14 @@ def test_engine_restart_is_survived(tmp_path: Path) -> None:
     finally:
         subprocess.run(["pkill", "-9", "-f", f"_logger {d.name}"], check=False)
         engine.destroy()
+
+
+def test_logger_exits_by_itself_when_the_container_stops(deploy) -> None:  # type: ignore[no-untyped-def]
+    d = deploy({"alpha": ticker("alpha")}, main="sleep 4; echo main ends; exit 3")
+    assert d.run("-d", timeout=120).returncode == 0
+    pid = state(d)["logger_pid"]
+    wait_until(lambda: not alive(pid), timeout=60)
+    out = (d.session() / "out.log").read_text().splitlines()
+    assert "background logger exiting: the container exited on its own with code 3" in out[-1]
+    assert "main ends" in (d.session() / "container.log").read_text()
+    assert containers_named(d.name) == []
