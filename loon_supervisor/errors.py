@@ -9,7 +9,9 @@
     │   ├── ImageContractError  an image lacks a required org.loon.* label
     │   ├── BuildFailed         a Dockerfile step failed
     │   └── ContainerConflict   a container with the deployment's name exists already
-    └── DeploymentFailed (1)    the container or a service died while we were running it
+
+A service or the container dying while followed is not an exception: the follow phase
+records it on the run, tears down, and the supervisor reports it with exit code 1.
 
 The CLI turns these into one clear message and the exit code; nothing else should reach
 the operator as a traceback.
@@ -68,8 +70,4 @@ class BuildFailed(EngineError):
 
 
 class ContainerConflict(EngineError):
-    pass
-
-
-class DeploymentFailed(LoonError):
     pass

@@ -23,7 +23,6 @@ class Run:
     """Shared state of one up; only the supervisor and its signal task touch it."""
 
     say: Reporter
-    phase: str = "preparing"
     stop_signal: int | None = None
     phase_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     stop_requested: anyio.Event = field(default_factory=anyio.Event)

@@ -137,9 +137,7 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
         contract = None
         try:
             with run.phase_scope:
-                run.phase = "building"
                 contract = await build_phase(docker, prepared, run, opts.verbose, console)
-                run.phase = "starting"
                 await _fault_delay("starting")
                 if opts.replace:
                     await _remove_named(docker, name, run)
@@ -147,13 +145,12 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
                                                                                    contract))
                 run.say(f"started container {name} ({run.cid[:12]})")
         finally:
-            if run.stop_signal is not None or run.cid is None:
+            if run.stop_signal is not None:
                 with anyio.CancelScope(shield=True):
                     await _cleanup_unstarted(docker, run, name)
         if run.stop_signal is not None:
             return signal_exit_code(run.stop_signal)
         assert contract is not None and run.cid is not None
-        run.phase = "streaming"
         if opts.detached:
             return await hand_over(docker, run, prepared, contract, session)
         printer = Printer(list(contract.services) + ["container"]) if opts.verbose else None
@@ -200,8 +197,6 @@ async def _fault_delay(phase: str) -> None:
 
 async def _cleanup_unstarted(docker: aiodocker.Docker, run: Run, name: str) -> None:
     """After an aborted build or start, leave no container behind."""
-    if run.stop_signal is None:
-        return
     with anyio.move_on_after(30):
         await _remove_named(docker, name, run)
 
