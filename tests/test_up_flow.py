@@ -116,6 +116,9 @@ def test_signal_while_streaming(deploy, sig: int, code: int) -> None:  # type: i
     assert "stopping, press Ctrl+C again to force" in out
     assert containers_named(d.name) == []
     session = d.session()
+    for secret in ("user_pass", "root_pass", "minioadmin"):  # from tests.conftest.base_config
+        assert secret not in out
+        assert not [p.name for p in session.iterdir() if secret in p.read_text(errors="replace")]
     for name in ("alpha", "beta"):
         text = (session / f"{name}.log").read_text()
         lines = text.splitlines()
