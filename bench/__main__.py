@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
                    "(medians are reported); default 3")
     p.add_argument("--window", type=float, default=60.0, help="steady-state window, seconds "
                    "(default 60)")
+    p.add_argument("--lines", type=int, default=throughput.LINES,
+                   help="lines per service in the throughput case (default 1,000,000; "
+                   "100000 gives the up-flow issue's 8 x 100k)")
     p.add_argument("--only", action="append", choices=SECTIONS,
                    help="run only this part (repeatable)")
     p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if "validation" in parts:
             results["validation"] = validation.bench(work, max(5, ns.runs))
         if "throughput" in parts:
-            results["throughput"] = throughput.bench(work, ns.runs)
+            results["throughput"] = throughput.bench(work, ns.runs, ns.lines)
         if "steady" in parts:
             results["steady"] = steady.bench(work, ns.window)
         if "teardown" in parts:

@@ -41,13 +41,16 @@ from bench.common import (
 from tests.engine_helpers import make_deployment
 
 LINES = 1_000_000
-BUILD_STEP = ("mkdir -p /opt/data && for i in " + " ".join(str(i) for i in range(8))
-              + f"; do {{ echo s$i; seq 2 {LINES}; }} > /opt/data/s$i.log; done")
 
 
-def expected() -> dict[str, tuple[int, str]]:
-    """(size, sha256) per service: line 1 is the service's name, then 2..LINES."""
-    body = b"".join(b"%d\n" % n for n in range(2, LINES + 1))
+def build_step(lines: int) -> str:
+    return ("mkdir -p /opt/data && for i in " + " ".join(str(i) for i in range(8))
+            + f"; do {{ echo s$i; seq 2 {lines}; }} > /opt/data/s$i.log; done")
+
+
+def expected(lines: int = LINES) -> dict[str, tuple[int, str]]:
+    """(size, sha256) per service: line 1 is the service's name, then 2..lines."""
+    body = b"".join(b"%d\n" % n for n in range(2, lines + 1))
     out = {}
     for s in SERVICES:
         data = s.encode() + b"\n" + body
@@ -152,15 +155,15 @@ def run_original(cid: str, out: Path, exp: dict[str, tuple[int, str]]) -> dict:
             "container_cpu": inside, "load": load}
 
 
-def bench(work: Path, runs: int) -> dict:
-    say("throughput: computing the expected content")
-    exp = expected()
+def bench(work: Path, runs: int, lines: int = LINES) -> dict:
+    say(f"throughput: computing the expected content (8 x {lines:,} lines)")
+    exp = expected(lines)
     total = sum(size for size, _ in exp.values())
     results: dict[str, list[dict]] = {"ours": [], "cli": [], "original": []}
     tags = []
     for r in range(runs):
         tmp = work / f"throughput-{r}"
-        d = make_deployment(tmp, services(), stop_timeout=10, build_step=BUILD_STEP)
+        d = make_deployment(tmp, services(), stop_timeout=10, build_step=build_step(lines))
         tags.append(f"loon-test:{d.name}")
         try:
             say(f"throughput run {r + 1}/{runs}: starting {d.name} (build.py, foreground)")
@@ -203,5 +206,5 @@ def bench(work: Path, runs: int) -> dict:
         summary[f"ratio_vs_{base}"] = median(ratios)
         summary[f"ratio_vs_{base}_runs"] = ratios
     summary["bytes"] = total
-    summary["lines"] = LINES * len(SERVICES)
+    summary["lines"] = lines * len(SERVICES)
     return summary
