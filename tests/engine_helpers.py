@@ -90,9 +90,14 @@ def make_deployment(tmp_path: Path, services: dict[str, str], *, stop_timeout: i
 
 
 async def remove_containers(name: str) -> None:
+    """Remove the deployment's container and its test image tag (layers stay cached)."""
     async with aiodocker.Docker() as docker:
         for c in await docker.containers.list(all=True, filters={"name": [f"^/{name}$"]}):
             await c.delete(force=True, v=True)
+        try:
+            await docker.images.delete(f"loon-test:{name}", noprune=True)
+        except aiodocker.DockerError:
+            pass
 
 
 async def _containers(label: str | None, name: str | None) -> list[dict]:
