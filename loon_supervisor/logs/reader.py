@@ -40,6 +40,9 @@ async def show_logs(services: list[str], follow: bool, lines: int) -> int:
     for s in chosen:
         data = (session / f"{s}.log").read_bytes()
         offsets[s] = len(data)
+        cut = data.rfind(b"\n") + 1
+        if follow:  # a partial last line is printed once it is complete
+            partial[s], data = data[cut:], data[:cut]
         shown = _tail_bytes(data, lines)
         if shown:
             printer.lines(s, shown)

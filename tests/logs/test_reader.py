@@ -37,14 +37,16 @@ def test_logs_follow_prints_new_lines_and_stops_on_ctrl_c(tmp_path: Path) -> Non
     session = new_session_dir(tmp_path / "logs")
     (session / "db.log").write_text("first\n")
     proc = loon(tmp_path, "-f", "-n", "5")
-    time.sleep(1.5)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # started and printed the history
     with open(session / "db.log", "a") as fh:
         fh.write("second\nthi")
     time.sleep(0.5)
     with open(session / "db.log", "a") as fh:
         fh.write("rd\n")
-    time.sleep(1.0)
+    seen = [first, proc.stdout.readline(), proc.stdout.readline()]
     proc.send_signal(2)
     out, _ = proc.communicate(timeout=30)
-    assert out.splitlines() == ["db | first", "db | second", "db | third"]
+    assert [line.rstrip("\n") for line in seen] == ["db | first", "db | second", "db | third"]
+    assert out == ""
     assert proc.returncode == 130 and "Traceback" not in out
