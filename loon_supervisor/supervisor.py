@@ -20,9 +20,10 @@ from rich.console import Console
 
 from loon_supervisor.detach import hand_over
 from loon_supervisor.engine import containers, images
+from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.errors import ConfigError, LoonError
+from loon_supervisor.errors import BuildFailed, ConfigError, LoonError
 from loon_supervisor.follow import Streaming, last_lines, stream_until_done
 from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
@@ -50,9 +51,14 @@ async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
     context = Path(d.imageDirectory) if d.imageDirectory else project_root() / default_dir
     if not context.is_absolute():
         context = project_root() / context
+    try:
+        shared: dict[str, Path | bytes | None] = dict(included_files(context))
+    except ValueError as exc:
+        raise BuildFailed("preparing the build context", str(exc)) from None
     inputs = await prepare_build_inputs(cfg, base, build_files_dir() / "cache", run.say)
     req = images.BuildRequest(context=context, tag=d.imageTag, network_mode=d.buildNetworkMode,
-                              build_args=inputs.build_args, extra_files=inputs.extra_files)
+                              build_args=inputs.build_args,
+                              extra_files={**shared, **inputs.extra_files})
     run.say(f"building image {d.imageTag} from {context}")
     status = None
     if console is not None and not verbose:

@@ -90,6 +90,43 @@ def context_files(root: Path) -> list[str]:
     return out
 
 
+INCLUDE_FILE = ".loon-include"
+
+
+def included_files(root: Path) -> dict[str, Path]:
+    """Files of the directories named in ``<root>/.loon-include`` (one path per line,
+    relative to ``root``), merged into the context at their relative paths.
+
+    Lets several image directories share scripts and configuration without copies (a
+    Docker build context cannot reach outside itself). The context's own .dockerignore
+    applies to them too; a path present in both is an error, not a silent override.
+    """
+    listing = root / INCLUDE_FILE
+    if not listing.is_file():
+        return {}
+    rules = read_dockerignore(root)
+    own = set(context_files(root))
+    out: dict[str, Path] = {}
+    for raw in listing.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        shared = (root / line).resolve()
+        if not shared.is_dir():
+            raise ValueError(f"{listing} names {line}, which is not a directory")
+        for dirpath, dirnames, filenames in os.walk(shared):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                rel = path.relative_to(shared).as_posix()
+                if is_ignored(rel, rules):
+                    continue
+                if rel in own or rel in out:
+                    raise ValueError(f"{rel} is both in {root} and in {shared}; keep one")
+                out[rel] = path
+    return out
+
+
 class _ChunkWriter(io.RawIOBase):
     """A file object for tarfile that hands fixed-size chunks to the event loop."""
 
