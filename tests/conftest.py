@@ -63,3 +63,19 @@ def engine() -> None:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def deploy(tmp_path: Path, engine: None):  # type: ignore[no-untyped-def]
+    """Make test deployments (tests/engine_helpers.py); everything is removed afterwards."""
+    from tests.engine_helpers import Deployment, make_deployment
+
+    made: list[Deployment] = []
+
+    def make(services: dict[str, str], **kw: Any) -> Deployment:
+        d = make_deployment(tmp_path, services, **kw)
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        d.cleanup()

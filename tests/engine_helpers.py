@@ -70,10 +70,12 @@ class Deployment:
         raise AssertionError(f"'{text}' not in out.log after {timeout}s")
 
     def cleanup(self) -> None:
+        """Whatever a test left: its processes, a background logger, the container, the tag."""
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        subprocess.run(["pkill", "-9", "-f", f"_logger {self.name}$"], check=False)
         anyio.run(remove_containers, self.name, backend="asyncio")
 
 

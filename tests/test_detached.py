@@ -28,20 +28,6 @@ from tests.test_up_flow import ticker
 pytestmark = pytest.mark.usefixtures("engine")
 
 
-@pytest.fixture
-def deploy(tmp_path: Path):  # type: ignore[no-untyped-def]
-    made: list[Deployment] = []
-
-    def make(services: dict[str, str], **kw) -> Deployment:  # type: ignore[no-untyped-def]
-        d = make_deployment(tmp_path, services, **kw)
-        made.append(d)
-        return d
-    yield make
-    for d in made:
-        d.run("-D", timeout=120)
-        d.cleanup()
-
-
 def state(d: Deployment) -> dict:
     return json.loads((d.project / ".build-files" / f"state.{d.name}.json").read_text())
 

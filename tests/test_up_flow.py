@@ -16,25 +16,11 @@ from tests.engine_helpers import (
     Deployment,
     container_files,
     containers_named,
-    make_deployment,
     stop_with,
     wait_until,
 )
 
 pytestmark = pytest.mark.usefixtures("engine")
-
-
-@pytest.fixture
-def deploy(tmp_path: Path):  # type: ignore[no-untyped-def]
-    made: list[Deployment] = []
-
-    def make(services: dict[str, str], **kw) -> Deployment:  # type: ignore[no-untyped-def]
-        d = make_deployment(tmp_path, services, **kw)
-        made.append(d)
-        return d
-    yield make
-    for d in made:
-        d.cleanup()
 
 
 def ticker(name: str, period: str = "0.05") -> str:

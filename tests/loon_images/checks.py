@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 
 from tests.loon_images.support import (
     Loon,
     assert_gone,
     assert_logs_match,
+    duckdb_query,
+    duckdb_ws_query,
     image_labels,
     mariadb,
     mariadb_ok,
@@ -65,3 +68,22 @@ def check_row_survives_down_up(loon: Loon, services: list[str]) -> None:
     mysql_log = (loon.session() / "mysql.log").read_text(errors="replace")
     assert "using the existing data directory" in mysql_log, mysql_log[-2000:]
     assert_logs_match(loon, services)
+
+
+def check_duckdb(via_nginx: str, via_nginx_ws: str) -> None:
+    """Directly on its port, through nginx at /ws over HTTP, and over the WebSocket the
+    Mosaic client uses."""
+    rows = retry(lambda: duckdb_query("http://127.0.0.1:3000/", "SELECT 42 AS x"))
+    assert rows == [{"x": 42}]
+    assert duckdb_query(via_nginx, "SELECT 'via nginx' AS s") == [{"s": "via nginx"}]
+    assert duckdb_ws_query(via_nginx_ws, "SELECT 7 * 6 AS y") == [{"y": 42}]
+
+
+def check_logs(loon: Loon, services: list[str]) -> None:
+    time.sleep(0.5)
+    assert_logs_match(loon, services)
+
+
+def ok(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, dict[str, str], bytes]:
+    assert answer[0] == 200, answer
+    return answer
