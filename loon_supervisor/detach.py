@@ -166,7 +166,6 @@ async def attach(name: str, console: Console) -> int:
             state = await _state_for(docker, name, cid)
     session = Path(state["session"])
     write_state(state_path(name), {**state, "logger_pid": None, "attached": False})
-    EventLog(session / "out.log").close()
     proc = spawn_logger(name, session)
     if not await wait_attached(name, proc):
         console.print(f"the logger did not attach; see {session / 'logger.stderr'}")

@@ -12,8 +12,6 @@ from loon_supervisor.detach import stop_logger
 from loon_supervisor.engine import containers
 from loon_supervisor.engine.client import open_engine
 
-DEFAULT_STOP_TIMEOUT = 30
-
 
 async def down(config_file: Path, name: str | None = None) -> int:
     """Stop and remove this deployment (and its background logger). Works without config."""
@@ -26,7 +24,7 @@ async def down(config_file: Path, name: str | None = None) -> int:
             cid = c["Id"]
             if c.get("State") == "running":
                 console.print(f"stopping container {name} ({cid[:12]})...")
-                await containers.stop(docker, cid, _stop_timeout(config_file))
+                await containers.stop(docker, cid)
             await containers.remove(docker, cid)
             console.print(f"removed container {name} ({cid[:12]})")
     if not found and not stopped_logger:
@@ -45,10 +43,3 @@ def deployment_name(config_file: Path) -> str:
         pass
     return "loon"
 
-
-def _stop_timeout(config_file: Path) -> int:
-    try:
-        value = json.loads(config_file.read_text())["deploymentSettings"]["stopTimeout"]
-        return int(value)
-    except Exception:
-        return DEFAULT_STOP_TIMEOUT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -74,8 +75,6 @@ async def show_status(name: str) -> int:
         st = states.get(svc, "unknown" if contract.status_command else "-")
         if contract.status_command and st != "RUNNING":
             healthy = False
-        from pathlib import Path
-
         path = Path(base) / f"{svc}.log" if base else None
         size = f"{path.stat().st_size:,} B" if path and path.exists() else "-"
         table.add_row(svc, st, str(path) if path else "-", size)

@@ -23,6 +23,7 @@ from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
 from loon_supervisor.errors import BuildFailed, ConfigError, LoonError
 from loon_supervisor.follow import Streaming, last_lines, stream_until_done
 from loon_supervisor.logs.session import EventLog, new_session_dir
@@ -84,8 +85,6 @@ async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
 
 
 def container_spec(prepared: Prepared, contract: images.ImageContract) -> containers.ContainerSpec:
-    from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
-
     cfg = prepared.config
     d = cfg.deploymentSettings
     binds = [f"{cfg.mySqlSettings.sourceVolumeLocation}:{MYSQL_TARGET}"]

@@ -84,7 +84,9 @@ async def create_and_start(docker: aiodocker.Docker, spec: ContainerSpec) -> str
     return container.id
 
 
-async def stop(docker: aiodocker.Docker, cid: str, timeout: int) -> None:
+async def stop(docker: aiodocker.Docker, cid: str, timeout: int | None = None) -> None:
+    """Stop within ``timeout`` seconds; None uses the StopTimeout the container was created
+    with (deploymentSettings.stopTimeout)."""
     with map_engine_errors("stopping the container"):
         try:
             await docker.containers.container(cid).stop(t=timeout)
