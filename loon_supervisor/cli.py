@@ -120,32 +120,14 @@ def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None
         typer.echo(text, nl=False)
 
 
-@app.command(name="deploy-server")
-def deploy_server(
-    env_file: Annotated[Path | None, typer.Option(
-        "--env-file", help="Secrets file with DEPLOYMENT_AUTH_TOKEN (default: "
-        ".build-files/.env.secrets).")] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5421,
-    config_file: Annotated[Path | None, typer.Option(
-        "--config-file", "-c", help="config.json each deploy uses.")] = None,
-    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS.")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert.")]
-    = None,
-    git_branch: Annotated[str | None, typer.Option(
-        help="Before each deploy, git pull --ff-only this branch.")] = None,
-    webhook_secret_env: Annotated[str | None, typer.Option(
-        help="Name of the secrets-file variable holding a GitHub-style HMAC secret "
-        "(default: DEPLOYMENT_WEBHOOK_SECRET when set).")] = None,
-) -> None:
-    """Serve the authenticated redeploy webhook (POST /deploy) on port 5421.
-    See docs/deploy-server.md."""
-    from loon_supervisor.deploy import run_deploy_server
+@app.command(name="deploy-server", add_help_option=False, context_settings={
+    "allow_extra_args": True, "ignore_unknown_options": True})
+def deploy_server(ctx: typer.Context) -> None:
+    """Serve the authenticated redeploy webhook (POST /deploy); options: loon deploy-server
+    --help. See docs/deploy-server.md."""
+    from loon_supervisor.deploy.options import main
 
-    raise typer.Exit(run_deploy_server(env_file=env_file, host=host, port=port,
-                                       config_file=config_file, tls_cert=tls_cert,
-                                       tls_key=tls_key, git_branch=git_branch,
-                                       webhook_secret_env=webhook_secret_env))
+    raise typer.Exit(main(ctx.args, prog="loon deploy-server"))
 
 
 @app.command(name="config-reference")

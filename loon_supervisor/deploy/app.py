@@ -15,12 +15,17 @@ logged or echoed: log lines name the client address and the outcome only.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
+import anyio
 from aiohttp import web
 
 from loon_supervisor.deploy.auth import Verdict, check_signature, check_token
+from loon_supervisor.deploy.guard import JSON_HEADERS, GuardedHandler
 from loon_supervisor.deploy.runner import DEPLOY_ID_PATTERN, DeployBusy, DeployRunner
 from loon_supervisor.deploy.settings import ServerSettings
 
@@ -29,15 +34,74 @@ log = logging.getLogger("loon_supervisor.deploy")
 SETTINGS_KEY: web.AppKey[ServerSettings] = web.AppKey("settings", ServerSettings)
 RUNNER_KEY: web.AppKey[DeployRunner] = web.AppKey("runner", DeployRunner)
 
+
+class AuthFailures:
+    """Failed authentications per client address in the last ``window`` seconds; a client
+    at the limit gets 429 for every request until old failures age out."""
+
+    def __init__(self, limit: int, window: float = 60.0, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self._seen: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float]:
+        now = time.monotonic()
+        times = self._seen.get(client, deque())
+        while times and now - times[0] > self.window:
+            times.popleft()
+        return times
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until the client may try again, or None when it may now."""
+        times = self._recent(client)
+        if len(times) < self.limit:
+            return None
+        return max(1, int(self.window - (time.monotonic() - times[0])) + 1)
+
+    def failed(self, client: str) -> None:
+        if client not in self._seen and len(self._seen) >= self.max_clients:
+            self._seen.pop(next(iter(self._seen)))  # bounded memory: forget the oldest
+        times = self._recent(client)
+        times.append(time.monotonic())
+        self._seen[client] = times
+
+
+FAILURES_KEY: web.AppKey[AuthFailures] = web.AppKey("failures", AuthFailures)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(body, status=status, headers=headers)
+    return web.json_response(body, status=status, headers={**JSON_HEADERS, **(headers or {})})
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return _json(status, {"error": message}, headers)
+
+
+@web.middleware
+async def _connection_state(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the connection a request is being handled (its header deadline stops) and
+    when it is done; refuse addresses outside --allow-from."""
+    protocol = request.protocol
+    if isinstance(protocol, GuardedHandler):
+        protocol.request_started()
+    try:
+        allowed = request.app[SETTINGS_KEY].allow_from
+        if allowed:
+            try:
+                addr = ipaddress.ip_address(request.remote or "")
+            except ValueError:
+                addr = None
+            if addr is None or not any(addr in net for net in allowed):
+                log.warning("%s %s from %s refused: not in --allow-from (403)",
+                            request.method, request.path, request.remote or "?")
+                return _error(403, "this address may not use the deploy server")
+        return await handler(request)
+    finally:
+        if isinstance(protocol, GuardedHandler):
+            protocol.request_finished()
 
 
 @web.middleware
@@ -55,22 +119,36 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             max_size = request.app[SETTINGS_KEY].max_body_bytes
             message = f"request body larger than {max_size} bytes"
         response = _error(exc.status, message, headers)
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(JSON_HEADERS)
     return response
 
 
 def _authenticate(request: web.Request) -> web.Response | None:
     """None when the token is right; otherwise the 401/403 answer."""
     settings = request.app[SETTINGS_KEY]
-    verdict = check_token(request.headers.get("Authorization"), settings.token)
+    failures = request.app[FAILURES_KEY]
+    who = request.remote or "?"
+    wait = failures.retry_after(who)
+    if wait is not None:
+        log.warning("%s %s from %s refused: too many failed authentications (429)",
+                    request.method, request.path, who)
+        return _error(429, "too many failed authentications; try again later",
+                      {"Retry-After": str(wait)})
+    given = request.headers.getall("Authorization", [])
+    if len(given) > 1:
+        failures.failed(who)
+        log.warning("%s %s from %s refused: %d Authorization headers (400)",
+                    request.method, request.path, who, len(given))
+        return _error(400, "more than one Authorization header")
+    verdict = check_token(given[0] if given else None, settings.token)
     if verdict is Verdict.OK:
         return None
-    who = request.remote or "?"
     if verdict is Verdict.MISSING:
         log.warning("%s %s from %s refused: no Authorization header (401)",
                     request.method, request.path, who)
         return _error(401, "missing Authorization header",
                       {"WWW-Authenticate": 'Bearer realm="loon-deploy"'})
+    failures.failed(who)
     log.warning("%s %s from %s refused: wrong token (403)", request.method, request.path, who)
     return _error(403, "invalid token")
 
@@ -87,13 +165,21 @@ async def post_deploy(request: web.Request) -> web.Response:
     refused = _authenticate(request)
     if refused is not None:
         return refused
-    body = await request.read()  # raises 413 past client_max_size (chunked bodies too)
+    try:
+        with anyio.fail_after(settings.opts.body_timeout):
+            body = await request.read()  # raises 413 past client_max_size (chunked too)
+    except TimeoutError:
+        log.warning("POST /deploy from %s refused: body not received within %g s (408)",
+                    request.remote or "?", settings.opts.body_timeout)
+        return _error(408, f"request body not received within {settings.opts.body_timeout:g} s",
+                      {"Connection": "close"})
     if settings.webhook_secret is not None:
         verdict = check_signature(request.headers.get("X-Hub-Signature-256"), body,
                                   settings.webhook_secret)
         if verdict is not Verdict.OK:
             code = 401 if verdict is Verdict.MISSING else 403
             what = "missing" if verdict is Verdict.MISSING else "wrong"
+            request.app[FAILURES_KEY].failed(request.remote or "?")
             log.warning("POST /deploy from %s refused: %s X-Hub-Signature-256 (%d)",
                         request.remote or "?", what, code)
             return _error(code, f"{what} X-Hub-Signature-256 signature")
@@ -122,8 +208,10 @@ async def get_deploy(request: web.Request) -> web.Response:
 
 
 def make_app(settings: ServerSettings, runner: DeployRunner) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_json_errors])
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[_connection_state, _json_errors])
     app[SETTINGS_KEY] = settings
+    app[FAILURES_KEY] = AuthFailures(settings.opts.max_auth_failures)
     app[RUNNER_KEY] = runner
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/deploy", post_deploy)

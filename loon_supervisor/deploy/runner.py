@@ -218,7 +218,9 @@ class DeployRunner:
     """
 
     def __init__(self, *, logs_root: Path, config_file: Path, repo_dir: Path,
-                 git_branch: str | None, step: DeployStep | None = None) -> None:
+                 git_branch: str | None, step: DeployStep | None = None,
+                 deploy_timeout: float = 1800.0) -> None:
+        self.deploy_timeout = deploy_timeout
         self.logs_root = logs_root
         self.config_file = config_file
         self.repo_dir = repo_dir
@@ -265,7 +267,7 @@ class DeployRunner:
             raise DeployBusy(self.current)
         deploy_id = new_deploy_id()
         record = DeployRecord(id=deploy_id, log_dir=self.logs_root / deploy_id)
-        record.log_dir.mkdir(parents=True, exist_ok=False)
+        record.log_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
         self._current = record
         self._records[deploy_id] = record
         while len(self._records) > KEEP_RECORDS:
@@ -287,7 +289,11 @@ class DeployRunner:
                             git_branch=self.git_branch, log=sink.line)
         try:
             with _captured_output(sink):
-                await self.step(ctx)
+                with anyio.fail_after(self.deploy_timeout):
+                    await self.step(ctx)
+        except TimeoutError:
+            self._finish(record, sink, DeployStatus.FAILED,
+                         f"did not finish within the deploy timeout of {self.deploy_timeout:g} s")
         except DeployInterrupted as exc:
             self.interrupted_by = exc.signum
             self._finish(record, sink, DeployStatus.FAILED, exc.reason)

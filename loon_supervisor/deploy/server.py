@@ -7,26 +7,22 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
 from aiohttp import web
 
 from loon_supervisor.deploy.app import make_app
+from loon_supervisor.deploy.guard import ConnectionLimits, GuardedSite
+from loon_supervisor.deploy.options import ServerOptions
 from loon_supervisor.deploy.runner import DeployRunner, DeployStep
 from loon_supervisor.deploy.settings import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
     ServerSettings,
     load_settings,
 )
 from loon_supervisor.errors import ConfigError
 
 log = logging.getLogger("loon_supervisor.deploy")
-
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'  # never headers: no Authorization, no signature
-
 
 class DeployServer:
     """``async with DeployServer(settings) as server:`` serves until the block ends.
@@ -39,20 +35,24 @@ class DeployServer:
         self.settings = settings
         self.runner = DeployRunner(logs_root=settings.logs_root, config_file=settings.config_file,
                                    repo_dir=settings.repo_dir, git_branch=settings.git_branch,
-                                   step=step)
+                                   step=step, deploy_timeout=settings.opts.deploy_timeout)
         self._app_runner: web.AppRunner | None = None
         self.urls: list[str] = []
 
     async def __aenter__(self) -> DeployServer:
-        self.settings.logs_root.mkdir(parents=True, exist_ok=True)
+        self.settings.logs_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.settings.logs_root.chmod(0o700)
         await self.runner.__aenter__()
         try:
             app = make_app(self.settings, self.runner)
-            self._app_runner = web.AppRunner(app, handle_signals=False,
-                                             access_log_format=ACCESS_LOG_FORMAT)
+            self._app_runner = web.AppRunner(app, handle_signals=False)
             await self._app_runner.setup()
-            site = web.TCPSite(self._app_runner, self.settings.host, self.settings.port,
-                               ssl_context=self.settings.ssl_context)
+            opts = self.settings.opts
+            limits = ConnectionLimits(opts.max_connections, opts.max_connections_per_client)
+            site = GuardedSite(self._app_runner, self.settings.host, self.settings.port,
+                               ssl_context=self.settings.ssl_context, limits=limits,
+                               header_timeout=opts.header_timeout,
+                               keepalive_timeout=opts.keepalive_timeout)
             await site.start()
         except BaseException:
             await self._cleanup()
@@ -139,36 +139,15 @@ def _configure_logging() -> None:
         logger.propagate = False
 
 
-def run_deploy_server(
-    env_file: Path | None = None,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    config_file: Path | None = None,
-    tls_cert: Path | None = None,
-    tls_key: Path | None = None,
-    git_branch: str | None = None,
-    webhook_secret_env: str | None = None,
-    logs_root: Path | None = None,
-    repo_dir: Path | None = None,
-) -> int:
+def run_deploy_server(opts: ServerOptions | None = None, **overrides: Any) -> int:
     """Check the settings, then serve until SIGINT/SIGTERM. Blocking; returns the exit code:
     0 after a signal, 2 when the settings are wrong (nothing was started), 1 when the server
-    cannot run (e.g. the port is taken).
-
-    ``env_file`` (the secrets file with DEPLOYMENT_AUTH_TOKEN) defaults to
-    ``<project>/.build-files/.env.secrets``, ``config_file`` to ``<project>/config.json``,
-    ``logs_root`` to ``<project>/logs/deploys``, ``repo_dir`` (the working copy ``git_branch`` updates) to
-    the project root. ``webhook_secret_env`` names the secrets-file variable holding the
-    webhook secret: None uses ``DEPLOYMENT_WEBHOOK_SECRET`` when the file sets it (no
-    signature check otherwise); a name given explicitly must be set.
+    cannot run (e.g. the port is taken). ``opts`` comes from options.py (every front end);
+    ``overrides`` are ServerOptions fields.
     """
     _configure_logging()
     try:
-        settings = load_settings(
-            env_file, host=host, port=port, config_file=config_file, tls_cert=tls_cert,
-            tls_key=tls_key, git_branch=git_branch, webhook_secret_env=webhook_secret_env,
-            logs_root=logs_root, repo_dir=repo_dir,
-        )
+        settings = load_settings(None, opts, **overrides)
     except ConfigError as exc:
         print(f"loon deploy-server: refusing to start: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -183,7 +162,8 @@ def run_deploy_server(
     try:
         anyio.run(serve, settings, backend="asyncio")
     except OSError as exc:
-        print(f"loon deploy-server: cannot serve on {host}:{port}: {exc.strerror or exc}",
+        print(f"loon deploy-server: cannot serve on {settings.host}:{settings.port}: "
+              f"{exc.strerror or exc}",
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:

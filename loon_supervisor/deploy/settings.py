@@ -9,24 +9,31 @@ messages name variables and files but never quote a value.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from loon_supervisor import paths
+from loon_supervisor.deploy.options import DEFAULT_HOST, DEFAULT_PORT, ServerOptions
 from loon_supervisor.errors import ConfigError, Problem
 
-DEFAULT_HOST = "0.0.0.0"
-DEFAULT_PORT = 5421
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings", "load_settings"]
+
 TOKEN_VAR = "DEPLOYMENT_AUTH_TOKEN"
 DEFAULT_WEBHOOK_SECRET_VAR = "DEPLOYMENT_WEBHOOK_SECRET"
 MIN_TOKEN_LENGTH = 32
+# aiohttp refuses header lines over 8190 bytes: "Authorization: Bearer " + the token must fit,
+# so a longer token could never authenticate. 4096 leaves room and is far above any real token.
+MAX_TOKEN_LENGTH = 4096
 MAX_BODY_BYTES = 64 * 1024
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: survives every HTTP client as is
 _BRANCH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$")  # never starts with '-' (git option)
@@ -54,17 +61,30 @@ def default_logs_root() -> Path:
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """Checked settings: the secrets, resolved paths, and the options (limits) as given."""
+
     token: SecretStr
     config_file: Path
     logs_root: Path
     repo_dir: Path
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
+    opts: ServerOptions = field(default_factory=ServerOptions)
     webhook_secret: SecretStr | None = None
-    git_branch: str | None = None
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_body_bytes: int = MAX_BODY_BYTES
     warnings: tuple[str, ...] = ()
+
+    @property
+    def host(self) -> str:
+        return self.opts.host
+
+    @property
+    def port(self) -> int:
+        return self.opts.port
+
+    @property
+    def git_branch(self) -> str | None:
+        return self.opts.git_branch
 
     @property
     def scheme(self) -> str:
@@ -93,16 +113,40 @@ def _read_secrets(env_file: Path, problems: list[Problem]) -> dict[str, str]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _comment_cut(env_file: Path, var: str) -> bool:
+    """True when the variable's unquoted value holds ``#`` after a space or at its start:
+    the env-file syntax reads the rest as a comment, so the value read is cut short."""
+    try:
+        lines = env_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    pattern = re.compile(rf"^\s*(?:export\s+)?{re.escape(var)}\s*=\s*(.*)$")
+    for line in lines:
+        m = pattern.match(line)
+        if m and m.group(1)[:1] not in ("'", '"') and re.search(r"(^|\s)#", m.group(1)):
+            return True
+    return False
+
+
 def _check_token(env_file: Path, values: dict[str, str], problems: list[Problem]) -> SecretStr:
     token = values.get(TOKEN_VAR, "")
     where = f"{env_file}: {TOKEN_VAR}"
-    if not token:
+    if _comment_cut(env_file, TOKEN_VAR):
+        problems.append(Problem(where, "contains a '#' at its start or after a space, which the "
+                                "secrets-file syntax reads as the start of a comment",
+                                "put the value in single quotes, or use a token without '#' "
+                                "such as `openssl rand -hex 32` prints"))
+    elif not token:
         problems.append(Problem(where, "is missing or empty; the deploy server never runs "
                                 "without a token", _MAKE_TOKEN.format(var=TOKEN_VAR, path=env_file)
                                 .replace("create it", "set it")))
     elif len(token) < MIN_TOKEN_LENGTH:
         problems.append(Problem(where, f"is shorter than {MIN_TOKEN_LENGTH} characters",
                                 "use a long random value, e.g. `openssl rand -hex 32`"))
+    elif len(token) > MAX_TOKEN_LENGTH:
+        problems.append(Problem(where, f"is longer than {MAX_TOKEN_LENGTH} characters, more "
+                                "than an HTTP header can carry",
+                                "use a shorter random value, e.g. `openssl rand -hex 32`"))
     elif not _TOKEN_RE.match(token):
         problems.append(Problem(where, "contains spaces, control or non-ASCII characters",
                                 "use a random value such as `openssl rand -hex 32` prints"))
@@ -157,38 +201,70 @@ def _ssl_context(cert: Path | None, key: Path | None, problems: list[Problem]
     return ctx
 
 
-def load_settings(
-    env_file: Path | None = None,
-    *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    config_file: Path | None = None,
-    tls_cert: Path | None = None,
-    tls_key: Path | None = None,
-    git_branch: str | None = None,
-    webhook_secret_env: str | None = None,
-    logs_root: Path | None = None,
-    repo_dir: Path | None = None,
-) -> ServerSettings:
-    """Check everything; raise ConfigError listing every problem (no value is ever quoted)."""
+def _networks(opts: ServerOptions, problems: list[Problem]
+              ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for text in opts.allow_from:
+        try:
+            nets.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            problems.append(Problem("--allow-from", f"{text!r} is not an address or network",
+                                    "pass e.g. 192.0.2.10 or 192.0.2.0/24"))
+    return tuple(nets)
+
+
+def _check_limits(opts: ServerOptions, problems: list[Problem]) -> None:
+    for name in ("deploy_timeout", "kill_grace", "header_timeout", "keepalive_timeout",
+                 "body_timeout"):
+        if not getattr(opts, name) > 0:
+            problems.append(Problem("--" + name.replace("_", "-"), "must be above 0 seconds",
+                                    "pass a number of seconds such as 10"))
+    for name in ("keep_deploys", "max_connections", "max_connections_per_client",
+                 "max_auth_failures"):
+        if getattr(opts, name) < 1:
+            problems.append(Problem("--" + name.replace("_", "-"), "must be at least 1",
+                                    "pass a positive whole number"))
+
+
+def load_settings(env_file: Path | None = None, opts: ServerOptions | None = None,
+                  **overrides: Any) -> ServerSettings:
+    """Check everything; raise ConfigError listing every problem (no value is ever quoted).
+
+    ``overrides`` are :class:`ServerOptions` fields (tests: ``host="127.0.0.1", port=0``);
+    ``logs_root`` is accepted for ``logs_dir``.
+    """
+    if "logs_root" in overrides:
+        overrides["logs_dir"] = overrides.pop("logs_root")
+    opts = replace(opts or ServerOptions(), **overrides)
+    if env_file is not None:
+        opts = replace(opts, env_file=env_file)
     problems: list[Problem] = []
     warnings: list[str] = []
-    env_file = env_file or default_env_file()
+    env_file = opts.env_file or default_env_file()
     values = _read_secrets(env_file, problems)
     token = _check_token(env_file, values, problems) if not problems else SecretStr("")
-    webhook = _check_webhook_secret(env_file, values, webhook_secret_env, problems)
+    webhook = _check_webhook_secret(env_file, values, opts.webhook_secret_env, problems)
     if values and env_file.exists():
         mode = stat.S_IMODE(env_file.stat().st_mode)
         if mode & 0o077:
-            warnings.append(f"{env_file} is readable by other users (mode {mode:o}); "
-                            f"run: chmod 600 {env_file}")
-    if not 0 <= port <= 65535:
-        problems.append(Problem("--port", f"{port} is not a TCP port", "use 1-65535"))
-    config_file = (config_file or default_config_file()).absolute()
+            problems.append(Problem(str(env_file), f"is readable or writable by other users "
+                                    f"(mode {mode:o}) and holds the deploy token",
+                                    f"run: chmod 600 {env_file}"))
+    if (webhook is not None and token.get_secret_value()
+            and webhook.get_secret_value() == token.get_secret_value()):
+        problems.append(Problem(f"{env_file}: {opts.webhook_secret_env or DEFAULT_WEBHOOK_SECRET_VAR}",
+                                f"is the same value as {TOKEN_VAR}",
+                                "use two different random values (`openssl rand -hex 32` twice)"))
+    if not 0 <= opts.port <= 65535:
+        problems.append(Problem("--port", f"{opts.port} is not a TCP port", "use 1-65535"))
+    _check_limits(opts, problems)
+    allow_from = _networks(opts, problems)
+    config_file = (opts.config_file or default_config_file()).absolute()
     if not config_file.is_file():
         problems.append(Problem(str(config_file), "config file not found",
                                 "create it (see config.example.json) or pass --config-file"))
-    repo_dir = (repo_dir or paths.project_root()).absolute()
+    repo_dir = (opts.repo_dir or paths.project_root()).absolute()
+    git_branch = opts.git_branch
     if git_branch is not None:
         if not _BRANCH_RE.match(git_branch) or ".." in git_branch:
             problems.append(Problem("--git-branch", "is not a plain branch name",
@@ -197,22 +273,28 @@ def load_settings(
             problems.append(Problem(str(repo_dir), "is not a git working copy, so --git-branch "
                                     "cannot update it", "clone the project with git, or drop "
                                     "--git-branch"))
-    ssl_context = _ssl_context(tls_cert, tls_key, problems)
+    if opts.require_ref is not None and (not _BRANCH_RE.match(opts.require_ref)
+                                         or ".." in opts.require_ref):
+        problems.append(Problem("--require-ref", "is not a plain branch name",
+                                "pass a branch such as main"))
+    ssl_context = _ssl_context(opts.tls_cert, opts.tls_key, problems)
+    if (ssl_context is None and not problems and opts.host not in LOOPBACK_HOSTS
+            and not opts.behind_tls_proxy):
+        problems.append(Problem("--host", f"{opts.host} is not a loopback address and no TLS "
+                                "certificate was given, so the token would cross the network "
+                                "in clear text", "pass --tls-cert and --tls-key, or listen on "
+                                "127.0.0.1 behind a TLS proxy (--behind-tls-proxy if the proxy "
+                                "reaches this server over the network)"))
     if problems:
         raise ConfigError(problems, "the deploy server's settings")
-    if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
-        warnings.append("serving plain HTTP: the token crosses the network readable by anyone "
-                        "on the path; pass --tls-cert and --tls-key, or put a TLS proxy in front")
     return ServerSettings(
         token=token,
         webhook_secret=webhook,
-        host=host,
-        port=port,
+        opts=opts,
         config_file=config_file,
-        logs_root=(logs_root or default_logs_root()).absolute(),
+        logs_root=(opts.logs_dir or default_logs_root()).absolute(),
         repo_dir=repo_dir,
-        git_branch=git_branch,
         ssl_context=ssl_context,
+        allow_from=allow_from,
         warnings=tuple(warnings),
     )
-

@@ -95,13 +95,51 @@ def test_webhook_secret(tmp_path: Path, config: Path) -> None:
     assert load_settings(env, config_file=config).webhook_secret.get_secret_value() == "y" * 20  # type: ignore[union-attr]
 
 
-def test_loose_permissions_warn(tmp_path: Path, config: Path) -> None:
-    env = write_secrets(tmp_path / "s", new_token())
+def test_secrets_file_at_0644_is_refused(tmp_path: Path, config: Path) -> None:
+    token = new_token()
+    env = write_secrets(tmp_path / "s", token)
     env.chmod(0o644)
-    settings = load_settings(env, config_file=config, host="127.0.0.1")
-    assert any("chmod 600" in w for w in settings.warnings)
-    assert not any("plain HTTP" in w for w in settings.warnings)
-    assert any("plain HTTP" in w for w in load_settings(env, config_file=config).warnings)
+    message = refused(env, config_file=config, host="127.0.0.1")
+    assert "mode 644" in message and "chmod 600" in message and token not in message
+    env.chmod(0o640)
+    assert "mode 640" in refused(env, config_file=config, host="127.0.0.1")
+
+
+def test_plain_http_off_loopback_needs_the_proxy_flag(tmp_path: Path, config: Path) -> None:
+    env = write_secrets(tmp_path / "s", new_token())
+    assert "--behind-tls-proxy" in refused(env, config_file=config, host="0.0.0.0")
+    assert load_settings(env, config_file=config, host="0.0.0.0",
+                         behind_tls_proxy=True).host == "0.0.0.0"
+    assert load_settings(env, config_file=config).host == "127.0.0.1"  # the default
+
+
+def test_token_too_long_for_a_header_is_refused(tmp_path: Path, config: Path) -> None:
+    token = "a" * 9000
+    message = refused(write_secrets(tmp_path / "s", token), config_file=config)
+    assert "longer than 4096 characters" in message and "a" * 40 not in message
+
+
+def test_hash_in_token_names_the_comment_syntax(tmp_path: Path, config: Path) -> None:
+    env = write_secrets(tmp_path / "s", "abcdefgh #" + "x" * 40)
+    message = refused(env, config_file=config)
+    assert "comment" in message and "shorter" not in message
+
+
+def test_token_and_webhook_secret_must_differ(tmp_path: Path, config: Path) -> None:
+    token = new_token()
+    env = write_secrets(tmp_path / "s", token, DEPLOYMENT_WEBHOOK_SECRET=token)
+    message = refused(env, config_file=config)
+    assert "same value" in message and token not in message
+
+
+def test_options_parse_for_every_front_end() -> None:
+    from loon_supervisor.deploy.options import parse_options
+
+    opts = parse_options(["--deploy-timeout", "5", "--allow-from", "10.0.0.0/8",
+                          "--allow-from", "::1", "--behind-tls-proxy"], prog="t")
+    assert opts.deploy_timeout == 5.0 and opts.allow_from == ["10.0.0.0/8", "::1"]
+    assert opts.behind_tls_proxy and opts.header_timeout == 10.0
+    assert parse_options([], prog="t").allow_from == []
 
 
 def test_check_token() -> None:
