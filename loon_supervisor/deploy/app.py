@@ -16,6 +16,7 @@ logged or echoed: log lines name the client address and the outcome only.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from aiohttp import web
 
 from loon_supervisor.deploy.auth import Verdict, check_signature, check_token
 from loon_supervisor.deploy.guard import JSON_HEADERS, GuardedHandler
+from loon_supervisor.deploy.replay import DELIVERY_RE, DeliveryLog
 from loon_supervisor.deploy.runner import DEPLOY_ID_PATTERN, DeployBusy, DeployRunner
 from loon_supervisor.deploy.settings import ServerSettings
 
@@ -68,6 +70,7 @@ class AuthFailures:
 
 
 FAILURES_KEY: web.AppKey[AuthFailures] = web.AppKey("failures", AuthFailures)
+DELIVERIES_KEY: web.AppKey[DeliveryLog] = web.AppKey("deliveries", DeliveryLog)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -183,6 +186,18 @@ async def post_deploy(request: web.Request) -> web.Response:
             log.warning("POST /deploy from %s refused: %s X-Hub-Signature-256 (%d)",
                         request.remote or "?", what, code)
             return _error(code, f"{what} X-Hub-Signature-256 signature")
+    refused = _check_rules(request, body)
+    if refused is not None:
+        return refused
+    delivery = request.headers.get("X-GitHub-Delivery")
+    if settings.webhook_secret is not None:
+        if delivery is None or not DELIVERY_RE.match(delivery):
+            return _error(400, "missing or malformed X-GitHub-Delivery header (required with "
+                          "a webhook secret, against replays)")
+        if delivery in request.app[DELIVERIES_KEY]:
+            log.warning("POST /deploy from %s refused: delivery %s was already received (409)",
+                        request.remote or "?", delivery)
+            return _error(409, f"delivery {delivery} was already received; not deploying again")
     try:
         record = runner.submit()
     except DeployBusy as busy:
@@ -192,9 +207,31 @@ async def post_deploy(request: web.Request) -> web.Response:
         return _json(409, {"error": f"deploy {running.id} is {running.status}; try again later",
                            "running": running.id, "status": str(running.status),
                            "statusUrl": f"/deploy/{running.id}"})
+    if settings.webhook_secret is not None and delivery is not None:
+        request.app[DELIVERIES_KEY].remember(delivery)
     log.info("deploy %s accepted from %s", record.id, request.remote or "?")
     url = f"/deploy/{record.id}"
     return _json(202, {**record.to_json(), "statusUrl": url}, {"Location": url})
+
+
+def _check_rules(request: web.Request, body: bytes) -> web.Response | None:
+    """--require-push-event and --require-ref: None when the request may deploy."""
+    opts = request.app[SETTINGS_KEY].opts
+    if opts.require_push_event:
+        event = request.headers.get("X-GitHub-Event")
+        if event == "ping":
+            return _json(200, {"status": "ignored", "reason": "ping event: nothing to deploy"})
+        if event != "push":
+            return _error(400, "X-GitHub-Event must be push (or ping)")
+    if opts.require_ref is not None:
+        want = f"refs/heads/{opts.require_ref}"
+        try:
+            ref = json.loads(body or b"{}").get("ref")
+        except (ValueError, AttributeError):
+            return _error(400, "the body must be JSON with a ref field")
+        if ref != want:
+            return _json(200, {"status": "ignored", "reason": f"ref is not {want}"})
+    return None
 
 
 async def get_deploy(request: web.Request) -> web.Response:
@@ -212,6 +249,7 @@ def make_app(settings: ServerSettings, runner: DeployRunner) -> web.Application:
                           middlewares=[_connection_state, _json_errors])
     app[SETTINGS_KEY] = settings
     app[FAILURES_KEY] = AuthFailures(settings.opts.max_auth_failures)
+    app[DELIVERIES_KEY] = DeliveryLog(settings.logs_root / ".deliveries.json")
     app[RUNNER_KEY] = runner
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/deploy", post_deploy)

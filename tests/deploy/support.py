@@ -96,10 +96,14 @@ async def wait_terminal(base: str, deploy_id: str, token: str, timeout: float = 
             await anyio.sleep(0.05)
 
 
-def signed(body: bytes, secret: str) -> dict[str, str]:
+def signed(body: bytes, secret: str, delivery: str | None = None) -> dict[str, str]:
+    """Signature headers plus a delivery id (a fresh one unless given: replays are refused)."""
+    import uuid
+
     from pydantic import SecretStr
 
-    return {"X-Hub-Signature-256": signature(body, SecretStr(secret))}
+    return {"X-Hub-Signature-256": signature(body, SecretStr(secret)),
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4())}
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:

@@ -12,7 +12,14 @@ import anyio
 import pytest
 
 from loon_supervisor.deploy import DeployContext
-from tests.deploy.support import call, make_settings, new_token, running_server, wait_terminal
+from tests.deploy.support import (
+    call,
+    make_settings,
+    new_token,
+    running_server,
+    signed,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -143,3 +150,56 @@ async def test_hung_deploy_fails_at_the_timeout_and_frees_the_lock(tmp_path: Pat
         assert done["status"] == "failed" and "deploy timeout of 1 s" in done["reason"]
         again = await call("POST", f"{srv.url}/deploy", token=token)
         assert again.status == 202, again.text
+
+
+async def test_replayed_delivery_gets_409_and_no_deploy_even_after_restart(
+        tmp_path: Path) -> None:
+    token, secret = new_token(), new_token()
+    settings = make_settings(tmp_path, token, webhook_secret=secret)
+    body = b'{"ref": "refs/heads/main"}'
+    headers = signed(body, secret, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    async with running_server(settings, ok_step) as srv:
+        first = await call("POST", f"{srv.url}/deploy", token=token, data=body, headers=headers)
+        assert first.status == 202
+        await wait_terminal(srv.url, first.body["id"], token)
+        again = await call("POST", f"{srv.url}/deploy", token=token, data=body, headers=headers)
+        assert again.status == 409 and "already received" in again.body["error"]
+        unsigned_id = await call("POST", f"{srv.url}/deploy", token=token, data=body,
+                                 headers={k: v for k, v in headers.items()
+                                          if k != "X-GitHub-Delivery"})
+        assert unsigned_id.status == 400
+    async with running_server(settings, ok_step) as srv:  # remembered across a restart
+        again = await call("POST", f"{srv.url}/deploy", token=token, data=body, headers=headers)
+        assert again.status == 409
+    deploys = [p for p in settings.logs_root.iterdir() if p.is_dir()]
+    assert len(deploys) == 1  # only the first request deployed
+    assert oct(settings.logs_root.stat().st_mode & 0o777) == "0o700"
+    assert oct(deploys[0].stat().st_mode & 0o777) == "0o700"
+
+
+async def test_event_and_ref_rules(tmp_path: Path) -> None:
+    token = new_token()
+    settings = make_settings(tmp_path, token, require_push_event=True, require_ref="main")
+    async with running_server(settings, ok_step) as srv:
+        url = f"{srv.url}/deploy"
+        ping = await call("POST", url, token=token, headers={"X-GitHub-Event": "ping"})
+        assert ping.status == 200 and ping.body["status"] == "ignored"
+        other = await call("POST", url, token=token, data=b'{"ref": "refs/heads/dev"}',
+                           headers={"X-GitHub-Event": "push"})
+        assert other.status == 200 and other.body["status"] == "ignored"
+        issue = await call("POST", url, token=token, data=b'{"ref": "refs/heads/main"}',
+                           headers={"X-GitHub-Event": "issues"})
+        assert issue.status == 400
+        ok = await call("POST", url, token=token, data=b'{"ref": "refs/heads/main"}',
+                        headers={"X-GitHub-Event": "push"})
+        assert ok.status == 202
+
+
+async def test_source_allowlist(tmp_path: Path) -> None:
+    token = new_token()
+    async with running_server(make_settings(tmp_path, token, allow_from=["10.0.0.0/8"]),
+                              ok_step) as srv:
+        assert (await call("POST", f"{srv.url}/deploy", token=token)).status == 403
+    async with running_server(make_settings(tmp_path, token, allow_from=["127.0.0.1"]),
+                              ok_step) as srv:
+        assert (await call("POST", f"{srv.url}/deploy", token=token)).status == 202
