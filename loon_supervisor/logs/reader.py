@@ -6,6 +6,8 @@ size check is a cheap stat, and it avoids an inotify dependency for a read-only 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 
 from loon_supervisor.logs.session import latest_session
@@ -15,15 +17,22 @@ from loon_supervisor.paths import logs_dir
 POLL = 0.1
 
 
-def _tail_bytes(data: bytes, n: int) -> bytes:
+def _tail_bytes(data: bytes, n: int | None) -> bytes:
+    if n is None:
+        return data
     if n <= 0:
         return b""
     lines = data.splitlines(keepends=True)
     return b"".join(lines[-n:])
 
 
-async def show_logs(services: list[str], follow: bool, lines: int) -> int:
-    session = latest_session(logs_dir())
+async def show_logs(services: list[str], follow: bool, lines: int | None,
+                    session: Path | None = None, colour: bool | None = None,
+                    prefix: bool = True, timestamps: bool = False) -> int:
+    """Print the session's files (the latest session by default); ``lines`` None: all.
+    ``timestamps`` stamps each followed line with the time it reached the file (the files
+    themselves hold no per-line times)."""
+    session = session or latest_session(logs_dir())
     if session is None:
         print(f"no log sessions in {logs_dir()} yet")
         return 1
@@ -34,7 +43,7 @@ async def show_logs(services: list[str], follow: bool, lines: int) -> int:
         print(f"no log file for {', '.join(missing)} in {session}; there are: "
               f"{', '.join(available)}")
         return 2
-    printer = Printer(chosen)
+    printer = Printer(chosen, colour=colour, show_prefix=prefix)
     offsets: dict[str, int] = {}
     partial: dict[str, bytes] = {s: b"" for s in chosen}
     for s in chosen:
@@ -46,6 +55,7 @@ async def show_logs(services: list[str], follow: bool, lines: int) -> int:
         shown = _tail_bytes(data, lines)
         if shown:
             printer.lines(s, shown)
+    printer.timestamps = timestamps  # only followed lines have a known arrival time
     while follow:
         await anyio.sleep(POLL)
         for s in chosen:
