@@ -284,7 +284,7 @@ def logger(name: str) -> None:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="loon")
     except LoonError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

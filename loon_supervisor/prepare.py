@@ -22,7 +22,7 @@ from loon_supervisor.envfile import (
     save_secret_key,
     write_env_file,
 )
-from loon_supervisor.errors import ConfigError
+from loon_supervisor.errors import ConfigError, Problem
 from loon_supervisor.paths import build_files_dir
 
 
@@ -54,6 +54,9 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
     kept = read_secret_key(build_dir, name)
     env = environment(loaded.config, kept or new_secret_key())
     render(env)  # raises before anything is written
+    if (build_dir / env_file).is_dir():
+        raise ConfigError([Problem("--env-file", f"{build_dir / env_file} is a directory",
+                                   "remove it or choose another --env-file name")])
     if create_dirs:
         dir_messages, problems = check_volume_dirs(loaded.config.volume_dirs(), create=True)
         if problems:
