@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
-
 from loon_supervisor.engine import containers
 from loon_supervisor.engine.client import open_engine
 
@@ -19,14 +16,16 @@ def _ports(c: dict) -> str:
 
 async def show_ps(name: str | None) -> int:
     """List the deployment's container (every deployment's when ``name`` is None)."""
-    console = Console(soft_wrap=True)
     async with open_engine() as docker:
         found = await containers.list_ours(docker, name)
-    table = Table("deployment", "container", "image", "state", "status", "ports", box=None)
+    rows = [("DEPLOYMENT", "CONTAINER", "IMAGE", "STATE", "STATUS", "PORTS")]
     for c in sorted(found, key=lambda c: c.get("Names", ["?"])[0]):
-        table.add_row(((c.get("Labels") or {}).get(containers.DEPLOYMENT_LABEL)
-                       or c.get("Names", ["?"])[0].lstrip("/")),
-                      c["Id"][:12], c.get("Image", ""), c.get("State", ""),
-                      c.get("Status", ""), _ports(c))
-    console.print(table)
+        rows.append((((c.get("Labels") or {}).get(containers.DEPLOYMENT_LABEL)
+                      or c.get("Names", ["?"])[0].lstrip("/")),
+                     c["Id"][:12], c.get("Image", ""), c.get("State", ""),
+                     c.get("Status", ""), _ports(c)))
+    # Plain columns, never truncated: ps output is read by scripts and narrow terminals.
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return 0
