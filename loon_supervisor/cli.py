@@ -41,14 +41,28 @@ def _version(value: bool) -> None:
 
 
 @app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context,
-          version: Annotated[bool, typer.Option("--version", callback=_version,
-                                                is_eager=True, help="Print the version and "
-                                                "exit.")] = False) -> None:
-    """Bare `loon` prints the help and exits 0."""
+def project(ctx: typer.Context,
+            project_dir: Annotated[Path | None, typer.Option(
+                "--project-dir", help="The clone to act on (default: LOON_PROJECT_ROOT, else "
+                "the nearest directory upwards holding build.py or config.json).")] = None,
+            version: Annotated[bool, typer.Option("--version", callback=_version,
+                                                  is_eager=True, help="Print the version and "
+                                                  "exit.")] = False) -> None:
+    """Pin the project directory before any verb runs (see loon_supervisor.paths); bare
+    `loon` prints the help and exits 0."""
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
+    if project_dir is not None:
+        from loon_supervisor.paths import use_project_dir
+
+        use_project_dir(project_dir)
+
+
+def _config(config_file: Path | None) -> Path:
+    from loon_supervisor.paths import default_config
+
+    return config_file if config_file is not None else default_config()
 
 
 def _fail(what: str, fix: str) -> typer.Exit:
@@ -57,26 +71,27 @@ def _fail(what: str, fix: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _name(config_file: Path, name: str | None) -> str:
-    from loon_supervisor.down import deployment_name
+def _name(config_file: Path | None, name: str | None) -> str:
+    from loon_supervisor.identity import resolve
 
-    return name or deployment_name(config_file)
+    return resolve(config_file, name).name
 
-ConfigOpt = Annotated[Path, typer.Option("--config-file", "-c", metavar="PATH",
-                                         help="config.json to read (see README).")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config-file", "-c", metavar="PATH",
+    help="config.json to read (default: the project's config.json).")]
 EnvOpt = Annotated[str, typer.Option("--env-file", metavar="NAME",
                                      help="Name of the env file written to .build-files/.")]
 
 
 @app.command()
-def validate(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".env") -> None:
+def validate(config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
     """Validate config.json and write the env file; touches no Docker engine (build.py -e)."""
-    raise typer.Exit(commands.validate(config_file, env_file))
+    raise typer.Exit(commands.validate(_config(config_file), env_file))
 
 
 @app.command()
 def up(
-    config_file: ConfigOpt = Path("config.json"),
+    config_file: ConfigOpt = None,
     env_file: EnvOpt = ".env",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
                                           "service's lines live.")] = False,
@@ -86,7 +101,7 @@ def up(
                                           "this deployment first.")] = False,
 ) -> None:
     """Validate, build the image, start the container and follow every service's log."""
-    raise typer.Exit(commands.up(config_file, env_file, verbose, detached, replace))
+    raise typer.Exit(commands.up(_config(config_file), env_file, verbose, detached, replace))
 
 
 NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; default: from "
@@ -94,13 +109,13 @@ NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; 
 
 
 @app.command()
-def down(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+def down(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Stop and remove this deployment's container and background logger (build.py -D)."""
     raise typer.Exit(commands.down(config_file, name))
 
 
 @app.command()
-def attach(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+def attach(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Follow a running deployment again (after its logger died), continuing each file at the byte where it stopped."""
     from rich.console import Console
 
@@ -112,7 +127,7 @@ def attach(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -
 
 
 @app.command()
-def status(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Show the deployment, each service's state and log file, and the background logger. Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached deployment without its logger); 3 not running."""
     from loon_supervisor.run import run_sync
     from loon_supervisor.status import show_status
@@ -136,11 +151,11 @@ def logs(
     no_color: Annotated[bool, typer.Option("--no-color", help="No colours.")] = False,
     no_log_prefix: Annotated[bool, typer.Option("--no-log-prefix", help="Print lines "
                                                 "without the `service | ` prefix.")] = False,
-    config_file: ConfigOpt = Path("config.json"),
+    config_file: ConfigOpt = None,
     name: NameOpt = None,
 ) -> None:
-    """Print a deployment's latest session logs with coloured `service | ` prefixes."""
-    from loon_supervisor.logs.pick import pick_session
+    """Print the deployment's current session's logs (else the newest session with service logs) with coloured `service | ` prefixes."""
+    from loon_supervisor.identity import resolve
     from loon_supervisor.logs.reader import show_logs
     from loon_supervisor.run import run_sync
 
@@ -159,20 +174,19 @@ def logs(
     if timestamps and not follow:
         raise _fail("-t/--timestamps needs -f: only followed lines have a known arrival time",
                     "add -f")
-    explicit = name is not None or config_file != Path("config.json")
-    session = pick_session(_name(config_file, name), explicit)
+    session = resolve(config_file, name).session()
     raise typer.Exit(run_sync(show_logs, services or [], follow, count, session,
                               False if no_color else None, not no_log_prefix, timestamps))
 
 
 @app.command(name="config")
-def config_cmd(config_file: ConfigOpt = Path("config.json")) -> None:
+def config_cmd(config_file: ConfigOpt = None) -> None:
     """Print the effective configuration (file plus LOON_* overrides, secrets masked); writes nothing."""
-    raise typer.Exit(commands.show_config(config_file))
+    raise typer.Exit(commands.show_config(_config(config_file)))
 
 
 @app.command()
-def ps(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None,
+def ps(config_file: ConfigOpt = None, name: NameOpt = None,
        all_deployments: Annotated[bool, typer.Option("--all", "-a", help="Every deployment's "
                                                      "container.")] = False) -> None:
     """List the deployment's container with its state and ports."""
@@ -186,7 +200,7 @@ def ps(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None,
 def restart(services: Annotated[list[str] | None, typer.Argument(
                 help="Services to restart inside the container (default: the whole "
                 "container).")] = None,
-            config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+            config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Restart the deployment's container, or single services in it."""
     from loon_supervisor.restart import restart as do_restart
     from loon_supervisor.run import run_sync
@@ -198,7 +212,7 @@ def restart(services: Annotated[list[str] | None, typer.Argument(
                                             "ignore_unknown_options": True})
 def exec_cmd(service: Annotated[str, typer.Argument(help="Service whose environment to use.")],
              command: Annotated[list[str], typer.Argument(help="Command and its arguments.")],
-             config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+             config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Run a command in the running container, in a service's environment; exits with its code."""
     from loon_supervisor.execute import exec_in
     from loon_supervisor.run import run_sync

@@ -27,7 +27,7 @@ from loon_supervisor.follow import Streaming, stream_until_done
 from loon_supervisor.logs.session import EventLog
 from loon_supervisor.prepare import Prepared
 from loon_supervisor.run import Reporter, Run, watch_signals
-from loon_supervisor.state import pid_alive, read_state, state_path, write_state
+from loon_supervisor.state import pid_alive, read_state, run_state, state_path, write_state
 
 ATTACH_TIMEOUT = 60.0
 
@@ -61,13 +61,7 @@ async def hand_over(docker: aiodocker.Docker, run: Run, prepared: Prepared,
                     contract: images.ImageContract, session: Path) -> int:
     cfg = prepared.config
     name = cfg.deploymentSettings.containerName
-    write_state(state_path(name), {
-        "name": name, "cid": run.cid, "session": str(session), "image": contract.image,
-        "services": list(contract.services), "log_dir": contract.log_dir,
-        "status_command": contract.status_command, "url": cfg.url,
-        "stop_timeout": cfg.deploymentSettings.stopTimeout, "logger_pid": None,
-        "attached": False,
-    })
+    write_state(state_path(name), run_state(prepared, contract, run.cid, session))
     proc = spawn_logger(name, session)
     if not await wait_attached(name, proc, run.stop_requested):
         if run.stop_signal is None:
@@ -151,6 +145,10 @@ async def attach(name: str, console: Console) -> int:
     state = read_state(name)
     if state and pid_alive(state.get("logger_pid")):
         console.print(f"the background logger (pid {state['logger_pid']}) is already "
+                      f"writing {state['session']}")
+        return 0
+    if state and pid_alive(state.get("foreground_pid")):
+        console.print(f"a foreground run (pid {state['foreground_pid']}) is already "
                       f"writing {state['session']}")
         return 0
     async with open_engine() as docker:

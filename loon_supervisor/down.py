@@ -1,9 +1,9 @@
 """``-D``: stop this deployment's background logger and container, with or without a valid
-config (the deployment's name is read leniently)."""
+config (the deployment's name is read leniently, with environment overrides, by
+:mod:`loon_supervisor.identity`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -11,12 +11,13 @@ from rich.console import Console
 from loon_supervisor.detach import stop_logger
 from loon_supervisor.engine import containers
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.identity import resolve
 
 
-async def down(config_file: Path, name: str | None = None) -> int:
+async def down(config_file: Path | None, name: str | None = None) -> int:
     """Stop and remove this deployment (and its background logger). Works without config."""
     console = Console(soft_wrap=True)
-    name = name or deployment_name(config_file)
+    name = resolve(config_file, name).name
     stopped_logger = await stop_logger(name, console)
     async with open_engine() as docker:
         found = await containers.list_ours(docker, name)
@@ -30,16 +31,3 @@ async def down(config_file: Path, name: str | None = None) -> int:
     if not found and not stopped_logger:
         console.print(f"nothing to stop: no container of deployment '{name}' exists")
     return 0
-
-
-def deployment_name(config_file: Path) -> str:
-    """The container name from config.json, read leniently: -D must work with a bad config."""
-    try:
-        data = json.loads(config_file.read_text())
-        value = data["deploymentSettings"]["containerName"]
-        if isinstance(value, str) and value:
-            return value
-    except Exception:
-        pass
-    return "loon"
-

@@ -52,10 +52,13 @@ async def show_status(name: str) -> int:
                         states[parts[0]] = parts[1]
             except LoonError as exc:
                 console.print(f"status command failed: {exc}")
-    session = state.get("session") if state.get("cid") == cid else None
+    ours = state.get("cid") == cid
+    session = state.get("session") if ours else None
     session_dir = latest_session(logs_dir()) if session is None else None
-    logger_pid = state.get("logger_pid") if state.get("cid") == cid else None
-    logger_ok = pid_alive(logger_pid)
+    logger_pid = state.get("logger_pid") if ours else None
+    foreground_pid = state.get("foreground_pid") if ours else None
+    foreground = pid_alive(foreground_pid)
+    logger_ok = pid_alive(logger_pid) or foreground
 
     top = Table(show_header=False, box=None)
     top.add_row("deployment", name)
@@ -64,8 +67,9 @@ async def show_status(name: str) -> int:
     if state.get("url"):
         top.add_row("url", state["url"])
     top.add_row("logs", str(session or session_dir or "?"))
-    top.add_row("logger", f"alive (pid {logger_pid})" if logger_ok else
-                "not running (foreground run, or dead: `loon attach` resumes it)")
+    top.add_row("logger", f"foreground pid {foreground_pid}" if foreground else
+                f"alive (pid {logger_pid})" if logger_ok else
+                "not running (dead, or started by hand: `loon attach` resumes it)")
     console.print(top)
 
     table = Table("service", "state", "log file", "size")
@@ -79,6 +83,6 @@ async def show_status(name: str) -> int:
         size = f"{path.stat().st_size:,} B" if path and path.exists() else "-"
         table.add_row(svc, st, str(path) if path else "-", size)
     console.print(table)
-    if state.get("cid") == cid and not logger_ok:
+    if ours and not logger_ok:
         healthy = False
     return HEALTHY if healthy else UNHEALTHY

@@ -31,6 +31,7 @@ from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
 from loon_supervisor.prepare import Prepared, prepare
 from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
+from loon_supervisor.state import clear_foreground_state, run_state, state_path, write_state
 
 
 @dataclass
@@ -162,10 +163,13 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
         s = Streaming(docker, run.cid, contract, session,
                       cfg.deploymentSettings.stopTimeout, printer)
         attached = anyio.Event()
+        write_state(state_path(name), run_state(prepared, contract, run.cid, session,
+                                                foreground_pid=os.getpid()))
         try:
             await _stream_and_report(s, run, attached, prepared)
         finally:
             with anyio.CancelScope(shield=True):
+                clear_foreground_state(name, run.cid)
                 await containers.remove(docker, run.cid)
                 run.say(f"removed container {name}", terminal=run.stop_signal is not None
                         or run.failure is not None)

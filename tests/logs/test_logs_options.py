@@ -39,12 +39,9 @@ def test_tail_prefix_colour_and_deployment(tmp_path: Path) -> None:
     r = _logs(tmp_path, "-n", "1", "--no-color")
     assert r.stdout == "db  | d1\nweb | w29\n"
 
-    # A named deployment reads its own session: the one its out.log mentions...
-    r = _logs(tmp_path, "--name", "first", "--no-log-prefix", "web")
-    assert r.stdout == "old 1\nold 2\n"
-    # ... or the one its background logger's state names.
+    # A named deployment reads the session its state names, not the newest one.
     state = tmp_path / ".build-files" / "state.other.json"
     state.parent.mkdir()
-    state.write_text(json.dumps({"session": str(latest)}))
-    r = _logs(tmp_path, "--name", "other", "-n", "1", "--no-log-prefix", "db")
-    assert r.stdout == "d1\n"
+    state.write_text(json.dumps({"session": str(tmp_path / "logs" / "logs_2026-01-01_00-00-00")}))
+    r = _logs(tmp_path, "--name", "other", "--no-log-prefix", "web")
+    assert r.stdout == "old 1\nold 2\n"
