@@ -48,11 +48,14 @@ def parser() -> argparse.ArgumentParser:
                    "write the env file")
     p.add_argument("--env-file", default=".env", metavar="NAME",
                    help="name of the env file to create in .build-files/ (default: .env)")
-    p.add_argument("--config-file", default="config.json", metavar="PATH",
+    p.add_argument("-c", "--config-file", default="config.json", metavar="PATH",
                    help="configuration file to use (default: config.json)")
     p.add_argument("-D", "--down", action="store_true",
                    help="stop and remove the containers and the background logger; does not "
                    "build, start or validate anything")
+    p.add_argument("--name", metavar="NAME",
+                   help="with -D: the deployment (container) to stop; default: from the "
+                   "config, else loon")
     p.add_argument("--replace", action="store_true",
                    help="remove an existing container of this deployment before starting")
     return p
@@ -62,7 +65,7 @@ def plan(ns: argparse.Namespace) -> tuple[str, dict[str, object]]:
     """The loon verb (loon_supervisor.commands) and its arguments for these flags."""
     config = Path(ns.config_file)
     if ns.down:
-        return "down", {"config_file": config}
+        return "down", {"config_file": config, **({"name": ns.name} if ns.name else {})}
     if ns.validate_build:
         return "validate", {"config_file": config, "env_file": ns.env_file}
     return "up", {"config_file": config, "env_file": ns.env_file, "verbose": ns.verbose,
@@ -136,6 +139,9 @@ def _reexec_in_venv() -> None:
 def main(argv: list[str] | None = None) -> None:
     p = parser()
     ns = p.parse_args(argv)
+    if ns.name and not ns.down:
+        p.error("--name only applies to -D; for up and -e the name comes from "
+                "deploymentSettings.containerName")
     if ns.down and (ns.validate_build or ns.detached or ns.verbose or ns.replace):
         other = "-e" if ns.validate_build else "-d" if ns.detached else "-v" if ns.verbose \
             else "--replace"
