@@ -30,6 +30,7 @@ from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
 from loon_supervisor.prepare import Prepared, prepare
+from loon_supervisor.recreate import remove_stopped
 from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
 from loon_supervisor.state import clear_foreground_state, run_state, state_path, write_state
 
@@ -147,6 +148,8 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
                 await _fault_delay("starting")
                 if opts.replace:
                     await _remove_named(docker, name, run)
+                else:
+                    await remove_stopped(docker, name, run.say)
                 run.cid = await containers.create_and_start(docker, container_spec(prepared,
                                                                                    contract))
                 run.say(f"started container {name} ({run.cid[:12]})")
