@@ -69,7 +69,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "site-packages" in subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import loon_supervisor; "
-         "print(loon_supervisor.__file__)"], capture_output=True, text=True).stdout
+         "print(loon_supervisor.__file__)"], cwd=venv, capture_output=True, text=True).stdout
     return venv / "bin" / "loon"
 
 
@@ -103,7 +103,7 @@ def test_installed_loon_acts_on_the_clone_it_runs_in(installed: Path, tmp_path: 
             wait_until(lambda s=session: Path(s, "alpha.log").stat().st_size > 200, timeout=20)
             r = loon(installed, cwd, "logs", "-n", "5")
             assert r.returncode == 0, r.stdout + r.stderr
-            alpha = [line for line in r.stdout.splitlines() if "alpha |" in line]
+            alpha = [line for line in r.stdout.splitlines() if line.startswith("alpha ")]
             assert len(alpha) == 5, r.stdout
             # The logger dies; attach resumes it into the same clone's session.
             os.kill(state_of(clone, name)["logger_pid"], signal.SIGKILL)
