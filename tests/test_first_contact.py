@@ -112,10 +112,10 @@ def test_installed_loon_acts_on_the_clone_it_runs_in(installed: Path, tmp_path: 
             assert f"into {session}" in r.stdout
         assert not (a / ".build-files" / f"state.{name_b}.json").exists()
         assert not (b / ".build-files" / f"state.{name_a}.json").exists()
-        for cwd, name in ((a, name_a), (b / "docs", name_b)):
+        for clone, cwd, name in ((a, a, name_a), (b, b / "docs", name_b)):
             r = loon(installed, cwd, "down")
             assert r.returncode == 0, r.stdout + r.stderr
-            assert f"removed container {name}" in r.stdout
+            assert f"logs complete in {clone / 'logs'}" in r.stdout
             assert containers_named(name) == []
         outside = tmp_path / "elsewhere"
         outside.mkdir()
@@ -144,7 +144,8 @@ def test_up_recreates_a_stopped_container_and_collects_its_last_bytes(deploy) ->
     inside = container_files(d.name)["alpha.log"]
 
     proc = d.start()
-    d.wait_out_log("Loon is up", timeout=120)
+    wait_until(lambda: d.session() != old and "Loon is up" in (d.session() / "out.log")
+               .read_text(), timeout=120)
     code, said = stop_with(proc, signal.SIGINT)
     assert code == 130, said
     assert f"recreating container {d.name}: the previous one" in said
@@ -182,7 +183,7 @@ def test_env_override_names_the_deployment_for_every_verb(deploy) -> None:  # ty
         assert plain.returncode == 3 and d.name in plain.stdout
         r = d.run("-D", **override)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert f"removed container {prod}" in r.stdout
+        assert "stopping the background logger" in r.stdout, r.stdout
         assert containers_named(prod) == []
     finally:
         cleanup(prod)
