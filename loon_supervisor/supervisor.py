@@ -18,6 +18,7 @@ import aiodocker
 import anyio
 from rich.console import Console
 
+from loon_supervisor.build_progress import BuildProgress
 from loon_supervisor.detach import hand_over
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
@@ -63,25 +64,15 @@ async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
                               build_args=inputs.build_args,
                               extra_files={**shared, **inputs.extra_files})
     run.say(f"building image {d.imageTag} from {context}")
-    status = None
-    if console is not None and not verbose:
-        status = console.status(f"building {d.imageTag}")
-        status.start()
 
     def on_line(line: str) -> None:
         run.say.log_only(f"build: {line}")
         if verbose and console is not None:
             console.print(line, markup=False, highlight=False)
 
-    def on_step(step: str) -> None:
-        if status is not None:
-            status.update(f"building {d.imageTag}: {step}")
-
-    try:
-        await images.build_image(docker, req, on_line, on_step)
-    finally:
-        if status is not None:
-            status.stop()
+    with BuildProgress(run.say, d.imageTag, None if verbose else console) as progress:
+        await images.build_image(docker, req, on_line, progress.step)
+        progress.done()
     run.say(f"built {d.imageTag}")
     return await images.read_contract(docker, d.imageTag)
 

@@ -151,6 +151,7 @@ def test_up_recreates_a_stopped_container_and_collects_its_last_bytes(deploy) ->
     assert f"recreating container {d.name}: the previous one" in said
     new_out = (d.session() / "out.log").read_text()
     assert f"recreating container {d.name}" in new_out
+    assert "build progress: step 1/" in new_out and "build progress: done in" in new_out
     assert (old / "alpha.log").read_bytes() == inside, "missing bytes were not collected"
     assert "collected" in (old / "out.log").read_text()
     assert containers_named(d.name) == []

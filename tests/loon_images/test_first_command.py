@@ -153,7 +153,8 @@ def test_readme_command_in_a_terminal_survives_ctrl_c(stopped_engine: Engine,
 
     session = (clone / "logs" / "latest").resolve()
     out = (session / "out.log").read_text()
-    for line in ("stopping, press Ctrl+C again to force", "stopping the container",
+    for line in ("build progress: step 1/", "build progress: done in", "Loon is up",
+                 "stopping, press Ctrl+C again to force", "stopping the container",
                  "removed container loon"):
         assert line in out, f"{line!r} missing from out.log:\n{out[-3000:]}"
     mysql = (session / "mysql.log").read_text(errors="replace")
