@@ -188,3 +188,29 @@ def test_env_override_names_the_deployment_for_every_verb(deploy) -> None:  # ty
         assert containers_named(prod) == []
     finally:
         cleanup(prod)
+
+
+def test_foreground_run_is_visible_to_status_and_logs(deploy) -> None:  # type: ignore[no-untyped-def]
+    d: Deployment = deploy({"alpha": ticker("alpha")})
+    proc = d.start()
+    d.wait_out_log("Loon is up", timeout=120)
+    session = d.session()
+    status = subprocess.run([sys.executable, "-m", "loon_supervisor", "status", "--config-file",
+                             str(d.config)], cwd=d.root, env=d.env(COLUMNS="400"),
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode in (0, 1), status.stdout + status.stderr
+    assert f"foreground pid {proc.pid}" in status.stdout and str(session) in status.stdout
+    code, said = stop_with(proc, signal.SIGINT)
+    assert code == 130, said
+    assert not (d.project / ".build-files" / f"state.{d.name}.json").exists()
+
+    # A run stopped before it followed anything leaves a session with only out.log.
+    failed = d.start(LOON_FAULT_DELAY_STARTING="60")
+    wait_until(lambda: d.session() != session and "built loon-test" in
+               (d.session() / "out.log").read_text(), timeout=120)
+    empty = d.session()
+    assert stop_with(failed, signal.SIGINT)[0] == 130
+    logs = d.loon("logs", "-n", "2", "--config-file", str(d.config))
+    assert logs.returncode == 0, logs.stdout + logs.stderr
+    assert f"the newest session {empty.name} has no service logs" in logs.stderr
+    assert "bye alpha" in logs.stdout
