@@ -73,8 +73,8 @@ def _deps_present() -> bool:
     """Found, not imported: importing aiodocker alone costs a second on a small machine."""
     from importlib.util import find_spec
 
-    names = ("aiodocker", "aiofiles", "anyio", "dotenv", "pydantic", "pydantic_settings",
-             "rich", "typer")
+    names = ("aiodocker", "aiofiles", "anyio", "cryptography", "dotenv", "pydantic",
+             "pydantic_settings", "rich", "typer")
     return all(find_spec(name) is not None for name in names)
 
 
