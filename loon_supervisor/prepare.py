@@ -15,6 +15,7 @@ from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.config.volumes import check_volume_dirs
 from loon_supervisor.envfile import (
     check_env_file_name,
+    compose_warnings,
     environment,
     new_secret_key,
     read_secret_key,
@@ -66,4 +67,5 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
         env["SECRET_KEY"] = save_secret_key(build_dir, name, env["SECRET_KEY"])
     env_path = write_env_file(build_dir / env_file, env)
     messages.append(f"wrote {env_path} (mode 0600)")
+    messages.extend(compose_warnings(env))
     return Prepared(loaded.config, config_file, env_path, env, messages, source)

@@ -18,6 +18,7 @@ import aiodocker
 import anyio
 from rich.console import Console
 
+from loon_supervisor.build_progress import BuildProgress
 from loon_supervisor.detach import hand_over
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
@@ -30,6 +31,7 @@ from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
 from loon_supervisor.prepare import Prepared, prepare
+from loon_supervisor.recreate import remove_stopped
 from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
 from loon_supervisor.state import clear_foreground_state, run_state, state_path, write_state
 
@@ -62,25 +64,15 @@ async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
                               build_args=inputs.build_args,
                               extra_files={**shared, **inputs.extra_files})
     run.say(f"building image {d.imageTag} from {context}")
-    status = None
-    if console is not None and not verbose:
-        status = console.status(f"building {d.imageTag}")
-        status.start()
 
     def on_line(line: str) -> None:
         run.say.log_only(f"build: {line}")
         if verbose and console is not None:
             console.print(line, markup=False, highlight=False)
 
-    def on_step(step: str) -> None:
-        if status is not None:
-            status.update(f"building {d.imageTag}: {step}")
-
-    try:
-        await images.build_image(docker, req, on_line, on_step)
-    finally:
-        if status is not None:
-            status.stop()
+    with BuildProgress(run.say, d.imageTag, None if verbose else console) as progress:
+        await images.build_image(docker, req, on_line, progress.step)
+        progress.done()
     run.say(f"built {d.imageTag}")
     return await images.read_contract(docker, d.imageTag)
 
@@ -147,6 +139,8 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
                 await _fault_delay("starting")
                 if opts.replace:
                     await _remove_named(docker, name, run)
+                else:
+                    await remove_stopped(docker, name, run.say)
                 run.cid = await containers.create_and_start(docker, container_spec(prepared,
                                                                                    contract))
                 run.say(f"started container {name} ({run.cid[:12]})")

@@ -29,11 +29,18 @@ import pexpect
 import pytest
 
 from tests.conftest import ROOT
-from tests.loon_images.support import BUILD_TIMEOUT, ensure_base_image
+from tests.loon_images.support import BUILD_TIMEOUT, HEALTHY_TIMEOUT, ensure_base_image
 
 PORTS_LOCK = Path("/tmp/loon-ports.lock")
 BASE_IMAGE = "debian:bookworm-slim"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def readme_command() -> str:
@@ -128,7 +135,14 @@ def test_readme_command_in_a_terminal_survives_ctrl_c(stopped_engine: Engine,
         try:
             child.expect("Loon is up")
             child.expect("press Ctrl\\+C to stop")
-            time.sleep(2)  # an operator glances at the output first
+            # An operator waits for the database before stopping it (on a first start,
+            # MariaDB initialises its data directory with a temporary server first).
+            mysql_log = clone / "logs" / "latest" / "mysql.log"
+            deadline = time.monotonic() + HEALTHY_TIMEOUT
+            while "port: 3306" not in _read(mysql_log) and time.monotonic() < deadline:
+                child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.5)  # keep reading
+                assert child.isalive(), transcript.read_text(errors="replace")[-3000:]
+            assert "port: 3306" in _read(mysql_log), _read(mysql_log)[-3000:]
             child.send("\x03")
             child.expect(pexpect.EOF, timeout=180)
         finally:
@@ -139,10 +153,12 @@ def test_readme_command_in_a_terminal_survives_ctrl_c(stopped_engine: Engine,
 
     session = (clone / "logs" / "latest").resolve()
     out = (session / "out.log").read_text()
-    for line in ("stopping, press Ctrl+C again to force", "stopping the container",
+    for line in ("build progress: step 1/", "build progress: done in", "Loon is up",
+                 "stopping, press Ctrl+C again to force", "stopping the container",
                  "removed container loon"):
         assert line in out, f"{line!r} missing from out.log:\n{out[-3000:]}"
-    assert "Shutdown complete" in (session / "mysql.log").read_text()
+    mysql = (session / "mysql.log").read_text(errors="replace")
+    assert "Shutdown complete" in mysql, mysql[-3000:]
 
     assert stopped_engine.pid() is not None, "the Ctrl+C stopped the Docker engine"
     info = stopped_engine.docker("info", "--format", "{{.ServerVersion}}", timeout=30)
