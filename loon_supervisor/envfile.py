@@ -141,6 +141,7 @@ def read_secret_key(build_dir: Path, deployment: str) -> str | None:
 
 
 def new_secret_key() -> str:
+    """A fresh random key (64 URL-safe characters); kept only once everything validated."""
     return secrets.token_urlsafe(48)
 
 
