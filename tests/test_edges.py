@@ -386,3 +386,16 @@ def test_shell_completion_completes_verbs(tmp_path: Path) -> None:
     r = loon(cwd=tmp_path, env={"_LOON_COMPLETE": "complete_bash", "COMP_WORDS": "loon res",
                                 "COMP_CWORD": "1"})
     assert r.returncode == 0 and r.stdout.split() == ["restart"]
+
+
+def test_messages_speak_json_not_pydantic(config: Path, project: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads(config.read_text())
+    data["generalSettings"]["environment"] = "staging"
+    data["deploymentSettings"] = {"stopTimeout": -1, "publishedPorts": []}
+    write_config(config, data)
+    assert validate(config) == 2
+    err = capsys.readouterr().err.lower()
+    assert "must be 'production' or 'local'" in err and "must be greater than or equal to 0" in err
+    for jargon in ("input should", "instance of", "pydantic", "dict_type", "model_type"):
+        assert jargon not in err
