@@ -115,3 +115,24 @@ def test_front_ends_never_traceback(tmp_path: Path, content: bytes, front: str) 
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") <= 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+VARS = ["LOON_GENERALSETTINGS__USEHTTP", "LOON_GENERALSETTINGS__BASEURL",
+        "LOON_MYSQLSETTINGS", "LOON_MYSQLSETTINGS__DATABASENAME",
+        "LOON_DEPLOYMENTSETTINGS__PUBLISHEDPORTS", "LOON_DEPLOYMENTSETTINGS__STOPTIMEOUT",
+        "LOON_DEPLOYMENTSETTINGS__IMAGEDIRECTORY", "LOON_DEPLOYMENTSETTINGS",
+        "LOON_NGINXSETTINGS", "LOON_X__Y", "LOON_", "LOON___"]
+env_values = st.text(max_size=20) | documents.map(json.dumps) | st.sampled_from(
+    ["null", "true", "false", "{}", "[]", "{\"databaseName\": 1}", "99999", "-1"])
+
+
+@SETTINGS
+@given(env=st.dictionaries(st.sampled_from(VARS) | st.text(min_size=1, max_size=12).map(
+    lambda s: "LOON_" + s), env_values, max_size=4))
+def test_arbitrary_overrides(fuzz_root: Path, env: dict[str, str]) -> None:
+    from unittest import mock
+
+    env = {k: v for k, v in env.items() if "\0" not in k + v and "=" not in k}
+    data = json.dumps(base_config(fuzz_root / "data")).encode()
+    with mock.patch.dict(os.environ, env):
+        _run(fuzz_root, data)
