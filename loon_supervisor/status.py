@@ -13,7 +13,7 @@ from loon_supervisor.engine.client import open_engine
 from loon_supervisor.errors import LoonError
 from loon_supervisor.logs.session import latest_session
 from loon_supervisor.paths import logs_dir
-from loon_supervisor.state import pid_alive, read_state
+from loon_supervisor.state import lock_holder, read_state
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
 
@@ -54,8 +54,9 @@ async def show_status(name: str) -> int:
                 console.print(f"status command failed: {exc}")
     session = state.get("session") if state.get("cid") == cid else None
     session_dir = latest_session(logs_dir()) if session is None else None
-    logger_pid = state.get("logger_pid") if state.get("cid") == cid else None
-    logger_ok = pid_alive(logger_pid)
+    holder = lock_holder(name)  # decided by the lock: a stale pid never passes as alive
+    logger_pid = holder
+    logger_ok = holder is not None
 
     top = Table(show_header=False, box=None)
     top.add_row("deployment", name)
@@ -65,7 +66,7 @@ async def show_status(name: str) -> int:
         top.add_row("url", state["url"])
     top.add_row("logs", str(session or session_dir or "?"))
     top.add_row("logger", f"alive (pid {logger_pid})" if logger_ok else
-                "not running (foreground run, or dead: `loon attach` resumes it)")
+                "not running (dead: `loon attach` resumes it)")
     console.print(top)
 
     table = Table("service", "state", "log file", "size")
