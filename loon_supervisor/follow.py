@@ -117,8 +117,13 @@ async def resync(s: Streaming, run: Run, name: str, cur: Cursor, event: str | No
     if cur.inode is None:
         if now is None:
             return None
+        if pos == 0 and copy.received == 0 and prev is not None and prev[1] > 0 \
+                and not cur.gap_reported:
+            # A new session meets a file that was already rotated: the older part first.
+            await _read_rest(s, run, name, old, 0)
+            cur.switch(now[0], copy)
         cur.inode, cur.gap_reported = now[0], False
-        return pos
+        return cur.pos(copy)
     if now is not None and now[0] == cur.inode:
         if event != "truncated" and now[1] >= pos:
             return pos

@@ -79,9 +79,10 @@ class FollowedFile:
     rotation notice it ends early and ``event`` says which (see :func:`split_notice`)."""
 
     def __init__(self, stream: aiodocker.stream.Stream, path: str,
-                 on_notice: Callable[[str], None]) -> None:
+                 on_notice: Callable[[str], None], program: str = "tail") -> None:
         self._stream = stream
         self._path = path
+        self._program = program
         self._on_notice = on_notice
         self._held = b""
         self.event: Event | None = None
@@ -113,7 +114,7 @@ class FollowedFile:
             if data is None:
                 out, self._held = self._held, b""
                 return out or None
-            out, notice, rest = split_notice(self._held + data, self._path)
+            out, notice, rest = split_notice(self._held + data, self._path, self._program)
             self._held = b""
             if notice is not None:
                 self._on_notice(notice.decode(errors="replace").strip())
@@ -123,14 +124,16 @@ class FollowedFile:
                     return out or None
                 out += rest
                 rest = b""
-            out, self._held = hold_back(out)
+            out, self._held = hold_back(out, self._program)
             if out:
                 return out
 
 
-def split_notice(data: bytes, path: str) -> tuple[bytes, bytes | None, bytes]:
-    """(data before, the first complete tail notice about ``path`` or None, data after)."""
-    m = _notice_re(path).search(data)
+def split_notice(data: bytes, path: str, program: str = "tail"
+                 ) -> tuple[bytes, bytes | None, bytes]:
+    """(data before, the first complete tail notice about ``path`` or None, data after).
+    Notices start with the program name tail was run as (``/usr/bin/tail: ...``)."""
+    m = _notice_re(path, program).search(data)
     if m is None:
         return data, None, b""
     return data[:m.start()], m.group(0), data[m.end():]
@@ -145,22 +148,23 @@ def classify(notice: bytes) -> Event | None:
     return None
 
 
-def hold_back(data: bytes) -> tuple[bytes, bytes]:
+def hold_back(data: bytes, program: str = "tail") -> tuple[bytes, bytes]:
     """Keep back what may be the start of a notice split across reads: an unterminated
     ``tail: ...`` (short), or a tail of the data that is a prefix of ``tail: ``."""
-    cut = data.rfind(b"tail: ", max(0, len(data) - 4096))
+    head = program.encode() + b": "
+    cut = data.rfind(head, max(0, len(data) - 4096))
     if cut >= 0 and b"\n" not in data[cut:]:
         return data[:cut], data[cut:]
-    for k in range(min(5, len(data)), 0, -1):
-        if b"tail: ".startswith(data[-k:]):
+    for k in range(min(len(head) - 1, len(data)), 0, -1):
+        if head.startswith(data[-k:]):
             return data[:-k], data[-k:]
     return data, b""
 
 
-def _notice_re(path: str) -> re.Pattern[bytes]:
-    p = re.escape(path.encode())
-    return re.compile(rb"tail: (?:[^\n]{0,40}?)'?" + p + rb"'?[: ][^\n]*\n|"
-                      rb"tail: inotify[^\n]*\n")
+def _notice_re(path: str, program: str) -> re.Pattern[bytes]:
+    p, head = re.escape(path.encode()), re.escape(program.encode() + b": ")
+    return re.compile(head + rb"(?:[^\n]{0,40}?)'?" + p + rb"'?[: ][^\n]*\n|" +
+                      head + rb"inotify[^\n]*\n")
 
 
 @asynccontextmanager
@@ -176,7 +180,7 @@ async def open_followed_file(docker: aiodocker.Docker, cid: str, path: str, offs
         stream = ex.start(detach=False)
         await stream.__aenter__()
     try:
-        yield FollowedFile(stream, path, on_notice)
+        yield FollowedFile(stream, path, on_notice, gnu or "tail")
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await stream.close()
