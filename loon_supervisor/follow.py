@@ -35,7 +35,9 @@ from loon_supervisor.run import Run
 STATUS_INTERVAL = 2.0
 FAILED_STATES = ("FATAL", "EXITED")
 DRAIN_GRACE = 10.0
-ENGINE_GRACE = 30.0  # on top of the stop timeout: how long teardown waits for the engine
+# How long a teardown step waits for the engine (on top of the stop timeout for the stop).
+# LOON_ENGINE_GRACE shortens it for the hung-engine test.
+ENGINE_GRACE = float(os.environ.get("LOON_ENGINE_GRACE", "30"))
 MISSING_POLL = 0.2
 
 
@@ -441,7 +443,7 @@ async def stream_until_done(s: Streaming, run: Run,
         if on_positions is not None:
             outer.start_soon(_save_positions, s, on_positions)
         await _follow_and_stop(s, run, gnu, on_attached)
-        if not run.handing_over:
+        if not run.handing_over and not run.teardown_failed:
             with bounded(run, "collecting the final log bytes", ENGINE_GRACE):
                 await collect_tails(s, run)
         if on_positions is not None:
@@ -484,5 +486,7 @@ async def _follow_and_stop(s: Streaming, run: Run, gnu: str | None,
         run.say("stopping the container", terminal=run.stop_signal is not None)
         with bounded(run, "stopping the container", s.stop_timeout + ENGINE_GRACE):
             await stop_container(s, run)
-        # Followers end at EOF once the container is down; bound the wait.
-        streams.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
+        # Followers end at EOF once the container is down; bound the wait. An engine that
+        # did not answer the stop will not end them either.
+        streams.cancel_scope.deadline = anyio.current_time() + (
+            0 if run.teardown_failed else DRAIN_GRACE)

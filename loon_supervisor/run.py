@@ -41,6 +41,14 @@ class Reporter:
     def __init__(self, events: EventLog | None, console: Console | None) -> None:
         self.events = events
         self.console = console
+        if console is not None:
+            # rich exits the process on EPIPE; a closed terminal must only end its output.
+            console.on_broken_pipe = lambda: self._terminal_gone()  # type: ignore[method-assign]
+
+    def _terminal_gone(self) -> None:
+        if self.console is not None:
+            silence(self.console.file)
+            self.console.quiet = True
 
     def __call__(self, text: str, *, terminal: bool = True) -> None:
         self.log_only(text)
@@ -56,8 +64,7 @@ class Reporter:
         except OSError as exc:
             if not is_gone(exc):
                 raise
-            silence(self.console.file)
-            self.console = None
+            self._terminal_gone()
 
     def log_only(self, text: str) -> None:
         if self.events is not None:

@@ -219,7 +219,7 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
             if run.handing_over:
                 handed = await _hand_over_on_hang_up(run, lock, state, s)
         finally:
-            if not handed:
+            if not handed and not run.teardown_failed:
                 with bounded(run, "removing the container", ENGINE_GRACE):
                     await containers.remove(docker, run.cid)
                     run.say(f"removed container {name}", terminal=run.stop_signal is not None
