@@ -26,21 +26,38 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 
-ConfigOpt = Annotated[Path, typer.Option("--config-file", "-c",
-                                         help="config.json to read (see README).")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config-file", "-c", help="config.json to read (default: the project's config.json).")]
 EnvOpt = Annotated[str, typer.Option("--env-file",
                                      help="Name of the env file written to .build-files/.")]
 
 
+@app.callback()
+def project(project_dir: Annotated[Path | None, typer.Option(
+        "--project-dir", help="The clone to act on (default: LOON_PROJECT_ROOT, else the "
+        "nearest directory upwards holding build.py or config.json).")] = None) -> None:
+    """Pin the project directory before any verb runs (see loon_supervisor.paths)."""
+    if project_dir is not None:
+        from loon_supervisor.paths import use_project_dir
+
+        use_project_dir(project_dir)
+
+
+def _config(config_file: Path | None) -> Path:
+    from loon_supervisor.paths import default_config
+
+    return config_file if config_file is not None else default_config()
+
+
 @app.command()
-def validate(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".env") -> None:
+def validate(config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
     """Validate config.json and write the env file; touches no Docker engine (build.py -e)."""
-    raise typer.Exit(commands.validate(config_file, env_file))
+    raise typer.Exit(commands.validate(_config(config_file), env_file))
 
 
 @app.command()
 def up(
-    config_file: ConfigOpt = Path("config.json"),
+    config_file: ConfigOpt = None,
     env_file: EnvOpt = ".env",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
                                           "service's lines live.")] = False,
@@ -50,11 +67,11 @@ def up(
                                           "this deployment first.")] = False,
 ) -> None:
     """Validate, build the image, start the container and follow every service's log."""
-    raise typer.Exit(commands.up(config_file, env_file, verbose, detached, replace))
+    raise typer.Exit(commands.up(_config(config_file), env_file, verbose, detached, replace))
 
 
 @app.command()
-def down(config_file: ConfigOpt = Path("config.json"),
+def down(config_file: ConfigOpt = None,
          name: Annotated[str | None, typer.Option(help="Deployment (container) name; "
                                                   "default: from the config, else loon.")]
          = None) -> None:
@@ -67,29 +84,29 @@ NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; 
 
 
 @app.command()
-def attach(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+def attach(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Follow a running deployment again (after its logger died), continuing each file at
     the byte where it stopped."""
     from rich.console import Console
 
     from loon_supervisor.detach import attach as do_attach
-    from loon_supervisor.down import deployment_name
+    from loon_supervisor.identity import resolve
     from loon_supervisor.run import run_sync
 
-    raise typer.Exit(run_sync(do_attach, name or deployment_name(config_file),
+    raise typer.Exit(run_sync(do_attach, resolve(config_file, name).name,
                               Console(soft_wrap=True)))
 
 
 @app.command()
-def status(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
+def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Show the deployment, each service's state and log file, and the background logger.
     Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached
     deployment without its logger); 3 not running."""
-    from loon_supervisor.down import deployment_name
+    from loon_supervisor.identity import resolve
     from loon_supervisor.run import run_sync
     from loon_supervisor.status import show_status
 
-    raise typer.Exit(run_sync(show_status, name or deployment_name(config_file)))
+    raise typer.Exit(run_sync(show_status, resolve(config_file, name).name))
 
 
 @app.command()
@@ -100,12 +117,17 @@ def logs(
     = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines of history per file.")]
     = 20,
+    config_file: ConfigOpt = None,
+    name: NameOpt = None,
 ) -> None:
-    """Print the latest session's logs with coloured `service | ` prefixes."""
+    """Print the deployment's current session's logs (else the newest session with service
+    logs) with coloured `service | ` prefixes."""
+    from loon_supervisor.identity import resolve
     from loon_supervisor.logs.reader import show_logs
     from loon_supervisor.run import run_sync
 
-    raise typer.Exit(run_sync(show_logs, services or [], follow, lines))
+    raise typer.Exit(run_sync(show_logs, services or [], follow, lines,
+                              resolve(config_file, name).session()))
 
 
 @app.command()

@@ -67,12 +67,13 @@ async def wait_attached(name: str, proc: subprocess.Popen[bytes],
 
 
 def deployment_state(name: str, cid: str, session: Path, contract: images.ImageContract,
-                     url: str, stop_timeout: int, positions: dict | None = None) -> dict:
+                     url: str, stop_timeout: int) -> dict:
+    """State for a deployment found running without one (``attach``)."""
     return {"name": name, "cid": cid, "session": str(session), "image": contract.image,
             "services": list(contract.services), "log_dir": contract.log_dir,
             "status_command": contract.status_command, "url": url,
             "stop_timeout": stop_timeout, "logger_pid": None, "attached": False,
-            "positions": positions or {}}
+            "foreground_pid": None, "positions": {}}
 
 
 async def start_logger(name: str, state: dict, lock: DeploymentLock,

@@ -9,7 +9,6 @@ bounded: a hung engine gives one sentence and exit 1.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import aiodocker
@@ -27,15 +26,16 @@ from loon_supervisor.follow import (
     collect_tails,
     make_copies,
 )
+from loon_supervisor.identity import resolve
 from loon_supervisor.logs.session import EventLog
 from loon_supervisor.run import Reporter, Run
 from loon_supervisor.state import DeploymentLock, lock_holder, read_state, state_path
 
 
-async def down(config_file: Path, name: str | None = None) -> int:
+async def down(config_file: Path | None, name: str | None = None) -> int:
     """Stop and remove this deployment (and its follower). Works without config."""
     console = Console(soft_wrap=True)
-    name = name or deployment_name(config_file)
+    name = resolve(config_file, name).name
     stopped_logger = await stop_logger(name, console)
     lock = DeploymentLock.acquire(name, wait=2.0)
     if lock is None:
@@ -103,14 +103,3 @@ async def _collect_missed(docker: aiodocker.Docker, run: Run, cid: str, state: d
         await append_stream(copy, exec_streams.container_output(docker, cid, copy.received))
     run.say("collected the log bytes the stopped follower had missed", terminal=False)
 
-
-def deployment_name(config_file: Path) -> str:
-    """The container name from config.json, read leniently: -D must work with a bad config."""
-    try:
-        data = json.loads(config_file.read_text())
-        value = data["deploymentSettings"]["containerName"]
-        if isinstance(value, str) and value:
-            return value
-    except Exception:
-        pass
-    return "loon"

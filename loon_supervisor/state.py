@@ -21,8 +21,13 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from loon_supervisor.paths import build_files_dir
+
+if TYPE_CHECKING:
+    from loon_supervisor.engine.images import ImageContract
+    from loon_supervisor.prepare import Prepared
 
 LOCK_FD_ENV = "LOON_LOCK_FD"
 
@@ -126,3 +131,24 @@ def wait_unlocked(name: str, timeout: float) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def run_state(prepared: Prepared, contract: ImageContract, cid: str, session: Path,
+              *, foreground_pid: int | None = None) -> dict[str, Any]:
+    """The state of one run, as both the foreground ``up`` and ``up -d`` write it."""
+    cfg = prepared.config
+    return {
+        "name": cfg.deploymentSettings.containerName, "cid": cid, "session": str(session),
+        "image": contract.image, "services": list(contract.services),
+        "log_dir": contract.log_dir, "status_command": contract.status_command,
+        "url": cfg.url, "stop_timeout": cfg.deploymentSettings.stopTimeout,
+        "logger_pid": None, "attached": False, "foreground_pid": foreground_pid,
+        "positions": {},
+    }
+
+
+def clear_foreground_state(name: str, cid: str) -> None:
+    """Forget the foreground run's state, unless another run has taken the file over."""
+    state = read_state(name) or {}
+    if state.get("cid") == cid and state.get("foreground_pid") == os.getpid():
+        state_path(name).unlink(missing_ok=True)

@@ -54,9 +54,11 @@ async def show_status(name: str) -> int:
                 console.print(f"status command failed: {exc}")
     session = state.get("session") if state.get("cid") == cid else None
     session_dir = latest_session(logs_dir()) if session is None else None
+    ours = state.get("cid") == cid
     holder = lock_holder(name)  # decided by the lock: a stale pid never passes as alive
     logger_pid = holder
     logger_ok = holder is not None
+    foreground = logger_ok and ours and state.get("foreground_pid") == holder
 
     top = Table(show_header=False, box=None)
     top.add_row("deployment", name)
@@ -65,7 +67,8 @@ async def show_status(name: str) -> int:
     if state.get("url"):
         top.add_row("url", state["url"])
     top.add_row("logs", str(session or session_dir or "?"))
-    top.add_row("logger", f"alive (pid {logger_pid})" if logger_ok else
+    top.add_row("logger", f"foreground pid {logger_pid}" if foreground else
+                f"alive (pid {logger_pid})" if logger_ok else
                 "not running (dead: `loon attach` resumes it)")
     console.print(top)
 

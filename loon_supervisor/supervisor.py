@@ -19,7 +19,7 @@ import aiodocker
 import anyio
 from rich.console import Console
 
-from loon_supervisor.detach import deployment_state, hand_over, start_logger, stop_logger
+from loon_supervisor.detach import hand_over, start_logger, stop_logger
 from loon_supervisor.down import remove_deployment
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
@@ -42,8 +42,10 @@ from loon_supervisor.prepare import Prepared, prepare
 from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
 from loon_supervisor.state import (
     DeploymentLock,
+    clear_foreground_state,
     lock_holder,
     read_state,
+    run_state,
     state_path,
     write_state,
 )
@@ -196,12 +198,10 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
         if run.stop_signal is not None:
             return signal_exit_code(run.stop_signal)
         assert contract is not None and run.cid is not None
-        state = deployment_state(name, run.cid, session, contract, cfg.url,
-                                 cfg.deploymentSettings.stopTimeout)
+        state = run_state(prepared, contract, run.cid, session)
         if opts.detached:
             return await hand_over(docker, run, lock, state)
-        write_state(state_path(name), {**state, "logger_pid": os.getpid(), "attached": True,
-                                        "foreground": True})
+        write_state(state_path(name), {**state, "foreground_pid": os.getpid()})
         printer = Printer(list(contract.services) + ["container"]) if opts.verbose else None
         s = Streaming(docker, run.cid, contract, session,
                       cfg.deploymentSettings.stopTimeout, printer, mark=name)
@@ -224,9 +224,7 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
                     await containers.remove(docker, run.cid)
                     run.say(f"removed container {name}", terminal=run.stop_signal is not None
                             or run.failure is not None)
-                current = read_state(name)
-                if current is not None and current.get("cid") == run.cid:
-                    state_path(name).unlink(missing_ok=True)
+                clear_foreground_state(name, run.cid)
         if handed:
             return 0
         if run.failure is not None:

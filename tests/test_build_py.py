@@ -81,7 +81,7 @@ def test_validate_writes_0600_env_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     assert "user_pass" in env.read_text()
     assert "user_pass" not in result.stdout + result.stderr
-    assert "created" in result.stdout and (tmp_path / "mysql-data").is_dir()
+    assert "up creates it" in result.stdout and not (tmp_path / "mysql-data").exists()
 
 
 def test_example_config_validates(tmp_path: Path) -> None:

@@ -6,11 +6,14 @@ size check is a cheap stat, and it avoids an inotify dependency for a read-only 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import anyio
 
-from loon_supervisor.logs.session import latest_session
 from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.paths import logs_dir
+from loon_supervisor.session_pick import pick_session
 
 POLL = 0.1
 
@@ -22,13 +25,18 @@ def _tail_bytes(data: bytes, n: int) -> bytes:
     return b"".join(lines[-n:])
 
 
-async def show_logs(services: list[str], follow: bool, lines: int) -> int:
-    session = latest_session(logs_dir())
-    if session is None:
+async def show_logs(services: list[str], follow: bool, lines: int,
+                    current: Path | None = None) -> int:
+    pick = pick_session(logs_dir(), current)
+    if pick is None:
         print(f"no log sessions in {logs_dir()} yet")
         return 1
+    session = pick.session
+    if pick.note:
+        print(f"note: {pick.note}", file=sys.stderr)
     available = sorted(p.stem for p in session.glob("*.log"))
-    chosen = services or [s for s in available if s != "out"]
+    chosen = services or (["out"] if pick.only_out_log else
+                          [s for s in available if s != "out"])
     missing = [s for s in chosen if s not in available]
     if missing:
         print(f"no log file for {', '.join(missing)} in {session}; there are: "
