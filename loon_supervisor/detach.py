@@ -125,6 +125,8 @@ async def stop_logger(name: str, console: Console) -> bool:
         if not holder:
             return holder == 0
     state = read_state(name) or {}
+    if state:  # the follower treats this stop as a normal one (exit 0)
+        write_state(state_path(name), {**state, "down_requested": True})
     console.print(f"stopping the process following '{name}' (pid {holder}); it stops the "
                   "container and drains every stream...")
     os.kill(holder, signal.SIGTERM)

@@ -11,6 +11,7 @@ close every file, remove the container.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +208,7 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
 
         attached = anyio.Event()
         run.can_hand_over = True
-        handed = False
+        handed = by_down = False
         try:
             await _stream_and_report(s, run, attached, prepared, save)
             if run.handing_over:
@@ -218,12 +219,15 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
                     await containers.remove(docker, run.cid)
                     run.say(f"removed container {name}", terminal=run.stop_signal is not None
                             or run.failure is not None)
+                by_down = bool((read_state(name) or {}).get("down_requested"))
                 clear_foreground_state(name, run.cid)
         if handed:
             return 0
         if run.failure is not None:
             return 1
         if run.stop_signal is not None:
+            if by_down and run.stop_signal == signal.SIGTERM:
+                return 0  # `loon down` asked: a normal stop
             return signal_exit_code(run.stop_signal)
         return 0
 

@@ -111,3 +111,19 @@ def test_down_while_the_logger_is_dead_collects_the_rest(deploy) -> None:  # typ
     assert text.endswith("bye alpha\n")
     assert_consecutive(text, "alpha")
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_down_during_a_foreground_run_is_a_normal_stop(deploy) -> None:  # type: ignore[no-untyped-def]
+    d = deploy({"alpha": ticker("alpha", "0.02")})
+    proc = d.start()
+    d.wait_out_log("Loon is up")
+    assert lock_holder(d) == proc.pid
+    down = d.run("-D", timeout=60)
+    assert down.returncode == 0, down.stdout + down.stderr
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "exited on its own" not in out and "Traceback" not in out
+    text = host_file(d, "alpha").decode()
+    assert text.endswith("bye alpha\n")
+    assert_consecutive(text, "alpha")
+    assert containers_named(d.name) == []
