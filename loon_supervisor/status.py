@@ -13,7 +13,7 @@ from loon_supervisor.engine.client import open_engine
 from loon_supervisor.errors import LoonError
 from loon_supervisor.logs.session import latest_session
 from loon_supervisor.paths import logs_dir
-from loon_supervisor.state import pid_alive, read_state
+from loon_supervisor.state import lock_holder, read_state
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
 
@@ -52,13 +52,13 @@ async def show_status(name: str) -> int:
                         states[parts[0]] = parts[1]
             except LoonError as exc:
                 console.print(f"status command failed: {exc}")
-    ours = state.get("cid") == cid
-    session = state.get("session") if ours else None
+    session = state.get("session") if state.get("cid") == cid else None
     session_dir = latest_session(logs_dir()) if session is None else None
-    logger_pid = state.get("logger_pid") if ours else None
-    foreground_pid = state.get("foreground_pid") if ours else None
-    foreground = pid_alive(foreground_pid)
-    logger_ok = pid_alive(logger_pid) or foreground
+    ours = state.get("cid") == cid
+    holder = lock_holder(name)  # decided by the lock: a stale pid never passes as alive
+    logger_pid = holder
+    logger_ok = holder is not None
+    foreground = logger_ok and ours and state.get("foreground_pid") == holder
 
     top = Table(show_header=False, box=None)
     top.add_row("deployment", name)
@@ -67,9 +67,9 @@ async def show_status(name: str) -> int:
     if state.get("url"):
         top.add_row("url", state["url"])
     top.add_row("logs", str(session or session_dir or "?"))
-    top.add_row("logger", f"foreground pid {foreground_pid}" if foreground else
+    top.add_row("logger", f"foreground pid {logger_pid}" if foreground else
                 f"alive (pid {logger_pid})" if logger_ok else
-                "not running (dead, or started by hand: `loon attach` resumes it)")
+                "not running (dead: `loon attach` resumes it)")
     console.print(top)
 
     table = Table("service", "state", "log file", "size")
@@ -83,6 +83,6 @@ async def show_status(name: str) -> int:
         size = f"{path.stat().st_size:,} B" if path and path.exists() else "-"
         table.add_row(svc, st, str(path) if path else "-", size)
     console.print(table)
-    if ours and not logger_ok:
+    if state.get("cid") == cid and not logger_ok:
         healthy = False
     return HEALTHY if healthy else UNHEALTHY

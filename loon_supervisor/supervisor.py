@@ -11,6 +11,8 @@ close every file, remove the container.
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,21 +21,37 @@ import anyio
 from rich.console import Console
 
 from loon_supervisor.build_progress import BuildProgress
-from loon_supervisor.detach import hand_over
+from loon_supervisor.detach import hand_over, start_logger, stop_logger
+from loon_supervisor.down import remove_deployment
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
-from loon_supervisor.errors import BuildFailed, ConfigError, LoonError
-from loon_supervisor.follow import Streaming, last_lines, stream_until_done
+from loon_supervisor.errors import BuildFailed, ConfigError, ContainerConflict, LoonError
+from loon_supervisor.follow import (
+    ENGINE_GRACE,
+    Streaming,
+    bounded,
+    collect_tails,
+    last_lines,
+    stream_until_done,
+)
 from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
 from loon_supervisor.prepare import Prepared, prepare
 from loon_supervisor.recreate import remove_stopped
 from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
-from loon_supervisor.state import clear_foreground_state, run_state, state_path, write_state
+from loon_supervisor.state import (
+    DeploymentLock,
+    clear_foreground_state,
+    lock_holder,
+    read_state,
+    run_state,
+    state_path,
+    write_state,
+)
 
 
 @dataclass
@@ -113,7 +131,7 @@ async def up(opts: UpOptions) -> int:
     run = Run(say=say)
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals, run)
+            tg.start_soon(watch_signals, run, True)
             try:
                 code = await _up(prepared, run, opts, session, console)
             finally:
@@ -129,6 +147,30 @@ async def up(opts: UpOptions) -> int:
 
 async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
               console: Console) -> int:
+    name = prepared.config.deploymentSettings.containerName
+    lock = await _take_lock(name, opts.replace, console)
+    try:
+        return await _up_locked(prepared, run, opts, session, console, lock)
+    finally:
+        lock.release()
+
+
+async def _take_lock(name: str, replace: bool, console: Console) -> DeploymentLock:
+    """One follower per deployment: the lock, taken before anything starts."""
+    lock = DeploymentLock.acquire(name)
+    if lock is None and replace:
+        await stop_logger(name, console)
+        lock = DeploymentLock.acquire(name, wait=2.0)
+    if lock is None:
+        raise ContainerConflict(
+            f"deployment '{name}' already exists and is followed by pid {lock_holder(name)} (a "
+            "background logger or another `up`): stop it with `python3 build.py -D` (or "
+            "`loon down`), or pass --replace")
+    return lock
+
+
+async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
+                     console: Console, lock: DeploymentLock) -> int:
     cfg = prepared.config
     name = cfg.deploymentSettings.containerName
     async with open_engine() as docker:
@@ -137,8 +179,8 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
             with run.phase_scope:
                 contract = await build_phase(docker, prepared, run, opts.verbose, console)
                 await _fault_delay("starting")
-                if opts.replace:
-                    await _remove_named(docker, name, run)
+                if opts.replace:  # the old follower collected its bytes, or we do now
+                    await remove_deployment(docker, name, console)
                 else:
                     await remove_stopped(docker, name, run.say)
                 run.cid = await containers.create_and_start(docker, container_spec(prepared,
@@ -151,38 +193,78 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
         if run.stop_signal is not None:
             return signal_exit_code(run.stop_signal)
         assert contract is not None and run.cid is not None
+        state = run_state(prepared, contract, run.cid, session)
         if opts.detached:
-            return await hand_over(docker, run, prepared, contract, session)
+            return await hand_over(docker, run, lock, state)
+        write_state(state_path(name), {**state, "foreground_pid": os.getpid()})
         printer = Printer(list(contract.services) + ["container"]) if opts.verbose else None
         s = Streaming(docker, run.cid, contract, session,
-                      cfg.deploymentSettings.stopTimeout, printer)
+                      cfg.deploymentSettings.stopTimeout, printer, mark=name)
+
+        def save(positions: dict) -> None:
+            current = read_state(name)
+            if current is not None and current.get("cid") == run.cid:
+                write_state(state_path(name), {**current, "positions": positions})
+
         attached = anyio.Event()
-        write_state(state_path(name), run_state(prepared, contract, run.cid, session,
-                                                foreground_pid=os.getpid()))
+        run.can_hand_over = True
+        handed = by_down = False
         try:
-            await _stream_and_report(s, run, attached, prepared)
+            await _stream_and_report(s, run, attached, prepared, save)
+            if run.handing_over:
+                handed = await _hand_over_on_hang_up(run, lock, state, s)
         finally:
-            with anyio.CancelScope(shield=True):
+            if not handed and not run.teardown_failed:
+                with bounded(run, "removing the container", ENGINE_GRACE):
+                    await containers.remove(docker, run.cid)
+                    run.say(f"removed container {name}", terminal=run.stop_signal is not None
+                            or run.failure is not None)
+                by_down = bool((read_state(name) or {}).get("down_requested"))
                 clear_foreground_state(name, run.cid)
-                await containers.remove(docker, run.cid)
-                run.say(f"removed container {name}", terminal=run.stop_signal is not None
-                        or run.failure is not None)
+        if handed:
+            return 0
         if run.failure is not None:
             return 1
         if run.stop_signal is not None:
+            if by_down and run.stop_signal == signal.SIGTERM:
+                return 0  # `loon down` asked: a normal stop
             return signal_exit_code(run.stop_signal)
         return 0
 
 
+async def _hand_over_on_hang_up(run: Run, lock: DeploymentLock, state: dict,
+                                s: Streaming) -> bool:
+    """SIGHUP: a background logger continues from the exact positions; the deployment keeps
+    running. If it cannot start, the run stops the container as usual."""
+    with anyio.CancelScope(shield=True):
+        proc, ok = await start_logger(state["name"], {**state, "positions": s.positions()},
+                                      lock)
+    if ok:
+        run.say(f"terminal hung up: background logger pid {proc.pid} keeps writing "
+                f"{s.session}; stop everything with `loon down`")
+        return True
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    run.say("terminal hung up and the background logger did not start; stopping the "
+            "container")
+    run.handing_over = False
+    with bounded(run, "stopping the container", s.stop_timeout + ENGINE_GRACE):
+        await containers.stop(s.docker, s.cid, s.stop_timeout)
+    with bounded(run, "collecting the final log bytes", ENGINE_GRACE):
+        await collect_tails(s, run)
+    return False
+
+
 async def _stream_and_report(s: Streaming, run: Run, attached: anyio.Event,
-                             prepared: Prepared) -> None:
+                             prepared: Prepared, save: Callable[[dict], None]) -> None:
     async with anyio.create_task_group() as tg:
         async def announce() -> None:
             await attached.wait()
             run.say(f"Loon is up: {prepared.config.url}")
             run.say(f"logs are in {s.session} (tail -f them); press Ctrl+C to stop")
         tg.start_soon(announce)
-        await stream_until_done(s, run, attached)
+        await stream_until_done(s, run, attached, save)
         tg.cancel_scope.cancel()
     if run.failure is not None:
         culprit = run.failure.split()[1] if run.failure.startswith("service ") else "container"

@@ -162,7 +162,9 @@ def test_a_running_container_still_refuses(deploy) -> None:  # type: ignore[no-u
     assert d.run("-d").returncode == 0
     r = d.run()
     assert r.returncode == 1
-    assert "already exists (running)" in r.stdout + r.stderr and "loon attach" in r.stdout + r.stderr
+    said = r.stdout + r.stderr
+    assert f"deployment '{d.name}' already exists" in said and "build.py -D" in said, said
+    assert "recreating" not in said
     assert d.run("-D").returncode == 0
 
 
@@ -184,7 +186,7 @@ def test_env_override_names_the_deployment_for_every_verb(deploy) -> None:  # ty
         assert plain.returncode == 3 and d.name in plain.stdout
         r = d.run("-D", **override)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert "stopping the background logger" in r.stdout, r.stdout
+        assert f"{d.project / 'logs'}" in r.stdout and "logs complete" in r.stdout, r.stdout
         assert containers_named(prod) == []
     finally:
         cleanup(prod)

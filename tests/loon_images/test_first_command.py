@@ -87,6 +87,13 @@ class Engine:
             time.sleep(0.2)
 
 
+def unmount_under(base: Path) -> None:
+    """What a stopped dockerd leaves mounted (its netns), deepest first, so rmtree works."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(f"{base}/")), reverse=True):
+        subprocess.run(["umount", point], capture_output=True)
+
+
 @pytest.fixture
 def ports_lock() -> Iterator[None]:
     with open(PORTS_LOCK, "a") as fh:
@@ -116,7 +123,7 @@ def stopped_engine(engine: None, ports_lock: None) -> Iterator[Engine]:
         if eng.pid() is not None:
             eng.docker("rm", "-f", "-v", "loon")
         eng.stop()
-        subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
+        unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
 
 
