@@ -106,9 +106,34 @@ def up(
                                            "up; a background logger keeps writing.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Remove an existing container of "
                                           "this deployment first.")] = False,
+    only: Annotated[str | None, typer.Option(
+        "--only", metavar="SERVICE,...", help="Run only these of the image's services "
+        "(run-time service selection; the image needs the org.loon.run-services-env "
+        "label).")] = None,
 ) -> None:
     """Validate, build the image, start the container and follow every service's log."""
-    raise typer.Exit(commands.up(_config(config_file), env_file, verbose, detached, replace))
+    chosen = tuple(s.strip() for s in only.split(",") if s.strip()) if only else None
+    if only is not None and not chosen:
+        typer.echo("error: --only needs at least one service name, e.g. --only mysql,redis",
+                   err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(commands.up(_config(config_file), env_file, verbose, detached, replace,
+                                 only=chosen))
+
+
+@app.command()
+def dev(
+    config_file: ConfigOpt = None,
+    env_file: EnvOpt = ".env",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
+                                          "service's lines live.")] = False,
+    detached: Annotated[bool, typer.Option("--detached", "-d", help="Exit once everything is "
+                                           "up; a background logger keeps writing.")] = False,
+) -> None:
+    """Run only the backing services (MariaDB, Redis, MinIO where present, DuckDB) on
+    127.0.0.1 for a Loon server run on this machine, and write .build-files/dev.env (its
+    .env). Needs networkMode host. Stop with Ctrl+C, or `loon down` after -d."""
+    raise typer.Exit(commands.dev(_config(config_file), env_file, verbose, detached))
 
 
 NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; default: from "

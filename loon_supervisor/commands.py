@@ -71,12 +71,26 @@ def show_config(config_file: Path) -> int:
 
 
 def up(config_file: Path, env_file: str = ".env", verbose: bool = False,
-       detached: bool = False, replace: bool = False) -> int:
+       detached: bool = False, replace: bool = False,
+       only: tuple[str, ...] | None = None) -> int:
     from loon_supervisor.run import run_sync
     from loon_supervisor.supervisor import UpOptions
     from loon_supervisor.supervisor import up as do_up
 
-    return run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, replace))
+    return run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, replace,
+                                     only=only))
+
+
+def dev(config_file: Path, env_file: str = ".env", verbose: bool = False,
+        detached: bool = False) -> int:
+    """Only the backing services, and .build-files/dev.env for a host-run server."""
+    from loon_supervisor.dev import BACKING, write_dev_env
+    from loon_supervisor.run import run_sync
+    from loon_supervisor.supervisor import UpOptions
+    from loon_supervisor.supervisor import up as do_up
+
+    return run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, only=BACKING,
+                                     on_prepared=write_dev_env))
 
 
 def down(config_file: Path, name: str | None = None) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiodocker
@@ -29,7 +29,13 @@ from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
-from loon_supervisor.errors import BuildFailed, ConfigError, ContainerConflict, LoonError
+from loon_supervisor.errors import (
+    BuildFailed,
+    ConfigError,
+    ContainerConflict,
+    ImageContractError,
+    LoonError,
+)
 from loon_supervisor.follow import (
     ENGINE_GRACE,
     Streaming,
@@ -63,6 +69,10 @@ class UpOptions:
     detached: bool = False
     replace: bool = False
     logs_root: Path | None = None
+    # Run only these of the image's services (``loon dev``); None runs all of them.
+    only: tuple[str, ...] | None = None
+    # Called once the config is valid and the env file written (``loon dev``'s env file).
+    on_prepared: Callable[[Prepared, Reporter], None] | None = None
 
 
 async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
@@ -96,6 +106,24 @@ async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
     return await images.read_contract(docker, d.imageTag)
 
 
+def select_services(contract: images.ImageContract, only: tuple[str, ...] | None,
+                    say: Reporter) -> images.ImageContract:
+    """The contract for the services this container runs (run-time selection)."""
+    if only is None:
+        return contract
+    if not contract.run_services_env:
+        raise ImageContractError(
+            f"image {contract.image} cannot run a subset of its services: it has no "
+            f"'{images.RUN_SERVICES_LABEL}' label (see README, the image contract)")
+    chosen = tuple(s for s in contract.services if s in only)
+    missing = [s for s in only if s not in contract.services]
+    if missing:
+        say(f"not in image {contract.image}: {', '.join(missing)} (skipped)")
+    if not chosen:
+        raise ImageContractError(f"image {contract.image} holds none of {', '.join(only)}")
+    return replace(contract, services=chosen)
+
+
 def container_spec(prepared: Prepared, contract: images.ImageContract) -> containers.ContainerSpec:
     cfg = prepared.config
     d = cfg.deploymentSettings
@@ -111,8 +139,11 @@ def container_spec(prepared: Prepared, contract: images.ImageContract) -> contai
             binds.append(f"{n.sourceVolumeLocation}:{n.targetVolumeLocation}:ro")
     if cfg.localDataSettings and cfg.generalSettings.environment == "local":
         binds.append(f"{cfg.localDataSettings.sourceVolumeLocation}:{LOCAL_DATA_TARGET}:ro")
+    env = read_env_file(prepared.env_path)
+    if contract.run_services_env:
+        env[contract.run_services_env] = ",".join(contract.services)
     return containers.ContainerSpec(
-        name=d.containerName, image=contract.image, env=read_env_file(prepared.env_path),
+        name=d.containerName, image=contract.image, env=env,
         log_dir=contract.log_dir, binds=binds, network_mode=d.networkMode,
         ports=d.publishedPorts, stop_timeout=d.stopTimeout, copies=copies,
     )
@@ -136,6 +167,8 @@ async def up(opts: UpOptions) -> int:
     say(f"engine: {resolve_endpoint().describe()}")
     run = Run(say=say)
     try:
+        if opts.on_prepared is not None:
+            opts.on_prepared(prepared, say)
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, run, True)
             try:
@@ -183,14 +216,16 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
         contract = None
         try:
             with run.phase_scope:
-                contract = await build_phase(docker, prepared, run, opts.verbose, console)
+                contract = select_services(
+                    await build_phase(docker, prepared, run, opts.verbose, console),
+                    opts.only, run.say)
                 await _fault_delay("starting")
                 if opts.replace:  # the old follower collected its bytes, or we do now
                     await remove_deployment(docker, name, console)
                 else:
                     await remove_stopped(docker, name, run.say)
-                run.cid = await containers.create_and_start(docker, container_spec(prepared,
-                                                                                   contract))
+                run.cid = await containers.create_and_start(
+                    docker, container_spec(prepared, contract))
                 run.say(f"started container {name} ({run.cid[:12]})")
         finally:
             if run.stop_signal is not None:
