@@ -11,7 +11,7 @@ from pathlib import Path
 import pymysql
 from dotenv import dotenv_values
 
-from tests.loon_images.support import deploy, redis_ping, retry, wait_ports_free
+from tests.loon_images.support import deploy, exec_in, redis_ping, retry, wait_ports_free
 
 
 def test_dev_runs_the_backing_services_for_a_host_server(tmp_path: Path) -> None:
@@ -44,6 +44,10 @@ def test_dev_runs_the_backing_services_for_a_host_server(tmp_path: Path) -> None
         assert retry(lambda: redis_ping(6379), timeout=60).startswith(b"+PONG")
         followed = {p.stem for p in d.session().glob("*.log")} - {"out", "container"}
         assert followed == {"mysql", "redis", "duckdb"}, followed
+        _, programs = exec_in(d.name, "supervisorctl", "-c", "/etc/supervisor/loon.conf",
+                              "status")
+        running = {line.split()[0] for line in programs.splitlines() if line.strip()}
+        assert running == {"mysql", "redis", "duckdb"}, programs
         out = (d.session() / "out.log").read_text()
         assert "not in image" in out and "minio" in out  # MinIO is not fetchable here
     finally:
