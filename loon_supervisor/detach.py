@@ -98,6 +98,14 @@ async def hand_over(docker: aiodocker.Docker, run: Run, lock: DeploymentLock,
         if run.stop_signal is None:
             run.say("the background logger did not attach; see "
                     f"{session / 'logger.stderr'}; stopping the container")
+        elif proc.poll() is None:
+            # Ctrl+C during the hand-over: the logger owns the deployment now and stops it
+            # gracefully itself, collecting every byte.
+            proc.terminate()
+            limit = int(state["stop_timeout"]) + ENGINE_GRACE
+            with anyio.move_on_after(limit):
+                while proc.poll() is None:
+                    await anyio.sleep(0.1)
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -80,6 +80,7 @@ class Streaming:
     stop_timeout: int
     printer: Printer | None
     mark: str = "loon"
+    terminal: Printer | None = None  # pumped during the follow phase (see logs.terminal)
     saved_cursors: dict[str, dict] = field(default_factory=dict)
     copies: dict[str, StreamCopy] = field(default_factory=dict)
     cursors: dict[str, Cursor] = field(default_factory=dict)
@@ -438,8 +439,9 @@ async def stream_until_done(s: Streaming, run: Run,
                 terminal=False)
     make_copies(s, run)
     async with anyio.create_task_group() as outer:
-        if s.printer is not None:
-            outer.start_soon(s.printer.pump)
+        term = s.printer or s.terminal
+        if term is not None:
+            outer.start_soon(term.pump)
         if on_positions is not None:
             outer.start_soon(_save_positions, s, on_positions)
         await _follow_and_stop(s, run, gnu, on_attached)
@@ -448,8 +450,8 @@ async def stream_until_done(s: Streaming, run: Run,
                 await collect_tails(s, run)
         if on_positions is not None:
             on_positions(s.positions())
-        if s.printer is not None:
-            await s.printer.drain()
+        if term is not None:
+            await term.drain()
         outer.cancel_scope.cancel()
 
 
