@@ -9,7 +9,12 @@ compose-go's dotenv/parser.go and python-dotenv's parser):
   neither starts nor ends with ``"`` nor ends with ``\\`` (compose trims quote characters at
   the edges and treats ``\\"`` as escaped): double quotes with ``\\`` and ``"`` escaped;
 * else, when there is no ``#``, ``$`` or edge whitespace and no leading quote: unquoted;
-* otherwise no form reads back alike in both (and newlines never do): the value is rejected.
+* otherwise no form reads back alike in both: double quotes with ``\\`` and ``"`` escaped,
+  which python-dotenv (and so the supervisor, which hands the container its environment
+  itself) reads back exactly; compose would not, so the operator is warned once, by the
+  variable's name, never its value (:func:`compose_warnings`).
+
+Only a line break or NUL is rejected: no env file line can hold one.
 """
 
 from __future__ import annotations
@@ -31,20 +36,48 @@ MINIO_TARGET = "/var/lib/minio"
 LOCAL_DATA_TARGET = "/app/data"
 
 
-def quote(name: str, value: str) -> str:
-    """One ``NAME=value`` line; raises ValueError when no form reads back alike."""
-    if "\n" in value or "\r" in value or "\0" in value:
-        raise ValueError("contains a line break or NUL, which an env file cannot hold")
+def _compose_form(value: str) -> str | None:
+    """The value's text that docker compose and python-dotenv both read back exactly."""
     if "'" not in value and "\\" not in value:
-        return f"{name}='{value}'"
+        return f"'{value}'"
     if "$" not in value and not value.startswith('"') and not value.endswith(('"', "\\")):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{name}="{escaped}"'
+        return _dotenv_form(value)
     if value and not any(c in value for c in "#$") and value == value.strip() \
             and value[0] not in "'\"":
-        return f"{name}={value}"
-    raise ValueError("mixes ' or \\ with $, # or edge quotes in a way docker compose and "
-                     "python-dotenv would read differently")
+        return value
+    return None
+
+
+def _dotenv_form(value: str) -> str:
+    """Double quotes, ``\\`` and ``"`` escaped: python-dotenv reads any value back exactly."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def compose_reads_differently(value: str) -> bool:
+    """True when docker compose would not read this value's line back exactly."""
+    return _compose_form(value) is None
+
+
+def quote(name: str, value: str) -> str:
+    """One ``NAME=value`` line that python-dotenv reads back exactly (and compose too where
+    any form allows it); raises ValueError only for a line break or NUL."""
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ValueError("contains a line break or NUL, which an env file cannot hold")
+    form = _compose_form(value)
+    return f"{name}={form if form is not None else _dotenv_form(value)}"
+
+
+def compose_warnings(env: Mapping[str, str]) -> list[str]:
+    """One warning per variable docker compose would read differently (names, never values)."""
+    out = []
+    for name, value in env.items():
+        if compose_reads_differently(value):
+            source = CONFIG_SOURCE.get(name)
+            where = f"{name} ({source})" if source else name
+            out.append(f"warning: docker compose would read {where} differently from the env "
+                       "file (it mixes ' or \\ with $, # or edge quotes); Loon gets it exactly, "
+                       "since the supervisor hands the container its environment itself")
+    return out
 
 
 RESERVED_NAMES = frozenset({".env.secrets"})
@@ -108,6 +141,7 @@ def read_secret_key(build_dir: Path, deployment: str) -> str | None:
 
 
 def new_secret_key() -> str:
+    """A fresh random key (64 URL-safe characters); kept only once everything validated."""
     return secrets.token_urlsafe(48)
 
 

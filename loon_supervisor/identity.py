@@ -55,7 +55,7 @@ def _lenient_settings(config_file: Path) -> dict[str, Any]:
     try:
         data = json.loads(config_file.read_text(encoding="utf-8"))
         settings = data.get("deploymentSettings") if isinstance(data, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         settings = None
     merged = dict(settings) if isinstance(settings, dict) else {}
     try:

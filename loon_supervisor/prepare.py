@@ -15,6 +15,7 @@ from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.config.volumes import check_volume_dirs
 from loon_supervisor.envfile import (
     check_env_file_name,
+    compose_warnings,
     environment,
     new_secret_key,
     read_secret_key,
@@ -22,7 +23,7 @@ from loon_supervisor.envfile import (
     save_secret_key,
     write_env_file,
 )
-from loon_supervisor.errors import ConfigError
+from loon_supervisor.errors import ConfigError, Problem
 from loon_supervisor.paths import build_files_dir
 
 
@@ -54,6 +55,9 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
     kept = read_secret_key(build_dir, name)
     env = environment(loaded.config, kept or new_secret_key())
     render(env)  # raises before anything is written
+    if (build_dir / env_file).is_dir():
+        raise ConfigError([Problem("--env-file", f"{build_dir / env_file} is a directory",
+                                   "remove it or choose another --env-file name")])
     if create_dirs:
         dir_messages, problems = check_volume_dirs(loaded.config.volume_dirs(), create=True)
         if problems:
@@ -63,4 +67,5 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
         env["SECRET_KEY"] = save_secret_key(build_dir, name, env["SECRET_KEY"])
     env_path = write_env_file(build_dir / env_file, env)
     messages.append(f"wrote {env_path} (mode 0600)")
+    messages.extend(compose_warnings(env))
     return Prepared(loaded.config, config_file, env_path, env, messages, source)

@@ -20,6 +20,7 @@ import aiodocker
 import anyio
 from rich.console import Console
 
+from loon_supervisor.build_progress import BuildProgress
 from loon_supervisor.detach import hand_over, start_logger, stop_logger
 from loon_supervisor.down import remove_deployment
 from loon_supervisor.engine import containers, images
@@ -40,6 +41,7 @@ from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
 from loon_supervisor.prepare import Prepared, prepare
+from loon_supervisor.recreate import remove_stopped
 from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
 from loon_supervisor.state import (
     DeploymentLock,
@@ -80,25 +82,15 @@ async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
                               build_args=inputs.build_args,
                               extra_files={**shared, **inputs.extra_files})
     run.say(f"building image {d.imageTag} from {context}")
-    status = None
-    if console is not None and not verbose:
-        status = console.status(f"building {d.imageTag}")
-        status.start()
 
     def on_line(line: str) -> None:
         run.say.log_only(f"build: {line}")
         if verbose and console is not None:
             console.print(line, markup=False, highlight=False)
 
-    def on_step(step: str) -> None:
-        if status is not None:
-            status.update(f"building {d.imageTag}: {step}")
-
-    try:
-        await images.build_image(docker, req, on_line, on_step)
-    finally:
-        if status is not None:
-            status.stop()
+    with BuildProgress(run.say, d.imageTag, None if verbose else console) as progress:
+        await images.build_image(docker, req, on_line, progress.step)
+        progress.done()
     run.say(f"built {d.imageTag}")
     return await images.read_contract(docker, d.imageTag)
 
@@ -189,6 +181,8 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
                 await _fault_delay("starting")
                 if opts.replace:  # the old follower collected its bytes, or we do now
                     await remove_deployment(docker, name, console)
+                else:
+                    await remove_stopped(docker, name, run.say)
                 run.cid = await containers.create_and_start(docker, container_spec(prepared,
                                                                                    contract))
                 run.say(f"started container {name} ({run.cid[:12]})")

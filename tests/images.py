@@ -23,8 +23,8 @@ def busybox_path() -> str:
 def write_context(ctx: Path, services: dict[str, str], *, status_command: str | None = None,
                   gnu_tail: bool = True, log_dir: str = "/var/log/loon",
                   main: str | None = None, labels: bool = True,
-                  extra_files: dict[str, str] | None = None, build_step: str | None = None
-                  ) -> Path:
+                  extra_files: dict[str, str] | None = None, build_step: str | None = None,
+                  extra_labels: dict[str, str] | None = None) -> Path:
     """A build context whose container runs each ``services[name]`` shell snippet with its
     output appended to ``<log_dir>/<name>.log``."""
     ctx.mkdir(parents=True, exist_ok=True)
@@ -53,6 +53,8 @@ def write_context(ctx: Path, services: dict[str, str], *, status_command: str | 
                            f'org.loon.log-dir="{log_dir}"')
         if status_command:
             label_lines.append(f"LABEL org.loon.status-command='{status_command}'")
+        for key, value in (extra_labels or {}).items():
+            label_lines.append(f"LABEL {key}='{value}'")
     (ctx / "Dockerfile").write_text(textwrap.dedent("""\
         FROM scratch
         COPY busybox /bin/busybox

@@ -49,18 +49,23 @@ class _Object(dict):  # type: ignore[type-arg]
     """A JSON object that had repeated keys (kept only until they are reported)."""
 
     duplicates: list[str]
+    replaced: list[tuple[str, Any]]
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     dups: list[str] = []
+    replaced: list[tuple[str, Any]] = []
     for key, value in pairs:
-        if key in out and key not in dups:
-            dups.append(key)
+        if key in out:
+            if key not in dups:
+                dups.append(key)
+            replaced.append((key, out[key]))  # its own problems are reported too
         out[key] = value
     if dups:
         obj = _Object(out)
         obj.duplicates = dups
+        obj.replaced = replaced
         return obj
     return out
 
@@ -103,11 +108,13 @@ def _duplicates(value: Any) -> list[Problem]:
                 problems.append(Problem(f"{path}{key}", "appears more than once in the same "
                                         "object (only the last would count)",
                                         "keep one of them"))
+            stack.extend((v, f"{path}{k}.") for k, v in item.replaced)
         if isinstance(item, dict):
             stack.extend((v, f"{path}{k}.") for k, v in item.items())
         elif isinstance(item, list):
             stack.extend((v, f"{path}{i}.") for i, v in enumerate(item))
-    return sorted(problems, key=lambda p: p.path)
+    unique = {(p.path, p.message): p for p in problems}
+    return sorted(unique.values(), key=lambda p: p.path)
 
 
 def parse_source(source: ConfigSource) -> dict[str, Any]:

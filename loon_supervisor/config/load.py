@@ -130,7 +130,7 @@ def _problems_from(exc: ValidationError, data: dict[str, Any] | None = None) -> 
         loc = [x for x in loc if not (x[:1].isupper() and x.endswith("Settings"))]
         path = ".".join(loc) or "(top level)"
         kind = err["type"]
-        msg = err["msg"]
+        msg = err["msg"].replace("Input should be", "must be").replace("input should be", "must be")
         if kind == "extra_forbidden":
             problems.append(_unknown_key(loc))
             continue
@@ -163,7 +163,7 @@ def _problems_from(exc: ValidationError, data: dict[str, Any] | None = None) -> 
         if kind in ("greater_than_equal", "less_than_equal"):
             problems.append(Problem(path, msg.lower(), "choose a value in range"))
             continue
-        problems.append(Problem(path, msg.lower().removeprefix("input "),
+        problems.append(Problem(path, msg.lower(),
                                 "correct the value"))
     return problems
 

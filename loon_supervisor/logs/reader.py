@@ -18,15 +18,20 @@ from loon_supervisor.session_pick import pick_session
 POLL = 0.1
 
 
-def _tail_bytes(data: bytes, n: int) -> bytes:
+def _tail_bytes(data: bytes, n: int | None) -> bytes:
+    if n is None:
+        return data
     if n <= 0:
         return b""
     lines = data.splitlines(keepends=True)
     return b"".join(lines[-n:])
 
 
-async def show_logs(services: list[str], follow: bool, lines: int,
-                    current: Path | None = None) -> int:
+async def show_logs(services: list[str], follow: bool, lines: int | None,
+                    current: Path | None = None, colour: bool | None = None,
+                    prefix: bool = True, timestamps: bool = False) -> int:
+    """Print a session's files; ``lines`` None: all. ``timestamps`` stamps each followed
+    line with the time it reached the file (the files themselves hold no per-line times)."""
     pick = pick_session(logs_dir(), current)
     if pick is None:
         print(f"no log sessions in {logs_dir()} yet")
@@ -42,7 +47,7 @@ async def show_logs(services: list[str], follow: bool, lines: int,
         print(f"no log file for {', '.join(missing)} in {session}; there are: "
               f"{', '.join(available)}")
         return 2
-    printer = Printer(chosen)
+    printer = Printer(chosen, colour=colour, show_prefix=prefix)
     offsets: dict[str, int] = {}
     partial: dict[str, bytes] = {s: b"" for s in chosen}
     for s in chosen:
@@ -54,6 +59,7 @@ async def show_logs(services: list[str], follow: bool, lines: int,
         shown = _tail_bytes(data, lines)
         if shown:
             printer.lines(s, shown)
+    printer.timestamps = timestamps  # only followed lines have a known arrival time
     while follow:
         await anyio.sleep(POLL)
         for s in chosen:

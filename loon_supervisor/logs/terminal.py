@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import sys
+import time
 from collections import deque
 from typing import TextIO
 
@@ -42,8 +43,11 @@ def is_gone(exc: OSError) -> bool:
 
 class Printer:
     def __init__(self, names: list[str], out: TextIO | None = None,
-                 colour: bool | None = None) -> None:
+                 colour: bool | None = None, show_prefix: bool = True,
+                 timestamps: bool = False) -> None:
         self.out = out or sys.stdout
+        self.show_prefix = show_prefix
+        self.timestamps = timestamps
         self.colour = self.out.isatty() if colour is None else colour
         self.width = max((len(n) for n in names), default=0)
         self._colours = {n: _COLOURS[i % len(_COLOURS)] for i, n in enumerate(names)}
@@ -55,7 +59,10 @@ class Printer:
         self._wake: anyio.Event | None = None
 
     def prefix(self, name: str) -> str:
-        text = f"{name.ljust(self.width)} | "
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S ") if self.timestamps else ""
+        if not self.show_prefix:
+            return stamp
+        text = f"{stamp}{name.ljust(self.width)} | "
         if self.colour:
             return f"\x1b[{self._colours.get(name, '37')}m{text}\x1b[0m"
         return text

@@ -29,11 +29,18 @@ import pexpect
 import pytest
 
 from tests.conftest import ROOT
-from tests.loon_images.support import BUILD_TIMEOUT, ensure_base_image
+from tests.loon_images.support import BUILD_TIMEOUT, HEALTHY_TIMEOUT, ensure_base_image
 
 PORTS_LOCK = Path("/tmp/loon-ports.lock")
 BASE_IMAGE = "debian:bookworm-slim"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def readme_command() -> str:
@@ -80,6 +87,13 @@ class Engine:
             time.sleep(0.2)
 
 
+def unmount_under(base: Path) -> None:
+    """What a stopped dockerd leaves mounted (its netns), deepest first, so rmtree works."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(f"{base}/")), reverse=True):
+        subprocess.run(["umount", point], capture_output=True)
+
+
 @pytest.fixture
 def ports_lock() -> Iterator[None]:
     with open(PORTS_LOCK, "a") as fh:
@@ -109,7 +123,7 @@ def stopped_engine(engine: None, ports_lock: None) -> Iterator[Engine]:
         if eng.pid() is not None:
             eng.docker("rm", "-f", "-v", "loon")
         eng.stop()
-        subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
+        unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -128,7 +142,14 @@ def test_readme_command_in_a_terminal_survives_ctrl_c(stopped_engine: Engine,
         try:
             child.expect("Loon is up")
             child.expect("press Ctrl\\+C to stop")
-            time.sleep(2)  # an operator glances at the output first
+            # An operator waits for the database before stopping it (on a first start,
+            # MariaDB initialises its data directory with a temporary server first).
+            mysql_log = clone / "logs" / "latest" / "mysql.log"
+            deadline = time.monotonic() + HEALTHY_TIMEOUT
+            while "port: 3306" not in _read(mysql_log) and time.monotonic() < deadline:
+                child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.5)  # keep reading
+                assert child.isalive(), transcript.read_text(errors="replace")[-3000:]
+            assert "port: 3306" in _read(mysql_log), _read(mysql_log)[-3000:]
             child.send("\x03")
             child.expect(pexpect.EOF, timeout=180)
         finally:
@@ -139,10 +160,12 @@ def test_readme_command_in_a_terminal_survives_ctrl_c(stopped_engine: Engine,
 
     session = (clone / "logs" / "latest").resolve()
     out = (session / "out.log").read_text()
-    for line in ("stopping, press Ctrl+C again to force", "stopping the container",
+    for line in ("build progress: step 1/", "build progress: done in", "Loon is up",
+                 "stopping, press Ctrl+C again to force", "stopping the container",
                  "removed container loon"):
         assert line in out, f"{line!r} missing from out.log:\n{out[-3000:]}"
-    assert "Shutdown complete" in (session / "mysql.log").read_text()
+    mysql = (session / "mysql.log").read_text(errors="replace")
+    assert "Shutdown complete" in mysql, mysql[-3000:]
 
     assert stopped_engine.pid() is not None, "the Ctrl+C stopped the Docker engine"
     info = stopped_engine.docker("info", "--format", "{{.ServerVersion}}", timeout=30)
