@@ -189,6 +189,9 @@ async def logger_main(name: str) -> int:
                 say(f"background logger {os.getpid()} attached to every stream")
 
             tg.start_soon(mark_attached)
+            delay = os.environ.get("LOON_FAULT_DELAY_ATTACH")  # tests: signal mid hand-over
+            if delay:
+                await anyio.sleep(float(delay))
             await stream_until_done(s, run, attached, save)
             with bounded(run, "removing the container", ENGINE_GRACE):
                 await containers.remove(docker, cid)
