@@ -47,7 +47,10 @@ def project(ctx: typer.Context,
                 "the nearest directory upwards holding build.py or config.json).")] = None,
             version: Annotated[bool, typer.Option("--version", callback=_version,
                                                   is_eager=True, help="Print the version and "
-                                                  "exit.")] = False) -> None:
+                                                  "exit.")] = False,
+            context: Annotated[str | None, typer.Option(
+                "--context", help="Docker context to use (as `docker --context`); overrides "
+                "DOCKER_HOST and DOCKER_CONTEXT. See docs/remote-engines.md.")] = None) -> None:
     """Pin the project directory before any verb runs (see loon_supervisor.paths); bare
     `loon` prints the help and exits 0."""
     if ctx.invoked_subcommand is None:
@@ -57,6 +60,10 @@ def project(ctx: typer.Context,
         from loon_supervisor.paths import use_project_dir
 
         use_project_dir(project_dir)
+    if context is not None:
+        from loon_supervisor.engine.endpoint import use_context
+
+        use_context(context)
 
 
 def _config(config_file: Path | None) -> Path:

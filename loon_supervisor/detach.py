@@ -23,6 +23,7 @@ from rich.console import Console
 
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.follow import ENGINE_GRACE, Streaming, bounded, stream_until_done
 from loon_supervisor.logs.session import EventLog
 from loon_supervisor.run import Reporter, Run, watch_signals
@@ -165,6 +166,7 @@ async def logger_main(name: str) -> int:
     session = Path(state["session"])
     events = EventLog(session / "out.log")
     say = Reporter(events, None)
+    say(f"engine: {resolve_endpoint().describe()}")
     run = Run(say=say)
     contract = images.ImageContract(state["image"], tuple(state["services"]), state["log_dir"],
                                     state.get("status_command"))

@@ -12,7 +12,8 @@ from pathlib import Path
 from loon_supervisor.config.jsonread import ConfigSource, read_source
 from loon_supervisor.config.load import load
 from loon_supervisor.config.model import LoonConfig
-from loon_supervisor.config.volumes import check_volume_dirs
+from loon_supervisor.config.volumes import check_volume_dirs, check_volume_paths
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.envfile import (
     check_env_file_name,
     compose_warnings,
@@ -47,7 +48,18 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
     source = source or read_source(config_file)
     loaded = load(source)
     messages = [*loaded.warnings, *loaded.notes]
-    dir_messages, problems = check_volume_dirs(loaded.config.volume_dirs(), create=False)
+    engine = resolve_endpoint()
+    dirs = loaded.config.volume_dirs()
+    if engine.remote:
+        # The volumes are directories on the engine's machine: nothing is checked or made
+        # here; the engine creates missing bind sources when the container starts.
+        create_dirs = False
+        problems = check_volume_paths(dirs)
+        dir_messages = [f"{d} ({path}) is a directory on the engine's machine "
+                        f"({engine.describe()}); the engine creates it if missing"
+                        for path, d in dirs]
+    else:
+        dir_messages, problems = check_volume_dirs(dirs, create=False)
     if problems:
         raise ConfigError(problems, str(config_file))
     build_dir = build_files_dir()

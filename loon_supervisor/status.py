@@ -10,6 +10,7 @@ from rich.table import Table
 
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import LoonError
 from loon_supervisor.logs.session import latest_session
 from loon_supervisor.paths import logs_dir
@@ -64,6 +65,7 @@ async def show_status(name: str) -> int:
     top.add_row("deployment", name)
     top.add_row("container", f"{cid[:12]} running, up {_uptime(info['State']['StartedAt'])}")
     top.add_row("image", image)
+    top.add_row("engine", resolve_endpoint().describe())
     if state.get("url"):
         top.add_row("url", state["url"])
     top.add_row("logs", str(session or session_dir or "?"))

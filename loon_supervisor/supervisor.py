@@ -27,6 +27,7 @@ from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
 from loon_supervisor.errors import BuildFailed, ConfigError, ContainerConflict, LoonError
 from loon_supervisor.follow import (
@@ -101,15 +102,19 @@ def container_spec(prepared: Prepared, contract: images.ImageContract) -> contai
     binds = [f"{cfg.mySqlSettings.sourceVolumeLocation}:{MYSQL_TARGET}"]
     if cfg.minioSettings and cfg.generalSettings.environment == "production":
         binds.append(f"{cfg.minioSettings.sourceVolumeLocation}:{MINIO_TARGET}")
+    copies: dict[str, Path] = {}
     if cfg.nginxSettings and not cfg.generalSettings.useHttp:
         n = cfg.nginxSettings
-        binds.append(f"{n.sourceVolumeLocation}:{n.targetVolumeLocation}:ro")
+        if resolve_endpoint().remote:  # the certificates live on this machine: send them
+            copies[n.targetVolumeLocation] = Path(n.sourceVolumeLocation)
+        else:
+            binds.append(f"{n.sourceVolumeLocation}:{n.targetVolumeLocation}:ro")
     if cfg.localDataSettings and cfg.generalSettings.environment == "local":
         binds.append(f"{cfg.localDataSettings.sourceVolumeLocation}:{LOCAL_DATA_TARGET}:ro")
     return containers.ContainerSpec(
         name=d.containerName, image=contract.image, env=read_env_file(prepared.env_path),
         log_dir=contract.log_dir, binds=binds, network_mode=d.networkMode,
-        ports=d.publishedPorts, stop_timeout=d.stopTimeout,
+        ports=d.publishedPorts, stop_timeout=d.stopTimeout, copies=copies,
     )
 
 
@@ -128,6 +133,7 @@ async def up(opts: UpOptions) -> int:
     for m in prepared.messages:
         say(m)
     say(f"logs: {session}")
+    say(f"engine: {resolve_endpoint().describe()}")
     run = Run(say=say)
     try:
         async with anyio.create_task_group() as tg:

@@ -29,6 +29,9 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need+=(busybox-static)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+# The remote-engine tests serve an engine over ssh and TLS on loopback.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # build.py makes its own venv: Debian's python3 needs python3-venv for that.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
