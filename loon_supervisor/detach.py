@@ -99,6 +99,14 @@ async def hand_over(docker: aiodocker.Docker, run: Run, lock: DeploymentLock,
         if run.stop_signal is None:
             run.say("the background logger did not attach; see "
                     f"{session / 'logger.stderr'}; stopping the container")
+        elif proc.poll() is None:
+            # Ctrl+C during the hand-over: the logger owns the deployment now and stops it
+            # gracefully itself, collecting every byte.
+            proc.terminate()
+            limit = int(state["stop_timeout"]) + ENGINE_GRACE
+            with anyio.move_on_after(limit):
+                while proc.poll() is None:
+                    await anyio.sleep(0.1)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -183,6 +191,9 @@ async def logger_main(name: str) -> int:
                 say(f"background logger {os.getpid()} attached to every stream")
 
             tg.start_soon(mark_attached)
+            delay = os.environ.get("LOON_FAULT_DELAY_ATTACH")  # tests: signal mid hand-over
+            if delay:
+                await anyio.sleep(float(delay))
             await stream_until_done(s, run, attached, save)
             with bounded(run, "removing the container", ENGINE_GRACE):
                 await containers.remove(docker, cid)

@@ -80,6 +80,8 @@ class Streaming:
     stop_timeout: int
     printer: Printer | None
     mark: str = "loon"
+    terminal: Printer | None = None  # pumped during the follow phase (see logs.terminal)
+    persist: Callable[[], None] | None = None  # save positions now (after a file switch)
     saved_cursors: dict[str, dict] = field(default_factory=dict)
     copies: dict[str, StreamCopy] = field(default_factory=dict)
     cursors: dict[str, Cursor] = field(default_factory=dict)
@@ -89,6 +91,13 @@ class Streaming:
     def positions(self) -> dict[str, dict]:
         """The explicit stream positions, for the state file."""
         return {n: c.to_state(self.copies[n]) for n, c in self.cursors.items()}
+
+    def switched(self) -> None:
+        """A cursor moved to a new file: save at once, so a crash right after cannot resume
+        the new file's bytes at the old file's offset."""
+        if self.persist is not None:
+            with contextlib.suppress(OSError):
+                self.persist()
 
 
 @contextlib.contextmanager
@@ -125,6 +134,7 @@ async def resync(s: Streaming, run: Run, name: str, cur: Cursor, event: str | No
             await _read_rest(s, run, name, old, 0)
             cur.switch(now[0], copy)
         cur.inode, cur.gap_reported = now[0], False
+        s.switched()
         return cur.pos(copy)
     if now is not None and now[0] == cur.inode:
         if event != "truncated" and now[1] >= pos:
@@ -137,6 +147,7 @@ async def resync(s: Streaming, run: Run, name: str, cur: Cursor, event: str | No
         run.say(f"{name}: {path} was truncated{recovered}; following it from its start",
                 terminal=False)
         cur.switch(now[0], copy)
+        s.switched()
         return 0
     if prev is not None and prev[0] == cur.inode:
         if prev[1] > pos:
@@ -148,6 +159,7 @@ async def resync(s: Streaming, run: Run, name: str, cur: Cursor, event: str | No
                 f"gone; bytes it had after {pos} are missing", terminal=False)
     cur.switch(now[0] if now is not None else None, copy)
     cur.gap_reported = now is None
+    s.switched()
     return None if now is None else 0
 
 
@@ -438,9 +450,11 @@ async def stream_until_done(s: Streaming, run: Run,
                 terminal=False)
     make_copies(s, run)
     async with anyio.create_task_group() as outer:
-        if s.printer is not None:
-            outer.start_soon(s.printer.pump)
+        term = s.printer or s.terminal
+        if term is not None:
+            outer.start_soon(term.pump)
         if on_positions is not None:
+            s.persist = lambda: on_positions(s.positions())
             outer.start_soon(_save_positions, s, on_positions)
         await _follow_and_stop(s, run, gnu, on_attached)
         if not run.handing_over and not run.teardown_failed:
@@ -448,8 +462,8 @@ async def stream_until_done(s: Streaming, run: Run,
                 await collect_tails(s, run)
         if on_positions is not None:
             on_positions(s.positions())
-        if s.printer is not None:
-            await s.printer.drain()
+        if term is not None:
+            await term.drain()
         outer.cancel_scope.cancel()
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from loon_supervisor.errors import LoonError
 from loon_supervisor.logs.session import EventLog
-from loon_supervisor.logs.terminal import is_gone, silence
+from loon_supervisor.logs.terminal import Printer, is_gone, silence
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Reporter:
     def __init__(self, events: EventLog | None, console: Console | None) -> None:
         self.events = events
         self.console = console
+        self.queue: Printer | None = None
         if console is not None:
             # rich exits the process on EPIPE; a closed terminal must only end its output.
             console.on_broken_pipe = lambda: self._terminal_gone()  # type: ignore[method-assign]
@@ -56,8 +57,13 @@ class Reporter:
             self.terminal(text)
 
     def terminal(self, text: str) -> None:
-        """To the terminal only; a closed one (EPIPE, hang-up) just ends terminal output."""
+        """To the terminal only; a closed one (EPIPE, hang-up) just ends terminal output.
+        While a :class:`Printer` pumps (the follow phase), messages queue behind its lines
+        so a paused terminal never blocks the event loop."""
         if self.console is None:
+            return
+        if self.queue is not None and self.queue.pumping:
+            self.queue.system(text)
             return
         try:
             self.console.print(text, markup=False, highlight=False)

@@ -239,8 +239,11 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
             return await hand_over(docker, run, lock, state)
         write_state(state_path(name), {**state, "foreground_pid": os.getpid()})
         printer = Printer(list(contract.services) + ["container"]) if opts.verbose else None
+        terminal = printer or Printer([])
         s = Streaming(docker, run.cid, contract, session,
-                      cfg.deploymentSettings.stopTimeout, printer, mark=name)
+                      cfg.deploymentSettings.stopTimeout, printer, mark=name,
+                      terminal=terminal)
+        run.say.queue = terminal
 
         def save(positions: dict) -> None:
             current = read_state(name)

@@ -55,7 +55,7 @@ class StreamCopy:
         if not data:
             return
         self._buf += data
-        self.recent = (self.recent + data)[-64:]
+        self.recent = (self.recent + data[-64:])[-64:]
         self._wake.set()
 
     def feed_eof(self) -> None:

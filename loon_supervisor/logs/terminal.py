@@ -89,8 +89,20 @@ class Printer:
             self._wake.set()
 
     def system(self, text: str) -> None:
-        if not self.broken:
+        """A supervisor message; queued like lines while the pump runs."""
+        if self.broken:
+            return
+        if not self._pumping:
             self._write(f"{text}\n")
+            return
+        self._queue.append(f"{text}\n")
+        self._queued_lines += 1
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def pumping(self) -> bool:
+        return self._pumping
 
     def _write(self, text: str) -> None:
         try:

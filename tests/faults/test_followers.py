@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -127,3 +128,19 @@ def test_down_during_a_foreground_run_is_a_normal_stop(deploy) -> None:  # type:
     assert text.endswith("bye alpha\n")
     assert_consecutive(text, "alpha")
     assert containers_named(d.name) == []
+
+
+def test_ctrl_c_during_the_up_d_hand_over_stops_gracefully(deploy) -> None:  # type: ignore[no-untyped-def]
+    d = deploy({"alpha": ticker("alpha", "0.02")})
+    proc = d.start("-d", LOON_FAULT_DELAY_ATTACH="3")
+    wait_until(lambda: bool(loggers(d)) and lock_holder(d) in loggers(d), timeout=60,
+               interval=0.02)
+    logger = loggers(d)[0]
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert not os.path.exists(f"/proc/{logger}") or loggers(d) == []
+    assert containers_named(d.name) == []
+    text = host_file(d, "alpha").decode()
+    assert text.endswith("bye alpha\n")  # stopped with TERM by the logger, then collected
+    assert_consecutive(text, "alpha")

@@ -73,3 +73,14 @@ def test_truncation_follows_the_new_content(deploy) -> None:  # type: ignore[no-
     assert host == before + in_container(d, "rot", ("",))
     assert_consecutive(host.decode(), "rot")
     assert d.run("-D", timeout=60).returncode == 0
+
+
+def test_live_rotation_with_busybox_tail(deploy) -> None:  # type: ignore[no-untyped-def]
+    """Images without GNU tail: busybox's polling ``tail -F`` and its own notices."""
+    d = deploy({"rot": rotating(700, ROTATE["rename"])}, gnu_tail=False)
+    assert d.run("-d", timeout=120).returncode == 0
+    wait_until(lambda: has_last(d), timeout=30)
+    host = host_file(d, "rot")
+    assert host == in_container(d, "rot")
+    assert_consecutive(host.decode(), "rot")
+    assert d.run("-D", timeout=60).returncode == 0
