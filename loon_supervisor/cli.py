@@ -96,14 +96,18 @@ def validate(config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
     raise typer.Exit(commands.validate(_config(config_file), env_file))
 
 
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
+                                          "service's lines live.")]
+DetachedOpt = Annotated[bool, typer.Option("--detached", "-d", help="Exit once everything is "
+                                           "up; a background logger keeps writing.")]
+
+
 @app.command()
 def up(
     config_file: ConfigOpt = None,
     env_file: EnvOpt = ".env",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
-                                          "service's lines live.")] = False,
-    detached: Annotated[bool, typer.Option("--detached", "-d", help="Exit once everything is "
-                                           "up; a background logger keeps writing.")] = False,
+    verbose: VerboseOpt = False,
+    detached: DetachedOpt = False,
     replace: Annotated[bool, typer.Option("--replace", help="Remove an existing container of "
                                           "this deployment first.")] = False,
     only: Annotated[str | None, typer.Option(
@@ -125,10 +129,8 @@ def up(
 def dev(
     config_file: ConfigOpt = None,
     env_file: EnvOpt = ".env",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
-                                          "service's lines live.")] = False,
-    detached: Annotated[bool, typer.Option("--detached", "-d", help="Exit once everything is "
-                                           "up; a background logger keeps writing.")] = False,
+    verbose: VerboseOpt = False,
+    detached: DetachedOpt = False,
 ) -> None:
     """Run only the backing services (MariaDB, Redis, MinIO where present, DuckDB) on
     127.0.0.1 for a Loon server run on this machine, and write .build-files/dev.env (its
