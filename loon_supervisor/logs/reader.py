@@ -6,6 +6,7 @@ size check is a cheap stat, and it avoids an inotify dependency for a read-only 
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -60,19 +61,34 @@ async def show_logs(services: list[str], follow: bool, lines: int | None,
         if shown:
             printer.lines(s, shown)
     printer.timestamps = timestamps  # only followed lines have a known arrival time
-    while follow:
-        await anyio.sleep(POLL)
-        for s in chosen:
-            path = session / f"{s}.log"
-            size = path.stat().st_size
-            if size <= offsets[s]:
-                continue
-            with open(path, "rb") as fh:
-                fh.seek(offsets[s])
-                chunk = partial[s] + fh.read(size - offsets[s])
-            offsets[s] = size
-            cut = chunk.rfind(b"\n") + 1
-            partial[s] = chunk[cut:]
-            if cut:
-                printer.lines(s, chunk[:cut])
-    return 0
+    if not follow:
+        return 0
+    stopped: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_stop_on_signal, tg.cancel_scope, stopped)
+        while True:
+            await anyio.sleep(POLL)
+            for s in chosen:
+                path = session / f"{s}.log"
+                size = path.stat().st_size
+                if size <= offsets[s]:
+                    continue
+                with open(path, "rb") as fh:
+                    fh.seek(offsets[s])
+                    chunk = partial[s] + fh.read(size - offsets[s])
+                offsets[s] = size
+                cut = chunk.rfind(b"\n") + 1
+                partial[s] = chunk[cut:]
+                if cut:
+                    printer.lines(s, chunk[:cut])
+    return 128 + stopped[0]
+
+
+async def _stop_on_signal(scope: anyio.CancelScope, stopped: list[int]) -> None:
+    """Ctrl+C (or SIGTERM) ends ``-f`` with 130 (143) by our own handler, not by asyncio's
+    default one, whose timing under load left the process running."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            stopped.append(int(signum))
+            scope.cancel()
+            return
