@@ -28,7 +28,12 @@ from aiohttp import web
 from loon_supervisor.deploy.auth import Verdict, check_signature, check_token
 from loon_supervisor.deploy.guard import JSON_HEADERS, GuardedHandler
 from loon_supervisor.deploy.replay import DELIVERY_RE, DeliveryLog
-from loon_supervisor.deploy.runner import DEPLOY_ID_PATTERN, DeployBusy, DeployRunner
+from loon_supervisor.deploy.runner import (
+    DEPLOY_ID_PATTERN,
+    DeployBusy,
+    DeployRunner,
+    NotActive,
+)
 from loon_supervisor.deploy.settings import ServerSettings
 
 log = logging.getLogger("loon_supervisor.deploy")
@@ -244,6 +249,23 @@ async def get_deploy(request: web.Request) -> web.Response:
     return _json(200, record.to_json())
 
 
+async def delete_deploy(request: web.Request) -> web.Response:
+    """Cancel a queued or running deploy: its child processes are stopped and what it
+    started is torn down; GET shows ``cancelled`` once that is done."""
+    refused = _authenticate(request)
+    if refused is not None:
+        return refused
+    deploy_id = request.match_info["deploy_id"]
+    try:
+        record = request.app[RUNNER_KEY].cancel(deploy_id)
+    except NotActive:
+        return _error(409, f"deploy {deploy_id} has already finished")
+    if record is None:
+        return _error(404, "no such deploy")
+    log.info("deploy %s cancelled by %s", deploy_id, request.remote or "?")
+    return _json(202, {**record.to_json(), "statusUrl": f"/deploy/{deploy_id}"})
+
+
 def make_app(settings: ServerSettings, runner: DeployRunner) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[_connection_state, _json_errors])
@@ -254,4 +276,5 @@ def make_app(settings: ServerSettings, runner: DeployRunner) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/deploy", post_deploy)
     app.router.add_get("/deploy/{deploy_id:" + DEPLOY_ID_PATTERN + "}", get_deploy)
+    app.router.add_delete("/deploy/{deploy_id:" + DEPLOY_ID_PATTERN + "}", delete_deploy)
     return app

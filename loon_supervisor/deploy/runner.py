@@ -1,21 +1,20 @@
 """Deploys: one at a time, each with an id, a status and its own log directory.
 
 A deploy is a :data:`DeployStep` run by :class:`DeployRunner`. The real step,
-:func:`supervisor_deploy_step`, calls the supervisor in process (no shell): ``down``, then
-optionally ``git pull --ff-only`` of the configured branch, then ``up`` detached. A step
+:func:`supervisor_deploy_step`, runs the ``loon`` entry point as child processes (no shell):
+``down``, then optionally ``git pull --ff-only`` of the configured branch, then ``up -d``. A step
 reports failure by raising :class:`DeployStepFailed` with an operator-facing reason; tests
 swap in their own steps.
 
 Each deploy writes ``<logs root>/<id>/``: ``deploy.log`` (the steps, git's output and what
 the supervisor printed while the step ran), ``status.json`` (the status as served by
-``GET /deploy/<id>``) and the supervisor's session directories (``logs_root`` of ``up``).
+``GET /deploy/<id>``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import io
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ import signal
 import subprocess
 import sys
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,8 +31,6 @@ from typing import Any, TextIO
 
 import anyio
 from anyio.abc import TaskGroup
-
-from loon_supervisor.errors import LoonError
 
 log = logging.getLogger("loon_supervisor.deploy")
 
@@ -46,6 +43,7 @@ class DeployStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class DeployStepFailed(Exception):
@@ -54,15 +52,6 @@ class DeployStepFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class DeployInterrupted(DeployStepFailed):
-    """``up`` stopped on SIGINT/SIGTERM: while it runs it owns the process's signals, so the
-    operator's signal reached it instead of the server; the server stops after recording."""
-
-    def __init__(self, reason: str, signum: int) -> None:
-        super().__init__(reason)
-        self.signum = signum
 
 
 def _now() -> str:
@@ -141,63 +130,21 @@ class DeployContext:
     repo_dir: Path
     git_branch: str | None
     log: Callable[[str], None]
+    kill_grace: float = 10.0
+    cleanup_timeout: float = 120.0
 
 
 DeployStep = Callable[[DeployContext], Awaitable[None]]
+
+
+class NotActive(Exception):
+    """DELETE of a deploy that has already finished."""
 
 
 class DeployBusy(Exception):
     def __init__(self, running: DeployRecord) -> None:
         super().__init__(f"deploy {running.id} is {running.status}")
         self.running = running
-
-
-class _Tee(io.TextIOBase):
-    """sys.stdout/sys.stderr while a step runs: to the original stream and to deploy.log.
-
-    ``fileno`` is the original's, so a child process given this stream writes to the real
-    terminal/journal; ``isatty`` is False so rich prints plain text.
-    """
-
-    def __init__(self, original: TextIO, sink: DeployLog) -> None:
-        self._original = original
-        self._sink = sink
-
-    def write(self, s: str) -> int:  # type: ignore[override]
-        with contextlib.suppress(Exception):
-            self._original.write(s)
-        self._sink.raw(s)
-        return len(s)
-
-    def flush(self) -> None:
-        with contextlib.suppress(Exception):
-            self._original.flush()
-
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        return self._original.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._original, "encoding", None) or "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-
-@contextlib.contextmanager
-def _captured_output(sink: DeployLog) -> Iterator[None]:
-    """Only one deploy runs at a time, and the server logs through handlers bound to the
-    original streams, so swapping the process-wide streams here captures exactly what the
-    supervisor prints during the step."""
-    out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(out, sink), _Tee(err, sink)
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = out, err
 
 
 def _write_status(record: DeployRecord) -> None:
@@ -219,8 +166,9 @@ class DeployRunner:
 
     def __init__(self, *, logs_root: Path, config_file: Path, repo_dir: Path,
                  git_branch: str | None, step: DeployStep | None = None,
-                 deploy_timeout: float = 1800.0) -> None:
+                 deploy_timeout: float = 1800.0, kill_grace: float = 10.0) -> None:
         self.deploy_timeout = deploy_timeout
+        self.kill_grace = kill_grace
         self.logs_root = logs_root
         self.config_file = config_file
         self.repo_dir = repo_dir
@@ -229,12 +177,20 @@ class DeployRunner:
         self._records: OrderedDict[str, DeployRecord] = OrderedDict()
         self._current: DeployRecord | None = None
         self._tg: TaskGroup | None = None
-        self._finished = anyio.Event()
-        self.interrupted_by: int | None = None  # signal number that interrupted a deploy
+        self._scopes: dict[str, anyio.CancelScope] = {}
 
-    async def wait_finished(self) -> None:
-        """Return when the next deploy (or the one running) has finished."""
-        await self._finished.wait()
+    def cancel(self, deploy_id: str) -> DeployRecord | None:
+        """Stop a queued or running deploy (its step kills its child processes and cleans
+        up); None when there is no such deploy; NotActive when it has finished."""
+        record = self._records.get(deploy_id)
+        if record is None:
+            return None
+        scope = self._scopes.get(deploy_id)
+        if not record.active or scope is None:
+            raise NotActive(deploy_id)
+        record.reason = "cancelled by DELETE"
+        scope.cancel()
+        return record
 
     async def __aenter__(self) -> DeployRunner:
         self._tg = anyio.create_task_group()
@@ -273,6 +229,7 @@ class DeployRunner:
         while len(self._records) > KEEP_RECORDS:
             self._records.popitem(last=False)
         _write_status(record)
+        self._scopes[deploy_id] = anyio.CancelScope()
         self._tg.start_soon(self._execute, record, name=f"deploy {deploy_id}")
         return record
 
@@ -286,17 +243,21 @@ class DeployRunner:
         sink.line(f"deploy {record.id} started; config file {self.config_file}")
         ctx = DeployContext(deploy_id=record.id, log_dir=record.log_dir,
                             config_file=self.config_file, repo_dir=self.repo_dir,
-                            git_branch=self.git_branch, log=sink.line)
+                            git_branch=self.git_branch, log=sink.line,
+                            kill_grace=self.kill_grace,
+                            cleanup_timeout=min(self.deploy_timeout, 120.0))
+        scope = self._scopes[record.id]
         try:
-            with _captured_output(sink):
+            with scope:
                 with anyio.fail_after(self.deploy_timeout):
                     await self.step(ctx)
+            if scope.cancelled_caught:
+                self._finish(record, sink, DeployStatus.CANCELLED, "cancelled by DELETE")
+            else:
+                self._finish(record, sink, DeployStatus.SUCCEEDED, None)
         except TimeoutError:
             self._finish(record, sink, DeployStatus.FAILED,
                          f"did not finish within the deploy timeout of {self.deploy_timeout:g} s")
-        except DeployInterrupted as exc:
-            self.interrupted_by = exc.signum
-            self._finish(record, sink, DeployStatus.FAILED, exc.reason)
         except DeployStepFailed as exc:
             self._finish(record, sink, DeployStatus.FAILED, exc.reason)
         except anyio.get_cancelled_exc_class():
@@ -307,12 +268,11 @@ class DeployRunner:
             log.exception("deploy %s crashed", record.id)
             self._finish(record, sink, DeployStatus.FAILED,
                          f"unexpected error: {type(exc).__name__}: {exc}")
-        else:
-            self._finish(record, sink, DeployStatus.SUCCEEDED, None)
         finally:
             sink.close()
-            finished, self._finished = self._finished, anyio.Event()
-            finished.set()
+            self._scopes.pop(record.id, None)
+            if self._current is record:
+                self._current = None  # the lock is released on every path
 
     def _finish(self, record: DeployRecord, sink: DeployLog, status: DeployStatus,
                 reason: str | None) -> None:
@@ -376,33 +336,72 @@ async def update_working_copy(ctx: DeployContext) -> None:
                                f"{_last_line(err)}")
 
 
-async def supervisor_deploy_step(ctx: DeployContext) -> None:
-    """Tear down what runs, optionally update the working copy, then ``up`` detached."""
+async def _stream(ctx: DeployContext, stream: Any) -> None:
+    """Copy a child's output into deploy.log line by line as it comes."""
+    pending = b""
+    async for chunk in stream:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            ctx.log(line.decode("utf-8", "replace"))
+    if pending:
+        ctx.log(pending.decode("utf-8", "replace"))
+
+
+async def _kill_group(proc: Any, grace: float) -> None:
+    """SIGTERM to the child's process group, SIGKILL after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with anyio.move_on_after(wait):
+            await proc.wait()
+            return
+
+
+async def run_loon(ctx: DeployContext, *args: str) -> int:
+    """``loon <args>`` as a child process in its own process group (so a cancel or timeout
+    can stop it and everything it started), its output streamed to deploy.log."""
+    cmd = [sys.executable, "-m", "loon_supervisor", *args]
+    ctx.log("$ loon " + " ".join(args))
+    env = dict(os.environ, NO_COLOR="1", TERM="dumb")
+    proc = await anyio.open_process(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
-        await _down_pull_up(ctx)
-    except LoonError as exc:  # e.g. the engine is unreachable: an operator error, not a bug
-        raise DeployStepFailed(str(exc)) from None
+        assert proc.stdout is not None
+        await _stream(ctx, proc.stdout)
+        return await proc.wait()
+    finally:
+        with anyio.CancelScope(shield=True):
+            if proc.returncode is None:  # cancelled, timed out or the server stops
+                ctx.log(f"stopping loon {args[0]} (pid {proc.pid}) and its process group")
+                await _kill_group(proc, ctx.kill_grace)
+            await proc.aclose()
 
 
-async def _down_pull_up(ctx: DeployContext) -> None:
-    from loon_supervisor.down import down
-    from loon_supervisor.supervisor import UpOptions, up
-
-    ctx.log("tearing down the running deployment")
-    rc = await down(ctx.config_file)
-    if rc != 0:
-        raise DeployStepFailed(f"tearing down the running deployment failed (exit code {rc}); "
-                               "see deploy.log")
-    if ctx.git_branch:
-        ctx.log(f"updating the working copy from branch {ctx.git_branch}")
-        await update_working_copy(ctx)
-    ctx.log("starting the deployment (detached)")
-    rc = await up(UpOptions(config_file=ctx.config_file, detached=True,
-                            logs_root=ctx.log_dir))
-    if rc in (128 + signal.SIGINT, 128 + signal.SIGTERM):
-        signum = rc - 128
-        raise DeployInterrupted(f"interrupted by {signal.Signals(signum).name} while starting "
-                                "the deployment; the deploy server stops", signum)
+async def supervisor_deploy_step(ctx: DeployContext) -> None:
+    """Tear down what runs, optionally update the working copy, then ``up`` detached; each
+    as a child process. Stopped early (cancel, timeout, server stop), it makes sure no
+    container of the deployment is left, with ``loon down`` bounded by the deploy timeout."""
+    config = str(ctx.config_file)
+    try:
+        ctx.log("tearing down the running deployment")
+        rc = await run_loon(ctx, "down", "-c", config)
+        if rc != 0:
+            raise DeployStepFailed(f"tearing down the running deployment failed (exit code "
+                                   f"{rc}); see deploy.log")
+        if ctx.git_branch:
+            ctx.log(f"updating the working copy from branch {ctx.git_branch}")
+            await update_working_copy(ctx)
+        ctx.log("starting the deployment (detached)")
+        rc = await run_loon(ctx, "up", "-d", "-c", config)
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True) as shield:
+            shield.deadline = anyio.current_time() + ctx.cleanup_timeout
+            ctx.log("stopped early: removing what this deploy may have started")
+            rc = await run_loon(ctx, "down", "-c", config)
+            ctx.log("cleanup done" if rc == 0 and not shield.cancel_called
+                    else "cleanup did not finish: check with `loon status`")
+        raise
     if rc != 0:
         kind = " (configuration error)" if rc == 2 else ""
         raise DeployStepFailed(f"starting the deployment failed: up exited with code {rc}{kind}; "

@@ -35,7 +35,8 @@ class DeployServer:
         self.settings = settings
         self.runner = DeployRunner(logs_root=settings.logs_root, config_file=settings.config_file,
                                    repo_dir=settings.repo_dir, git_branch=settings.git_branch,
-                                   step=step, deploy_timeout=settings.opts.deploy_timeout)
+                                   step=step, deploy_timeout=settings.opts.deploy_timeout,
+                                   kill_grace=settings.opts.kill_grace)
         self._app_runner: web.AppRunner | None = None
         self.urls: list[str] = []
 
@@ -86,46 +87,18 @@ def _url(scheme: str, addr: Any) -> str:
 
 
 async def serve(settings: ServerSettings, step: DeployStep | None = None) -> None:
-    """Serve until SIGINT or SIGTERM.
-
-    ``up`` installs its own SIGINT/SIGTERM handlers while it runs and removes them when it
-    returns, which leaves the signals at their defaults; so the server re-arms its receiver
-    after every deploy. A signal that arrives while ``up`` runs interrupts that deploy (it is
-    recorded as failed) and then stops the server too.
-    """
-    async with DeployServer(settings, step) as server:
-        for url in server.urls:
-            log.info("deploy server listening on %s", url)
-        while server.runner.interrupted_by is None:
-            signum = await _next_signal_or_deploy_end(server.runner)
-            if signum is not None:
+    """Serve until SIGINT or SIGTERM. Deploys run in child processes, so the server is the
+    only owner of these signals; a deploy still running is stopped and cleaned up."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with DeployServer(settings, step) as server:
+            for url in server.urls:
+                log.info("deploy server listening on %s", url)
+            async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
                 if server.runner.current is not None:
-                    log.warning("deploy %s is still running and is cancelled",
+                    log.warning("deploy %s is still running and is stopped",
                                 server.runner.current.id)
                 return
-        log.info("a signal interrupted a deploy: stopping")
-
-
-async def _next_signal_or_deploy_end(runner: DeployRunner) -> int | None:
-    """The signal received, or None when a deploy finished first (then re-arm)."""
-    received: list[int] = []
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with anyio.create_task_group() as tg:
-
-            async def on_signal() -> None:
-                async for signum in signals:
-                    received.append(signum)
-                    break
-                tg.cancel_scope.cancel()
-
-            async def on_deploy_finished() -> None:
-                await runner.wait_finished()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(on_signal)
-            tg.start_soon(on_deploy_finished)
-    return received[0] if received else None
 
 
 def _configure_logging() -> None:

@@ -20,7 +20,7 @@ from loon_supervisor.deploy.auth import signature
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".build-files" / "deploy-server.py"
-TERMINAL = ("succeeded", "failed")
+TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def new_token() -> str:

@@ -109,16 +109,16 @@ async def test_deploy_through_the_seed_entry_point(
         assert state is not None and state["State"]["Running"], state
         first_cid = state["Id"]
 
-        # The deploy's own log directory holds the session the background logger writes.
+        # up ran as a child process; its output (naming the session) is in deploy.log.
         deploy_dir = project / "logs" / "deploys" / deploy_id
         assert Path(done["logDir"]) == deploy_dir
+        text = _deploy_log(project, deploy_id)
+        assert "starting the deployment (detached)" in text and "$ loon up -d" in text
+        session = Path(re.search(r"logs are in (\S+)", text).group(1))  # type: ignore[union-attr]
         with anyio.fail_after(20):
-            while True:
-                web_logs = list(deploy_dir.glob("logs_*/web.log"))
-                if web_logs and "web line 5" in web_logs[0].read_text():
-                    break
+            while not ((session / "web.log").exists()
+                       and "web line 5" in (session / "web.log").read_text()):
                 await anyio.sleep(0.1)
-        assert "starting the deployment (detached)" in _deploy_log(project, deploy_id)
 
         # A second deploy tears the first container down and starts a new one.
         second = await call("POST", f"{base}/deploy", raw_auth=token)
@@ -226,3 +226,93 @@ async def test_sigterm_during_a_deploy_stops_the_server(
                         .read_text())
     assert status["status"] == "failed", (status, err_file.read_text())
     assert "SIGTERM" in status["reason"] or "stopped" in status["reason"]
+
+
+async def test_hung_engine_fails_at_the_deploy_timeout_then_accepts_again(
+        deployment: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine socket that accepts and never answers: the deploy ends as failed at the
+    timeout (its children killed) and the next POST is accepted."""
+    import socket
+    import threading
+
+    config, _ = deployment
+    path = tmp_path / "hung.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_forever() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    token = new_token()
+    env_file = write_secrets(tmp_path / "s" / ".env.secrets", token)
+    settings = load_settings(env_file, host="127.0.0.1", port=0, config_file=config,
+                             logs_root=tmp_path / "deploys", deploy_timeout=3.0, kill_grace=1.0)
+    try:
+        async with running_server(settings) as srv:
+            ans = await call("POST", f"{srv.url}/deploy", token=token)
+            assert ans.status == 202
+            done = await wait_terminal(srv.url, ans.body["id"], token, timeout=30)
+            assert done["status"] == "failed", done
+            assert done["reason"] == "did not finish within the deploy timeout of 3 s"
+            assert held, "the loon child never reached the engine socket"
+            again = await call("POST", f"{srv.url}/deploy", token=token)
+            assert again.status == 202, again.text
+            gone = await call("DELETE", f"{srv.url}/deploy/{again.body['id']}", token=token)
+            assert gone.status == 202
+            assert (await wait_terminal(srv.url, again.body["id"], token, timeout=30)
+                    )["status"] == "cancelled"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+        for s in held:
+            s.close()
+
+
+async def test_delete_cancels_a_running_deploy_and_leaves_no_container(
+        deployment: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled while ``up`` waits to start the container: the child's process group is
+    killed, so no container appears even after up's pause would have ended."""
+    config, name = deployment
+    monkeypatch.setenv("LOON_FAULT_DELAY_STARTING", "4")
+    token = new_token()
+    env_file = write_secrets(tmp_path / "s" / ".env.secrets", token)
+    logs = tmp_path / "deploys"
+    settings = load_settings(env_file, host="127.0.0.1", port=0, config_file=config,
+                             logs_root=logs, kill_grace=2.0)
+    async with running_server(settings) as srv:
+        ans = await call("POST", f"{srv.url}/deploy", token=token)
+        assert ans.status == 202
+        deploy_id = ans.body["id"]
+        log_file = logs / deploy_id / "deploy.log"
+        with anyio.fail_after(120):
+            while "$ loon up -d" not in (log_file.read_text() if log_file.exists() else ""):
+                await anyio.sleep(0.05)
+        await anyio.sleep(1.5)  # the child is building / pausing before it starts the container
+        assert (await call("GET", f"{srv.url}/deploy/{deploy_id}", token=token)
+                ).body["status"] == "running"
+        gone = await call("DELETE", f"{srv.url}/deploy/{deploy_id}", token=token)
+        assert gone.status == 202, gone.text
+        done = await wait_terminal(srv.url, deploy_id, token, timeout=60)
+        assert done["status"] == "cancelled" and done["reason"] == "cancelled by DELETE"
+        again = await call("DELETE", f"{srv.url}/deploy/{deploy_id}", token=token)
+        assert again.status == 409
+        await anyio.sleep(5)  # past the pause a surviving up would have used to start it
+        assert container_state(name) is None
+        text = log_file.read_text()
+        assert "stopping loon up" in text and "cleanup done" in text
+        nxt = await call("POST", f"{srv.url}/deploy", token=token)
+        assert nxt.status == 202
+        await call("DELETE", f"{srv.url}/deploy/{nxt.body['id']}", token=token)
+        await wait_terminal(srv.url, nxt.body["id"], token, timeout=60)

@@ -44,7 +44,7 @@ class GatedStep:
 
     async def __call__(self, ctx: DeployContext) -> None:
         self.ids.append(ctx.deploy_id)
-        print("the supervisor printed this")  # captured into deploy.log
+        ctx.log("the supervisor printed this")
         self.started.set()
         await self.release.wait()
 
