@@ -18,7 +18,9 @@ import enum
 import json
 import logging
 import os
+import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +37,7 @@ from anyio.abc import TaskGroup
 log = logging.getLogger("loon_supervisor.deploy")
 
 GIT_TIMEOUT_S = 300
-KEEP_RECORDS = 200
+KEEP_RECORDS = 50
 
 
 class DeployStatus(enum.StrEnum):
@@ -100,7 +102,8 @@ class DeployLog:
         self._fh: TextIO | None = None
 
     def open(self) -> None:
-        self._fh = self.path.open("a", encoding="utf-8", errors="replace", buffering=1)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fh = os.fdopen(fd, "a", encoding="utf-8", errors="replace", buffering=1)
 
     def close(self) -> None:
         if self._fh:
@@ -151,7 +154,9 @@ def _write_status(record: DeployRecord) -> None:
     path = record.log_dir / "status.json"
     tmp = path.with_name(".status.json.tmp")
     try:
-        tmp.write_text(json.dumps(record.to_json(), indent=2) + "\n", encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(record.to_json(), indent=2) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
         log.warning("cannot write %s: %s", path, exc)
@@ -166,7 +171,9 @@ class DeployRunner:
 
     def __init__(self, *, logs_root: Path, config_file: Path, repo_dir: Path,
                  git_branch: str | None, step: DeployStep | None = None,
-                 deploy_timeout: float = 1800.0, kill_grace: float = 10.0) -> None:
+                 deploy_timeout: float = 1800.0, kill_grace: float = 10.0,
+                 keep: int = KEEP_RECORDS) -> None:
+        self.keep = keep
         self.deploy_timeout = deploy_timeout
         self.kill_grace = kill_grace
         self.logs_root = logs_root
@@ -192,7 +199,47 @@ class DeployRunner:
         scope.cancel()
         return record
 
+    def _load(self) -> None:
+        """Records survive restarts: read every ``<id>/status.json``; a deploy the previous
+        server left queued or running is recorded as failed."""
+        pattern = re.compile(DEPLOY_ID_PATTERN)
+        def age(path: Path) -> tuple[str, int]:
+            # Ids sort by second only; one deploy runs at a time, so the last write to its
+            # status.json orders deploys of the same second.
+            return (path.parent.name[:16], path.stat().st_mtime_ns)
+
+        for path in sorted(self.logs_root.glob("*/status.json"), key=age):
+            if not pattern.fullmatch(path.parent.name):
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                record = DeployRecord(
+                    id=path.parent.name, log_dir=path.parent,
+                    status=DeployStatus(data["status"]), reason=data.get("reason"),
+                    created_at=data.get("createdAt") or _now(),
+                    started_at=data.get("startedAt"), finished_at=data.get("finishedAt"))
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning("ignoring unreadable %s", path)
+                continue
+            if record.active:
+                record.status = DeployStatus.FAILED
+                record.reason = "the deploy server stopped while this deploy was running"
+                record.finished_at = record.finished_at or _now()
+                _write_status(record)
+            self._records[record.id] = record
+
+    def _prune(self) -> None:
+        """Keep the newest ``keep`` deploys (records and directories), in creation order."""
+        for deploy_id in list(self._records)[:-self.keep]:
+            record = self._records[deploy_id]
+            if record.active:
+                continue
+            del self._records[deploy_id]
+            shutil.rmtree(record.log_dir, ignore_errors=True)
+
     async def __aenter__(self) -> DeployRunner:
+        self._load()
+        self._prune()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         return self
@@ -226,8 +273,7 @@ class DeployRunner:
         record.log_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
         self._current = record
         self._records[deploy_id] = record
-        while len(self._records) > KEEP_RECORDS:
-            self._records.popitem(last=False)
+        self._prune()
         _write_status(record)
         self._scopes[deploy_id] = anyio.CancelScope()
         self._tg.start_soon(self._execute, record, name=f"deploy {deploy_id}")

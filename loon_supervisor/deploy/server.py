@@ -36,7 +36,8 @@ class DeployServer:
         self.runner = DeployRunner(logs_root=settings.logs_root, config_file=settings.config_file,
                                    repo_dir=settings.repo_dir, git_branch=settings.git_branch,
                                    step=step, deploy_timeout=settings.opts.deploy_timeout,
-                                   kill_grace=settings.opts.kill_grace)
+                                   kill_grace=settings.opts.kill_grace,
+                                   keep=settings.opts.keep_deploys)
         self._app_runner: web.AppRunner | None = None
         self.urls: list[str] = []
 

@@ -203,3 +203,23 @@ async def test_source_allowlist(tmp_path: Path) -> None:
     async with running_server(make_settings(tmp_path, token, allow_from=["127.0.0.1"]),
                               ok_step) as srv:
         assert (await call("POST", f"{srv.url}/deploy", token=token)).status == 202
+
+
+async def test_records_survive_restarts_and_retention_deletes_the_oldest(
+        tmp_path: Path) -> None:
+    token = new_token()
+    settings = make_settings(tmp_path, token, keep_deploys=2)
+    ids = []
+    async with running_server(settings, ok_step) as srv:
+        for _ in range(3):
+            ans = await call("POST", f"{srv.url}/deploy", token=token)
+            ids.append(ans.body["id"])
+            await wait_terminal(srv.url, ans.body["id"], token)
+    assert not (settings.logs_root / ids[0]).exists()
+    async with running_server(settings, ok_step) as srv:
+        assert (await call("GET", f"{srv.url}/deploy/{ids[0]}", token=token)).status == 404
+        for deploy_id in ids[1:]:
+            ans = await call("GET", f"{srv.url}/deploy/{deploy_id}", token=token)
+            assert ans.status == 200 and ans.body["status"] == "succeeded"
+    modes = {oct(p.stat().st_mode & 0o777) for p in settings.logs_root.rglob("*")}
+    assert modes <= {"0o700", "0o600"}, modes
