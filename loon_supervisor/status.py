@@ -10,6 +10,7 @@ from rich.table import Table
 
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import LoonError
 from loon_supervisor.logs.session import latest_session
 from loon_supervisor.paths import logs_dir
@@ -30,7 +31,8 @@ def _uptime(started: str) -> str:
 async def show_status(name: str) -> int:
     console = Console(soft_wrap=True)
     state = read_state(name) or {}
-    async with open_engine() as docker:
+    endpoint = resolve_endpoint()
+    async with open_engine(endpoint) as docker:
         found = await containers.list_ours(docker, name)
         running = [c for c in found if c.get("State") == "running"]
         if not running:
@@ -59,6 +61,7 @@ async def show_status(name: str) -> int:
 
     top = Table(show_header=False, box=None)
     top.add_row("deployment", name)
+    top.add_row("engine", endpoint.describe())
     top.add_row("container", f"{cid[:12]} running, up {_uptime(info['State']['StartedAt'])}")
     top.add_row("image", image)
     if state.get("url"):

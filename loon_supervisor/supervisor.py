@@ -23,6 +23,8 @@ from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.endpoint import resolve_endpoint
+from loon_supervisor.engine.remote_paths import engine_host_files, ensure_on_engine
 from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
 from loon_supervisor.errors import BuildFailed, ConfigError, LoonError
 from loon_supervisor.follow import Streaming, last_lines, stream_until_done
@@ -138,11 +140,18 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
               console: Console) -> int:
     cfg = prepared.config
     name = cfg.deploymentSettings.containerName
-    async with open_engine() as docker:
+    endpoint = resolve_endpoint()
+    async with open_engine(endpoint) as docker:
+        run.say(f"engine: {endpoint.describe()}", terminal=False)
         contract = None
         try:
             with run.phase_scope:
                 contract = await build_phase(docker, prepared, run, opts.verbose, console)
+                if endpoint.is_remote:
+                    for line in await ensure_on_engine(docker, cfg.deploymentSettings.imageTag,
+                                                       endpoint.describe(), cfg.volume_dirs(),
+                                                       engine_host_files(cfg)):
+                        run.say(line)
                 await _fault_delay("starting")
                 if opts.replace:
                     await _remove_named(docker, name, run)

@@ -18,8 +18,24 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def check_rules(data: dict[str, Any], base_dir: Path | None = None) -> list[Problem]:
+def engine_host_is_local() -> bool:
+    """Hook: do the config's volume paths live on this machine? Not when the engine is remote
+    (DOCKER_HOST / a Docker context): then they are checked and made on the engine's machine
+    (loon_supervisor/engine/remote_paths.py), never here."""
+    from loon_supervisor.engine.endpoint import resolve_endpoint
+    from loon_supervisor.errors import LoonError
+
+    try:
+        return not resolve_endpoint().is_remote
+    except LoonError:
+        return False  # a broken context fails when the engine opens; make nothing here
+
+
+def check_rules(data: dict[str, Any], base_dir: Path | None = None,
+                engine_local: bool | None = None) -> list[Problem]:
     problems: list[Problem] = []
+    if engine_local is None:
+        engine_local = engine_host_is_local()
     general = _section(data, "generalSettings") or {}
     use_http = general.get("useHttp")
     env = general.get("environment")
@@ -29,7 +45,7 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None) -> list[Prob
         problems.append(Problem("nginxSettings", "is required because useHttp is false",
                                 "add nginxSettings with the certificate and key, or set "
                                 "generalSettings.useHttp to true"))
-    if use_http is False and nginx:
+    if use_http is False and nginx and engine_local:
         src = nginx.get("sourceVolumeLocation")
         if isinstance(src, str) and src.startswith("/"):
             for key in ("certFileLocation", "keyFileLocation"):
@@ -51,7 +67,8 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None) -> list[Prob
     if env == "local":
         local = _section(data, "localDataSettings") or {}
         src = local.get("sourceVolumeLocation")
-        if isinstance(src, str) and src.startswith("/") and not Path(src).is_dir():
+        if (engine_local and isinstance(src, str) and src.startswith("/")
+                and not Path(src).is_dir()):
             problems.append(Problem("localDataSettings.sourceVolumeLocation",
                                     f"{src} is not an existing directory",
                                     "point it at the directory holding your experiment data"))
@@ -88,10 +105,15 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
     return p if p.is_absolute() or base_dir is None else base_dir / p
 
 
-def ensure_volume_dirs(dirs: list[tuple[str, str]]) -> tuple[list[str], list[Problem]]:
-    """Create missing host directories; returns (messages, problems)."""
+def ensure_volume_dirs(dirs: list[tuple[str, str]], engine_local: bool | None = None
+                       ) -> tuple[list[str], list[Problem]]:
+    """Create missing host directories; returns (messages, problems).
+
+    Nothing is made here when the engine is remote: the supervisor makes them over there."""
     said: list[str] = []
     problems: list[Problem] = []
+    if not (engine_host_is_local() if engine_local is None else engine_local):
+        return said, problems
     for json_path, directory in dirs:
         p = Path(directory)
         if p.is_dir():
