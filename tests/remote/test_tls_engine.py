@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from tests.engine_helpers import SIGINT, container_files, containers_named, stop
 from tests.remote.tls_engine import TlsEngine
 
 pytestmark = pytest.mark.usefixtures("engine")
-
-
-@pytest.fixture(scope="module")
-def tls_engine() -> Iterator[TlsEngine]:
-    eng = TlsEngine()
-    try:
-        eng.start()
-        yield eng
-    finally:
-        eng.destroy()
 
 
 @pytest.fixture
