@@ -21,6 +21,9 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 # build.py makes its own venv: Debian's python3 needs python3-venv for that.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# tests/remote: TLS certificates (openssl) and an ssh-reached engine (sshd, ssh-keygen).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} from Debian..." >&2
   apt-get update -q >/dev/null
