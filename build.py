@@ -55,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
                    "build, start or validate anything")
     p.add_argument("--replace", action="store_true",
                    help="remove an existing container of this deployment before starting")
+    p.add_argument("--context", metavar="NAME",
+                   help="Docker context to use (like docker --context; see docs/remote-engines.md)")
     return p
 
 
@@ -99,6 +101,9 @@ def _reexec_in_venv() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ns = parser().parse_args(argv)
+    if ns.context:  # as `docker --context`: it wins over DOCKER_HOST, also for the -d logger
+        os.environ.pop("DOCKER_HOST", None)
+        os.environ["DOCKER_CONTEXT"] = ns.context
     if not _deps_present():
         _reexec_in_venv()
     if str(ROOT) not in sys.path:

@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 runtime failure (engine, build, a service or the contai
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +26,16 @@ app = typer.Typer(
     "logs/logs_<date>/<service>.log. " + EXIT_CODES,
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
+
+@app.callback()
+def _engine(context: Annotated[str | None, typer.Option(
+        "--context", help="Docker context to use, as `docker --context` (wins over "
+        "DOCKER_HOST); see docs/remote-engines.md.")] = None) -> None:
+    """Options for every command: which Docker engine to talk to."""
+    if context:
+        os.environ.pop("DOCKER_HOST", None)
+        os.environ["DOCKER_CONTEXT"] = context
+
 
 ConfigOpt = Annotated[Path, typer.Option("--config-file", "-c",
                                          help="config.json to read (see README).")]

@@ -81,9 +81,9 @@ def _write_context(config_dir: Path, name: str, eng: TlsEngine) -> None:
         (tls / f).write_bytes((eng.client / f).read_bytes())
 
 
-def test_docker_context_selected_with_docker_context(deploy, tls_engine: TlsEngine,  # type: ignore[no-untyped-def]
-                                                     tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("how", ["DOCKER_CONTEXT", "--context"])
+def test_docker_context_is_used(deploy, tls_engine: TlsEngine, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     home = tmp_path / "home"
     _write_context(home / ".docker", "lab", tls_engine)
     for key in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG"):
@@ -94,7 +94,11 @@ def test_docker_context_selected_with_docker_context(deploy, tls_engine: TlsEngi
     assert subprocess.run(["docker", "info"], capture_output=True, env=os.environ.copy()
                           ).returncode == 0
     d = deploy({"a": "echo from-context; exec sleep 100000"})
-    proc = d.start()
+    if how == "--context":  # the flag wins over DOCKER_HOST, as with `docker --context`
+        proc = d.start("--context", "lab", DOCKER_CONTEXT="",
+                       DOCKER_HOST="unix:///var/run/docker.sock")
+    else:
+        proc = d.start()
     d.wait_out_log("Loon is up")
     session = d.session()
     assert "engine: context lab" in (session / "out.log").read_text()
