@@ -6,7 +6,6 @@ operator sees these problems in the same report as type errors.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,29 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def engine_host_is_local() -> bool:
-    """Hook: do the config's volume paths live on this machine? Not when the engine is remote
-    (DOCKER_HOST / a Docker context): then they are checked and made on the engine's machine
-    (loon_supervisor/engine/remote_paths.py), never here."""
-    from loon_supervisor.engine.endpoint import resolve_endpoint
-    from loon_supervisor.errors import LoonError
-
-    try:
-        return not resolve_endpoint().is_remote
-    except LoonError:
-        return False  # a broken context fails when the engine opens; make nothing here
+def raw_volume_dirs(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(JSON path, directory) of the mounted host directories, from raw data; only the
+    well-formed absolute paths (the model reports the others)."""
+    env = (_section(data, "generalSettings") or {}).get("environment")
+    names = ["mySqlSettings"] + (["minioSettings"] if env == "production" else []) + (
+        ["localDataSettings"] if env == "local" else [])
+    out = []
+    for name in names:
+        value = (_section(data, name) or {}).get("sourceVolumeLocation")
+        if isinstance(value, str) and value.startswith("/") and "\0" not in value and not any(
+                part in (".", "..") for part in value.split("/")):
+            out.append((f"{name}.sourceVolumeLocation", value))
+    return out
 
 
 def check_rules(data: dict[str, Any], base_dir: Path | None = None,
-                engine_local: bool | None = None) -> list[Problem]:
-    problems: list[Problem] = []
-    if engine_local is None:
-        engine_local = engine_host_is_local()
+                notes: list[str] | None = None) -> list[Problem]:
+    """Problems spanning sections or the file system; ``notes`` collects remarks such as a
+    certificate's days to expiry."""
+    from loon_supervisor.config.volumes import check_volume_paths
+
+    notes = [] if notes is None else notes
+    problems: list[Problem] = check_volume_paths(raw_volume_dirs(data))
     general = _section(data, "generalSettings") or {}
     use_http = general.get("useHttp")
     env = general.get("environment")
@@ -45,9 +49,10 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
         problems.append(Problem("nginxSettings", "is required because useHttp is false",
                                 "add nginxSettings with the certificate and key, or set "
                                 "generalSettings.useHttp to true"))
-    if use_http is False and nginx and engine_local:
+    if use_http is False and nginx:
         src = nginx.get("sourceVolumeLocation")
         if isinstance(src, str) and src.startswith("/"):
+            found = {}
             for key in ("certFileLocation", "keyFileLocation"):
                 rel = nginx.get(key)
                 if isinstance(rel, str) and rel and not rel.startswith("/"):
@@ -56,6 +61,14 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
                         problems.append(Problem(f"nginxSettings.{key}",
                                                 f"{full} does not exist or is not a file",
                                                 "put the file there or correct the path"))
+                    else:
+                        found[key] = full
+            if len(found) == 2:
+                from loon_supervisor.config.certificates import check_tls_pair
+
+                more, said = check_tls_pair(found["certFileLocation"], found["keyFileLocation"])
+                problems.extend(more)
+                notes.extend(said)
 
     if env == "production" and data.get("minioSettings") is None:
         problems.append(Problem("minioSettings", "is required for environment 'production'",
@@ -67,8 +80,7 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
     if env == "local":
         local = _section(data, "localDataSettings") or {}
         src = local.get("sourceVolumeLocation")
-        if (engine_local and isinstance(src, str) and src.startswith("/")
-                and not Path(src).is_dir()):
+        if isinstance(src, str) and src.startswith("/") and not Path(src).is_dir():
             problems.append(Problem("localDataSettings.sourceVolumeLocation",
                                     f"{src} is not an existing directory",
                                     "point it at the directory holding your experiment data"))
@@ -79,6 +91,12 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
         problems.append(Problem("deploymentSettings.extraCaCertificate",
                                 f"{ca} does not exist or is not a file",
                                 "give the path of a PEM certificate, or null"))
+    elif isinstance(ca, str):
+        from loon_supervisor.config.certificates import check_ca
+
+        more, said = check_ca(_resolve(ca, base_dir))
+        problems.extend(more)
+        notes.extend(said)
     src = deploy.get("loonSourceLocation")
     if isinstance(src, str) and not _resolve(src, base_dir).is_dir():
         problems.append(Problem("deploymentSettings.loonSourceLocation",
@@ -105,31 +123,8 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
     return p if p.is_absolute() or base_dir is None else base_dir / p
 
 
-def ensure_volume_dirs(dirs: list[tuple[str, str]], engine_local: bool | None = None
-                       ) -> tuple[list[str], list[Problem]]:
-    """Create missing host directories; returns (messages, problems).
+def ensure_volume_dirs(dirs: list[tuple[str, str]]) -> tuple[list[str], list[Problem]]:
+    """Create missing host directories (``up`` only); returns (messages, problems)."""
+    from loon_supervisor.config.volumes import check_volume_dirs
 
-    Nothing is made here when the engine is remote: the supervisor makes them over there."""
-    said: list[str] = []
-    problems: list[Problem] = []
-    if not (engine_host_is_local() if engine_local is None else engine_local):
-        return said, problems
-    for json_path, directory in dirs:
-        p = Path(directory)
-        if p.is_dir():
-            if not os.access(p, os.W_OK | os.X_OK):
-                problems.append(Problem(json_path, f"{directory} is not writable by this user",
-                                        "fix its permissions or choose another directory"))
-            continue
-        if p.exists():
-            problems.append(Problem(json_path, f"{directory} exists but is not a directory",
-                                    "remove it or choose another path"))
-            continue
-        try:
-            p.mkdir(parents=True, exist_ok=True)
-            said.append(f"created {directory} ({json_path})")
-        except OSError as exc:
-            problems.append(Problem(json_path, f"{directory} cannot be created "
-                                    f"({exc.strerror or exc})",
-                                    "create it yourself or choose another directory"))
-    return said, problems
+    return check_volume_dirs(dirs, create=True)

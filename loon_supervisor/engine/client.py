@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-import re
+import os
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import aiodocker
 import aiohttp
 
-from loon_supervisor.engine.endpoint import Endpoint, context_ssl, resolve_endpoint
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import EngineError, EngineUnreachable
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    return isinstance(exc, ssl.SSLError | aiohttp.ClientSSLError) or isinstance(
+        getattr(exc, "__cause__", None) or getattr(exc, "os_error", None), ssl.SSLError)
+
+
+def _ssl_reason(text: str) -> str:
+    """The ``[SSL: ...] reason`` part of an aiohttp/ssl message, else the whole text."""
+    start = text.find("[SSL")
+    return text[start:].split(" (_ssl.c")[0].strip("[] ") if start >= 0 else text
+
+
+def _tls_sentence(doing: str, reason: str) -> str:
+    where = resolve_endpoint().describe()
+    return (f"the TLS handshake with the Docker engine at {where} failed while {doing} "
+            f"({reason}): DOCKER_CERT_PATH (or the context's TLS files) must hold the "
+            "ca.pem, cert.pem and key.pem this engine trusts")
 
 
 @contextmanager
@@ -19,65 +38,44 @@ def map_engine_errors(doing: str) -> Iterator[None]:
     try:
         yield
     except aiodocker.DockerError as exc:
-        if exc.status == 900 and "SSL" in str(exc.message):
-            raise EngineUnreachable(_tls_sentence(doing, str(exc.message))) from None
+        if exc.status == 900 and any(w in str(exc.message) for w in ("SSL", "certificate")):
+            raise EngineUnreachable(_tls_sentence(doing, _ssl_reason(str(exc.message)))) from None
         if exc.status == 900:
             raise EngineUnreachable(
                 f"cannot reach the Docker engine while {doing}: {exc.message}. Is dockerd "
                 "running (see scripts/ensure-docker.sh) and DOCKER_HOST right?"
             ) from None
         raise EngineError(f"the Docker engine refused {doing}: {exc.message}") from None
-    except aiohttp.ClientSSLError as exc:
-        raise EngineUnreachable(_tls_sentence(doing, str(exc))) from None
     except (aiohttp.ClientError, OSError) as exc:
+        if _tls_failure(exc):
+            raise EngineUnreachable(_tls_sentence(doing, _ssl_reason(str(exc)))) from None
         raise EngineUnreachable(f"lost the Docker engine while {doing}: {exc}") from None
-    except ImportError as exc:
-        raise EngineError(f"cannot use this Docker engine: {exc}") from None
-    except Exception as exc:
-        if type(exc).__module__.startswith(("asyncssh", "aiodocker")):
-            raise EngineUnreachable(
-                f"cannot reach the Docker engine over ssh while {doing}: {_short(exc)}; "
-                "check that `ssh` to that host works with your keys and that it has "
-                "`docker` installed"
-            ) from None
-        raise
 
 
-def _tls_sentence(doing: str, detail: str) -> str:
-    """TLS failures name the certificate files to fix instead of 'is dockerd running'."""
-    reason = re.search(r"SSL: (\w+)", detail)
-    why = reason.group(1).lower().replace("_", " ") if reason else _short(Exception(detail))
-    return (f"the Docker engine and this machine did not agree on TLS while {doing} ({why}); "
-            "check the client certificate, key and CA in DOCKER_CERT_PATH (cert.pem, key.pem, "
-            "ca.pem) or in the Docker context's TLS files")
-
-
-def _short(exc: BaseException) -> str:
-    """The last, most specific part of a TLS/ssh error, on one line."""
-    text = " ".join(str(exc).split())
-    return text.rsplit(": ", 1)[-1] if len(text) > 160 else text
-
-
-def make_client(endpoint: Endpoint) -> aiodocker.Docker:
-    """A client for ``endpoint``; aiodocker reads a context's TLS files and DOCKER_CERT_PATH."""
-    if endpoint.context:
-        ssl_context = context_ssl(endpoint)
-        if ssl_context is not None:
-            return aiodocker.Docker(url="https://" + endpoint.host.removeprefix("tcp://"),
-                                    ssl_context=ssl_context)
-    return aiodocker.Docker(url=endpoint.host)
+def _client() -> aiodocker.Docker:
+    """DOCKER_HOST wins over contexts, as in the docker CLI; aiodocker reads the rest
+    (DOCKER_CONTEXT, the current context, TLS files, the local socket) itself."""
+    host = os.environ.get("DOCKER_HOST")
+    try:
+        return aiodocker.Docker(url=host) if host else aiodocker.Docker()
+    except aiodocker.DockerError as exc:
+        raise EngineUnreachable(f"cannot use the Docker engine {resolve_endpoint().describe()}:"
+                                f" {exc.message}") from None
+    except (ValueError, OSError) as exc:
+        raise EngineUnreachable(f"cannot use the Docker engine {resolve_endpoint().describe()}:"
+                                f" {exc}; check DOCKER_HOST, DOCKER_CONTEXT or --context") from None
+    except Exception as exc:  # aiodocker's context errors have no common public base
+        engine = resolve_endpoint()
+        raise EngineUnreachable(
+            f"cannot use the Docker engine {engine.describe()}: {exc}; list the contexts "
+            "with `docker context ls` and pick one with --context or DOCKER_CONTEXT"
+        ) from None
 
 
 @asynccontextmanager
-async def open_engine(endpoint: Endpoint | None = None) -> AsyncIterator[aiodocker.Docker]:
-    """One client per run; DOCKER_HOST / DOCKER_CONTEXT / the current context pick the engine."""
-    endpoint = endpoint or resolve_endpoint()
-    with map_engine_errors("connecting"):
-        try:
-            docker = make_client(endpoint)
-        except (ValueError, OSError) as exc:
-            raise EngineError(f"cannot use the Docker engine {endpoint.describe()}: {exc}; "
-                              "fix DOCKER_HOST or the Docker context") from None
+async def open_engine() -> AsyncIterator[aiodocker.Docker]:
+    """One client per run (see :mod:`loon_supervisor.engine.endpoint` for which engine)."""
+    docker = _client()
     try:
         with map_engine_errors("asking for its version"):
             await docker.version()

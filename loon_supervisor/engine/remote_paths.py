@@ -66,8 +66,9 @@ async def ensure_on_engine(docker: aiodocker.Docker, image: str, where: str,
                            files: list[tuple[str, str]] | None = None) -> list[str]:
     """Make missing volume directories on the engine's machine; ConfigError lists what can't be.
 
-    ``files`` (json path, absolute path) are only checked, never made: certificates must be
-    on the server, and the message says so.
+    ``files`` (json path, absolute path) are only checked, never made: for files that must
+    already be on the server. Certificates from this machine are copied into the container
+    instead (engine/containers.py ``copies``).
     """
     files = files or []
     if not dirs and not files:
@@ -97,13 +98,3 @@ async def ensure_on_engine(docker: aiodocker.Docker, image: str, where: str,
         raise ConfigError(problems)
     return said
 
-
-def engine_host_files(cfg: object) -> list[tuple[str, str]]:
-    """Files the container reads from the engine's machine: nginx's certificate and key."""
-    general = getattr(cfg, "generalSettings", None)
-    nginx = getattr(cfg, "nginxSettings", None)
-    if nginx is None or getattr(general, "useHttp", True):
-        return []
-    return [(f"nginxSettings.{key}",
-             posixpath.join(str(nginx.sourceVolumeLocation), str(getattr(nginx, key))))
-            for key in ("certFileLocation", "keyFileLocation")]
