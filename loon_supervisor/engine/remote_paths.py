@@ -15,6 +15,7 @@ import posixpath
 import shlex
 
 import aiodocker
+import anyio
 
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.containers import TOOL_LABEL
@@ -92,7 +93,8 @@ async def ensure_on_engine(docker: aiodocker.Docker, image: str, where: str,
             await container.wait(timeout=60)
             output = "".join(await container.log(stdout=True, stderr=True))
         finally:
-            await container.delete(force=True, v=True)
+            with anyio.CancelScope(shield=True):  # Ctrl+C here still leaves nothing behind
+                await container.delete(force=True, v=True)
     said, problems = interpret(output, dirs, files, where)
     if problems:
         raise ConfigError(problems)

@@ -60,3 +60,19 @@ def test_ssh_up_flow_on_the_private_engine_ctrl_c(ssh_to_private: tuple[SshServe
     assert proc.returncode == 130, output
     assert r.complete()
     assert engine.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_volume_path_that_is_a_file_on_the_engine_is_one_problem(
+        ssh_to_private: tuple[SshServer, TlsEngine], tmp_path: Path) -> None:
+    """Checked on the engine's machine (here the same disk): a file where a volume directory
+    should be is a configuration error naming it, and nothing is left on the engine."""
+    sshd, engine = ssh_to_private
+    r = Remote(tmp_path, sshd.env())
+    r.data.mkdir()
+    (r.data / "mysql-data").write_text("not a directory\n")
+    result = r.run()
+    assert result.returncode == 2, result.stdout + result.stderr
+    text = result.stdout + result.stderr
+    assert "Traceback" not in text
+    assert "mysql-data on the engine's machine" in text and "not a directory" in text, text
+    assert engine.docker("ps", "-aq").stdout.strip() == ""
