@@ -106,6 +106,9 @@ class TlsEngine:
                 self.docker("rm", "-f", "-v", *ids)
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=60)
+        # dockerd leaves its netns mount behind; without this the directory cannot go.
+        subprocess.run(["umount", str(self.base / "exec" / "netns" / "default")],
+                       capture_output=True, check=False)
         subprocess.run(["rm", "-rf", str(self.base)], check=False)
 
 
