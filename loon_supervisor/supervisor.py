@@ -28,6 +28,7 @@ from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
+from loon_supervisor.engine.remote_paths import ensure_on_engine
 from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
 from loon_supervisor.errors import (
     BuildFailed,
@@ -219,6 +220,11 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
                 contract = select_services(
                     await build_phase(docker, prepared, run, opts.verbose, console),
                     opts.only, run.say)
+                if resolve_endpoint().remote:  # volume dirs live there: check/make them there
+                    for line in await ensure_on_engine(docker, cfg.deploymentSettings.imageTag,
+                                                       resolve_endpoint().describe(),
+                                                       cfg.volume_dirs()):
+                        run.say(line)
                 await _fault_delay("starting")
                 if cfg.deploymentSettings.orchestrator == "container":
                     if opts.replace:  # the old follower collected its bytes, or we do now
