@@ -126,6 +126,22 @@ def up(
 
 
 @app.command()
+def scale(
+    spec: Annotated[str, typer.Argument(metavar="celery=N",
+                                        help="The Celery worker replicas wanted.")],
+    config_file: ConfigOpt = None,
+    name: Annotated[str | None, typer.Option(help="Deployment name; default: from the "
+                                             "config, else loon.")] = None,
+) -> None:
+    """Change the number of Celery workers of a swarm deployment (orchestrator swarm)."""
+    from loon_supervisor.identity import resolve
+    from loon_supervisor.run import run_sync
+    from loon_supervisor.swarm.verbs import scale as do_scale
+
+    raise typer.Exit(run_sync(do_scale, resolve(config_file, name).name, spec))
+
+
+@app.command()
 def dev(
     config_file: ConfigOpt = None,
     env_file: EnvOpt = ".env",

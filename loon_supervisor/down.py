@@ -46,7 +46,9 @@ async def down(config_file: Path | None, name: str | None = None) -> int:
         with anyio.move_on_after(ENGINE_GRACE) as scope:
             async with open_engine() as docker:
                 scope.deadline = anyio.current_time() + 3600  # the steps bound themselves
+                swarm_found = await remove_swarm_services(docker, name, console)
                 code, found = await remove_deployment(docker, name, console)
+                found = found or swarm_found
         if scope.cancelled_caught:
             console.print(f"the Docker engine did not answer within {ENGINE_GRACE:.0f}s; "
                           "check it (`docker info`) and run this again")
@@ -56,6 +58,22 @@ async def down(config_file: Path | None, name: str | None = None) -> int:
     if not found and not stopped_logger:
         console.print(f"nothing to stop: no container of deployment '{name}' exists")
     return code
+
+
+async def remove_swarm_services(docker: aiodocker.Docker, name: str, console: Console
+                                ) -> bool:
+    """Swarm mode: remove the deployment's services first (else Swarm would restart the
+    task containers removed next); whether there were any."""
+    from loon_supervisor.swarm import services as sv
+
+    if not await sv.swarm_active(docker):
+        return False
+    found = await sv.ours(docker, name)
+    for service in found:
+        svc = service["Spec"]["Name"]
+        await sv.remove_one(docker, svc)
+        console.print(f"removed swarm service {svc}")
+    return bool(found)
 
 
 async def remove_deployment(docker: aiodocker.Docker, name: str, console: Console

@@ -30,6 +30,11 @@ def _uptime(started: str) -> str:
 
 async def show_status(name: str) -> int:
     console = Console(soft_wrap=True)
+    from loon_supervisor.swarm.verbs import swarm_status
+
+    swarm = await swarm_status(name, console)
+    if swarm is not None:
+        return swarm
     state = read_state(name) or {}
     async with open_engine() as docker:
         found = await containers.list_ours(docker, name)

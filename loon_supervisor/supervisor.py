@@ -28,6 +28,7 @@ from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
+from loon_supervisor.engine.remote_paths import ensure_on_engine
 from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
 from loon_supervisor.errors import (
     BuildFailed,
@@ -219,20 +220,33 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
                 contract = select_services(
                     await build_phase(docker, prepared, run, opts.verbose, console),
                     opts.only, run.say)
+                if resolve_endpoint().remote:  # volume dirs live there: check/make them there
+                    for line in await ensure_on_engine(docker, cfg.deploymentSettings.imageTag,
+                                                       resolve_endpoint().describe(),
+                                                       cfg.volume_dirs()):
+                        run.say(line)
                 await _fault_delay("starting")
-                if opts.replace:  # the old follower collected its bytes, or we do now
-                    await remove_deployment(docker, name, console)
-                else:
-                    await remove_stopped(docker, name, run.say)
-                run.cid = await containers.create_and_start(
-                    docker, container_spec(prepared, contract))
-                run.say(f"started container {name} ({run.cid[:12]})")
+                if cfg.deploymentSettings.orchestrator == "container":
+                    if opts.replace:  # the old follower collected its bytes, or we do now
+                        await remove_deployment(docker, name, console)
+                    else:
+                        await remove_stopped(docker, name, run.say)
+                    run.cid = await containers.create_and_start(
+                        docker, container_spec(prepared, contract))
+                    run.say(f"started container {name} ({run.cid[:12]})")
         finally:
             if run.stop_signal is not None:
                 with anyio.CancelScope(shield=True):
                     await _cleanup_unstarted(docker, run, name)
         if run.stop_signal is not None:
             return signal_exit_code(run.stop_signal)
+        if cfg.deploymentSettings.orchestrator == "swarm":
+            from loon_supervisor.swarm.up import swarm_up
+
+            assert contract is not None
+            spec = container_spec(prepared, contract)
+            return await swarm_up(docker, cfg, contract, spec.env, spec.binds, run, session,
+                                  opts.detached)
         assert contract is not None and run.cid is not None
         state = run_state(prepared, contract, run.cid, session)
         if opts.detached:

@@ -133,6 +133,14 @@ class DeploymentSettings(Section):
         default=None,
         description="Loon source checkout; when set, server, celery and the client are built in.",
     )
+    orchestrator: Literal["container", "swarm"] = Field(
+        default="container", description="container: one container (docker); swarm: a core "
+        "service and celeryReplicas Celery services on a Docker Swarm (docs/scaling.md).")
+    celeryReplicas: int = Field(default=1, ge=0, le=200,
+                                description="Celery worker replicas with orchestrator swarm.")
+    imageRegistry: str | None = Field(
+        default=None, description="Registry the image is pushed to before a swarm deploy; "
+        "required when the swarm has more than one node.")
     minioSourceUrl: str | None = Field(
         default="https://dl.min.io/server/minio/release/linux-amd64/minio",
         description="Where the build fetches the MinIO server binary; null builds without MinIO.",

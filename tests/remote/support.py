@@ -106,6 +106,9 @@ class TlsEngine:
                 self.docker("rm", "-f", "-v", *ids)
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=60)
+        # dockerd leaves its netns mount behind; without this the directory cannot go.
+        subprocess.run(["umount", str(self.base / "exec" / "netns" / "default")],
+                       capture_output=True, check=False)
         subprocess.run(["rm", "-rf", str(self.base)], check=False)
 
 
@@ -128,7 +131,9 @@ class SshServer:
     """Debian's sshd on 127.0.0.1:<port> with its own host key and one authorized key; the
     client side lives in a HOME of its own (config, identity, known_hosts)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, engine_host: str | None = None) -> None:
+        """``engine_host``: the ssh session's DOCKER_HOST (authorized_keys ``environment=``),
+        so ``docker system dial-stdio`` on the "server" reaches that engine."""
         self.base = base
         self.port = free_port()
         self.home = base / "home"
@@ -139,7 +144,8 @@ class SshServer:
                         str(base / "host_key")], check=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
                         str(ssh / "id_ed25519")], check=True)
-        (base / "authorized_keys").write_text((ssh / "id_ed25519.pub").read_text())
+        key_opts = f'environment="DOCKER_HOST={engine_host}" ' if engine_host else ""
+        (base / "authorized_keys").write_text(key_opts + (ssh / "id_ed25519.pub").read_text())
         os.chmod(base / "authorized_keys", 0o600)
         host_pub = (base / "host_key.pub").read_text().split()
         (ssh / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
@@ -150,7 +156,8 @@ class SshServer:
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\n"
             f"AuthorizedKeysFile {base / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-            f"PidFile {base / 'sshd.pid'}\nStrictModes no\nLogLevel ERROR\n")
+            f"PidFile {base / 'sshd.pid'}\nStrictModes no\nLogLevel ERROR\n"
+            + ("PermitUserEnvironment DOCKER_HOST\n" if engine_host else ""))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -144,12 +144,17 @@ def test_docker_context_is_used(tls_engine: TlsEngine, tmp_path: Path) -> None:
 
 @pytest.fixture
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    server = SshServer(tmp_path_factory.mktemp("sshd"))
-    server.start()
+    """sshd whose sessions reach a private engine (never the shared one)."""
+    engine = TlsEngine(Path(f"/tmp/lsshd-{uuid.uuid4().hex[:6]}"))
+    server = SshServer(tmp_path_factory.mktemp("sshd"), engine_host=engine.local)
+    server.engine = engine  # type: ignore[attr-defined]
     try:
+        engine.start()
+        server.start()
         yield server
     finally:
         server.stop()
+        engine.destroy()
 
 
 def test_ssh_engine_survives_a_dropped_connection(sshd: SshServer, tmp_path: Path) -> None:
@@ -163,6 +168,8 @@ def test_ssh_engine_survives_a_dropped_connection(sshd: SshServer, tmp_path: Pat
         out = r.session() / "out.log"
         assert "engine: ssh://root@127.0.0.1 (DOCKER_HOST, remote)" in out.read_text()
         time.sleep(0.5)
+        assert sshd.engine.docker("ps", "-q", "--filter",  # type: ignore[attr-defined]
+                                  f"name={r.name}").stdout.strip()
         assert sshd.drop_sessions() >= 1
         wait_until(r.complete, timeout=120)
         assert r_slow_count == COUNT
@@ -170,6 +177,4 @@ def test_ssh_engine_survives_a_dropped_connection(sshd: SshServer, tmp_path: Pat
         down = r.run("-D")
     assert down.returncode == 0, down.stdout + down.stderr
     assert r.complete()
-    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name={r.name}"],
-                          capture_output=True, text=True).stdout.strip()
-    assert left == ""
+    assert sshd.engine.docker("ps", "-aq").stdout.strip() == ""  # type: ignore[attr-defined]

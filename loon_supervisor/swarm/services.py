@@ -1,0 +1,149 @@
+"""The two Swarm services of a deployment: their specs, creation, scaling and removal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiodocker
+
+from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.engine.containers import DEPLOYMENT_LABEL, TOOL_LABEL
+
+ROLE_LABEL = "org.loon.swarm-role"
+VOLUME_NODE_LABEL = "loon.volumes"
+CELERY = "celery"
+
+
+@dataclass(frozen=True)
+class SwarmSpec:
+    """What both services share; the roles differ in programs, replicas and placement."""
+
+    name: str
+    image: str
+    env: dict[str, str]
+    binds: list[str]
+    log_dir: str
+    run_services_env: str
+    services: tuple[str, ...]
+    celery_replicas: int
+    stop_timeout: int
+
+
+def service_name(name: str, role: str) -> str:
+    return f"{name}-{role}"
+
+
+def roles(spec: SwarmSpec) -> dict[str, tuple[str, ...]]:
+    """role -> the image's programs it runs (core: all but Celery; celery: Celery)."""
+    core = tuple(s for s in spec.services if s != CELERY)
+    out = {"core": core}
+    if CELERY in spec.services:
+        out[CELERY] = (CELERY,)
+    return out
+
+
+def _mounts(binds: list[str], log_dir: str) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = []
+    for bind in binds:
+        source, target, *mode = bind.split(":")
+        mounts.append({"Type": "bind", "Source": source, "Target": target,
+                       "ReadOnly": bool(mode and mode[0] == "ro")})
+    mounts.append({"Type": "volume", "Target": log_dir})
+    return mounts
+
+
+def task_template(spec: SwarmSpec, role: str, programs: tuple[str, ...]) -> dict[str, Any]:
+    env = {**spec.env, spec.run_services_env: ",".join(programs)}
+    labels = {TOOL_LABEL: "1", DEPLOYMENT_LABEL: spec.name, ROLE_LABEL: role}
+    template: dict[str, Any] = {
+        "ContainerSpec": {
+            "Image": spec.image, "Env": env,  # aiodocker turns the dict into K=V
+            "Labels": labels, "Mounts": _mounts(spec.binds if role == "core" else [],
+                                                spec.log_dir),
+            "StopGracePeriod": spec.stop_timeout * 1_000_000_000,
+        },
+        "Networks": [{"Target": "host"}],
+        "RestartPolicy": {"Condition": "any", "Delay": 1_000_000_000},
+    }
+    if role == "core":
+        template["Placement"] = {"Constraints": [f"node.labels.{VOLUME_NODE_LABEL}==true"]}
+    return template
+
+
+async def create(docker: aiodocker.Docker, spec: SwarmSpec) -> list[str]:
+    """Create (or replace) both services; their names."""
+    names = []
+    for role, programs in roles(spec).items():
+        svc = service_name(spec.name, role)
+        await remove_one(docker, svc)
+        replicas = 1 if role == "core" else spec.celery_replicas
+        with map_engine_errors(f"creating swarm service {svc}"):
+            await docker.services.create(
+                task_template(spec, role, programs), name=svc,
+                labels={TOOL_LABEL: "1", DEPLOYMENT_LABEL: spec.name, ROLE_LABEL: role},
+                mode={"Replicated": {"Replicas": replicas}})
+        names.append(svc)
+    return names
+
+
+async def ours(docker: aiodocker.Docker, name: str) -> list[dict[str, Any]]:
+    with map_engine_errors("listing swarm services"):
+        found = await docker.services.list(filters={"label": f"{DEPLOYMENT_LABEL}={name}"})
+    return [dict(s) for s in found]
+
+
+async def remove_one(docker: aiodocker.Docker, svc: str) -> bool:
+    with map_engine_errors(f"removing swarm service {svc}"):
+        try:
+            await docker.services.delete(svc)
+            return True
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+
+async def scale(docker: aiodocker.Docker, svc: str, replicas: int) -> None:
+    """Change a service's replicas. aiodocker's ``services.update`` can only change the
+    image, so this is the one place that posts a whole spec to ``services/<id>/update``."""
+    with map_engine_errors(f"scaling {svc}"):
+        info = await docker.services.inspect(svc)
+        spec = dict(info["Spec"])
+        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+        await docker._query_json(f"services/{info['ID']}/update", method="POST",
+                                 params={"version": str(info["Version"]["Index"])},
+                                 data=spec)
+
+
+async def tasks(docker: aiodocker.Docker, svc: str) -> list[dict[str, Any]]:
+    with map_engine_errors(f"listing the tasks of {svc}"):
+        return [dict(t) for t in await docker.tasks.list(filters={"service": svc})]
+
+
+async def label_volume_node(docker: aiodocker.Docker) -> str:
+    """The node that holds the volumes: the labelled one, else this (single) node."""
+    with map_engine_errors("listing swarm nodes"):
+        nodes = await docker.nodes.list()
+        for node in nodes:
+            if (node.get("Spec", {}).get("Labels") or {}).get(VOLUME_NODE_LABEL) == "true":
+                return str(node["Description"]["Hostname"])
+        info = await docker.system.info()
+        me = info["Swarm"]["NodeID"]
+        node = await docker.nodes.inspect(node_id=me)
+        spec = dict(node["Spec"])
+        spec["Labels"] = {**(spec.get("Labels") or {}), VOLUME_NODE_LABEL: "true"}
+        await docker.nodes.update(node_id=me, version=node["Version"]["Index"], spec=spec)
+        return str(node["Description"]["Hostname"])
+
+
+async def node_count(docker: aiodocker.Docker) -> int:
+    with map_engine_errors("listing swarm nodes"):
+        return len(await docker.nodes.list())
+
+
+async def swarm_active(docker: aiodocker.Docker) -> bool:
+    with map_engine_errors("asking whether the engine is in a swarm"):
+        info = await docker.system.info()
+    return (info.get("Swarm") or {}).get("LocalNodeState") == "active" and bool(
+        (info.get("Swarm") or {}).get("ControlAvailable"))

@@ -1,0 +1,126 @@
+"""Following every task's service files into ``<service>.<slot>.log`` on this host.
+
+A watcher lists the deployment's tasks every second; each new task whose container is on
+this engine gets one follower per program it runs. A follower copies the in-container file
+from byte 0 (a new task writes a new file), re-attaches at the byte it has while the
+container runs, and once the container has stopped copies what is left from the stopped
+container, so a killed task's file is complete too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import anyio
+from anyio.abc import TaskGroup
+
+from loon_supervisor.engine import containers, exec_streams
+from loon_supervisor.errors import EngineError
+from loon_supervisor.swarm.services import roles, service_name, tasks
+
+WATCH_INTERVAL = 1.0
+
+
+@dataclass
+class TaskLogs:
+    docker: aiodocker.Docker
+    name: str
+    role_programs: dict[str, tuple[str, ...]]
+    log_dir: str
+    session: Path
+    say: Callable[[str], None]
+    node_id: str
+    followed: set[str] = field(default_factory=set)
+    slots_seen: set[tuple[str, int]] = field(default_factory=set)
+    remote_said: bool = False
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def file_for(self, role: str, slot: int, task_id: str, program: str) -> Path:
+        first = (role, slot) not in self.slots_seen
+        suffix = f"{slot}" if first else f"{slot}.{task_id[:8]}"
+        return self.session / f"{program}.{suffix}.log"
+
+
+async def follow_program(docker: aiodocker.Docker, cid: str, path: str, target: Path,
+                         mark: str, say: Callable[[str], None]) -> None:
+    """Copy one in-container file to ``target`` until its container is gone; complete."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    written = 0
+    try:
+        gnu = await exec_streams.gnu_tail_path(docker, cid)
+        while True:
+            try:
+                async with exec_streams.open_followed_file(
+                        docker, cid, path, written, gnu, mark, lambda _n: None) as followed:
+                    while (data := await followed.receive()) is not None:
+                        os.write(fd, data)
+                        written += len(data)
+            except EngineError:
+                pass
+            info = None
+            try:
+                info = await containers.inspect(docker, cid)
+            except EngineError:
+                pass
+            if info and info.get("State", {}).get("Running"):
+                await anyio.sleep(0.2)
+                continue
+            break
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            async for chunk in exec_streams.stream_file(docker, cid, path, written):
+                os.write(fd, chunk)
+                written += len(chunk)
+    finally:
+        os.close(fd)
+
+
+async def watch_tasks(t: TaskLogs, tg: TaskGroup) -> None:
+    """Start followers for new local tasks, forever (cancel to stop)."""
+    while True:
+        for role, programs in t.role_programs.items():
+            try:
+                found = await tasks(t.docker, service_name(t.name, role))
+            except EngineError:
+                continue
+            for task in sorted(found, key=lambda x: x.get("CreatedAt", "")):
+                start_followers(t, tg, role, programs, task)
+        await anyio.sleep(WATCH_INTERVAL)
+
+
+def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, ...],
+                    task: dict[str, Any]) -> None:
+    task_id = str(task["ID"])
+    cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+    if task_id in t.followed or not cid:
+        return
+    if task.get("NodeID") != t.node_id:
+        if not t.remote_said:
+            t.remote_said = True
+            t.say("some tasks run on other nodes: their logs are not followed from here "
+                  "(exec reaches only this engine's containers)")
+        t.followed.add(task_id)
+        return
+    t.followed.add(task_id)
+    slot = int(task.get("Slot") or 0)
+    for program in programs:
+        target = t.file_for(role, slot, task_id, program)
+        t.files[f"{task_id}/{program}"] = target
+        tg.start_soon(follow_program, t.docker, cid, f"{t.log_dir}/{program}.log", target,
+                      f"{t.name}/{task_id[:12]}/{program}", t.say)
+    t.slots_seen.add((role, slot))
+    t.say(f"following task {role}.{slot} ({task_id[:12]}) on this node: "
+          f"{', '.join(programs)}")
+
+
+def new_task_logs(docker: aiodocker.Docker, name: str, services: tuple[str, ...],
+                  log_dir: str, session: Path, say: Callable[[str], None],
+                  node_id: str) -> TaskLogs:
+    from loon_supervisor.swarm.services import SwarmSpec
+
+    spec = SwarmSpec(name, "", {}, [], log_dir, "", services, 0, 0)
+    return TaskLogs(docker, name, roles(spec), log_dir, session, say, node_id)

@@ -1,0 +1,131 @@
+"""``up`` with ``orchestrator: "swarm"``: services, convergence, task logs, teardown."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiodocker
+import anyio
+
+from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.engine import images
+from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.errors import ConfigError, EngineError, ImageContractError, Problem
+from loon_supervisor.run import Run, signal_exit_code
+from loon_supervisor.swarm import services as sv
+from loon_supervisor.swarm.tasklogs import new_task_logs, watch_tasks
+
+CONVERGE_TIMEOUT = 300.0
+
+
+async def push_to_registry(docker: aiodocker.Docker, image: str, registry: str,
+                           run: Run) -> str:
+    """Tag ``image`` into the registry and push it: every node must be able to pull it."""
+    repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+    target = f"{registry.rstrip('/')}/{repo.split('/')[-1]}"
+    with map_engine_errors(f"tagging {image} as {target}:{tag}"):
+        await docker.images.tag(image, target, tag=tag)
+    run.say(f"pushing {target}:{tag} so every node can pull it")
+    with map_engine_errors(f"pushing {target}:{tag}"):
+        await docker.images.push(target, tag=tag)
+    return f"{target}:{tag}"
+
+
+async def wait_converged(docker: aiodocker.Docker, name: str, wanted: dict[str, int],
+                         run: Run) -> float:
+    """Until every service runs its replicas; progress lines as counts change."""
+    started = time.monotonic()
+    last: dict[str, int] = {}
+    with anyio.move_on_after(CONVERGE_TIMEOUT):
+        while True:
+            counts = {}
+            for role in wanted:
+                found = await sv.tasks(docker, sv.service_name(name, role))
+                counts[role] = sum(1 for t in found if (t.get("Status") or {}).get("State")
+                                   == "running" and t.get("DesiredState") == "running")
+            if counts != last:
+                last = counts
+                run.say("converging: " + ", ".join(f"{r} {counts[r]}/{n}"
+                                                   for r, n in wanted.items()))
+            if all(counts[r] >= n for r, n in wanted.items()):
+                return time.monotonic() - started
+            await anyio.sleep(0.5)
+    raise EngineError(f"the swarm services did not converge within {CONVERGE_TIMEOUT:.0f}s "
+                      f"({', '.join(f'{r} {last.get(r, 0)}/{n}' for r, n in wanted.items())});"
+                      " see `docker service ps`")
+
+
+async def swarm_up(docker: aiodocker.Docker, cfg: LoonConfig, contract: images.ImageContract,
+                   env: dict[str, str], binds: list[str], run: Run, session: Path,
+                   detached: bool) -> int:
+    d = cfg.deploymentSettings
+    name = d.containerName
+    if detached:
+        raise ConfigError([Problem("-d", "is not supported with orchestrator swarm yet",
+                                   "run in the foreground (Ctrl+C removes the services)")])
+    if not await sv.swarm_active(docker):
+        raise EngineError("deploymentSettings.orchestrator is swarm but this engine is not a "
+                          "swarm manager: run `docker swarm init` on it (or use another "
+                          "engine), or set orchestrator to container")
+    if not contract.run_services_env:
+        raise ImageContractError(f"image {contract.image} cannot run Celery alone: it has no "
+                                 f"'{images.RUN_SERVICES_LABEL}' label")
+    image = contract.image
+    if d.imageRegistry:
+        image = await push_to_registry(docker, image, d.imageRegistry, run)
+    elif await sv.node_count(docker) > 1:
+        raise ConfigError([Problem("deploymentSettings.imageRegistry",
+                                   "is required: this swarm has several nodes and they cannot "
+                                   "pull an image built on this one",
+                                   "set it to a registry every node can pull from")])
+    node = await sv.label_volume_node(docker)
+    run.say(f"swarm: the core service runs on node {node} (label {sv.VOLUME_NODE_LABEL}=true),"
+            " where the volume directories are")
+    spec = sv.SwarmSpec(name, image, env, binds, contract.log_dir, contract.run_services_env,
+                        contract.services, d.celeryReplicas, d.stopTimeout)
+    wanted = {role: (1 if role == "core" else d.celeryReplicas) for role in sv.roles(spec)}
+    info = await docker.system.info()
+    logs = new_task_logs(docker, name, contract.services, contract.log_dir, session, run.say,
+                         str(info["Swarm"]["NodeID"]))
+    try:
+        async with anyio.create_task_group() as followers:
+            async with anyio.create_task_group() as watcher:
+                phase = anyio.CancelScope()
+
+                async def stop_on_signal() -> None:
+                    await run.stop_requested.wait()
+                    phase.cancel()
+                watcher.start_soon(stop_on_signal)
+                with phase:
+                    await sv.create(docker, spec)
+                    watcher.start_soon(watch_tasks, logs, followers)
+                    took = await wait_converged(docker, name, wanted, run)
+                    run.say(f"Loon is up (swarm): {cfg.url}; converged in {took:.1f}s")
+                    run.say(f"logs are in {session} (<service>.<slot>.log); press Ctrl+C "
+                            "to stop")
+                    await run.stop_requested.wait()
+                watcher.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                # Scaled to zero, the tasks' containers stop but stay (task history), so
+                # each follower collects its file's last bytes before the services go.
+                run.say("stopping the swarm tasks")
+                for role in wanted:
+                    await sv.scale(docker, sv.service_name(name, role), 0)
+                followers.cancel_scope.deadline = anyio.current_time() + d.stopTimeout + 30
+    finally:
+        with anyio.CancelScope(shield=True):
+            for role in wanted:
+                await sv.remove_one(docker, sv.service_name(name, role))
+            with anyio.move_on_after(60):
+                await _wait_containers_gone(docker, name)
+            run.say("removed the swarm services")
+    return signal_exit_code(run.stop_signal) if run.stop_signal else 0
+
+
+async def _wait_containers_gone(docker: aiodocker.Docker, name: str) -> None:
+    """Swarm removes task containers after the services; followers collect their tails."""
+    from loon_supervisor.engine.containers import list_ours
+
+    while await list_ours(docker, name):
+        await anyio.sleep(0.5)
