@@ -28,6 +28,7 @@ from loon_supervisor.errors import BuildFailed, ConfigError, LoonError
 from loon_supervisor.follow import Streaming, last_lines, stream_until_done
 from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
+from loon_supervisor.minio_presence import align_env
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
 from loon_supervisor.prepare import Prepared, prepare
 from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
@@ -88,7 +89,8 @@ def container_spec(prepared: Prepared, contract: images.ImageContract) -> contai
     cfg = prepared.config
     d = cfg.deploymentSettings
     binds = [f"{cfg.mySqlSettings.sourceVolumeLocation}:{MYSQL_TARGET}"]
-    if cfg.minioSettings and cfg.generalSettings.environment == "production":
+    if cfg.minioSettings and cfg.generalSettings.environment == "production" \
+            and "minio" in contract.services:
         binds.append(f"{cfg.minioSettings.sourceVolumeLocation}:{MINIO_TARGET}")
     if cfg.nginxSettings and not cfg.generalSettings.useHttp:
         n = cfg.nginxSettings
@@ -143,6 +145,7 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
         try:
             with run.phase_scope:
                 contract = await build_phase(docker, prepared, run, opts.verbose, console)
+                align_env(prepared, contract.services, run.say)
                 await _fault_delay("starting")
                 if opts.replace:
                     await _remove_named(docker, name, run)

@@ -71,6 +71,11 @@ class MinioSettings(Section):
         min_length=8, description="MinIO administrator password (more than 7 characters)."
     )
     sourceVolumeLocation: AbsoluteDir = Field(description="Host directory for MinIO data.")
+    required: bool = Field(
+        default=False,
+        description="Fail the build when MinIO cannot be built in, instead of running without it "
+                    "(MINIO_ENABLED=false, uploads then stay on the server's file system).",
+    )
 
 
 class NginxSettings(Section):
@@ -128,6 +133,10 @@ class DeploymentSettings(Section):
     loonSourceLocation: str | None = Field(
         default=None,
         description="Loon source checkout; when set, server, celery and the client are built in.",
+    )
+    djangoDebug: bool = Field(
+        default=False,
+        description="Run Django with DEBUG=true (tracebacks in error pages): local debugging only.",
     )
     minioSourceUrl: str | None = Field(
         default="https://dl.min.io/server/minio/release/linux-amd64/minio",
