@@ -21,6 +21,7 @@ import aiodocker
 import anyio
 from rich.console import Console
 
+from loon_supervisor.crashloop import CrashLoopPolicy
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.follow import Streaming, stream_until_done
@@ -66,6 +67,8 @@ async def hand_over(docker: aiodocker.Docker, run: Run, prepared: Prepared,
         "services": list(contract.services), "log_dir": contract.log_dir,
         "status_command": contract.status_command, "url": cfg.url,
         "stop_timeout": cfg.deploymentSettings.stopTimeout, "logger_pid": None,
+        "crash_loop": [cfg.deploymentSettings.crashLoopRestarts,
+                       cfg.deploymentSettings.crashLoopWindow],
         "attached": False,
     })
     proc = spawn_logger(name, session)
@@ -124,7 +127,7 @@ async def logger_main(name: str) -> int:
         async with open_engine() as docker, anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, run)
             s = Streaming(docker, state["cid"], contract, session, int(state["stop_timeout"]),
-                          None)
+                          None, crash_policy=CrashLoopPolicy(*state.get("crash_loop", ())))
             attached = anyio.Event()
 
             async def mark_attached() -> None:

@@ -18,6 +18,7 @@ import aiodocker
 import anyio
 from anyio.abc import TaskStatus
 
+from loon_supervisor.crashloop import CrashLoopPolicy, CrashLoopWatch
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.errors import EngineError, LoonError
 from loon_supervisor.logs.multiplexer import StreamCopy, open_copy
@@ -40,6 +41,7 @@ class Streaming:
     copies: dict[str, StreamCopy] = field(default_factory=dict)
     stopping: bool = False
     engine_lost: bool = False
+    crash_policy: CrashLoopPolicy = field(default_factory=CrashLoopPolicy)
 
 
 async def follow_service(s: Streaming, run: Run, name: str, gnu: bool,
@@ -138,6 +140,7 @@ async def monitor_status(s: Streaming, run: Run, stop: anyio.CancelScope) -> Non
     if not s.contract.status_command:
         await anyio.sleep_forever()
     seen: dict[str, str] = {}
+    loops = CrashLoopWatch(s.session, run.say, last_lines, s.crash_policy)
     while True:
         await anyio.sleep(STATUS_INTERVAL)
         try:
@@ -150,6 +153,7 @@ async def monitor_status(s: Streaming, run: Run, stop: anyio.CancelScope) -> Non
             if len(parts) < 2 or parts[0] not in s.contract.services:
                 continue
             name, state = parts[0], parts[1]
+            loops.observe(name, line)
             if seen.get(name) != state:
                 seen[name] = state
                 run.say(f"{name}: {state}")

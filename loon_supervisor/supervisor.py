@@ -18,6 +18,7 @@ import aiodocker
 import anyio
 from rich.console import Console
 
+from loon_supervisor.crashloop import CrashLoopPolicy
 from loon_supervisor.detach import hand_over
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
@@ -162,8 +163,9 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
         if opts.detached:
             return await hand_over(docker, run, prepared, contract, session)
         printer = Printer(list(contract.services) + ["container"]) if opts.verbose else None
-        s = Streaming(docker, run.cid, contract, session,
-                      cfg.deploymentSettings.stopTimeout, printer)
+        d = cfg.deploymentSettings
+        s = Streaming(docker, run.cid, contract, session, d.stopTimeout, printer,
+                      crash_policy=CrashLoopPolicy(d.crashLoopRestarts, d.crashLoopWindow))
         attached = anyio.Event()
         try:
             await _stream_and_report(s, run, attached, prepared)

@@ -121,6 +121,14 @@ class DeploymentSettings(Section):
         default=30, ge=0, le=600,
         description="Seconds services get to stop before being killed (MariaDB needs time).",
     )
+    crashLoopRestarts: int = Field(
+        default=3, ge=1, le=100,
+        description="A service restarted this many times within crashLoopWindow seconds is "
+        "reported as crash-looping (docs/real-loon.md).",
+    )
+    crashLoopWindow: float = Field(
+        default=300, gt=0, le=86400, description="Seconds over which restarts are counted.",
+    )
     httpPort: int = Field(default=80, ge=1, le=65535,
                           description="Port nginx listens on inside the container (HTTP).")
     httpsPort: int = Field(default=443, ge=1, le=65535,
