@@ -26,6 +26,7 @@ from loon_supervisor.errors import ConfigError, Problem
 
 MYSQL_TARGET = "/var/lib/mysql"
 MINIO_TARGET = "/var/lib/minio"
+MEDIA_TARGET = "/var/lib/loon/media"  # uploads without MinIO (Django's file-system storage)
 LOCAL_DATA_TARGET = "/app/data"
 
 
@@ -90,6 +91,7 @@ def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> di
         "MINIO_STORAGE_MEDIA_URL": f"{base}/data",
         "MINIO_STORAGE_STATIC_URL": f"{base}/static",
         "MINIO_BROWSER_REDIRECT_URL": f"{base}/minio/",
+        "LOON_MEDIA_DIR": MEDIA_TARGET,
         "USE_HTTP": "true" if g.useHttp else "false",
         "VITE_ENVIRONMENT": g.environment,
         "VITE_SERVER_URL": g.baseUrl,

@@ -15,7 +15,8 @@ from loon_supervisor.prepare import Prepared
 
 ABSENT_MESSAGE = (
     "WARNING: MinIO is NOT in this image: MINIO_ENABLED=false, so Loon stores uploaded files "
-    "with Django's file-system storage inside the container instead of MinIO buckets; "
+    "with Django's file-system storage in {dir} (minioSettings.sourceVolumeLocation, kept "
+    "across down/up) instead of MinIO buckets, and serves them through Django, not /data/; "
     "set minioSettings.required to true to fail the build instead (docs/real-loon.md)"
 )
 
@@ -36,5 +37,6 @@ def align_env(prepared: Prepared, services: Collection[str],
     env = environment(cfg, key, minio_in_image=False)
     write_env_file(prepared.env_path, env)
     prepared.env = read_env_file(prepared.env_path)
-    say(ABSENT_MESSAGE)
+    assert cfg.minioSettings is not None
+    say(ABSENT_MESSAGE.format(dir=cfg.minioSettings.sourceVolumeLocation))
     return True

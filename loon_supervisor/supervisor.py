@@ -24,7 +24,13 @@ from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
+from loon_supervisor.envfile import (
+    LOCAL_DATA_TARGET,
+    MEDIA_TARGET,
+    MINIO_TARGET,
+    MYSQL_TARGET,
+    read_env_file,
+)
 from loon_supervisor.errors import BuildFailed, ConfigError, LoonError
 from loon_supervisor.follow import Streaming, last_lines, stream_until_done
 from loon_supervisor.logs.session import EventLog, new_session_dir
@@ -90,9 +96,10 @@ def container_spec(prepared: Prepared, contract: images.ImageContract) -> contai
     cfg = prepared.config
     d = cfg.deploymentSettings
     binds = [f"{cfg.mySqlSettings.sourceVolumeLocation}:{MYSQL_TARGET}"]
-    if cfg.minioSettings and cfg.generalSettings.environment == "production" \
-            and "minio" in contract.services:
-        binds.append(f"{cfg.minioSettings.sourceVolumeLocation}:{MINIO_TARGET}")
+    if cfg.minioSettings and cfg.generalSettings.environment == "production":
+        # Without MinIO the same host directory keeps the uploads (minio_presence.py).
+        target = MINIO_TARGET if "minio" in contract.services else MEDIA_TARGET
+        binds.append(f"{cfg.minioSettings.sourceVolumeLocation}:{target}")
     if cfg.nginxSettings and not cfg.generalSettings.useHttp:
         n = cfg.nginxSettings
         binds.append(f"{n.sourceVolumeLocation}:{n.targetVolumeLocation}:ro")
