@@ -19,6 +19,7 @@ from tests.loon_images.support import (
     Loon,
     deploy,
     ensure_base_image,
+    exec_in,
     http,
     retry,
 )
@@ -70,6 +71,53 @@ def test_server_runs_with_minio_disabled_and_no_debug(loon: Loon) -> None:
     celery_log = retry(lambda: _contains(loon.session() / "celery.log", " ready."), timeout=90)
     assert "MINIO_ENABLED is false" in celery_log
     assert "CRASH LOOP" not in (loon.session() / "out.log").read_text(errors="replace")
+
+
+def _doctor(loon: Loon) -> tuple[int, dict[tuple[str, str], dict]]:
+    r = loon.deployment.loon("doctor", "--config-file", str(loon.deployment.config), "--json",
+                             timeout=180)
+    data = json.loads(r.stdout)
+    return r.returncode, {(c["service"], c["check"]): c for c in data["checks"]}
+
+
+def test_doctor_passes_on_the_running_image(loon: Loon) -> None:
+    code, checks_ = retry(lambda: _all_pass(_doctor(loon)), timeout=120, interval=5)
+    assert code == 0
+    minio = checks_[("minio", "health and buckets")]
+    assert minio["result"] == "warn" and "not in this image" in minio["detail"]
+    table = loon.deployment.loon("doctor", "--config-file", str(loon.deployment.config))
+    assert table.returncode == 0, table.stdout + table.stderr
+    for name in ("mysql", "redis", "nginx", "server", "celery", "duckdb", "volumes",
+                 "env file", "engine"):
+        assert name in table.stdout
+    assert loon.mysql["databasePassword"] not in table.stdout
+
+
+def _all_pass(answer: tuple[int, dict[tuple[str, str], dict]]
+              ) -> tuple[int, dict[tuple[str, str], dict]]:
+    code, found = answer
+    allowed = {("minio", "health and buckets"): "warn", ("nginx", "https certificate"): "warn"}
+    bad = {k: v for k, v in found.items() if v["result"] != "pass" and allowed.get(k) !=
+           v["result"]}
+    assert not bad and code == 0, bad
+    return answer
+
+
+def test_doctor_names_a_broken_check_with_its_hint(loon: Loon) -> None:
+    supervisorctl = ["supervisorctl", "-c", "/etc/supervisor/loon.conf"]
+    code, out = exec_in(loon.name, *supervisorctl, "stop", "duckdb")
+    assert code == 0, out
+    try:
+        code, found = _doctor(loon)
+        assert code == 1
+        duck = found[("duckdb", "query")]
+        assert duck["result"] == "fail" and duck["hint"] == "see duckdb.log", duck
+        others = [k for k, v in found.items() if v["result"] == "fail" and k != ("duckdb",
+                                                                                "query")]
+        assert others == []
+    finally:
+        exec_in(loon.name, *supervisorctl, "start", "duckdb")
+    loon.wait_healthy()
 
 
 def _contains(path: Path, text: str) -> str:
