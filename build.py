@@ -48,11 +48,14 @@ def parser() -> argparse.ArgumentParser:
                    "write the env file")
     p.add_argument("--env-file", default=".env", metavar="NAME",
                    help="name of the env file to create in .build-files/ (default: .env)")
-    p.add_argument("--config-file", default="config.json", metavar="PATH",
+    p.add_argument("-c", "--config-file", default="config.json", metavar="PATH",
                    help="configuration file to use (default: config.json)")
     p.add_argument("-D", "--down", action="store_true",
                    help="stop and remove the containers and the background logger; does not "
                    "build, start or validate anything")
+    p.add_argument("--name", metavar="NAME",
+                   help="with -D: the deployment (container) to stop; default: from the "
+                   "config, else loon")
     p.add_argument("--replace", action="store_true",
                    help="remove an existing container of this deployment before starting")
     return p
@@ -62,7 +65,7 @@ def plan(ns: argparse.Namespace) -> tuple[str, dict[str, object]]:
     """The loon verb (loon_supervisor.commands) and its arguments for these flags."""
     config = Path(ns.config_file)
     if ns.down:
-        return "down", {"config_file": config}
+        return "down", {"config_file": config, **({"name": ns.name} if ns.name else {})}
     if ns.validate_build:
         return "validate", {"config_file": config, "env_file": ns.env_file}
     return "up", {"config_file": config, "env_file": ns.env_file, "verbose": ns.verbose,
@@ -73,9 +76,37 @@ def _deps_present() -> bool:
     """Found, not imported: importing aiodocker alone costs a second on a small machine."""
     from importlib.util import find_spec
 
-    names = ("aiodocker", "aiofiles", "anyio", "dotenv", "pydantic", "pydantic_settings",
-             "rich", "typer")
+    names = ("aiodocker", "aiofiles", "anyio", "cryptography", "dotenv", "pydantic",
+             "pydantic_settings", "rich", "typer")
     return all(find_spec(name) is not None for name in names)
+
+
+def _install_stamp() -> str:
+    """What the installed venv must match: the dependency list (a git pull may change it)."""
+    import hashlib
+
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def _fresh_venv() -> None:
+    """A new venv; whatever an interrupted earlier attempt left (no pip, half an install)
+    is removed first, so that no state can block later runs."""
+    import shutil
+
+    shutil.rmtree(VENV, ignore_errors=True)
+    venv.EnvBuilder(with_pip=True).create(VENV)
+
+
+def _pip_install(python: Path) -> bool:
+    """Editable install (``git pull`` takes effect without reinstalling). Build files go to
+    a temporary directory, never to an untracked ``build/`` in the checkout."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="loon-bootstrap-") as tmp:
+        env = dict(os.environ, TMPDIR=tmp, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        result = subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT),
+                                 "--config-settings", "editable_mode=compat"], env=env)
+    return result.returncode == 0
 
 
 def _reexec_in_venv() -> None:
@@ -83,22 +114,39 @@ def _reexec_in_venv() -> None:
     if os.environ.get("LOON_BUILD_IN_VENV") == "1":
         sys.exit("error: the dependencies are still missing inside .build-files/.venv; "
                  "remove that directory and run again")
-    if not python.exists():
-        print("dependencies missing: creating .build-files/.venv and installing the project "
-              "there (once)...", file=sys.stderr)
-        venv.EnvBuilder(with_pip=True).create(VENV)
     marker = VENV / ".installed"
-    if not marker.exists():
-        result = subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)])
-        if result.returncode != 0:
-            sys.exit("error: installing the project into .build-files/.venv failed (see above)")
-        marker.touch()
+    want = _install_stamp()
+    current = marker.read_text() if marker.is_file() else None
+    if current != want:
+        if current is None or not python.exists():
+            print("dependencies missing: creating .build-files/.venv and installing the "
+                  "project there (once)...", file=sys.stderr)
+            marker.unlink(missing_ok=True)
+            _fresh_venv()
+        else:
+            print("pyproject.toml changed: updating .build-files/.venv...", file=sys.stderr)
+        if not _pip_install(python):
+            print("retrying in a fresh .build-files/.venv...", file=sys.stderr)
+            _fresh_venv()
+            if not _pip_install(python):
+                sys.exit("error: installing the project into .build-files/.venv failed (see "
+                         "above); check the network access to PyPI and run again")
+        marker.write_text(want)
     env = dict(os.environ, LOON_BUILD_IN_VENV="1")
     os.execve(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]], env)
 
 
 def main(argv: list[str] | None = None) -> None:
-    ns = parser().parse_args(argv)
+    p = parser()
+    ns = p.parse_args(argv)
+    if ns.name and not ns.down:
+        p.error("--name only applies to -D; for up and -e the name comes from "
+                "deploymentSettings.containerName")
+    if ns.down and (ns.validate_build or ns.detached or ns.verbose or ns.replace):
+        other = "-e" if ns.validate_build else "-d" if ns.detached else "-v" if ns.verbose \
+            else "--replace"
+        p.error(f"-D/--down cannot be combined with {other}: -D stops the deployment; run "
+                f"them as two commands")
     if not _deps_present():
         _reexec_in_venv()
     if str(ROOT) not in sys.path:

@@ -2,6 +2,8 @@
 
 Exit codes: 0 success; 1 runtime failure (engine, build, a service or the container died);
 2 invalid configuration or usage; 130 stopped by SIGINT (Ctrl+C); 143 stopped by SIGTERM.
+Bare ``loon`` prints the help and exits 0. Help text is given as one paragraph per option
+(rich re-wraps it to the terminal), and flags show no ``<bool>`` metavar.
 """
 
 from __future__ import annotations
@@ -23,43 +25,117 @@ EXIT_CODES = ("Exit codes: 0 success; 1 runtime failure (engine, build, a servic
 app = typer.Typer(
     help="Deploy Loon as one Docker container and write every service's log to "
     "logs/logs_<date>/<service>.log. " + EXIT_CODES,
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None,
 )
 
-ConfigOpt = Annotated[Path, typer.Option("--config-file", "-c",
-                                         help="config.json to read (see README).")]
-EnvOpt = Annotated[str, typer.Option("--env-file",
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"loon {version('loon-supervisor')}")
+        except PackageNotFoundError:
+            typer.echo("loon (not installed; run from a checkout)")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def project(ctx: typer.Context,
+            project_dir: Annotated[Path | None, typer.Option(
+                "--project-dir", help="The clone to act on (default: LOON_PROJECT_ROOT, else "
+                "the nearest directory upwards holding build.py or config.json).")] = None,
+            version: Annotated[bool, typer.Option("--version", callback=_version,
+                                                  is_eager=True, help="Print the version and "
+                                                  "exit.")] = False,
+            context: Annotated[str | None, typer.Option(
+                "--context", help="Docker context to use (as `docker --context`); overrides "
+                "DOCKER_HOST and DOCKER_CONTEXT. See docs/remote-engines.md.")] = None) -> None:
+    """Pin the project directory before any verb runs (see loon_supervisor.paths); bare
+    `loon` prints the help and exits 0."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    if project_dir is not None:
+        from loon_supervisor.paths import use_project_dir
+
+        use_project_dir(project_dir)
+    if context is not None:
+        from loon_supervisor.engine.endpoint import use_context
+
+        use_context(context)
+
+
+def _config(config_file: Path | None) -> Path:
+    from loon_supervisor.paths import default_config
+
+    return config_file if config_file is not None else default_config()
+
+
+def _fail(what: str, fix: str) -> typer.Exit:
+    """One sentence on stderr and exit code 2 (usage)."""
+    typer.echo(f"error: {what}; {fix}", err=True)
+    return typer.Exit(2)
+
+
+def _name(config_file: Path | None, name: str | None) -> str:
+    from loon_supervisor.identity import resolve
+
+    return resolve(config_file, name).name
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config-file", "-c", metavar="PATH",
+    help="config.json to read (default: the project's config.json).")]
+EnvOpt = Annotated[str, typer.Option("--env-file", metavar="NAME",
                                      help="Name of the env file written to .build-files/.")]
 
 
 @app.command()
-def validate(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".env") -> None:
+def validate(config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
     """Validate config.json and write the env file; touches no Docker engine (build.py -e)."""
-    raise typer.Exit(commands.validate(config_file, env_file))
+    raise typer.Exit(commands.validate(_config(config_file), env_file))
+
+
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
+                                          "service's lines live.")]
+DetachedOpt = Annotated[bool, typer.Option("--detached", "-d", help="Exit once everything is "
+                                           "up; a background logger keeps writing.")]
 
 
 @app.command()
 def up(
-    config_file: ConfigOpt = Path("config.json"),
+    config_file: ConfigOpt = None,
     env_file: EnvOpt = ".env",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
-                                          "service's lines live.")] = False,
-    detached: Annotated[bool, typer.Option("--detached", "-d", help="Exit once everything is "
-                                           "up; a background logger keeps writing.")] = False,
+    verbose: VerboseOpt = False,
+    detached: DetachedOpt = False,
     replace: Annotated[bool, typer.Option("--replace", help="Remove an existing container of "
                                           "this deployment first.")] = False,
+    only: Annotated[str | None, typer.Option(
+        "--only", metavar="SERVICE,...", help="Run only these of the image's services "
+        "(run-time service selection; the image needs the org.loon.run-services-env "
+        "label).")] = None,
 ) -> None:
     """Validate, build the image, start the container and follow every service's log."""
-    raise typer.Exit(commands.up(config_file, env_file, verbose, detached, replace))
+    chosen = tuple(s.strip() for s in only.split(",") if s.strip()) if only else None
+    if only is not None and not chosen:
+        typer.echo("error: --only needs at least one service name, e.g. --only mysql,redis",
+                   err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(commands.up(_config(config_file), env_file, verbose, detached, replace,
+                                 only=chosen))
 
 
 @app.command()
-def down(config_file: ConfigOpt = Path("config.json"),
-         name: Annotated[str | None, typer.Option(help="Deployment (container) name; "
-                                                  "default: from the config, else loon.")]
-         = None) -> None:
-    """Stop and remove this deployment's container and background logger (build.py -D)."""
-    raise typer.Exit(commands.down(config_file, name))
+def dev(
+    config_file: ConfigOpt = None,
+    env_file: EnvOpt = ".env",
+    verbose: VerboseOpt = False,
+    detached: DetachedOpt = False,
+) -> None:
+    """Run only the backing services (MariaDB, Redis, MinIO where present, DuckDB) on
+    127.0.0.1 for a Loon server run on this machine, and write .build-files/dev.env (its
+    .env). Needs networkMode host. Stop with Ctrl+C, or `loon down` after -d."""
+    raise typer.Exit(commands.dev(_config(config_file), env_file, verbose, detached))
 
 
 NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; default: from "
@@ -67,29 +143,30 @@ NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; 
 
 
 @app.command()
-def attach(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
-    """Follow a running deployment again (after its logger died), continuing each file at
-    the byte where it stopped."""
+def down(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
+    """Stop and remove this deployment's container and background logger (build.py -D)."""
+    raise typer.Exit(commands.down(config_file, name))
+
+
+@app.command()
+def attach(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
+    """Follow a running deployment again (after its logger died), continuing each file at the byte where it stopped."""
     from rich.console import Console
 
     from loon_supervisor.detach import attach as do_attach
-    from loon_supervisor.down import deployment_name
     from loon_supervisor.run import run_sync
 
-    raise typer.Exit(run_sync(do_attach, name or deployment_name(config_file),
+    raise typer.Exit(run_sync(do_attach, _name(config_file, name),
                               Console(soft_wrap=True)))
 
 
 @app.command()
-def status(config_file: ConfigOpt = Path("config.json"), name: NameOpt = None) -> None:
-    """Show the deployment, each service's state and log file, and the background logger.
-    Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached
-    deployment without its logger); 3 not running."""
-    from loon_supervisor.down import deployment_name
+def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
+    """Show the deployment, each service's state and log file, and the background logger. Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached deployment without its logger); 3 not running."""
     from loon_supervisor.run import run_sync
     from loon_supervisor.status import show_status
 
-    raise typer.Exit(run_sync(show_status, name or deployment_name(config_file)))
+    raise typer.Exit(run_sync(show_status, _name(config_file, name)))
 
 
 @app.command()
@@ -110,14 +187,83 @@ def logs(
                                                           "all).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")]
     = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines of history per file.")]
-    = 20,
+    lines: Annotated[str | None, typer.Option("--lines", "-n", "--tail", metavar="N|all",
+                                              help="Lines of history per file (default 20), "
+                                              "or all.")] = None,
+    timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="With -f: stamp each "
+                                             "new line with the time it arrived.")] = False,
+    since: Annotated[str | None, typer.Option(help="Not supported: the files hold no "
+                                              "per-line times (use --tail).")] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours.")] = False,
+    no_log_prefix: Annotated[bool, typer.Option("--no-log-prefix", help="Print lines "
+                                                "without the `service | ` prefix.")] = False,
+    config_file: ConfigOpt = None,
+    name: NameOpt = None,
 ) -> None:
-    """Print the latest session's logs with coloured `service | ` prefixes."""
+    """Print the deployment's current session's logs (else the newest session with service logs) with coloured `service | ` prefixes."""
+    from loon_supervisor.identity import resolve
     from loon_supervisor.logs.reader import show_logs
     from loon_supervisor.run import run_sync
 
-    raise typer.Exit(run_sync(show_logs, services or [], follow, lines))
+    count: int | None = 20
+    if lines is not None:
+        if lines.strip().lower() == "all":
+            count = None
+        elif lines.strip().isdigit():
+            count = int(lines)
+        else:
+            raise _fail(f"--lines/--tail {lines!r} is not a number of lines",
+                        "give 0 or more, or all")
+    if since is not None:
+        raise _fail("--since needs per-line times, which the session files do not record",
+                    "use --tail N, or open the session directory under logs/")
+    if timestamps and not follow:
+        raise _fail("-t/--timestamps needs -f: only followed lines have a known arrival time",
+                    "add -f")
+    session = resolve(config_file, name).session()
+    raise typer.Exit(run_sync(show_logs, services or [], follow, count, session,
+                              False if no_color else None, not no_log_prefix, timestamps))
+
+
+@app.command(name="config")
+def config_cmd(config_file: ConfigOpt = None) -> None:
+    """Print the effective configuration (file plus LOON_* overrides, secrets masked); writes nothing."""
+    raise typer.Exit(commands.show_config(_config(config_file)))
+
+
+@app.command()
+def ps(config_file: ConfigOpt = None, name: NameOpt = None,
+       all_deployments: Annotated[bool, typer.Option("--all", "-a", help="Every deployment's "
+                                                     "container.")] = False) -> None:
+    """List the deployment's container with its state and ports."""
+    from loon_supervisor.ps import show_ps
+    from loon_supervisor.run import run_sync
+
+    raise typer.Exit(run_sync(show_ps, None if all_deployments else _name(config_file, name)))
+
+
+@app.command()
+def restart(services: Annotated[list[str] | None, typer.Argument(
+                help="Services to restart inside the container (default: the whole "
+                "container).")] = None,
+            config_file: ConfigOpt = None, name: NameOpt = None) -> None:
+    """Restart the deployment's container, or single services in it."""
+    from loon_supervisor.restart import restart as do_restart
+    from loon_supervisor.run import run_sync
+
+    raise typer.Exit(run_sync(do_restart, _name(config_file, name), services or []))
+
+
+@app.command(name="exec", context_settings={"allow_interspersed_args": False,
+                                            "ignore_unknown_options": True})
+def exec_cmd(service: Annotated[str, typer.Argument(help="Service whose environment to use.")],
+             command: Annotated[list[str], typer.Argument(help="Command and its arguments.")],
+             config_file: ConfigOpt = None, name: NameOpt = None) -> None:
+    """Run a command in the running container, in a service's environment; exits with its code."""
+    from loon_supervisor.execute import exec_in
+    from loon_supervisor.run import run_sync
+
+    raise typer.Exit(run_sync(exec_in, _name(config_file, name), service, command))
 
 
 @app.command()
@@ -127,7 +273,13 @@ def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None
 
     text = json.dumps(LoonConfig.model_json_schema(), indent=2) + "\n"
     if output:
-        output.write_text(text)
+        from loon_supervisor.atomic import write_text_atomic
+
+        try:
+            write_text_atomic(output, text)
+        except OSError as exc:
+            raise _fail(f"cannot write {output} ({exc.strerror or exc})",
+                        "give -o a file path in an existing, writable directory") from None
     else:
         typer.echo(text, nl=False)
 
@@ -150,8 +302,7 @@ def deploy_server(
         help="Name of the secrets-file variable holding a GitHub-style HMAC secret "
         "(default: DEPLOYMENT_WEBHOOK_SECRET when set).")] = None,
 ) -> None:
-    """Serve the authenticated redeploy webhook (POST /deploy) on port 5421.
-    See docs/deploy-server.md."""
+    """Serve the authenticated redeploy webhook (POST /deploy) on port 5421. See docs/deploy-server.md."""
     from loon_supervisor.deploy import run_deploy_server
 
     raise typer.Exit(run_deploy_server(env_file=env_file, host=host, port=port,
@@ -170,8 +321,16 @@ def config_reference(
 
     if write is None:
         typer.echo(reference_markdown())
-    else:
-        typer.echo(f"{write}: {'updated' if update_readme(write) else 'already current'}")
+        return
+    try:
+        changed = update_readme(write)
+    except OSError as exc:
+        raise _fail(f"cannot update {write} ({exc.strerror or exc})",
+                    "give --write an existing, writable README") from None
+    except ValueError as exc:
+        raise _fail(f"{write} {exc}", "add the begin/end marker lines where the "
+                    "reference belongs (see README.md)") from None
+    typer.echo(f"{write}: {'updated' if changed else 'already current'}")
 
 
 @app.command(hidden=True, name="_logger")
@@ -185,7 +344,7 @@ def logger(name: str) -> None:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="loon")
     except LoonError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -1,45 +1,105 @@
-"""``-D``: stop this deployment's background logger and container, with or without a valid
-config (the deployment's name is read leniently)."""
+"""``-D``: stop this deployment's follower (background logger or foreground ``up``) and its
+container, with or without a valid config (the deployment's name is read leniently).
+
+Whoever holds the deployment's lock is asked to stop, so it collects the last bytes itself.
+When nobody holds it (the logger died), ``down`` takes the lock and collects the bytes the
+dead logger missed into its session before removing the container. Every engine call is
+bounded: a hung engine gives one sentence and exit 1.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import aiodocker
+import anyio
 from rich.console import Console
 
 from loon_supervisor.detach import stop_logger
-from loon_supervisor.engine import containers
+from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.follow import (
+    ENGINE_GRACE,
+    Streaming,
+    append_stream,
+    bounded,
+    collect_tails,
+    make_copies,
+)
+from loon_supervisor.identity import resolve
+from loon_supervisor.logs.session import EventLog
+from loon_supervisor.run import Reporter, Run
+from loon_supervisor.state import DeploymentLock, lock_holder, read_state, state_path
 
 
-async def down(config_file: Path, name: str | None = None) -> int:
-    """Stop and remove this deployment (and its background logger). Works without config."""
+async def down(config_file: Path | None, name: str | None = None) -> int:
+    """Stop and remove this deployment (and its follower). Works without config."""
     console = Console(soft_wrap=True)
-    name = name or deployment_name(config_file)
+    name = resolve(config_file, name).name
     stopped_logger = await stop_logger(name, console)
-    async with open_engine() as docker:
-        found = await containers.list_ours(docker, name)
-        for c in found:
-            cid = c["Id"]
-            if c.get("State") == "running":
-                console.print(f"stopping container {name} ({cid[:12]})...")
-                await containers.stop(docker, cid)
-            await containers.remove(docker, cid)
-            console.print(f"removed container {name} ({cid[:12]})")
+    lock = DeploymentLock.acquire(name, wait=2.0)
+    if lock is None:
+        console.print(f"deployment '{name}' is still followed by pid {lock_holder(name)}; "
+                      "stop that process, then run this again")
+        return 1
+    try:
+        with anyio.move_on_after(ENGINE_GRACE) as scope:
+            async with open_engine() as docker:
+                scope.deadline = anyio.current_time() + 3600  # the steps bound themselves
+                code, found = await remove_deployment(docker, name, console)
+        if scope.cancelled_caught:
+            console.print(f"the Docker engine did not answer within {ENGINE_GRACE:.0f}s; "
+                          "check it (`docker info`) and run this again")
+            return 1
+    finally:
+        lock.release()
     if not found and not stopped_logger:
         console.print(f"nothing to stop: no container of deployment '{name}' exists")
-    return 0
+    return code
 
 
-def deployment_name(config_file: Path) -> str:
-    """The container name from config.json, read leniently: -D must work with a bad config."""
-    try:
-        data = json.loads(config_file.read_text())
-        value = data["deploymentSettings"]["containerName"]
-        if isinstance(value, str) and value:
-            return value
-    except Exception:
-        pass
-    return "loon"
+async def remove_deployment(docker: aiodocker.Docker, name: str, console: Console
+                            ) -> tuple[int, bool]:
+    """With the lock held: stop, collect what a dead follower missed, remove. (exit code,
+    whether a container was found)."""
+    state = read_state(name) or {}
+    run = Run(say=Reporter(None, console))
+    with bounded(run, "listing the containers", ENGINE_GRACE):
+        found = await containers.list_ours(docker, name)
+    for c in found:
+        cid = c["Id"]
+        collect = state.get("cid") == cid and Path(state.get("session", "/nonexistent")).is_dir()
+        events = EventLog(Path(state["session"]) / "out.log") if collect else None
+        run.say = Reporter(events, console)
+        try:
+            timeout = int(state.get("stop_timeout", 10))
+            if c.get("State") == "running":
+                run.say(f"stopping container {name} ({cid[:12]})...")
+                with bounded(run, "stopping the container", timeout + ENGINE_GRACE):
+                    await containers.stop(docker, cid)
+            if collect:
+                await _collect_missed(docker, run, cid, state)
+            with bounded(run, "removing the container", ENGINE_GRACE):
+                await containers.remove(docker, cid)
+            if not run.teardown_failed:
+                run.say(f"removed container {name} ({cid[:12]})")
+        finally:
+            if events is not None:
+                events.close()
+    if state.get("cid") in {c["Id"] for c in found} and not run.teardown_failed:
+        state_path(name).unlink(missing_ok=True)
+    return (1 if run.teardown_failed else 0), bool(found)
+
+
+async def _collect_missed(docker: aiodocker.Docker, run: Run, cid: str, state: dict) -> None:
+    contract = images.ImageContract(state["image"], tuple(state["services"]),
+                                    state["log_dir"], state.get("status_command"))
+    s = Streaming(docker, cid, contract, Path(state["session"]), int(state["stop_timeout"]),
+                  None, mark=state["name"], saved_cursors=state.get("positions") or {})
+    make_copies(s, run)
+    with bounded(run, "collecting the final log bytes", ENGINE_GRACE):
+        await collect_tails(s, run)
+        copy = s.copies["container"]
+        await append_stream(copy, exec_streams.container_output(docker, cid, copy.received))
+    run.say("collected the log bytes the stopped follower had missed", terminal=False)
 

@@ -9,13 +9,20 @@ compose-go's dotenv/parser.go and python-dotenv's parser):
   neither starts nor ends with ``"`` nor ends with ``\\`` (compose trims quote characters at
   the edges and treats ``\\"`` as escaped): double quotes with ``\\`` and ``"`` escaped;
 * else, when there is no ``#``, ``$`` or edge whitespace and no leading quote: unquoted;
-* otherwise no form reads back alike in both (and newlines never do): the value is rejected.
+* otherwise no form reads back alike in both: double quotes with ``\\`` and ``"`` escaped,
+  which python-dotenv (and so the supervisor, which hands the container its environment
+  itself) reads back exactly; compose would not, so the operator is warned once, by the
+  variable's name, never its value (:func:`compose_warnings`).
+
+Only a line break or NUL is rejected: no env file line can hold one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,33 +37,134 @@ MEDIA_TARGET = "/var/lib/loon/media"  # uploads without MinIO (Django's file-sys
 LOCAL_DATA_TARGET = "/app/data"
 
 
-def quote(name: str, value: str) -> str:
-    """One ``NAME=value`` line; raises ValueError when no form reads back alike."""
-    if "\n" in value or "\r" in value or "\0" in value:
-        raise ValueError("contains a line break or NUL, which an env file cannot hold")
+def _compose_form(value: str) -> str | None:
+    """The value's text that docker compose and python-dotenv both read back exactly."""
     if "'" not in value and "\\" not in value:
-        return f"{name}='{value}'"
+        return f"'{value}'"
     if "$" not in value and not value.startswith('"') and not value.endswith(('"', "\\")):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{name}="{escaped}"'
+        return _dotenv_form(value)
     if value and not any(c in value for c in "#$") and value == value.strip() \
             and value[0] not in "'\"":
-        return f"{name}={value}"
-    raise ValueError("mixes ' or \\ with $, # or edge quotes in a way docker compose and "
-                     "python-dotenv would read differently")
+        return value
+    return None
+
+
+def _dotenv_form(value: str) -> str:
+    """Double quotes, ``\\`` and ``"`` escaped: python-dotenv reads any value back exactly."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def compose_reads_differently(value: str) -> bool:
+    """True when docker compose would not read this value's line back exactly."""
+    return _compose_form(value) is None
+
+
+def quote(name: str, value: str) -> str:
+    """One ``NAME=value`` line that python-dotenv reads back exactly (and compose too where
+    any form allows it); raises ValueError only for a line break or NUL."""
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ValueError("contains a line break or NUL, which an env file cannot hold")
+    form = _compose_form(value)
+    return f"{name}={form if form is not None else _dotenv_form(value)}"
+
+
+def compose_warnings(env: Mapping[str, str]) -> list[str]:
+    """One warning per variable docker compose would read differently (names, never values)."""
+    out = []
+    for name, value in env.items():
+        if compose_reads_differently(value):
+            source = CONFIG_SOURCE.get(name)
+            where = f"{name} ({source})" if source else name
+            out.append(f"warning: docker compose would read {where} differently from the env "
+                       "file (it mixes ' or \\ with $, # or edge quotes); Loon gets it exactly, "
+                       "since the supervisor hands the container its environment itself")
+    return out
+
+
+RESERVED_NAMES = frozenset({".env.secrets"})
+"""Env-file names other parts of the tool own (the deploy server's secrets file)."""
+
+
+def check_env_file_name(name: str) -> None:
+    """Confine ``--env-file`` to names that cannot be one of the project's own files.
+
+    :raises ConfigError: naming the flag and the fix.
+    """
+    def bad(what: str) -> ConfigError:
+        return ConfigError([Problem("--env-file", f"{name!r} {what}",
+                                    "give a name such as .env or production.env; it is "
+                                    "written to .build-files/")])
+    if not name or len(name) > 200:
+        raise bad("must be 1 to 200 characters long")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise bad("is not a plain file name (no path separators)")
+    if any(not c.isprintable() or c.isspace() for c in name):
+        raise bad("contains a space, line break or control character")
+    if name.startswith((".secret-key", ".validated")) or name in RESERVED_NAMES:
+        raise bad("is a file this tool keeps for itself")
+    if not (name.startswith(".env") or name.endswith(".env")) or name.endswith(".tmp"):
+        raise bad("must start with .env or end in .env (so it cannot replace a project file)")
+
+
+SECRET_KEY_MIN = 32
+
+
+def _secret_key_path(build_dir: Path, deployment: str) -> Path:
+    return build_dir / f".secret-key.{deployment}"
+
+
+def read_secret_key(build_dir: Path, deployment: str) -> str | None:
+    """The deployment's kept key, validated; None when there is none yet.
+
+    :raises ConfigError: naming the file when it is empty, unreadable or not one line.
+    """
+    path = _secret_key_path(build_dir, deployment)
+    if not path.exists() and not path.is_symlink():
+        return None
+    fix = f"delete {path} to have a new key generated, or write one line of at least " \
+          f"{SECRET_KEY_MIN} characters into it"
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError([Problem(str(path), f"cannot be read ({reason})", fix)]) from None
+    if len(key) < SECRET_KEY_MIN:
+        what = "is empty" if not key else f"holds a key of {len(key)} characters"
+        raise ConfigError([Problem(str(path), f"{what}; Django's SECRET_KEY needs at least "
+                                   f"{SECRET_KEY_MIN}", fix)])
+    if any(c.isspace() or not c.isprintable() for c in key):
+        raise ConfigError([Problem(str(path), "holds more than one line or spaces", fix)])
+    try:
+        quote("SECRET_KEY", key)
+    except ValueError as exc:
+        raise ConfigError([Problem(str(path), f"the key {exc}", fix)]) from None
+    return key
+
+
+def new_secret_key() -> str:
+    """A fresh random key (64 URL-safe characters); kept only once everything validated."""
+    return secrets.token_urlsafe(48)
+
+
+def save_secret_key(build_dir: Path, deployment: str, key: str) -> str:
+    """Keep a new key (mode 0600); when another run saved one first, that one wins."""
+    path = _secret_key_path(build_dir, deployment)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_secret_key(build_dir, deployment) or key
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return key
 
 
 def secret_key(build_dir: Path, deployment: str) -> str:
     """A random Django SECRET_KEY per deployment, kept across runs (never a constant)."""
-    path = build_dir / f".secret-key.{deployment}"
-    if path.exists():
-        return path.read_text().strip()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-    return key
+    return read_secret_key(build_dir, deployment) or save_secret_key(
+        build_dir, deployment, new_secret_key())
 
 
 def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> dict[str, str]:
@@ -99,7 +207,7 @@ def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> di
         "SSL_KEY_FILE": f"{ssl_dir}/{nginx.keyFileLocation}" if ssl_dir and nginx else "",
         "SSL_TARGET_MOUNTED_DIRECTORY": ssl_dir,
         "LOCAL_DATA_VOLUME_LOCATION": local.sourceVolumeLocation if local else "",
-        "ALLOWED_HOST": g.baseUrl.split("/")[0].split(":")[0],
+        "ALLOWED_HOST": config.allowed_host,
         "NGINX_HTTP_PORT": str(config.deploymentSettings.httpPort),
         "NGINX_HTTPS_PORT": str(config.deploymentSettings.httpsPort),
         "SECRET_KEY": key,
@@ -139,15 +247,28 @@ def render(env: Mapping[str, str]) -> str:
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> Path:
-    """Write atomically with mode 0600 from the first byte (secrets inside)."""
+    """Write atomically with mode 0600 from the first byte (secrets inside).
+
+    A unique temporary name (concurrent writers cannot clash), fsync before the rename, and
+    no temporary file left behind on any failure.
+    """
     text = render(env)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    if path.is_dir():
+        raise ConfigError([Problem("--env-file", f"{path} is a directory",
+                                   "remove it or choose another --env-file name")])
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 

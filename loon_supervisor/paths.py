@@ -1,16 +1,66 @@
-"""Where the project keeps its generated files, relative to the project root."""
+"""The project directory, resolved one way, and every path derived from it.
+
+``build.py`` uses its own directory (it sets ``LOON_PROJECT_ROOT`` unless the caller did).
+``loon`` uses ``--project-dir``, else ``LOON_PROJECT_ROOT``, else the nearest directory
+from the current one upwards that holds ``build.py`` or ``config.json``; never the
+package's location, so an installed ``loon`` (site-packages) acts on the clone it runs in.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from loon_supervisor.errors import LoonError
+
+ENV_VAR = "LOON_PROJECT_ROOT"
+MARKERS = ("build.py", "config.json")
+
+
+class NoProjectError(LoonError):
+    """Run outside any project directory: a usage error."""
+
+    exit_code = 2
+
+
+def find_project(start: Path) -> Path | None:
+    """The nearest of ``start`` and its parents holding build.py or config.json."""
+    for directory in (start, *start.parents):
+        if any((directory / marker).is_file() for marker in MARKERS):
+            return directory
+    return None
+
+
+def use_project_dir(path: Path) -> Path:
+    """Pin the project for this process and its children (the background logger)."""
+    root = path.resolve()
+    if not root.is_dir():
+        raise NoProjectError(f"--project-dir {path} is not a directory; pass the directory "
+                             "of your clone (the one holding build.py)")
+    os.environ[ENV_VAR] = str(root)
+    return root
 
 
 def project_root() -> Path:
-    """The directory that holds build.py; LOON_PROJECT_ROOT overrides it (tests, installs)."""
-    return Path(os.environ.get("LOON_PROJECT_ROOT", PROJECT_ROOT))
+    """The project directory: LOON_PROJECT_ROOT, else found from the current directory.
+
+    :raises NoProjectError: when neither gives one.
+    """
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        return Path(explicit)
+    found = find_project(Path.cwd().resolve())
+    if found is None:
+        raise NoProjectError(
+            f"{Path.cwd()} is not inside a loon-supervisor project (no build.py or "
+            "config.json here or above); cd into your clone or pass --project-dir")
+    os.environ[ENV_VAR] = str(found)  # children (the background logger) see the same one
+    return found
+
+
+def default_config() -> Path:
+    """config.json of the project (the default of --config-file)."""
+    return project_root() / "config.json"
 
 
 def build_files_dir() -> Path:

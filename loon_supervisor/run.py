@@ -16,6 +16,7 @@ from rich.console import Console
 
 from loon_supervisor.errors import LoonError
 from loon_supervisor.logs.session import EventLog
+from loon_supervisor.logs.terminal import Printer, is_gone, silence
 
 
 @dataclass
@@ -29,6 +30,9 @@ class Run:
     force: anyio.Event = field(default_factory=anyio.Event)
     cid: str | None = None
     failure: str | None = None
+    can_hand_over: bool = False
+    handing_over: bool = False  # SIGHUP: the background logger takes over, nothing stops
+    teardown_failed: bool = False  # an engine call in teardown gave up (see follow.bounded)
 
 
 class Reporter:
@@ -37,21 +41,59 @@ class Reporter:
     def __init__(self, events: EventLog | None, console: Console | None) -> None:
         self.events = events
         self.console = console
+        self.queue: Printer | None = None
+        if console is not None:
+            # rich exits the process on EPIPE; a closed terminal must only end its output.
+            console.on_broken_pipe = lambda: self._terminal_gone()  # type: ignore[method-assign]
+
+    def _terminal_gone(self) -> None:
+        if self.console is not None:
+            silence(self.console.file)
+            self.console.quiet = True
 
     def __call__(self, text: str, *, terminal: bool = True) -> None:
-        if self.events is not None:
-            self.events.event(text)
-        if terminal and self.console is not None:
+        self.log_only(text)
+        if terminal:
+            self.terminal(text)
+
+    def terminal(self, text: str) -> None:
+        """To the terminal only; a closed one (EPIPE, hang-up) just ends terminal output.
+        While a :class:`Printer` pumps (the follow phase), messages queue behind its lines
+        so a paused terminal never blocks the event loop."""
+        if self.console is None:
+            return
+        if self.queue is not None and self.queue.pumping:
+            self.queue.system(text)
+            return
+        try:
             self.console.print(text, markup=False, highlight=False)
+        except OSError as exc:
+            if not is_gone(exc):
+                raise
+            self._terminal_gone()
 
     def log_only(self, text: str) -> None:
         if self.events is not None:
+            failed = self.events.failed
             self.events.event(text)
+            if failed is None and self.events.failed is not None:
+                self.terminal(f"{self.events.failed}; supervisor events go to the terminal "
+                              "only from now on")
 
 
-async def watch_signals(run: Run) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+async def watch_signals(run: Run, hang_up: bool = False) -> None:
+    """SIGINT/SIGTERM: stop, then force. With ``hang_up``, SIGHUP while following asks for
+    a hand-over to the background logger (``run.can_hand_over``), else it stops too."""
+    sigs = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hang_up else ())
+    with anyio.open_signal_receiver(*sigs) as signals:
         async for signum in signals:
+            if signum == signal.SIGHUP and run.can_hand_over and run.stop_signal is None:
+                if not run.handing_over:
+                    run.handing_over = True
+                    run.say.log_only("the terminal hung up (SIGHUP): handing over to a "
+                                     "background logger")
+                    run.stop_requested.set()
+                continue
             if run.stop_signal is None:
                 run.stop_signal = signum
                 run.say("stopping, press Ctrl+C again to force")

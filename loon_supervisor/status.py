@@ -11,10 +11,11 @@ from rich.table import Table
 from loon_supervisor.crashloop import read_verdicts
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import LoonError
 from loon_supervisor.logs.session import latest_session
 from loon_supervisor.paths import logs_dir
-from loon_supervisor.state import pid_alive, read_state
+from loon_supervisor.state import lock_holder, read_state
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
 MINIO_ABSENT_STATUS = ("WARNING: MinIO is not in this image (MINIO_ENABLED=false): uploaded "
@@ -58,18 +59,23 @@ async def show_status(name: str) -> int:
                 console.print(f"status command failed: {exc}")
     session = state.get("session") if state.get("cid") == cid else None
     session_dir = latest_session(logs_dir()) if session is None else None
-    logger_pid = state.get("logger_pid") if state.get("cid") == cid else None
-    logger_ok = pid_alive(logger_pid)
+    ours = state.get("cid") == cid
+    holder = lock_holder(name)  # decided by the lock: a stale pid never passes as alive
+    logger_pid = holder
+    logger_ok = holder is not None
+    foreground = logger_ok and ours and state.get("foreground_pid") == holder
 
     top = Table(show_header=False, box=None)
     top.add_row("deployment", name)
     top.add_row("container", f"{cid[:12]} running, up {_uptime(info['State']['StartedAt'])}")
     top.add_row("image", image)
+    top.add_row("engine", resolve_endpoint().describe())
     if state.get("url"):
         top.add_row("url", state["url"])
     top.add_row("logs", str(session or session_dir or "?"))
-    top.add_row("logger", f"alive (pid {logger_pid})" if logger_ok else
-                "not running (foreground run, or dead: `loon attach` resumes it)")
+    top.add_row("logger", f"foreground pid {logger_pid}" if foreground else
+                f"alive (pid {logger_pid})" if logger_ok else
+                "not running (dead: `loon attach` resumes it)")
     console.print(top)
 
     table = Table("service", "state", "log file", "size")

@@ -11,19 +11,24 @@ close every file, remove the container.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiodocker
 import anyio
 from rich.console import Console
 
+from loon_supervisor.build_progress import BuildProgress
 from loon_supervisor.crashloop import CrashLoopPolicy
-from loon_supervisor.detach import hand_over
+from loon_supervisor.detach import hand_over, start_logger, stop_logger
+from loon_supervisor.down import remove_deployment
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
 from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.envfile import (
     LOCAL_DATA_TARGET,
     MEDIA_TARGET,
@@ -31,14 +36,37 @@ from loon_supervisor.envfile import (
     MYSQL_TARGET,
     read_env_file,
 )
-from loon_supervisor.errors import BuildFailed, ConfigError, LoonError
-from loon_supervisor.follow import Streaming, last_lines, stream_until_done
+from loon_supervisor.errors import (
+    BuildFailed,
+    ConfigError,
+    ContainerConflict,
+    ImageContractError,
+    LoonError,
+)
+from loon_supervisor.follow import (
+    ENGINE_GRACE,
+    Streaming,
+    bounded,
+    collect_tails,
+    last_lines,
+    stream_until_done,
+)
 from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.minio_presence import align_env
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
 from loon_supervisor.prepare import Prepared, prepare
+from loon_supervisor.recreate import remove_stopped
 from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
+from loon_supervisor.state import (
+    DeploymentLock,
+    clear_foreground_state,
+    lock_holder,
+    read_state,
+    run_state,
+    state_path,
+    write_state,
+)
 
 
 @dataclass
@@ -49,6 +77,10 @@ class UpOptions:
     detached: bool = False
     replace: bool = False
     logs_root: Path | None = None
+    # Run only these of the image's services (``loon dev``); None runs all of them.
+    only: tuple[str, ...] | None = None
+    # Called once the config is valid and the env file written (``loon dev``'s env file).
+    on_prepared: Callable[[Prepared, Reporter], None] | None = None
 
 
 async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
@@ -69,27 +101,35 @@ async def build_phase(docker: aiodocker.Docker, prepared: Prepared, run: Run,
                               build_args=inputs.build_args,
                               extra_files={**shared, **inputs.extra_files})
     run.say(f"building image {d.imageTag} from {context}")
-    status = None
-    if console is not None and not verbose:
-        status = console.status(f"building {d.imageTag}")
-        status.start()
 
     def on_line(line: str) -> None:
         run.say.log_only(f"build: {line}")
         if verbose and console is not None:
             console.print(line, markup=False, highlight=False)
 
-    def on_step(step: str) -> None:
-        if status is not None:
-            status.update(f"building {d.imageTag}: {step}")
-
-    try:
-        await images.build_image(docker, req, on_line, on_step)
-    finally:
-        if status is not None:
-            status.stop()
+    with BuildProgress(run.say, d.imageTag, None if verbose else console) as progress:
+        await images.build_image(docker, req, on_line, progress.step)
+        progress.done()
     run.say(f"built {d.imageTag}")
     return await images.read_contract(docker, d.imageTag)
+
+
+def select_services(contract: images.ImageContract, only: tuple[str, ...] | None,
+                    say: Reporter) -> images.ImageContract:
+    """The contract for the services this container runs (run-time selection)."""
+    if only is None:
+        return contract
+    if not contract.run_services_env:
+        raise ImageContractError(
+            f"image {contract.image} cannot run a subset of its services: it has no "
+            f"'{images.RUN_SERVICES_LABEL}' label (see README, the image contract)")
+    chosen = tuple(s for s in contract.services if s in only)
+    missing = [s for s in only if s not in contract.services]
+    if missing:
+        say(f"not in image {contract.image}: {', '.join(missing)} (skipped)")
+    if not chosen:
+        raise ImageContractError(f"image {contract.image} holds none of {', '.join(only)}")
+    return replace(contract, services=chosen)
 
 
 def container_spec(prepared: Prepared, contract: images.ImageContract) -> containers.ContainerSpec:
@@ -98,17 +138,24 @@ def container_spec(prepared: Prepared, contract: images.ImageContract) -> contai
     binds = [f"{cfg.mySqlSettings.sourceVolumeLocation}:{MYSQL_TARGET}"]
     if cfg.minioSettings and cfg.generalSettings.environment == "production":
         # Without MinIO the same host directory keeps the uploads (minio_presence.py).
-        target = MINIO_TARGET if "minio" in contract.services else MEDIA_TARGET
+        target = MINIO_TARGET if prepared.env.get("MINIO_ENABLED") == "true" else MEDIA_TARGET
         binds.append(f"{cfg.minioSettings.sourceVolumeLocation}:{target}")
+    copies: dict[str, Path] = {}
     if cfg.nginxSettings and not cfg.generalSettings.useHttp:
         n = cfg.nginxSettings
-        binds.append(f"{n.sourceVolumeLocation}:{n.targetVolumeLocation}:ro")
+        if resolve_endpoint().remote:  # the certificates live on this machine: send them
+            copies[n.targetVolumeLocation] = Path(n.sourceVolumeLocation)
+        else:
+            binds.append(f"{n.sourceVolumeLocation}:{n.targetVolumeLocation}:ro")
     if cfg.localDataSettings and cfg.generalSettings.environment == "local":
         binds.append(f"{cfg.localDataSettings.sourceVolumeLocation}:{LOCAL_DATA_TARGET}:ro")
+    env = read_env_file(prepared.env_path)
+    if contract.run_services_env:
+        env[contract.run_services_env] = ",".join(contract.services)
     return containers.ContainerSpec(
-        name=d.containerName, image=contract.image, env=read_env_file(prepared.env_path),
+        name=d.containerName, image=contract.image, env=env,
         log_dir=contract.log_dir, binds=binds, network_mode=d.networkMode,
-        ports=d.publishedPorts, stop_timeout=d.stopTimeout,
+        ports=d.publishedPorts, stop_timeout=d.stopTimeout, copies=copies,
     )
 
 
@@ -127,10 +174,13 @@ async def up(opts: UpOptions) -> int:
     for m in prepared.messages:
         say(m)
     say(f"logs: {session}")
+    say(f"engine: {resolve_endpoint().describe()}")
     run = Run(say=say)
     try:
+        if opts.on_prepared is not None:
+            opts.on_prepared(prepared, say)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals, run)
+            tg.start_soon(watch_signals, run, True)
             try:
                 code = await _up(prepared, run, opts, session, console)
             finally:
@@ -146,19 +196,46 @@ async def up(opts: UpOptions) -> int:
 
 async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
               console: Console) -> int:
+    name = prepared.config.deploymentSettings.containerName
+    lock = await _take_lock(name, opts.replace, console)
+    try:
+        return await _up_locked(prepared, run, opts, session, console, lock)
+    finally:
+        lock.release()
+
+
+async def _take_lock(name: str, replace: bool, console: Console) -> DeploymentLock:
+    """One follower per deployment: the lock, taken before anything starts."""
+    lock = DeploymentLock.acquire(name)
+    if lock is None and replace:
+        await stop_logger(name, console)
+        lock = DeploymentLock.acquire(name, wait=2.0)
+    if lock is None:
+        raise ContainerConflict(
+            f"deployment '{name}' already exists and is followed by pid {lock_holder(name)} (a "
+            "background logger or another `up`): stop it with `python3 build.py -D` (or "
+            "`loon down`), or pass --replace")
+    return lock
+
+
+async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
+                     console: Console, lock: DeploymentLock) -> int:
     cfg = prepared.config
     name = cfg.deploymentSettings.containerName
     async with open_engine() as docker:
         contract = None
         try:
             with run.phase_scope:
-                contract = await build_phase(docker, prepared, run, opts.verbose, console)
-                align_env(prepared, contract.services, run.say)
+                built = await build_phase(docker, prepared, run, opts.verbose, console)
+                align_env(prepared, built.services, run.say)
+                contract = select_services(built, opts.only, run.say)
                 await _fault_delay("starting")
-                if opts.replace:
-                    await _remove_named(docker, name, run)
-                run.cid = await containers.create_and_start(docker, container_spec(prepared,
-                                                                                   contract))
+                if opts.replace:  # the old follower collected its bytes, or we do now
+                    await remove_deployment(docker, name, console)
+                else:
+                    await remove_stopped(docker, name, run.say)
+                run.cid = await containers.create_and_start(
+                    docker, container_spec(prepared, contract))
                 run.say(f"started container {name} ({run.cid[:12]})")
         finally:
             if run.stop_signal is not None:
@@ -167,36 +244,82 @@ async def _up(prepared: Prepared, run: Run, opts: UpOptions, session: Path,
         if run.stop_signal is not None:
             return signal_exit_code(run.stop_signal)
         assert contract is not None and run.cid is not None
+        state = run_state(prepared, contract, run.cid, session)
         if opts.detached:
-            return await hand_over(docker, run, prepared, contract, session)
+            return await hand_over(docker, run, lock, state)
+        write_state(state_path(name), {**state, "foreground_pid": os.getpid()})
         printer = Printer(list(contract.services) + ["container"]) if opts.verbose else None
+        terminal = printer or Printer([])
         d = cfg.deploymentSettings
-        s = Streaming(docker, run.cid, contract, session, d.stopTimeout, printer,
+        s = Streaming(docker, run.cid, contract, session, d.stopTimeout, printer, mark=name,
+                      terminal=terminal,
                       crash_policy=CrashLoopPolicy(d.crashLoopRestarts, d.crashLoopWindow))
+        run.say.queue = terminal
+
+        def save(positions: dict) -> None:
+            current = read_state(name)
+            if current is not None and current.get("cid") == run.cid:
+                write_state(state_path(name), {**current, "positions": positions})
+
         attached = anyio.Event()
+        run.can_hand_over = True
+        handed = by_down = False
         try:
-            await _stream_and_report(s, run, attached, prepared)
+            await _stream_and_report(s, run, attached, prepared, save)
+            if run.handing_over:
+                handed = await _hand_over_on_hang_up(run, lock, state, s)
         finally:
-            with anyio.CancelScope(shield=True):
-                await containers.remove(docker, run.cid)
-                run.say(f"removed container {name}", terminal=run.stop_signal is not None
-                        or run.failure is not None)
+            if not handed and not run.teardown_failed:
+                with bounded(run, "removing the container", ENGINE_GRACE):
+                    await containers.remove(docker, run.cid)
+                    run.say(f"removed container {name}", terminal=run.stop_signal is not None
+                            or run.failure is not None)
+                by_down = bool((read_state(name) or {}).get("down_requested"))
+                clear_foreground_state(name, run.cid)
+        if handed:
+            return 0
         if run.failure is not None:
             return 1
         if run.stop_signal is not None:
+            if by_down and run.stop_signal == signal.SIGTERM:
+                return 0  # `loon down` asked: a normal stop
             return signal_exit_code(run.stop_signal)
         return 0
 
 
+async def _hand_over_on_hang_up(run: Run, lock: DeploymentLock, state: dict,
+                                s: Streaming) -> bool:
+    """SIGHUP: a background logger continues from the exact positions; the deployment keeps
+    running. If it cannot start, the run stops the container as usual."""
+    with anyio.CancelScope(shield=True):
+        proc, ok = await start_logger(state["name"], {**state, "positions": s.positions()},
+                                      lock)
+    if ok:
+        run.say(f"terminal hung up: background logger pid {proc.pid} keeps writing "
+                f"{s.session}; stop everything with `loon down`")
+        return True
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    run.say("terminal hung up and the background logger did not start; stopping the "
+            "container")
+    run.handing_over = False
+    with bounded(run, "stopping the container", s.stop_timeout + ENGINE_GRACE):
+        await containers.stop(s.docker, s.cid, s.stop_timeout)
+    with bounded(run, "collecting the final log bytes", ENGINE_GRACE):
+        await collect_tails(s, run)
+    return False
+
+
 async def _stream_and_report(s: Streaming, run: Run, attached: anyio.Event,
-                             prepared: Prepared) -> None:
+                             prepared: Prepared, save: Callable[[dict], None]) -> None:
     async with anyio.create_task_group() as tg:
         async def announce() -> None:
             await attached.wait()
             run.say(f"Loon is up: {prepared.config.url}")
             run.say(f"logs are in {s.session} (tail -f them); press Ctrl+C to stop")
         tg.start_soon(announce)
-        await stream_until_done(s, run, attached)
+        await stream_until_done(s, run, attached, save)
         tg.cancel_scope.cancel()
     if run.failure is not None:
         culprit = run.failure.split()[1] if run.failure.startswith("service ") else "container"

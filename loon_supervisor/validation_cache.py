@@ -10,20 +10,30 @@ again (cross-field rules such as the certificate files, and the volume directori
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
-from loon_supervisor.config.rules import check_rules, ensure_volume_dirs
+from loon_supervisor.config.rules import check_rules
+from loon_supervisor.config.volumes import check_volume_dirs
 
-_SOURCES = ("config/model.py", "config/load.py", "config/rules.py", "envfile.py", "prepare.py")
+_SOURCES = ("config/model.py", "config/load.py", "config/rules.py", "config/jsonread.py",
+            "config/overrides.py", "config/formats.py", "config/volumes.py",
+            "config/certificates.py", "envfile.py", "prepare.py", "validation_cache.py")
 
 
-def _digest(config_bytes: bytes, env_file: str, env_bytes: bytes) -> str:
+def _digest(config_bytes: bytes, env_file: str, env_bytes: bytes, build_dir: Path) -> str:
     h = hashlib.sha256()
     h.update(config_bytes)
     h.update(b"\0" + env_file.encode() + b"\0" + env_bytes)
+    for key_file in sorted(build_dir.glob(".secret-key.*")):  # an emptied key must be seen
+        try:
+            h.update(b"\0" + key_file.name.encode() + b"=" + key_file.read_bytes())
+        except OSError:
+            h.update(b"\0unreadable")
     for key in sorted(k for k in os.environ if k.upper().startswith("LOON_")):
         h.update(f"\0{key}={os.environ[key]}".encode())
     here = Path(__file__).parent
@@ -36,34 +46,40 @@ def _stamp(build_dir: Path, env_file: str) -> Path:
     return build_dir / f".validated.{env_file}.json"
 
 
-def fast_validate(config_file: Path, env_file: str, build_dir: Path) -> list[str] | None:
+def fast_validate(config_file: Path, config_bytes: bytes, env_file: str, build_dir: Path
+                  ) -> list[str] | None:
     """Messages to print when the stamp still holds; None means: validate for real."""
     try:
         stamp = json.loads(_stamp(build_dir, env_file).read_text())
-        config_bytes = config_file.read_bytes()
         env_bytes = (build_dir / env_file).read_bytes()
-    except (OSError, ValueError):
-        return None
-    if stamp.get("digest") != _digest(config_bytes, env_file, env_bytes):
-        return None
-    try:
+        if stamp.get("digest") != _digest(config_bytes, env_file, env_bytes, build_dir):
+            return None
         data = json.loads(config_bytes)
-    except ValueError:
+        dirs = [(str(a), str(b)) for a, b in stamp.get("volume_dirs", [])]
+    except (OSError, ValueError, TypeError, RecursionError, AttributeError):
         return None
-    if check_rules(data, config_file.resolve().parent):
+    notes: list[str] = []
+    if not isinstance(data, dict) or check_rules(data, config_file.resolve().parent, notes):
         return None
-    messages, problems = ensure_volume_dirs([tuple(d) for d in stamp.get("volume_dirs", [])])
+    messages, problems = check_volume_dirs(dirs, create=False)
     if problems:
         return None
-    return [*messages, f"{build_dir / env_file} is current (config unchanged since the last "
+    return [*notes, *messages, f"{build_dir / env_file} is current (config unchanged since the last "
                        "validation)"]
 
 
-def write_stamp(config_file: Path, env_file: str, build_dir: Path,
+def write_stamp(config_bytes: bytes, env_file: str, build_dir: Path,
                 volume_dirs: list[tuple[str, str]]) -> None:
+    """Record a successful validation (a unique temporary name, then an atomic rename)."""
     env_bytes = (build_dir / env_file).read_bytes()
-    digest = _digest(config_file.read_bytes(), env_file, env_bytes)
+    digest = _digest(config_bytes, env_file, env_bytes, build_dir)
     path = _stamp(build_dir, env_file)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"digest": digest, "volume_dirs": volume_dirs}))
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=build_dir)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({"digest": digest, "volume_dirs": volume_dirs}))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -23,8 +23,8 @@ def busybox_path() -> str:
 def write_context(ctx: Path, services: dict[str, str], *, status_command: str | None = None,
                   gnu_tail: bool = True, log_dir: str = "/var/log/loon",
                   main: str | None = None, labels: bool = True,
-                  extra_files: dict[str, str] | None = None, build_step: str | None = None
-                  ) -> Path:
+                  extra_files: dict[str, str] | None = None, build_step: str | None = None,
+                  extra_labels: dict[str, str] | None = None) -> Path:
     """A build context whose container runs each ``services[name]`` shell snippet with its
     output appended to ``<log_dir>/<name>.log``."""
     ctx.mkdir(parents=True, exist_ok=True)
@@ -39,8 +39,10 @@ def write_context(ctx: Path, services: dict[str, str], *, status_command: str | 
     lines = ["#!/bin/sh", f"mkdir -p {log_dir} /tmp", "pids="]
     for name, snippet in services.items():
         (ctx / f"svc-{name}.sh").write_text(f"#!/bin/sh\n{snippet}\n")
+        # run-time selection (org.loon.run-services-env): only the services named there
+        lines.append(f'case ",${{LOON_RUN_SERVICES:-{name}}}," in *",{name},"*)')
         lines.append(f"sh /app/svc-{name}.sh >> {log_dir}/{name}.log 2>&1 &")
-        lines.append('pids="$pids $!"')
+        lines.append('pids="$pids $!" ;; esac')
     # Like supervisord: on TERM, pass it to every service, wait for them, then exit.
     lines.append("trap 'kill -TERM $pids; wait; exit 0' TERM")
     lines.append(main or "echo container up; while :; do sleep 1 & wait $!; done")
@@ -50,9 +52,12 @@ def write_context(ctx: Path, services: dict[str, str], *, status_command: str | 
     label_lines = []
     if labels:
         label_lines.append(f'LABEL org.loon.services="{",".join(services)}" '
-                           f'org.loon.log-dir="{log_dir}"')
+                           f'org.loon.log-dir="{log_dir}" '
+                           'org.loon.run-services-env="LOON_RUN_SERVICES"')
         if status_command:
             label_lines.append(f"LABEL org.loon.status-command='{status_command}'")
+        for key, value in (extra_labels or {}).items():
+            label_lines.append(f"LABEL {key}='{value}'")
     (ctx / "Dockerfile").write_text(textwrap.dedent("""\
         FROM scratch
         COPY busybox /bin/busybox

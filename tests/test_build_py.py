@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.certs import make_pair
 from tests.conftest import ROOT, base_config, write_config
 
 sys.path.insert(0, str(ROOT))
@@ -42,6 +43,9 @@ UP = {"config_file": C, "env_file": ".env", "verbose": False, "detached": False,
     (["-e"], ("validate", {"config_file": C, "env_file": ".env"})),
     (["--validate-build", "--env-file", "x"], ("validate", {"config_file": C, "env_file": "x"})),
     (["-D"], ("down", {"config_file": C})),
+    (["-D", "--name", "prod"], ("down", {"config_file": C, "name": "prod"})),
+    (["-ec", "other.json"], ("validate", {"config_file": Path("other.json"),
+                                          "env_file": ".env"})),
     (["--down", "--config-file", "c.json"], ("down", {"config_file": Path("c.json")})),
     (["-ve"], ("validate", {"config_file": C, "env_file": ".env"})),
 ])
@@ -81,7 +85,7 @@ def test_validate_writes_0600_env_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     assert "user_pass" in env.read_text()
     assert "user_pass" not in result.stdout + result.stderr
-    assert "created" in result.stdout and (tmp_path / "mysql-data").is_dir()
+    assert "up creates it" in result.stdout and not (tmp_path / "mysql-data").exists()
 
 
 def test_example_config_validates(tmp_path: Path) -> None:
@@ -173,8 +177,7 @@ def test_stamp_still_checks_the_file_system(tmp_path: Path) -> None:
     project = tmp_path / "p"
     ssl = tmp_path / "ssl"
     (ssl / "c").mkdir(parents=True)
-    (ssl / "c" / "cert.pem").write_text("x")
-    (ssl / "c" / "key.pem").write_text("y")
+    make_pair(ssl / "c" / "cert.pem", ssl / "c" / "key.pem")
     data = base_config(tmp_path)
     data["generalSettings"]["useHttp"] = False
     data["nginxSettings"] = {"sourceVolumeLocation": str(ssl), "certFileLocation": "c/cert.pem",

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from loon_supervisor.config import load_config
 from loon_supervisor.config.load import env_overrides
 from loon_supervisor.errors import ConfigError
+from tests.certs import make_pair
 from tests.conftest import base_config, write_config
 
 
@@ -62,7 +63,7 @@ def test_base_url(tmp_path: Path, value: str, ok: bool) -> None:
         assert any(p.startswith("generalSettings.baseUrl:") for p in problems(path))
 
 
-@pytest.mark.parametrize("value,ok", [("/data/x", True), ("/", True), ("data/x", False),
+@pytest.mark.parametrize("value,ok", [("/data/x", True), ("/", False), ("data/x", False),
                                       ("/data/x/", False)])
 def test_volume_paths(tmp_path: Path, value: str, ok: bool) -> None:
     data = base_config(tmp_path)
@@ -98,8 +99,7 @@ def test_nginx_files_must_exist(tmp_path: Path) -> None:
                              "keyFileLocation": "private/localhost.key"}
     found = problems(write_config(tmp_path / "c.json", data))
     assert len(found) == 1 and found[0].startswith("nginxSettings.keyFileLocation:")
-    (ssl / "private").mkdir()
-    (ssl / "private" / "localhost.key").write_text("k")
+    make_pair(ssl / "certs" / "localhost.crt", ssl / "private" / "localhost.key")
     load_config(tmp_path / "c.json", {})
 
 
@@ -136,7 +136,7 @@ def test_env_overrides_parse_per_field(tmp_path: Path) -> None:
     data = base_config(tmp_path)
     path = write_config(tmp_path / "c.json", data)
     cfg = load_config(path, {"LOON_MYSQLSETTINGS__DATABASEPASSWORD": "1234",
-                             "loon_generalsettings__usehttp": "false",
+                             "loon_generalsettings__usehttp": "true",
                              "LOON_DEPLOYMENTSETTINGS__STOPTIMEOUT": "3",
                              "LOON_GENERALSETTINGS__USEHTTP": "true"})
     assert cfg.mySqlSettings.databasePassword.get_secret_value() == "1234"
@@ -146,7 +146,7 @@ def test_env_overrides_parse_per_field(tmp_path: Path) -> None:
 def test_env_override_bad_bool(tmp_path: Path) -> None:
     path = write_config(tmp_path / "c.json", base_config(tmp_path))
     found = problems(path, {"LOON_GENERALSETTINGS__USEHTTP": "maybe"})
-    assert found == ["LOON_GENERALSETTINGS__USEHTTP: cannot be read as true or false — set it "
+    assert found == ["LOON_GENERALSETTINGS__USEHTTP: 'maybe' is not a boolean — set it "
                      "to true or false"]
 
 

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loon_supervisor.config import load_config
-from loon_supervisor.envfile import environment, quote, read_env_file, render, write_env_file
+from loon_supervisor.envfile import (
+    compose_reads_differently,
+    environment,
+    quote,
+    read_env_file,
+    render,
+    write_env_file,
+)
 from loon_supervisor.errors import ConfigError
 from tests.conftest import base_config, write_config
 
@@ -49,7 +56,7 @@ def test_round_trip_through_both_readers(tmp_path: Path, value: str) -> None:
     assert compose_value(line) == value
 
 
-@pytest.mark.parametrize("value", ["a\nb", "it's $5", "\\$x", "a\rb"])
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "x\0y"])
 def test_unrepresentable_values_are_rejected(value: str) -> None:
     with pytest.raises(ValueError):
         quote("V", value)
@@ -64,12 +71,14 @@ def test_any_value_round_trips_or_is_rejected(value: str) -> None:
     try:
         line = quote("V", value)
     except ValueError:
+        assert any(c in value for c in "\n\r\0")
         return
-    assert compose_value(line) == value
     from io import StringIO
 
     from dotenv import dotenv_values
     assert dotenv_values(stream=StringIO(line + "\n"), interpolate=False)["V"] == value
+    if not compose_reads_differently(value):
+        assert compose_value(line) == value
 
 
 def test_file_mode_and_order(tmp_path: Path, project: Path) -> None:

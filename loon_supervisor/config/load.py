@@ -2,107 +2,49 @@
 
 JSON values must have the type a field declares (strict, as the original schema was).
 Environment variables ``LOON_<SECTION>__<FIELD>`` (case-insensitive, e.g.
-``LOON_MYSQLSETTINGS__DATABASEPASSWORD``) override the file; they are text, so booleans and
-numbers are parsed from them per field, and strings stay strings.
+``LOON_MYSQLSETTINGS__DATABASEPASSWORD``) and ``LOON_<SECTION>`` (a JSON object) override
+the file (:mod:`loon_supervisor.config.overrides`); the file is read exactly once
+(:mod:`loon_supervisor.config.jsonread`).
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from loon_supervisor.config.jsonread import ConfigSource, parse_source, read_source
 from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.config.overrides import ENV_PREFIX, attribute, read_overrides
+from loon_supervisor.config.overrides import section_model as _section_model
 from loon_supervisor.config.rules import check_rules
 from loon_supervisor.errors import ConfigError, Problem
 
-ENV_PREFIX = "LOON_"
+__all__ = ["ENV_PREFIX", "Loaded", "load", "load_config", "read_json", "validate_data"]
 
 
-def _env_source(environ: dict[str, str]) -> dict[str, Any]:
-    """pydantic-settings finds and explodes LOON_<SECTION>__<FIELD> variables. Imported only
-    when such a variable exists: it is a third of ``build.py -e``'s start-up time."""
-    from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+@dataclass
+class Loaded:
+    """A valid configuration plus what to tell the operator about it."""
 
-    class _EnvOverrides(BaseSettings, LoonConfig):
-        model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__",
-                                          case_sensitive=False, extra="forbid")
-
-    source = EnvSettingsSource(_EnvOverrides)
-    source.env_vars = {k.lower(): v for k, v in environ.items()}
-    return source()
+    config: LoonConfig
+    source: ConfigSource
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_json(path: Path) -> dict[str, Any]:
     """Parse the file, turning every I/O or syntax failure into one clear problem."""
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            [Problem(name, "file not found", f"create it (see config.example.json) or pass "
-                     f"--config-file; looked for {path.resolve()}")]
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(name, f"cannot be read ({exc})", "fix the file")]) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            [Problem(f"{name}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}",
-                     f"fix the syntax at line {exc.lineno}, column {exc.colno}")]
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(name, "the top level must be a JSON object", "wrap it in { }")])
-    return data
+    return parse_source(read_source(path))
 
 
 def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """LOON_* variables as a nested dict, with bools and ints parsed per field."""
-    environ = dict(os.environ) if environ is None else environ
-    sections = tuple(f"{ENV_PREFIX}{s}__".lower() for s in LoonConfig.model_fields)
-    if not any(k.lower().startswith(sections) for k in environ):
-        return {}
-    raw = _env_source(environ)
-    problems: list[Problem] = []
-    out: dict[str, Any] = {}
-    for section, values in raw.items():
-        section_model = _section_model(section)
-        if section_model is None or not isinstance(values, dict):
-            out[section] = values
-            continue
-        parsed: dict[str, Any] = {}
-        for key, value in values.items():
-            field = section_model.model_fields.get(key)
-            if field is not None and field.annotation in (bool, int) and isinstance(value, str):
-                try:
-                    value = TypeAdapter(field.annotation).validate_strings(value)
-                except ValidationError:
-                    kind = "true or false" if field.annotation is bool else "a whole number"
-                    problems.append(Problem(
-                        f"{ENV_PREFIX}{section}__{key}".upper(),
-                        f"cannot be read as {kind}", f"set it to {kind}"))
-                    continue
-            parsed[key] = value
-        out[section] = parsed
-    if problems:
-        raise ConfigError(problems, "the environment")
-    return out
-
-
-def _section_model(name: str) -> type[BaseModel] | None:
-    field = LoonConfig.model_fields.get(name)
-    if field is None:
-        return None
-    ann = field.annotation
-    for candidate in getattr(ann, "__args__", (ann,)):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
+    return read_overrides(dict(os.environ) if environ is None else environ).data
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -115,28 +57,43 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validate_data(data: dict[str, Any], base_dir: Path | None = None) -> LoonConfig:
+def validate_data(data: dict[str, Any], base_dir: Path | None = None,
+                  notes: list[str] | None = None) -> LoonConfig:
     """Validate already-parsed data; raises ConfigError listing every problem."""
     problems: list[Problem] = []
     config: LoonConfig | None = None
     try:
         config = LoonConfig.model_validate(data, strict=True)
     except ValidationError as exc:
-        problems.extend(_problems_from(exc))
-    problems.extend(check_rules(data, base_dir))
+        problems.extend(_problems_from(exc, data))
+    except RecursionError:
+        problems.append(Problem("(top level)", "nests too deeply", "check the file is "
+                                "the right one"))
+    problems.extend(check_rules(data, base_dir, notes))
     if problems:
         raise ConfigError(_dedupe(problems))
     assert config is not None
     return config
 
 
-def load_config(path: Path, environ: dict[str, str] | None = None) -> LoonConfig:
-    """The whole pipeline: file, environment, structure, rules. No side effects."""
-    data = _merge(read_json(path), env_overrides(environ))
+def load(source: ConfigSource, environ: dict[str, str] | None = None) -> Loaded:
+    """The whole pipeline on bytes already read: parse, override, validate. No side effects."""
+    environ = dict(os.environ) if environ is None else environ
+    data = parse_source(source)
+    overrides = read_overrides(environ)
+    notes: list[str] = []
     try:
-        return validate_data(data, path.resolve().parent)
+        config = validate_data(_merge(data, overrides.data), source.path.resolve().parent,
+                               notes)
     except ConfigError as exc:
-        raise ConfigError(exc.problems, str(path)) from None
+        where = str(source.path) + (" with the LOON_* environment" if overrides.origin else "")
+        raise ConfigError(attribute(exc.problems, overrides.origin), where) from None
+    return Loaded(config, source, notes, overrides.warnings)
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> LoonConfig:
+    """Read the file once and validate it with the environment; no side effects."""
+    return load(read_source(path), environ).config
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
@@ -153,7 +110,19 @@ _TYPE_NAMES = {"bool": "true or false (no quotes)", "string": "a string in doubl
                "int": "a whole number", "dict": "a JSON object", "model": "a JSON object"}
 
 
-def _problems_from(exc: ValidationError) -> list[Problem]:
+def _json_type(data: Any, loc: tuple[Any, ...]) -> str:
+    value = data
+    for part in loc:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return "something else"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+             list: "an array", dict: "an object", type(None): "null"}
+    return names.get(type(value), "something else")
+
+
+def _problems_from(exc: ValidationError, data: dict[str, Any] | None = None) -> list[Problem]:
     problems = []
     for err in exc.errors(include_input=False):
         loc = [str(x) for x in err["loc"] if not str(x).startswith("function-")]
@@ -161,7 +130,7 @@ def _problems_from(exc: ValidationError) -> list[Problem]:
         loc = [x for x in loc if not (x[:1].isupper() and x.endswith("Settings"))]
         path = ".".join(loc) or "(top level)"
         kind = err["type"]
-        msg = err["msg"]
+        msg = err["msg"].replace("Input should be", "must be").replace("input should be", "must be")
         if kind == "extra_forbidden":
             problems.append(_unknown_key(loc))
             continue
@@ -171,7 +140,8 @@ def _problems_from(exc: ValidationError) -> list[Problem]:
         if kind.endswith("_type") or kind in ("model_attributes_type", "dict_type"):
             want = kind.removesuffix("_type").removeprefix("model_attributes")
             want = {"": "model", "str": "string"}.get(want, want)
-            problems.append(Problem(path, f"has the wrong JSON type ({msg.lower()})",
+            got = _json_type(data, tuple(err["loc"])) if data is not None else "another type"
+            problems.append(Problem(path, f"has the wrong JSON type ({got})",
                                     f"write it as {_TYPE_NAMES.get(want, want)}"))
             continue
         if kind == "literal_error":
@@ -193,7 +163,8 @@ def _problems_from(exc: ValidationError) -> list[Problem]:
         if kind in ("greater_than_equal", "less_than_equal"):
             problems.append(Problem(path, msg.lower(), "choose a value in range"))
             continue
-        problems.append(Problem(path, msg, "correct the value"))
+        problems.append(Problem(path, msg.lower(),
+                                "correct the value"))
     return problems
 
 
@@ -203,7 +174,7 @@ def _unknown_key(loc: list[str]) -> Problem:
     model: type[BaseModel] | None = LoonConfig
     for part in parents:
         model = _section_model(part) if model is LoonConfig else None
-    known = list(model.model_fields) if model else []
+    known = [f.alias or n for n, f in model.model_fields.items()] if model else []
     guess = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if not guess:
         lowered = {k.lower(): k for k in known}

@@ -12,12 +12,19 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from loon_supervisor.config.formats import check_image_reference, split_base_url
+
 
 def _absolute_dir(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError("must be an absolute path|start it with / (the full host path)")
     if len(value) > 1 and value.endswith("/"):
         raise ValueError("must not end with a slash|remove the trailing /")
+    if any(part in (".", "..") for part in value.split("/")) or "//" in value:
+        raise ValueError("must not contain '.', '..' or '//' components|write the plain "
+                         "absolute path")
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character|write the plain absolute path")
     return value
 
 
@@ -28,12 +35,7 @@ def _relative_file(value: str) -> str:
 
 
 def _base_url(value: str) -> str:
-    if "://" in value:
-        raise ValueError("must not contain a scheme such as http://|write only the host, e.g. localhost; useHttp decides the scheme")
-    if value.startswith("/") or value.endswith("/"):
-        raise ValueError("must not start or end with a slash|remove the leading or trailing /")
-    if not value or any(c.isspace() for c in value):
-        raise ValueError("must be a host name without spaces|write it like localhost or loon.example.org")
+    split_base_url(value)
     return value
 
 
@@ -51,7 +53,8 @@ class GeneralSettings(Section):
         description="production: full Loon (docker/); local: Local Loon (docker-local/)."
     )
     baseUrl: Annotated[str, AfterValidator(_base_url)] = Field(
-        description="Host the application is reached at, without scheme or slashes."
+        description="Host the application is reached at (host, host:port, [IPv6] or "
+        "[IPv6]:port), without scheme or slashes."
     )
 
 
@@ -101,7 +104,8 @@ class DeploymentSettings(Section):
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
         description="Container name; also names this deployment for -D.",
     )
-    imageTag: str = Field(default="loon:latest", min_length=1, description="Tag of the built image.")
+    imageTag: Annotated[str, AfterValidator(check_image_reference)] = Field(
+        default="loon:latest", description="Tag of the built image (a valid image reference).")
     imageDirectory: str | None = Field(
         default=None,
         description="Build context instead of docker/ (production) or docker-local/ (local); "
@@ -161,6 +165,11 @@ class LoonConfig(Section):
     nginxSettings: NginxSettings | None = None
     localDataSettings: LocalDataSettings | None = None
     deploymentSettings: DeploymentSettings = Field(default_factory=DeploymentSettings)
+
+    @property
+    def allowed_host(self) -> str:
+        """Django's ALLOWED_HOSTS entry: the host without its port (IPv6 keeps brackets)."""
+        return split_base_url(self.generalSettings.baseUrl)[0]
 
     @property
     def url(self) -> str:

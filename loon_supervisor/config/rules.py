@@ -6,7 +6,6 @@ operator sees these problems in the same report as type errors.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,29 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def check_rules(data: dict[str, Any], base_dir: Path | None = None) -> list[Problem]:
-    problems: list[Problem] = []
+def raw_volume_dirs(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(JSON path, directory) of the mounted host directories, from raw data; only the
+    well-formed absolute paths (the model reports the others)."""
+    env = (_section(data, "generalSettings") or {}).get("environment")
+    names = ["mySqlSettings"] + (["minioSettings"] if env == "production" else []) + (
+        ["localDataSettings"] if env == "local" else [])
+    out = []
+    for name in names:
+        value = (_section(data, name) or {}).get("sourceVolumeLocation")
+        if isinstance(value, str) and value.startswith("/") and "\0" not in value and not any(
+                part in (".", "..") for part in value.split("/")):
+            out.append((f"{name}.sourceVolumeLocation", value))
+    return out
+
+
+def check_rules(data: dict[str, Any], base_dir: Path | None = None,
+                notes: list[str] | None = None) -> list[Problem]:
+    """Problems spanning sections or the file system; ``notes`` collects remarks such as a
+    certificate's days to expiry."""
+    from loon_supervisor.config.volumes import check_volume_paths
+
+    notes = [] if notes is None else notes
+    problems: list[Problem] = check_volume_paths(raw_volume_dirs(data))
     general = _section(data, "generalSettings") or {}
     use_http = general.get("useHttp")
     env = general.get("environment")
@@ -32,6 +52,7 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None) -> list[Prob
     if use_http is False and nginx:
         src = nginx.get("sourceVolumeLocation")
         if isinstance(src, str) and src.startswith("/"):
+            found = {}
             for key in ("certFileLocation", "keyFileLocation"):
                 rel = nginx.get(key)
                 if isinstance(rel, str) and rel and not rel.startswith("/"):
@@ -40,6 +61,14 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None) -> list[Prob
                         problems.append(Problem(f"nginxSettings.{key}",
                                                 f"{full} does not exist or is not a file",
                                                 "put the file there or correct the path"))
+                    else:
+                        found[key] = full
+            if len(found) == 2:
+                from loon_supervisor.config.certificates import check_tls_pair
+
+                more, said = check_tls_pair(found["certFileLocation"], found["keyFileLocation"])
+                problems.extend(more)
+                notes.extend(said)
 
     if env == "production" and data.get("minioSettings") is None:
         problems.append(Problem("minioSettings", "is required for environment 'production'",
@@ -62,6 +91,12 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None) -> list[Prob
         problems.append(Problem("deploymentSettings.extraCaCertificate",
                                 f"{ca} does not exist or is not a file",
                                 "give the path of a PEM certificate, or null"))
+    elif isinstance(ca, str):
+        from loon_supervisor.config.certificates import check_ca
+
+        more, said = check_ca(_resolve(ca, base_dir))
+        problems.extend(more)
+        notes.extend(said)
     src = deploy.get("loonSourceLocation")
     if isinstance(src, str) and not _resolve(src, base_dir).is_dir():
         problems.append(Problem("deploymentSettings.loonSourceLocation",
@@ -89,25 +124,7 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
 
 
 def ensure_volume_dirs(dirs: list[tuple[str, str]]) -> tuple[list[str], list[Problem]]:
-    """Create missing host directories; returns (messages, problems)."""
-    said: list[str] = []
-    problems: list[Problem] = []
-    for json_path, directory in dirs:
-        p = Path(directory)
-        if p.is_dir():
-            if not os.access(p, os.W_OK | os.X_OK):
-                problems.append(Problem(json_path, f"{directory} is not writable by this user",
-                                        "fix its permissions or choose another directory"))
-            continue
-        if p.exists():
-            problems.append(Problem(json_path, f"{directory} exists but is not a directory",
-                                    "remove it or choose another path"))
-            continue
-        try:
-            p.mkdir(parents=True, exist_ok=True)
-            said.append(f"created {directory} ({json_path})")
-        except OSError as exc:
-            problems.append(Problem(json_path, f"{directory} cannot be created "
-                                    f"({exc.strerror or exc})",
-                                    "create it yourself or choose another directory"))
-    return said, problems
+    """Create missing host directories (``up`` only); returns (messages, problems)."""
+    from loon_supervisor.config.volumes import check_volume_dirs
+
+    return check_volume_dirs(dirs, create=True)

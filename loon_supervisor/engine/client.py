@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import aiodocker
 import aiohttp
 
+from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import EngineError, EngineUnreachable
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    return isinstance(exc, ssl.SSLError | aiohttp.ClientSSLError) or isinstance(
+        getattr(exc, "__cause__", None) or getattr(exc, "os_error", None), ssl.SSLError)
+
+
+def _ssl_reason(text: str) -> str:
+    """The ``[SSL: ...] reason`` part of an aiohttp/ssl message, else the whole text."""
+    start = text.find("[SSL")
+    return text[start:].split(" (_ssl.c")[0].strip("[] ") if start >= 0 else text
+
+
+def _tls_sentence(doing: str, reason: str) -> str:
+    where = resolve_endpoint().describe()
+    return (f"the TLS handshake with the Docker engine at {where} failed while {doing} "
+            f"({reason}): DOCKER_CERT_PATH (or the context's TLS files) must hold the "
+            "ca.pem, cert.pem and key.pem this engine trusts")
 
 
 @contextmanager
@@ -17,6 +38,8 @@ def map_engine_errors(doing: str) -> Iterator[None]:
     try:
         yield
     except aiodocker.DockerError as exc:
+        if exc.status == 900 and any(w in str(exc.message) for w in ("SSL", "certificate")):
+            raise EngineUnreachable(_tls_sentence(doing, _ssl_reason(str(exc.message)))) from None
         if exc.status == 900:
             raise EngineUnreachable(
                 f"cannot reach the Docker engine while {doing}: {exc.message}. Is dockerd "
@@ -24,14 +47,35 @@ def map_engine_errors(doing: str) -> Iterator[None]:
             ) from None
         raise EngineError(f"the Docker engine refused {doing}: {exc.message}") from None
     except (aiohttp.ClientError, OSError) as exc:
+        if _tls_failure(exc):
+            raise EngineUnreachable(_tls_sentence(doing, _ssl_reason(str(exc)))) from None
         raise EngineUnreachable(f"lost the Docker engine while {doing}: {exc}") from None
+
+
+def _client() -> aiodocker.Docker:
+    """DOCKER_HOST wins over contexts, as in the docker CLI; aiodocker reads the rest
+    (DOCKER_CONTEXT, the current context, TLS files, the local socket) itself."""
+    host = os.environ.get("DOCKER_HOST")
+    try:
+        return aiodocker.Docker(url=host) if host else aiodocker.Docker()
+    except aiodocker.DockerError as exc:
+        raise EngineUnreachable(f"cannot use the Docker engine {resolve_endpoint().describe()}:"
+                                f" {exc.message}") from None
+    except (ValueError, OSError) as exc:
+        raise EngineUnreachable(f"cannot use the Docker engine {resolve_endpoint().describe()}:"
+                                f" {exc}; check DOCKER_HOST, DOCKER_CONTEXT or --context") from None
+    except Exception as exc:  # aiodocker's context errors have no common public base
+        engine = resolve_endpoint()
+        raise EngineUnreachable(
+            f"cannot use the Docker engine {engine.describe()}: {exc}; list the contexts "
+            "with `docker context ls` and pick one with --context or DOCKER_CONTEXT"
+        ) from None
 
 
 @asynccontextmanager
 async def open_engine() -> AsyncIterator[aiodocker.Docker]:
-    """One client per run; DOCKER_HOST selects a remote engine."""
-    with map_engine_errors("connecting"):
-        docker = aiodocker.Docker()
+    """One client per run (see :mod:`loon_supervisor.engine.endpoint` for which engine)."""
+    docker = _client()
     try:
         with map_engine_errors("asking for its version"):
             await docker.version()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiodocker
 
@@ -23,6 +26,9 @@ class ContainerSpec:
     network_mode: str = "default"
     ports: dict[str, int] = field(default_factory=dict)
     stop_timeout: int = 10
+    # Directories on this machine copied into the container before it starts (a remote
+    # engine cannot bind them): container path -> local directory.
+    copies: dict[str, Path] = field(default_factory=dict)
 
 
 def _config(spec: ContainerSpec) -> dict:
@@ -46,6 +52,14 @@ def _config(spec: ContainerSpec) -> dict:
         cfg["ExposedPorts"] = {_port(p): {} for p in spec.ports}
         host["PortBindings"] = {_port(p): [{"HostPort": str(h)}] for p, h in spec.ports.items()}
     return cfg
+
+
+def _tar_of(source: Path, target: str) -> bytes:
+    """``source``'s files as a tar placed at ``target`` (read-only for others)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(source), arcname=target.lstrip("/"), recursive=True)
+    return buf.getvalue()
 
 
 def _port(p: str) -> str:
@@ -77,6 +91,8 @@ async def create_and_start(docker: aiodocker.Docker, spec: ContainerSpec) -> str
         container = await docker.containers.create(_config(spec), name=spec.name)
     with map_engine_errors(f"starting container {spec.name}"):
         try:
+            for target, source in spec.copies.items():
+                await container.put_archive("/", _tar_of(source, target))
             await container.start()
         except BaseException:
             await container.delete(force=True, v=True)

@@ -7,11 +7,16 @@ be followed, locally or on a remote engine. GNU tail follows with inotify on the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import re
+import shlex
 import struct
 import tarfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import aiodocker
 import anyio
@@ -35,97 +40,288 @@ async def run_capture(docker: aiodocker.Docker, cid: str, cmd: list[str],
     return int(info.get("ExitCode") or 0), bytes(out)
 
 
-async def has_gnu_tail(docker: aiodocker.Docker, cid: str) -> bool:
+async def gnu_tail_path(docker: aiodocker.Docker, cid: str) -> str | None:
+    """Where GNU tail is in the image, if anywhere. Followers run it by absolute path: a
+    busybox shell would otherwise run its own ``tail`` applet."""
+    script = ('for t in /usr/bin/tail /bin/tail /usr/local/bin/tail; do '
+              'if "$t" --version 2>/dev/null | grep -q "GNU coreutils"; then echo "$t"; '
+              'exit 0; fi; done; exit 1')
     try:
-        code, out = await run_capture(docker, cid, ["tail", "--version"])
+        code, out = await run_capture(docker, cid, ["sh", "-c", script])
     except Exception:
-        return False
-    return code == 0 and b"GNU coreutils" in out
+        return None
+    path = out.decode(errors="replace").strip()
+    return path if code == 0 and path.startswith("/") else None
 
 
-def follow_command(path: str, offset: int, gnu: bool) -> list[str]:
-    """``tail`` from byte ``offset`` (0-based), following renames and re-creation."""
-    if gnu:
-        return ["tail", "-c", f"+{offset + 1}", "-F", "-s", "0.05", path]
-    return ["tail", "-c", f"+{offset + 1}", "-F", path]
+FOLLOWER_ENV = "LOON_FOLLOWER"
+HOLD_GRACE = 0.2
+
+
+def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True) -> list[str]:
+    """``tail`` from byte ``offset`` (0-based), following renames and re-creation.
+
+    stderr is merged into stdout inside the container: tail (GNU's error(), busybox's
+    direct writes) writes its notices after the data before them, so a rotation notice sits
+    exactly at the seam between the old and the new file in one ordered stream.
+    """
+    args = [gnu or "tail", "-c", f"+{offset + 1}"]
+    if follow:
+        args += ["-F", "-s", "0.05"] if gnu else ["-F"]
+    return ["sh", "-c", f"exec {shlex.join(args)} {shlex.quote(path)} 2>&1"]
+
+
+Event = Literal["replaced", "truncated"]
 
 
 class FollowedFile:
-    """An attached ``tail``: ``receive()`` gives stdout bytes; None at end of stream."""
+    """An attached ``tail``: ``receive()`` gives stdout bytes, None at end of stream; after a
+    rotation notice it ends early and ``event`` says which (see :func:`split_notice`)."""
 
-    def __init__(self, stream: aiodocker.stream.Stream, on_stderr: Callable[[bytes], None]
-                 ) -> None:
+    def __init__(self, stream: aiodocker.stream.Stream, path: str,
+                 on_notice: Callable[[str], None], program: str = "tail") -> None:
         self._stream = stream
-        self._on_stderr = on_stderr
+        self._path = path
+        self._program = program
+        self._on_notice = on_notice
+        self._held = b""
+        self.event: Event | None = None
 
-    async def receive(self) -> bytes | None:
+    async def _read(self) -> bytes | None:
         while True:
             with map_engine_errors("reading a log stream"):
                 msg = await self._stream.read_out()
             if msg is None:
                 return None
             if msg.stream == 2:
-                self._on_stderr(msg.data)
+                self._on_notice(msg.data.decode(errors="replace").strip())
                 continue
             return msg.data
+
+    async def receive(self) -> bytes | None:
+        if self.event is not None:
+            return None
+        while True:
+            if self._held:
+                data = None
+                with anyio.move_on_after(HOLD_GRACE) as scope:
+                    data = await self._read()
+                if scope.cancelled_caught:  # nothing more came: the held bytes were data
+                    out, self._held = self._held, b""
+                    return out
+            else:
+                data = await self._read()
+            if data is None:
+                out, self._held = self._held, b""
+                return out or None
+            out, notice, rest = split_notice(self._held + data, self._path, self._program)
+            self._held = b""
+            if notice is not None:
+                self._on_notice(notice.decode(errors="replace").strip())
+                ev = classify(notice)
+                if ev is not None:
+                    self.event = ev
+                    return out or None
+                out += rest
+                rest = b""
+            out, self._held = hold_back(out, self._program)
+            if out:
+                return out
+
+
+def split_notice(data: bytes, path: str, program: str = "tail"
+                 ) -> tuple[bytes, bytes | None, bytes]:
+    """(data before, the first complete tail notice about ``path`` or None, data after).
+    Notices start with the program name tail was run as (``/usr/bin/tail: ...``)."""
+    m = _notice_re(path, program).search(data)
+    if m is None:
+        return data, None, b""
+    return data[:m.start()], m.group(0), data[m.end():]
+
+
+def classify(notice: bytes) -> Event | None:
+    if b"truncated" in notice:
+        return "truncated"
+    if any(w in notice for w in (b"replaced", b"appeared", b"inaccessible", b"cannot open",
+                                 b"No such file")):
+        return "replaced"
+    return None
+
+
+def hold_back(data: bytes, program: str = "tail") -> tuple[bytes, bytes]:
+    """Keep back what may be the start of a notice split across reads: an unterminated
+    ``tail: ...`` (short), or a tail of the data that is a prefix of ``tail: ``."""
+    head = program.encode() + b": "
+    cut = data.rfind(head, max(0, len(data) - 4096))
+    if cut >= 0 and b"\n" not in data[cut:]:
+        return data[:cut], data[cut:]
+    for k in range(min(len(head) - 1, len(data)), 0, -1):
+        if head.startswith(data[-k:]):
+            return data[:-k], data[-k:]
+    return data, b""
+
+
+def _notice_re(path: str, program: str) -> re.Pattern[bytes]:
+    p, head = re.escape(path.encode()), re.escape(program.encode() + b": ")
+    return re.compile(head + rb"(?:[^\n]{0,40}?)'?" + p + rb"'?[: ][^\n]*\n|" +
+                      head + rb"inotify[^\n]*\n")
 
 
 @asynccontextmanager
 async def open_followed_file(docker: aiodocker.Docker, cid: str, path: str, offset: int,
-                             gnu: bool, on_stderr: Callable[[bytes], None]
-                             ) -> AsyncIterator[FollowedFile]:
-    """Attach; on exit, stop the in-container tail (closing the stream does not)."""
+                             gnu: str | None, mark: str, on_notice: Callable[[str], None],
+                             follow: bool = True) -> AsyncIterator[FollowedFile]:
+    """Attach a ``tail`` carrying ``mark`` in its environment; on exit, stop it (closing
+    the stream does not), whether or not the engine answered when the stream closed."""
     container = docker.containers.container(cid)
     with map_engine_errors("attaching to a log file"):
-        ex = await container.exec(follow_command(path, offset, gnu), stdout=True, stderr=True)
+        ex = await container.exec(follow_command(path, offset, gnu, follow), stdout=True,
+                                  stderr=True, environment={FOLLOWER_ENV: mark})
         stream = ex.start(detach=False)
         await stream.__aenter__()
     try:
-        yield FollowedFile(stream, on_stderr)
+        yield FollowedFile(stream, path, on_notice, gnu or "tail")
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await stream.close()
-            try:
-                info = await ex.inspect()
-                if info.get("Running") and info.get("Pid"):
-                    # The Pid is the host's; find the tail by its command line instead.
-                    await _kill_exec(docker, cid, path, offset)
-            except Exception:
-                pass
+            if follow:
+                with contextlib.suppress(Exception):
+                    await kill_marked(docker, cid, mark, exact=True)
 
 
-async def _kill_exec(docker: aiodocker.Docker, cid: str, path: str, offset: int) -> None:
-    pattern = f"tail -c +{offset + 1} -F"
-    script = (f"for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
-              f"case \"$c\" in \"{pattern}\"*\"{path} \") kill ${{p#/proc/}};; esac; done")
-    await run_capture(docker, cid, ["sh", "-c", script])
+async def kill_marked(docker: aiodocker.Docker, cid: str, mark: str, exact: bool) -> int:
+    """Kill the container's processes whose environment carries ``LOON_FOLLOWER=mark``
+    (``exact``) or ``LOON_FOLLOWER=mark...``; how many."""
+    flag = "-qxF" if exact else "-qF"
+    script = ('n=0; for p in /proc/[0-9]*; do '
+              f'if tr "\\0" "\\n" < $p/environ 2>/dev/null | grep {flag} -e "$1"; then '
+              'kill ${p#/proc/} 2>/dev/null && n=$((n+1)); fi; done; echo $n')
+    _, out = await run_capture(docker, cid, ["sh", "-c", script, "kill-followers",
+                                             f"{FOLLOWER_ENV}={mark}"])
+    try:
+        return int(out.split()[-1])
+    except (ValueError, IndexError):
+        return 0
 
 
-async def container_output(docker: aiodocker.Docker, cid: str, since: int = 0
+async def stat_files(docker: aiodocker.Docker, cid: str, paths: list[str]
+                     ) -> dict[str, tuple[int, int]]:
+    """(inode, size) of each of ``paths`` that exists in the running container."""
+    script = 'for f in "$@"; do stat -c "%i %s %n" "$f" 2>/dev/null; done; true'
+    _, out = await run_capture(docker, cid, ["sh", "-c", script, "stat", *paths])
+    found: dict[str, tuple[int, int]] = {}
+    for line in out.decode(errors="replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            found[parts[2]] = (int(parts[0]), int(parts[1]))
+    return found
+
+
+async def read_bytes_at(docker: aiodocker.Docker, cid: str, path: str, offset: int,
+                        count: int) -> bytes:
+    """``count`` bytes of ``path`` from ``offset`` (a seam fingerprint; small)."""
+    script = f'tail -c +{offset + 1} "$1" 2>/dev/null | head -c {count}'
+    _, out = await run_capture(docker, cid, ["sh", "-c", script, "read", path])
+    return out
+
+
+async def container_output(docker: aiodocker.Docker, cid: str, skip: int = 0
                            ) -> AsyncIterator[bytes]:
-    """The container's own stdout/stderr, raw bytes (aiodocker's log() drops bad UTF-8)."""
+    """The container's own stdout/stderr, raw bytes (aiodocker's log() drops bad UTF-8),
+    from its first byte with the first ``skip`` bytes left out.
+
+    Resuming by byte count instead of ``since`` needs no clock (the engine's and ours
+    differ, and ``since`` has second precision): the engine's stored log is the same byte
+    sequence on every read, so a re-read that skips what the file already has continues
+    exactly at the seam.
+    """
     with map_engine_errors("following the container's output"):
         async with docker._query(
             f"containers/{cid}/logs",
-            params={"follow": "1", "stdout": "1", "stderr": "1", "since": str(since)},
+            params={"follow": "1", "stdout": "1", "stderr": "1"},
             timeout=None,
         ) as response:
             tty = response.headers.get("Content-Type", "") == "application/vnd.docker.raw-stream"
             buf = bytearray()
             async for chunk in response.content.iter_any():
                 if tty:
-                    yield chunk
-                    continue
-                buf += chunk
-                out = bytearray()
-                while len(buf) >= _HEADER.size:
-                    _, size = _HEADER.unpack_from(buf)
-                    if len(buf) < _HEADER.size + size:
-                        break
-                    out += buf[_HEADER.size:_HEADER.size + size]
-                    del buf[:_HEADER.size + size]
+                    out = bytearray(chunk)
+                else:
+                    buf += chunk
+                    out = bytearray()
+                    pos = 0
+                    while len(buf) - pos >= _HEADER.size:
+                        _, size = _HEADER.unpack_from(buf, pos)
+                        if len(buf) - pos < _HEADER.size + size:
+                            break
+                        out += buf[pos + _HEADER.size:pos + _HEADER.size + size]
+                        pos += _HEADER.size + size
+                    del buf[:pos]
+                if skip:
+                    dropped = min(skip, len(out))
+                    del out[:dropped]
+                    skip -= dropped
                 if out:
                     yield bytes(out)
+
+
+async def file_size(docker: aiodocker.Docker, cid: str, path: str) -> int | None:
+    """Size of ``path`` in the container (also a stopped one) without reading it."""
+    import base64
+    import json
+    with map_engine_errors("looking at a log file"):
+        try:
+            async with docker._query(f"containers/{cid}/archive", method="HEAD",
+                                     params={"path": path}) as response:
+                raw = response.headers.get("X-Docker-Container-Path-Stat", "")
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+    try:
+        return int(json.loads(base64.b64decode(raw))["size"])
+    except Exception:
+        return None
+
+
+async def stream_file(docker: aiodocker.Docker, cid: str, path: str, offset: int
+                      ) -> AsyncIterator[bytes]:
+    """The bytes of one file from ``offset`` on, streamed out of the engine's archive
+    endpoint (works on a stopped container). Only this file is transferred, and nothing is
+    held in memory beyond one chunk. The tar framing is parsed by hand because ``tarfile``
+    cannot read from an asynchronous stream."""
+    with map_engine_errors("collecting the final log bytes"):
+        try:
+            async with docker._query(f"containers/{cid}/archive", params={"path": path},
+                                     timeout=None) as response:
+                content = response.content
+                while True:
+                    header = await content.readexactly(512)
+                    if header == b"\0" * 512:
+                        return
+                    size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+                    kind = header[156:157]
+                    padded = (size + 511) // 512 * 512
+                    if kind not in (b"0", b"\0"):
+                        await content.readexactly(padded)
+                        continue
+                    left, skip = size, min(offset, size)
+                    while left:
+                        chunk = await content.read(min(left, 1 << 16))
+                        if not chunk:
+                            return
+                        left -= len(chunk)
+                        if skip:
+                            dropped = min(skip, len(chunk))
+                            chunk, skip = chunk[dropped:], skip - dropped
+                        if chunk:
+                            yield chunk
+                    return
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                raise
+        except asyncio.IncompleteReadError:
+            return
 
 
 async def read_files(docker: aiodocker.Docker, cid: str, directory: str) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ from loon_supervisor.errors import BuildFailed, ImageContractError
 SERVICES_LABEL = "org.loon.services"
 LOG_DIR_LABEL = "org.loon.log-dir"
 STATUS_LABEL = "org.loon.status-command"
+RUN_SERVICES_LABEL = "org.loon.run-services-env"
 DEFAULT_LOG_DIR = "/var/log/loon"
 
 
@@ -26,6 +27,8 @@ class ImageContract:
     services: tuple[str, ...]
     log_dir: str
     status_command: str | None
+    # org.loon.run-services-env: the variable the entrypoint reads to run only some services
+    run_services_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,4 +106,5 @@ async def read_contract(docker: aiodocker.Docker, image: str) -> ImageContract:
         services=services,
         log_dir=labels.get(LOG_DIR_LABEL) or DEFAULT_LOG_DIR,
         status_command=labels.get(STATUS_LABEL) or None,
+        run_services_env=labels.get(RUN_SERVICES_LABEL) or None,
     )

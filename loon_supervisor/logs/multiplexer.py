@@ -3,8 +3,13 @@
 The reader only appends to a buffer; the writer takes everything accumulated since its last
 write, up to the last newline, and writes it in one call. Under load, batches grow by
 themselves; at light load a line is written as soon as it arrives. A partial last line is
-held until its newline arrives, written anyway after ``PARTIAL_DELAY`` of silence, and always
-at end of stream.
+held until its newline arrives, but written anyway once it is ``PARTIAL_DELAY`` old or
+``PARTIAL_MAX`` bytes long (even while data keeps coming: progress dots), and always at end
+of stream. Newline search only scans bytes not scanned before, so buffering stays linear.
+
+A failing file (ENOSPC, EIO, ...) is reported once, in one sentence naming it, and its bytes
+are dropped from then on; the stream keeps being read, so the other files and the teardown
+carry on.
 """
 
 from __future__ import annotations
@@ -18,19 +23,26 @@ import anyio
 from loon_supervisor.logs.sinks import FileSink
 
 PARTIAL_DELAY = 0.25
+PARTIAL_MAX = 64 * 1024
 Receive = Callable[[], Awaitable[bytes | None]]
+OnFault = Callable[[str], None]
 
 
 class StreamCopy:
     """Copies one byte stream into one file; ``written`` counts bytes in the file."""
 
-    def __init__(self, name: str, path: Path, on_lines: Callable[[str, bytes], None] | None
-                 ) -> None:
+    def __init__(self, name: str, path: Path, on_lines: Callable[[str, bytes], None] | None,
+                 on_fault: OnFault | None = None) -> None:
         self.name = name
         self.path = path
         self.on_lines = on_lines
+        self.on_fault = on_fault
         self.written = path.stat().st_size if path.exists() else 0
+        self.failed: str | None = None
+        self.recent = _file_tail(path, 64)  # the last bytes taken: a seam fingerprint
         self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf known to hold no newline
+        self._partial_since: float | None = None
         self._wake = anyio.Event()
         self._eof = False
 
@@ -40,44 +52,109 @@ class StreamCopy:
         return self.written + len(self._buf)
 
     def feed(self, data: bytes) -> None:
+        if not data:
+            return
         self._buf += data
+        self.recent = (self.recent + data[-64:])[-64:]
         self._wake.set()
 
     def feed_eof(self) -> None:
         self._eof = True
         self._wake.set()
 
+    def _cut(self, now: float) -> int:
+        """How many buffered bytes to write now: whole lines, or all of an old/big partial."""
+        if self._eof:
+            return len(self._buf)
+        nl = self._buf.rfind(b"\n", self._scanned)
+        self._scanned = len(self._buf)
+        cut = 0
+        if nl >= 0:
+            cut = nl + 1
+            self._scanned = len(self._buf) - cut
+            self._partial_since = now if len(self._buf) > cut else None
+        elif self._partial_since is None and self._buf:
+            self._partial_since = now
+        if len(self._buf) - cut >= PARTIAL_MAX or (
+                self._partial_since is not None and now - self._partial_since >= PARTIAL_DELAY):
+            cut = len(self._buf)
+        if cut == len(self._buf):
+            self._scanned = 0
+            self._partial_since = None
+        return cut
+
     async def write_loop(self, sink: FileSink) -> None:
         while True:
-            timed_out = False
-            if self._buf and not self._eof:  # a partial line is held: wait, but not forever
-                with anyio.move_on_after(PARTIAL_DELAY) as scope:
+            if self._buf and not self._eof and self._partial_since is not None:
+                left = self._partial_since + PARTIAL_DELAY - anyio.current_time()
+                with anyio.move_on_after(max(left, 0)):
                     await self._wake.wait()
-                timed_out = scope.cancelled_caught
             elif not self._eof:
                 await self._wake.wait()
             self._wake = anyio.Event()
-            cut = len(self._buf) if self._eof or timed_out else self._buf.rfind(b"\n") + 1
+            cut = self._cut(anyio.current_time())
             if cut:
                 chunk = bytes(self._buf[:cut])
                 del self._buf[:cut]
-                await sink.write(chunk)
-                self.written += len(chunk)
+                await self._write(sink, chunk)
                 if self.on_lines is not None:
                     self.on_lines(self.name, chunk)
             if self._eof and not self._buf:
                 return
 
+    async def _write(self, sink: FileSink, chunk: bytes) -> None:
+        # Counted first and either way: the stream position moves on (a resume never
+        # repeats them), and a large write cancelled mid-way still completes in its thread.
+        self.written += len(chunk)
+        if self.failed is None:
+            try:
+                await sink.write(chunk)
+            except OSError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.failed = f"cannot write {self.path}: {exc.strerror or exc}"
+        if self.on_fault is not None:
+            self.on_fault(f"{self.failed}; its later lines are lost, the other files go on")
+
+    def flush_now(self, sink: FileSink) -> None:
+        """Write what is buffered at once (a cancelled copy must not lose received bytes)."""
+        chunk, self._buf = bytes(self._buf), bytearray()
+        self._scanned, self._partial_since = 0, None
+        if not chunk:
+            return
+        self.written += len(chunk)
+        if self.failed is None:
+            try:
+                sink.write_now(chunk)
+            except OSError as exc:
+                self._fail(exc)
+        if self.on_lines is not None:
+            self.on_lines(self.name, chunk)
+
 
 @asynccontextmanager
 async def open_copy(copy: StreamCopy) -> AsyncIterator[StreamCopy]:
     """Open the file and run the writer while the body feeds ``copy``; finish at exit."""
-    async with FileSink(copy.path) as sink, anyio.create_task_group() as tg:
-        tg.start_soon(copy.write_loop, sink)
+    async with FileSink(copy.path) as sink:
         try:
-            yield copy
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(copy.write_loop, sink)
+                try:
+                    yield copy
+                finally:
+                    copy.feed_eof()
         finally:
-            copy.feed_eof()
+            copy.flush_now(sink)
+
+
+def _file_tail(path: Path, n: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - n))
+            return fh.read()
+    except OSError:
+        return b""
 
 
 async def copy_stream(copy: StreamCopy, receive: Receive) -> None:

@@ -43,13 +43,21 @@ class EventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self.failed: str | None = None
 
     def event(self, text: str) -> None:
-        if self._fh.closed:
+        """Append; a failing disk disables out.log (``failed`` says why) instead of raising
+        into a teardown."""
+        if self._fh.closed or self.failed is not None:
             return
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        for line in text.splitlines() or [""]:
-            self._fh.write(f"{stamp} {line}\n")
+        try:
+            self._fh.write("".join(f"{stamp} {line}\n" for line in text.splitlines() or [""]))
+        except OSError as exc:
+            self.failed = f"cannot write {self.path}: {exc.strerror or exc}"
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:
+            pass

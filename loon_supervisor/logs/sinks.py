@@ -10,6 +10,7 @@ per batch cost the background logger half of its CPU at 8 x 100 lines/s (bench/:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from types import TracebackType
@@ -35,9 +36,15 @@ class FileSink:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         if self._fh is not None:
-            with anyio.CancelScope(shield=True):  # close on every path, cancelled or not
-                await self._fh.close()
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await self._fh.close()  # close on every path, cancelled or not
             self._fh = None
+
+    def write_now(self, data: bytes) -> None:
+        """Blocking write on the event loop: only for a last flush on a cancelled path."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
 
     async def write(self, data: bytes) -> None:
         assert self._fh is not None

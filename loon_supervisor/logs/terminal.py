@@ -1,37 +1,138 @@
 """The terminal: compose-style ``service | line`` with a coloured, aligned prefix.
 
 Only this module knows ANSI. Colour wraps the prefix only, and only on a TTY.
+
+The terminal must never hold up the files: once :meth:`Printer.pump` runs, ``lines()`` only
+appends to a bounded queue, and the pump writes it from a worker thread (a write to a paused
+terminal blocks in the kernel; the event loop must not). When the queue is full, lines are
+skipped and counted, and a notice says how many. A closed terminal (EPIPE: ``| head``) just
+ends terminal output.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
+import time
+from collections import deque
 from typing import TextIO
 
+import anyio
+
 _COLOURS = ["36", "33", "32", "35", "34", "91", "96", "93", "92", "95", "94"]
+QUEUE_LINES = 10_000
+
+
+def silence(out: TextIO) -> None:
+    """After EPIPE/EIO: point ``out``'s descriptor at /dev/null so later writes (and the
+    interpreter's flush at exit) do not fail again."""
+    with contextlib.suppress(Exception):
+        fd = out.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+
+
+def is_gone(exc: OSError) -> bool:
+    """The terminal or pipe went away (reader closed, ssh hung up)."""
+    return isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.EIO,
+                                                             errno.ENXIO)
 
 
 class Printer:
     def __init__(self, names: list[str], out: TextIO | None = None,
-                 colour: bool | None = None) -> None:
+                 colour: bool | None = None, show_prefix: bool = True,
+                 timestamps: bool = False) -> None:
         self.out = out or sys.stdout
+        self.show_prefix = show_prefix
+        self.timestamps = timestamps
         self.colour = self.out.isatty() if colour is None else colour
         self.width = max((len(n) for n in names), default=0)
         self._colours = {n: _COLOURS[i % len(_COLOURS)] for i, n in enumerate(names)}
+        self.broken = False
+        self.skipped = 0
+        self._queue: deque[str] = deque()
+        self._queued_lines = 0
+        self._pumping = False
+        self._wake: anyio.Event | None = None
 
     def prefix(self, name: str) -> str:
-        text = f"{name.ljust(self.width)} | "
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S ") if self.timestamps else ""
+        if not self.show_prefix:
+            return stamp
+        text = f"{stamp}{name.ljust(self.width)} | "
         if self.colour:
             return f"\x1b[{self._colours.get(name, '37')}m{text}\x1b[0m"
         return text
 
     def lines(self, name: str, data: bytes) -> None:
         """Print complete lines (bad bytes replaced); files keep the original bytes."""
+        if self.broken:
+            return
         p = self.prefix(name)
-        text = data.decode("utf-8", errors="replace")
-        self.out.write("".join(f"{p}{line}\n" for line in text.splitlines()))
-        self.out.flush()
+        split = data.decode("utf-8", errors="replace").splitlines()
+        if not self._pumping:
+            self._write("".join(f"{p}{line}\n" for line in split))
+            return
+        if self._queued_lines + len(split) > QUEUE_LINES:
+            self.skipped += len(split)
+            return
+        if self.skipped:
+            self._queue.append(f"[terminal too slow: {self.skipped} lines skipped here; "
+                               "the log files have them all]\n")
+            self.skipped = 0
+        self._queue.append("".join(f"{p}{line}\n" for line in split))
+        self._queued_lines += len(split)
+        if self._wake is not None:
+            self._wake.set()
 
     def system(self, text: str) -> None:
-        self.out.write(f"{text}\n")
-        self.out.flush()
+        """A supervisor message; queued like lines while the pump runs."""
+        if self.broken:
+            return
+        if not self._pumping:
+            self._write(f"{text}\n")
+            return
+        self._queue.append(f"{text}\n")
+        self._queued_lines += 1
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def pumping(self) -> bool:
+        return self._pumping
+
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except OSError as exc:
+            if not is_gone(exc):
+                raise
+            self.broken = True
+            silence(self.out)
+
+    async def pump(self) -> None:
+        """Write queued lines from a worker thread until cancelled; see the module doc."""
+        self._pumping = True
+        self._wake = anyio.Event()
+        try:
+            while not self.broken:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                while self._queue and not self.broken:
+                    text = "".join(self._queue)
+                    self._queue.clear()
+                    self._queued_lines = 0
+                    await anyio.to_thread.run_sync(self._write, text, abandon_on_cancel=True)
+        finally:
+            self._pumping = False
+
+    async def drain(self, limit: float = 1.0) -> None:
+        """Give the pump ``limit`` seconds to empty the queue (at the end of a run)."""
+        with anyio.move_on_after(limit):
+            while self._queue and self._pumping and not self.broken:
+                await anyio.sleep(0.02)
+

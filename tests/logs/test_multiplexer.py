@@ -76,3 +76,80 @@ def test_printer_prefixes_aligned_and_plain_off_tty(capsys: pytest.CaptureFixtur
     assert out.getvalue() == "db     | hello\ndb     | world\nserver | \ufffdx\n"
     coloured = Printer(["db"], out=io.StringIO(), colour=True)
     assert coloured.prefix("db").startswith("\x1b[36m")
+
+
+async def test_partial_line_flushed_by_size_while_data_keeps_coming(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(multiplexer, "PARTIAL_MAX", 1000)
+    monkeypatch.setattr(multiplexer, "PARTIAL_DELAY", 60.0)
+    writes: list[bytes] = []
+    copy = StreamCopy("s", tmp_path / "s.log", lambda name, chunk: writes.append(chunk))
+    chunks: list[bytes | float] = []
+    for _ in range(30):
+        chunks += [b"." * 100, 0.005]
+    await copy_stream(copy, scripted(chunks))
+    assert (tmp_path / "s.log").read_bytes() == b"." * 3000
+    assert len(writes) >= 2 and all(len(w) >= 1000 for w in writes[:-1])
+
+
+async def test_partial_line_flushed_by_age_while_data_keeps_coming(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(multiplexer, "PARTIAL_DELAY", 0.1)
+    writes: list[bytes] = []
+    copy = StreamCopy("s", tmp_path / "s.log", lambda name, chunk: writes.append(chunk))
+    chunks: list[bytes | float] = []
+    for _ in range(20):
+        chunks += [b".", 0.03]  # a dot every 30 ms: never 100 ms of silence
+    await copy_stream(copy, scripted(chunks + [b"\n"]))
+    assert (tmp_path / "s.log").read_bytes() == b"." * 20 + b"\n"
+    assert len(writes) >= 3  # dots reached the file before the newline
+
+
+async def test_a_failing_file_is_reported_once_and_the_stream_goes_on(tmp_path: Path) -> None:
+    faults: list[str] = []
+    copy = StreamCopy("s", tmp_path / "s.log", None, faults.append)
+
+    async def full(data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    async with multiplexer.FileSink(copy.path) as sink:
+        sink.write = full  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(copy.write_loop, sink)
+            for i in range(5):
+                copy.feed(f"line {i}\n".encode())
+                await anyio.sleep(0.01)
+            copy.feed_eof()
+    assert len(faults) == 1 and "No space left on device" in faults[0] and "s.log" in faults[0]
+    assert copy.written == copy.received == 35
+
+
+def test_a_full_terminal_queue_skips_lines_and_says_how_many(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from loon_supervisor.logs import terminal
+    monkeypatch.setattr(terminal, "QUEUE_LINES", 3)
+    p = Printer(["a"], out=io.StringIO(), colour=False)
+    p._pumping = True  # as while pump() runs: lines() only queues
+    p.lines("a", b"1\n2\n3\n")
+    p.lines("a", b"4\n5\n")  # queue full: skipped
+    assert p.skipped == 2
+    p._queue.clear()
+    p._queued_lines = 0
+    p.lines("a", b"6\n")
+    assert "".join(p._queue) == ("[terminal too slow: 2 lines skipped here; the log files "
+                                 "have them all]\na | 6\n")
+
+
+def test_a_closed_pipe_ends_terminal_output_quietly() -> None:
+    import io
+
+    class Closed(io.StringIO):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    p = Printer(["a"], out=Closed(), colour=False)
+    p.lines("a", b"x\n")
+    assert p.broken
+    p.lines("a", b"y\n")  # no error

@@ -1,0 +1,61 @@
+"""``loon dev``: only Loon's backing services, for a server run on the host with Moon.
+
+Loon's developer workflow runs the client and the Django server on the host
+(``moon server:run``), which fails without MariaDB, Redis and MinIO. The image already holds
+them: ``loon dev`` runs just those (and DuckDB) with run-time service selection, on host
+networking so they listen on 127.0.0.1, follows their logs as ``up`` does, and writes the
+environment the host-run server needs as ``.build-files/dev.env`` (mode 0600: it holds the
+passwords), ready to be the server's ``.env``. Ctrl+C and ``-D``/``loon down`` as usual.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loon_supervisor.envfile import write_env_file
+from loon_supervisor.errors import ConfigError, Problem
+from loon_supervisor.paths import build_files_dir
+from loon_supervisor.prepare import Prepared
+from loon_supervisor.run import Reporter
+
+BACKING = ("mysql", "redis", "minio", "duckdb")
+DEV_ENV = "dev.env"
+
+# What a host-run server reads, taken from the container's env file; host-side values win.
+KEEP = ("DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_HOST",
+        "DATABASE_PORT", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "MINIO_ENABLED",
+        "MINIO_STORAGE_ACCESS_KEY", "MINIO_STORAGE_SECRET_KEY", "MINIO_STORAGE_ENDPOINT",
+        "MINIO_STORAGE_MEDIA_BUCKET_NAME", "MINIO_STORAGE_STATIC_BUCKET_NAME", "SECRET_KEY",
+        "USE_HTTP")
+HOST_SIDE = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": "3306",
+             "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+             "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/0",
+             "MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000", "ALLOWED_HOST": "localhost",
+             "DEBUG": "true"}
+
+
+def host_environment(container_env: dict[str, str]) -> dict[str, str]:
+    """The variables a server on the host needs to reach the backing services."""
+    env = {k: container_env[k] for k in KEEP if k in container_env}
+    env.update(HOST_SIDE)
+    return env
+
+
+def check_network(prepared: Prepared) -> None:
+    """The services listen on the container's 127.0.0.1: only host networking shares it."""
+    if prepared.config.deploymentSettings.networkMode != "host":
+        raise ConfigError([Problem(
+            "deploymentSettings.networkMode",
+            f"is '{prepared.config.deploymentSettings.networkMode}', but `loon dev` needs "
+            "host networking (the backing services listen on 127.0.0.1)",
+            'set "networkMode": "host" (as config.example.json does)')])
+
+
+def write_dev_env(prepared: Prepared, say: Reporter) -> Path:
+    """Write ``.build-files/dev.env`` and say how to use it (never its values)."""
+    check_network(prepared)
+    path = write_env_file(build_files_dir() / DEV_ENV, host_environment(prepared.env))
+    say(f"wrote {path} (mode 0600, holds passwords): the environment for a Loon server run on "
+        f"this machine, e.g. `ln -s {path} apps/server/.env` in your Loon checkout, then "
+        "`moon server:run`")
+    return path

@@ -1,0 +1,83 @@
+"""Who a deployment is: its name, image tag, state file and current session, from one place.
+
+Every verb (up, down, status, attach, logs) resolves the deployment here, so environment
+overrides such as ``LOON_DEPLOYMENTSETTINGS__CONTAINERNAME=prod-loon`` apply to all of them
+alike. The name is read leniently (the raw file plus overrides, no validation): ``down``
+must work with a broken config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loon_supervisor.paths import build_files_dir, default_config
+
+DEFAULT_NAME = "loon"
+DEFAULT_IMAGE = "loon:latest"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One deployment as every verb sees it."""
+
+    name: str
+    image: str
+    config_file: Path
+
+    @property
+    def state_path(self) -> Path:
+        """``.build-files/state.<name>.json`` of the project (see :mod:`state`)."""
+        return build_files_dir() / f"state.{self.name}.json"
+
+    def state(self) -> dict[str, Any] | None:
+        """The state the last run (foreground or background logger) left, if any."""
+        try:
+            data = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def session(self) -> Path | None:
+        """The session directory the deployment's current run writes, if one is known."""
+        state = self.state() or {}
+        session = state.get("session")
+        return Path(session) if isinstance(session, str) and session else None
+
+
+def _lenient_settings(config_file: Path) -> dict[str, Any]:
+    """deploymentSettings from the file merged with LOON_* overrides; {} where unreadable."""
+    from loon_supervisor.config.load import env_overrides
+    from loon_supervisor.errors import LoonError
+
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+        settings = data.get("deploymentSettings") if isinstance(data, dict) else None
+    except (OSError, ValueError, RecursionError):
+        settings = None
+    merged = dict(settings) if isinstance(settings, dict) else {}
+    try:
+        over = env_overrides().get("deploymentSettings")
+    except LoonError:
+        over = None
+    if isinstance(over, dict):
+        merged.update(over)
+    return merged
+
+
+def _text(value: object, default: str) -> str:
+    return value if isinstance(value, str) and value else default
+
+
+def resolve(config_file: Path | None = None, name: str | None = None) -> Identity:
+    """The deployment for this config (default: the project's config.json) and environment.
+
+    :param name: an explicit ``--name`` wins over config and overrides.
+    """
+    config_file = config_file if config_file is not None else default_config()
+    settings = _lenient_settings(config_file)
+    return Identity(name=name or _text(settings.get("containerName"), DEFAULT_NAME),
+                    image=_text(settings.get("imageTag"), DEFAULT_IMAGE),
+                    config_file=config_file)
