@@ -192,13 +192,13 @@ async def nginx_certificate(ctx: Context) -> str | Verdict:
 
 
 def _days_left(cert: Path) -> int | None:
-    """Days until notAfter; uses the ssl module's certificate decoder (no extra library)."""
+    """Days until the certificate's notAfter (cryptography parses it)."""
+    from cryptography import x509
     try:
-        decoded = ssl._ssl._test_decode_cert(str(cert))  # type: ignore[attr-defined]
-        end = datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notAfter"]), UTC)
-    except Exception:
+        parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
         return None
-    return (end - datetime.now(UTC)).days
+    return (parsed.not_valid_after_utc - datetime.now(UTC)).days
 
 
 async def django_api(ctx: Context) -> str | Verdict:
