@@ -39,7 +39,7 @@ rm -rf /var/lib/apt/lists/*
 
 wanted=$(node -e 'try{const e=(require("./package.json").engines||{}).node||"";
   process.stdout.write(e.replace(/^[^0-9]*/,"").split(/[ |]/)[0])}catch(_){}')
-[ -n "$wanted" ] || wanted=$(cat .nvmrc .node-version 2>/dev/null | head -n1 | tr -d 'v \r')
+[ -n "$wanted" ] || wanted=$({ cat .nvmrc .node-version 2>/dev/null || true; } | head -n1 | tr -d 'v \r')
 [ -n "$wanted" ] || wanted=${LOON_CLIENT_NODE_VERSION:-22.8.0}
 case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) arch= ;; esac
 if [ -n "$arch" ] && npm install --prefix /opt/client-node --no-save --no-audit --no-fund \
