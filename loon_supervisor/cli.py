@@ -186,6 +186,18 @@ def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
 
 
 @app.command()
+def doctor(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".env",
+           json_out: Annotated[bool, typer.Option("--json", help="Machine-readable verdicts.")]
+           = False) -> None:
+    """Check a running deployment end to end (docs/real-loon.md). Exit 0 when no check
+    fails, 1 when one does, 2 for a bad config."""
+    from loon_supervisor.doctor import run_doctor
+    from loon_supervisor.run import run_sync
+
+    raise typer.Exit(run_sync(run_doctor, config_file, env_file, json_out))
+
+
+@app.command()
 def logs(
     services: Annotated[list[str] | None, typer.Argument(help="Services to show (default: "
                                                           "all).")] = None,

@@ -21,6 +21,7 @@ import aiodocker
 import anyio
 from rich.console import Console
 
+from loon_supervisor.crashloop import CrashLoopPolicy
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
@@ -181,7 +182,8 @@ async def logger_main(name: str) -> int:
         async with open_engine() as docker, anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, run)
             s = Streaming(docker, cid, contract, session, int(state["stop_timeout"]), None,
-                          mark=name, saved_cursors=state.get("positions") or {})
+                          mark=name, saved_cursors=state.get("positions") or {},
+                          crash_policy=CrashLoopPolicy(*state.get("crash_loop", ())))
             attached = anyio.Event()
 
             async def mark_attached() -> None:

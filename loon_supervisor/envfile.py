@@ -33,6 +33,7 @@ from loon_supervisor.errors import ConfigError, Problem
 
 MYSQL_TARGET = "/var/lib/mysql"
 MINIO_TARGET = "/var/lib/minio"
+MEDIA_TARGET = "/var/lib/loon/media"  # uploads without MinIO (Django's file-system storage)
 LOCAL_DATA_TARGET = "/app/data"
 
 
@@ -166,13 +167,17 @@ def secret_key(build_dir: Path, deployment: str) -> str:
         build_dir, deployment, new_secret_key())
 
 
-def environment(config: LoonConfig, key: str) -> dict[str, str]:
-    """Every variable, in a fixed order; services inside the container use localhost."""
+def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> dict[str, str]:
+    """Every variable, in a fixed order; services inside the container use localhost.
+
+    ``minio_in_image`` is False once the build left MinIO out: Loon's settings then must not
+    use MinIO storage (MINIO_ENABLED=false), or every start of server and celery dies.
+    """
     g = config.generalSettings
     m = config.mySqlSettings
     scheme = "http" if g.useHttp else "https"
     base = f"{scheme}://{g.baseUrl}"
-    minio = config.minioSettings if g.environment == "production" else None
+    minio = config.minioSettings if g.environment == "production" and minio_in_image else None
     nginx = config.nginxSettings
     ssl_dir = nginx.targetVolumeLocation if nginx and not g.useHttp else ""
     local = config.localDataSettings if g.environment == "local" else None
@@ -194,6 +199,7 @@ def environment(config: LoonConfig, key: str) -> dict[str, str]:
         "MINIO_STORAGE_MEDIA_URL": f"{base}/data",
         "MINIO_STORAGE_STATIC_URL": f"{base}/static",
         "MINIO_BROWSER_REDIRECT_URL": f"{base}/minio/",
+        "LOON_MEDIA_DIR": MEDIA_TARGET,
         "USE_HTTP": "true" if g.useHttp else "false",
         "VITE_ENVIRONMENT": g.environment,
         "VITE_SERVER_URL": g.baseUrl,
@@ -205,6 +211,7 @@ def environment(config: LoonConfig, key: str) -> dict[str, str]:
         "NGINX_HTTP_PORT": str(config.deploymentSettings.httpPort),
         "NGINX_HTTPS_PORT": str(config.deploymentSettings.httpsPort),
         "SECRET_KEY": key,
+        "DEBUG": "true" if config.deploymentSettings.djangoDebug else "false",
     }
     return env
 

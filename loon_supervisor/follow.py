@@ -25,6 +25,7 @@ import aiodocker
 import anyio
 from anyio.abc import TaskStatus
 
+from loon_supervisor.crashloop import CrashLoopPolicy, CrashLoopWatch
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.errors import EngineError, LoonError
 from loon_supervisor.logs.multiplexer import StreamCopy, open_copy
@@ -87,6 +88,7 @@ class Streaming:
     cursors: dict[str, Cursor] = field(default_factory=dict)
     stopping: bool = False
     engine_lost: bool = False
+    crash_policy: CrashLoopPolicy = field(default_factory=CrashLoopPolicy)
 
     def positions(self) -> dict[str, dict]:
         """The explicit stream positions, for the state file."""
@@ -294,6 +296,7 @@ async def monitor_status(s: Streaming, run: Run, stop: anyio.CancelScope) -> Non
     if not s.contract.status_command:
         await anyio.sleep_forever()
     seen: dict[str, str] = {}
+    loops = CrashLoopWatch(s.session, run.say, last_lines, s.crash_policy)
     while True:
         await anyio.sleep(STATUS_INTERVAL)
         try:
@@ -306,6 +309,7 @@ async def monitor_status(s: Streaming, run: Run, stop: anyio.CancelScope) -> Non
             if len(parts) < 2 or parts[0] not in s.contract.services:
                 continue
             name, state = parts[0], parts[1]
+            loops.observe(name, line)
             if seen.get(name) != state:
                 seen[name] = state
                 run.say(f"{name}: {state}")

@@ -144,6 +144,8 @@ def run_state(prepared: Prepared, contract: ImageContract, cid: str, session: Pa
         "url": cfg.url, "stop_timeout": cfg.deploymentSettings.stopTimeout,
         "logger_pid": None, "attached": False, "foreground_pid": foreground_pid,
         "positions": {},
+        "crash_loop": [cfg.deploymentSettings.crashLoopRestarts,
+                       cfg.deploymentSettings.crashLoopWindow],
     }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from loon_supervisor.crashloop import read_verdicts
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
@@ -17,6 +18,9 @@ from loon_supervisor.paths import logs_dir
 from loon_supervisor.state import lock_holder, read_state
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
+MINIO_ABSENT_STATUS = ("WARNING: MinIO is not in this image (MINIO_ENABLED=false): uploaded "
+                       "files go to Django's file-system storage, not MinIO buckets "
+                       "(docs/real-loon.md)")
 
 
 def _uptime(started: str) -> str:
@@ -82,14 +86,21 @@ async def show_status(name: str) -> int:
     table = Table("service", "state", "log file", "size")
     base = session or (str(session_dir) if session_dir else None)
     healthy = True
+    looping = read_verdicts(Path(base) if base else None)
     for svc in contract.services:
         st = states.get(svc, "unknown" if contract.status_command else "-")
         if contract.status_command and st != "RUNNING":
+            healthy = False
+        if svc in looping:
+            st = f"crash-looping ({looping[svc]} restarts, {st})"
             healthy = False
         path = Path(base) / f"{svc}.log" if base else None
         size = f"{path.stat().st_size:,} B" if path and path.exists() else "-"
         table.add_row(svc, st, str(path) if path else "-", size)
     console.print(table)
+    env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or [] if "=" in e)
+    if env.get("VITE_ENVIRONMENT") == "production" and "minio" not in contract.services:
+        console.print(MINIO_ABSENT_STATUS, markup=False, highlight=False)
     if state.get("cid") == cid and not logger_ok:
         healthy = False
     return HEALTHY if healthy else UNHEALTHY

@@ -21,6 +21,7 @@ import anyio
 from rich.console import Console
 
 from loon_supervisor.build_progress import BuildProgress
+from loon_supervisor.crashloop import CrashLoopPolicy
 from loon_supervisor.detach import hand_over, start_logger, stop_logger
 from loon_supervisor.down import remove_deployment
 from loon_supervisor.engine import containers, images
@@ -29,7 +30,13 @@ from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.engine.remote_paths import ensure_on_engine
-from loon_supervisor.envfile import LOCAL_DATA_TARGET, MINIO_TARGET, MYSQL_TARGET, read_env_file
+from loon_supervisor.envfile import (
+    LOCAL_DATA_TARGET,
+    MEDIA_TARGET,
+    MINIO_TARGET,
+    MYSQL_TARGET,
+    read_env_file,
+)
 from loon_supervisor.errors import (
     BuildFailed,
     ConfigError,
@@ -47,6 +54,7 @@ from loon_supervisor.follow import (
 )
 from loon_supervisor.logs.session import EventLog, new_session_dir
 from loon_supervisor.logs.terminal import Printer
+from loon_supervisor.minio_presence import align_env
 from loon_supervisor.paths import build_files_dir, logs_dir, project_root
 from loon_supervisor.prepare import Prepared, prepare
 from loon_supervisor.recreate import remove_stopped
@@ -130,7 +138,9 @@ def container_spec(prepared: Prepared, contract: images.ImageContract) -> contai
     d = cfg.deploymentSettings
     binds = [f"{cfg.mySqlSettings.sourceVolumeLocation}:{MYSQL_TARGET}"]
     if cfg.minioSettings and cfg.generalSettings.environment == "production":
-        binds.append(f"{cfg.minioSettings.sourceVolumeLocation}:{MINIO_TARGET}")
+        # Without MinIO the same host directory keeps the uploads (minio_presence.py).
+        target = MINIO_TARGET if prepared.env.get("MINIO_ENABLED") == "true" else MEDIA_TARGET
+        binds.append(f"{cfg.minioSettings.sourceVolumeLocation}:{target}")
     copies: dict[str, Path] = {}
     if cfg.nginxSettings and not cfg.generalSettings.useHttp:
         n = cfg.nginxSettings
@@ -217,9 +227,9 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
         contract = None
         try:
             with run.phase_scope:
-                contract = select_services(
-                    await build_phase(docker, prepared, run, opts.verbose, console),
-                    opts.only, run.say)
+                built = await build_phase(docker, prepared, run, opts.verbose, console)
+                align_env(prepared, built.services, run.say)
+                contract = select_services(built, opts.only, run.say)
                 if resolve_endpoint().remote:  # volume dirs live there: check/make them there
                     for line in await ensure_on_engine(docker, cfg.deploymentSettings.imageTag,
                                                        resolve_endpoint().describe(),
@@ -254,9 +264,10 @@ async def _up_locked(prepared: Prepared, run: Run, opts: UpOptions, session: Pat
         write_state(state_path(name), {**state, "foreground_pid": os.getpid()})
         printer = Printer(list(contract.services) + ["container"]) if opts.verbose else None
         terminal = printer or Printer([])
-        s = Streaming(docker, run.cid, contract, session,
-                      cfg.deploymentSettings.stopTimeout, printer, mark=name,
-                      terminal=terminal)
+        d = cfg.deploymentSettings
+        s = Streaming(docker, run.cid, contract, session, d.stopTimeout, printer, mark=name,
+                      terminal=terminal,
+                      crash_policy=CrashLoopPolicy(d.crashLoopRestarts, d.crashLoopWindow))
         run.say.queue = terminal
 
         def save(positions: dict) -> None:

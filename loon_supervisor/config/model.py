@@ -74,6 +74,11 @@ class MinioSettings(Section):
         min_length=8, description="MinIO administrator password (more than 7 characters)."
     )
     sourceVolumeLocation: AbsoluteDir = Field(description="Host directory for MinIO data.")
+    required: bool = Field(
+        default=False,
+        description="Fail the build when MinIO cannot be built in, instead of running without it "
+                    "(MINIO_ENABLED=false, uploads then stay on the server's file system).",
+    )
 
 
 class NginxSettings(Section):
@@ -120,6 +125,14 @@ class DeploymentSettings(Section):
         default=30, ge=0, le=600,
         description="Seconds services get to stop before being killed (MariaDB needs time).",
     )
+    crashLoopRestarts: int = Field(
+        default=3, ge=1, le=100,
+        description="A service restarted this many times within crashLoopWindow seconds is "
+        "reported as crash-looping (docs/real-loon.md).",
+    )
+    crashLoopWindow: float = Field(
+        default=300, gt=0, le=86400, description="Seconds over which restarts are counted.",
+    )
     httpPort: int = Field(default=80, ge=1, le=65535,
                           description="Port nginx listens on inside the container (HTTP).")
     httpsPort: int = Field(default=443, ge=1, le=65535,
@@ -141,6 +154,10 @@ class DeploymentSettings(Section):
     imageRegistry: str | None = Field(
         default=None, description="Registry the image is pushed to before a swarm deploy; "
         "required when the swarm has more than one node.")
+    djangoDebug: bool = Field(
+        default=False,
+        description="Run Django with DEBUG=true (tracebacks in error pages): local debugging only.",
+    )
     minioSourceUrl: str | None = Field(
         default="https://dl.min.io/server/minio/release/linux-amd64/minio",
         description="Where the build fetches the MinIO server binary; null builds without MinIO.",

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.errors import BuildFailed
 
 
 @dataclass
@@ -38,7 +39,8 @@ async def fetch_minio(url: str, cache: Path, say: Callable[[str], None]) -> Path
     except Exception as exc:  # any failure means: build without MinIO, and say so
         tmp.unlink(missing_ok=True)
         say(f"MinIO could not be fetched from {url} ({type(exc).__name__}: {exc}); "
-            "building the image WITHOUT MinIO (uploads will not work)")
+            "building the image WITHOUT MinIO (MINIO_ENABLED=false: see docs/real-loon.md; "
+            "set minioSettings.required to true to fail instead)")
         return None
 
 
@@ -60,6 +62,13 @@ async def prepare(config: LoonConfig, base_dir: Path, cache: Path,
         if binary is not None:
             files["loon-build/minio"] = binary
             services.append("minio")
+        elif config.minioSettings is not None and config.minioSettings.required:
+            raise BuildFailed("fetching MinIO", f"MinIO could not be fetched from "
+                              f"{d.minioSourceUrl} and minioSettings.required is true; make the "
+                              "URL reachable or set minioSettings.required to false")
+    elif config.minioSettings is not None and config.minioSettings.required:
+        raise BuildFailed("fetching MinIO", "deploymentSettings.minioSourceUrl is null but "
+                          "minioSettings.required is true; set one of them")
     else:
         say("deploymentSettings.minioSourceUrl is null: building without MinIO")
     if d.loonSourceLocation:

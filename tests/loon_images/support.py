@@ -33,6 +33,7 @@ from tests.engine_helpers import Deployment, container_files, containers_named
 
 T = TypeVar("T")
 
+STANDIN = ROOT / "docker-common" / "standin-loon"
 HTTP_PORT = 18080
 HTTPS_PORT = 18443
 FIXED_PORTS = {3306: "MariaDB", 6379: "Redis", 3000: "DuckDB server"}
@@ -121,6 +122,8 @@ def image_config(base: Path, kind: str, name: str, *, https: bool,
     cfg["mySqlSettings"].update(mysql or {})
     if kind == "production":
         cfg["minioSettings"]["sourceVolumeLocation"] = str(base / "minio-data")
+        # The stand-in Django project reads the environment as Loon's settings do.
+        cfg["deploymentSettings"]["loonSourceLocation"] = str(STANDIN)
     else:
         cfg.pop("minioSettings", None)
         cfg["localDataSettings"] = {"sourceVolumeLocation": str(base / "local-data")}

@@ -1,12 +1,17 @@
 """The production image (docker/) built and run through the supervisor, with HTTPS from a
-test certificate and without MinIO (its binary cannot be fetched on CI machines)."""
+test certificate, the stand-in Django project (docker-common/standin-loon, which reads the
+environment as Loon's settings do) and without MinIO (its binary cannot be fetched on CI
+machines): the env must then say MINIO_ENABLED=false, DEBUG=false, and uploads must land in
+the host volume."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from loon_supervisor.envfile import read_env_file
 from tests.loon_images import checks
 from tests.loon_images.support import (
     HTTP_PORT,
@@ -14,13 +19,14 @@ from tests.loon_images.support import (
     Loon,
     deploy,
     ensure_base_image,
+    exec_in,
     http,
     retry,
 )
 
 pytestmark = pytest.mark.usefixtures("engine")
 
-SERVICES = ["mysql", "redis", "nginx", "duckdb"]
+SERVICES = ["mysql", "redis", "nginx", "duckdb", "server", "celery"]
 TAG = "loon-ci:prod"
 
 
@@ -40,6 +46,84 @@ def test_image_has_no_minio_and_says_so(loon: Loon) -> None:
     checks.check_labels(loon, TAG, "production", SERVICES)
     out_log = (loon.session() / "out.log").read_text(errors="replace")
     assert "building without MinIO" in out_log, out_log[:3000]
+    assert "MinIO is NOT in this image: MINIO_ENABLED=false" in out_log
+    assert "MinIO is NOT in this image" in loon.up_output  # the terminal too
+    env = read_env_file(loon.deployment.project / ".build-files" / ".env")
+    assert env["MINIO_ENABLED"] == "false" and env["DEBUG"] == "false"
+    assert env["MINIO_STORAGE_ACCESS_KEY"] == "" and env["ALLOWED_HOST"] == "localhost"
+    status = loon.status()
+    assert status.returncode == 0 and "MinIO is not in this image" in status.stdout, status.stdout
+
+
+def test_server_runs_with_minio_disabled_and_no_debug(loon: Loon) -> None:
+    """Django answers through nginx, with MINIO_ENABLED and DEBUG as the env file says, and
+    its error pages are not Django's debug pages."""
+    api = f"https://localhost:{HTTPS_PORT}/api/"
+    _, _, body = retry(lambda: checks.ok(http(api)), timeout=120)
+    info = json.loads(body)
+    assert info["minio_enabled"] is False and info["debug"] is False, info
+    status, _, body = http(api + "boom/")
+    assert status == 500 and b"Traceback" not in body and b"on purpose" not in body, body[:500]
+    status, _, body = http(f"https://127.0.0.1:{HTTPS_PORT}/api/")  # not ALLOWED_HOST
+    assert status == 400 and b"DisallowedHost" not in body and b"settings" not in body, body[:500]
+    server_log = (loon.session() / "server.log").read_text(errors="replace")
+    assert "uploaded files are stored in /var/lib/loon/media" in server_log, server_log[-2000:]
+    celery_log = retry(lambda: _contains(loon.session() / "celery.log", " ready."), timeout=90)
+    assert "MINIO_ENABLED is false" in celery_log
+    assert "CRASH LOOP" not in (loon.session() / "out.log").read_text(errors="replace")
+
+
+def _doctor(loon: Loon) -> tuple[int, dict[tuple[str, str], dict]]:
+    r = loon.deployment.loon("doctor", "--config-file", str(loon.deployment.config), "--json",
+                             timeout=180)
+    data = json.loads(r.stdout)
+    return r.returncode, {(c["service"], c["check"]): c for c in data["checks"]}
+
+
+def test_doctor_passes_on_the_running_image(loon: Loon) -> None:
+    code, checks_ = retry(lambda: _all_pass(_doctor(loon)), timeout=120, interval=5)
+    assert code == 0
+    minio = checks_[("minio", "health and buckets")]
+    assert minio["result"] == "warn" and "not in this image" in minio["detail"]
+    table = loon.deployment.loon("doctor", "--config-file", str(loon.deployment.config))
+    assert table.returncode == 0, table.stdout + table.stderr
+    for name in ("mysql", "redis", "nginx", "server", "celery", "duckdb", "volumes",
+                 "env file", "engine"):
+        assert name in table.stdout
+    assert loon.mysql["databasePassword"] not in table.stdout
+
+
+def _all_pass(answer: tuple[int, dict[tuple[str, str], dict]]
+              ) -> tuple[int, dict[tuple[str, str], dict]]:
+    code, found = answer
+    allowed = {("minio", "health and buckets"): "warn", ("nginx", "https certificate"): "warn"}
+    bad = {k: v for k, v in found.items() if v["result"] != "pass" and allowed.get(k) !=
+           v["result"]}
+    assert not bad and code == 0, bad
+    return answer
+
+
+def test_doctor_names_a_broken_check_with_its_hint(loon: Loon) -> None:
+    supervisorctl = ["supervisorctl", "-c", "/etc/supervisor/loon.conf"]
+    code, out = exec_in(loon.name, *supervisorctl, "stop", "duckdb")
+    assert code == 0, out
+    try:
+        code, found = _doctor(loon)
+        assert code == 1
+        duck = found[("duckdb", "query")]
+        assert duck["result"] == "fail" and duck["hint"] == "see duckdb.log", duck
+        others = [k for k, v in found.items() if v["result"] == "fail" and k != ("duckdb",
+                                                                                "query")]
+        assert others == []
+    finally:
+        exec_in(loon.name, *supervisorctl, "start", "duckdb")
+    loon.wait_healthy()
+
+
+def _contains(path: Path, text: str) -> str:
+    data = path.read_text(errors="replace")
+    assert text in data, data[-1500:]
+    return data
 
 
 def test_mysql_login_with_configured_credentials(loon: Loon) -> None:
@@ -77,6 +161,15 @@ def test_each_service_log_matches_the_container(loon: Loon) -> None:
     checks.check_logs(loon, SERVICES)
 
 
-def test_mysql_row_survives_down_and_up(loon: Loon) -> None:
+def test_mysql_row_and_upload_survive_down_and_up(loon: Loon) -> None:
+    """Without MinIO an uploaded file lives in minioSettings.sourceVolumeLocation."""
+    url = f"https://localhost:{HTTPS_PORT}/api/files/survivor.txt"
+    status, _, body = retry(lambda: checks.ok(http(url, b"kept across down/up", method="PUT")),
+                            timeout=120)
+    assert json.loads(body)["path"] == "/var/lib/loon/media/survivor.txt"
+    host_file = Path(loon.config["minioSettings"]["sourceVolumeLocation"], "survivor.txt")
+    assert host_file.read_bytes() == b"kept across down/up"
     checks.check_row_survives_down_up(loon, SERVICES)
+    _, _, body = retry(lambda: checks.ok(http(url)), timeout=120)
+    assert body == b"kept across down/up"
 

@@ -33,3 +33,19 @@ exec_clean() {
     exec env -i PATH="/opt/loon/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         HOME="${HOME:-/root}" LANG=C.UTF-8 TZ="${TZ:-}" "$@"
 }
+
+# enter_media_dir: without MinIO (MINIO_ENABLED=false) Loon's settings fall back to Django's
+# file-system storage with an empty MEDIA_ROOT, i.e. the working directory. Run from
+# LOON_MEDIA_DIR (a host volume: minioSettings.sourceVolumeLocation) so uploads survive
+# down/up, with the Django project on PYTHONPATH. With MinIO: run from the project.
+enter_media_dir() {
+    if is_true "${MINIO_ENABLED:-false}"; then
+        cd "$LOON_SERVER_DIR"
+        return
+    fi
+    local media=${LOON_MEDIA_DIR:-/var/lib/loon/media}
+    mkdir -p "$media"
+    export PYTHONPATH="$LOON_SERVER_DIR${PYTHONPATH:+:$PYTHONPATH}"
+    cd "$media"
+    say "MINIO_ENABLED is false (no MinIO in this image): uploaded files are stored in $media"
+}

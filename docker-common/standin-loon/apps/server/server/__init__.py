@@ -1,0 +1,3 @@
+from celery_app import app as core
+
+__all__ = ("core",)

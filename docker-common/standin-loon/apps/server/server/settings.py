@@ -1,0 +1,46 @@
+"""Reads the environment exactly where Loon's apps/server/server/settings.py does."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env(DEBUG=(bool, False))
+
+SECRET_KEY = env("SECRET_KEY")
+DEBUG = env.bool("DEBUG", default=True)  # Loon's default: the env file must say false
+ALLOWED_HOSTS = [env("ALLOWED_HOST", default="")]
+MINIO_ENABLED = env.bool("MINIO_ENABLED", default=True)
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "api.apps.ApiConfig",
+]
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+ROOT_URLCONF = "server.urls"
+WSGI_APPLICATION = "server.wsgi.application"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": env("DATABASE_NAME"),
+        "USER": env("DATABASE_USER"),
+        "PASSWORD": env("DATABASE_PASSWORD"),
+        "HOST": env("DATABASE_HOST", default="localhost"),
+        "PORT": env("DATABASE_PORT", default="3306"),
+    }
+}
+USE_TZ = True
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://localhost:6379/0")
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="redis://localhost:6379/0")
+CELERY_TASK_TRACK_STARTED = True
+
+if MINIO_ENABLED is True:
+    # Loon: DEFAULT_FILE_STORAGE = "minio_storage.storage.MinioMediaStorage" with
+    # MINIO_STORAGE_AUTO_CREATE_MEDIA_BUCKET; the stand-in only checks MinIO answers.
+    MINIO_STORAGE_ENDPOINT = env("MINIO_STORAGE_ENDPOINT", default="localhost:9000")
+    MINIO_STORAGE_ACCESS_KEY = env("MINIO_STORAGE_ACCESS_KEY")
+    MINIO_STORAGE_SECRET_KEY = env("MINIO_STORAGE_SECRET_KEY")

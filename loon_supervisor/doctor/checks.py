@@ -1,0 +1,299 @@
+"""The checks. Each looks at one thing the way Loon's users or its services reach it, mostly
+from inside the container (``docker exec``), so they work in every network mode. A check
+returns a detail (pass), a Verdict (warn/skip), or raises CheckFailed with its hint.
+
+Secrets never appear in a detail or a hint: passwords go to the exec'd process through its
+environment, and the env-file check names differing variables, never their values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiodocker
+
+from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.envfile import SECRET_NAMES, environment, read_env_file, secret_key
+from loon_supervisor.paths import build_files_dir
+
+from .verdict import SKIP, WARN, CheckFailed, Verdict
+
+MIN_FREE_BYTES = 1 << 30  # 1 GiB: below it MariaDB and uploads start failing
+CERT_WARN_DAYS = 14
+DEBUG_PAGE_MARKERS = ("DEBUG = True", "Traceback (most recent call last)",
+                      "technical_500", "You're seeing this error because")
+
+
+@dataclass
+class Context:
+    docker: aiodocker.Docker
+    cid: str
+    info: dict
+    services: tuple[str, ...]
+    config: LoonConfig
+    env_path: Path
+    container_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def https(self) -> bool:
+        return not self.config.generalSettings.useHttp
+
+    @property
+    def host(self) -> str:
+        return self.config.generalSettings.baseUrl.split("/")[0]
+
+
+Check = Callable[[Context], Awaitable[str | Verdict]]
+
+
+async def exec_in(ctx: Context, cmd: list[str], env: dict[str, str] | None = None,
+                  limit: int = 1 << 20) -> tuple[int, str]:
+    """Run a short command in the container; (exit code, stdout+stderr as text)."""
+    with map_engine_errors(f"running {cmd[0]} in the container"):
+        ex = await ctx.docker.containers.container(ctx.cid).exec(
+            cmd, stdout=True, stderr=True,
+            environment=[f"{k}={v}" for k, v in (env or {}).items()] or None)
+        out = bytearray()
+        async with ex.start(detach=False) as stream:
+            while (msg := await stream.read_out()) is not None:
+                if len(out) < limit:
+                    out += msg.data
+        info = await ex.inspect()
+    return int(info.get("ExitCode") or 0), out.decode(errors="replace")
+
+
+# Inside the container: python3 is in every Loon image (its base stage installs it).
+_HTTP_PROBE = r"""
+import json, ssl, sys, urllib.error, urllib.request
+url, host = sys.argv[1], sys.argv[2]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k): return None
+opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+req = urllib.request.Request(url, headers={"Host": host})
+try:
+    with opener.open(req, timeout=10) as r: status, body = r.status, r.read(65536)
+except urllib.error.HTTPError as e: status, body = e.code, e.read(65536)
+print(json.dumps({"status": status, "body": body.decode("utf-8", "replace")}))
+"""
+
+
+async def http_in(ctx: Context, url: str, host: str) -> tuple[int, str]:
+    code, out = await exec_in(ctx, ["python3", "-c", _HTTP_PROBE, url, host])
+    if code != 0:
+        raise CheckFailed(f"no answer from {url}: {out.strip().splitlines()[-1:]}",
+                          "is nginx running? see nginx.log")
+    data = json.loads(out.strip().splitlines()[-1])
+    return int(data["status"]), str(data["body"])
+
+
+def _port(ctx: Context, https: bool) -> int:
+    d = ctx.config.deploymentSettings
+    return d.httpsPort if https else d.httpPort
+
+
+async def engine_version(ctx: Context) -> str:
+    with map_engine_errors("asking for its version"):
+        v = await ctx.docker.version()
+    return f"Docker {v.get('Version')} (API {v.get('ApiVersion')})"
+
+
+async def mariadb_login(ctx: Context) -> str:
+    m = ctx.config.mySqlSettings
+    code, out = await exec_in(
+        ctx, ["mariadb", "--no-defaults", "--protocol=tcp", "-h127.0.0.1", "-P3306",
+              f"-u{m.databaseUser}", "--batch", "--skip-column-names",
+              f"--database={m.databaseName}", "-e", "SELECT DATABASE()"],
+        env={"MYSQL_PWD": m.databasePassword.get_secret_value()})
+    if code != 0 or out.strip() != m.databaseName:
+        raise CheckFailed(f"user {m.databaseUser} cannot use database {m.databaseName}: "
+                          f"{out.strip()[:200]}",
+                          "check mySqlSettings against the data in sourceVolumeLocation "
+                          "(an existing data directory keeps its old users); see mysql.log")
+    return f"{m.databaseUser} sees {m.databaseName}"
+
+
+async def redis_ping(ctx: Context) -> str:
+    code, out = await exec_in(ctx, ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"])
+    if code != 0 or out.strip() != "PONG":
+        raise CheckFailed(f"redis-cli ping answered {out.strip()[:100]!r}",
+                          "see redis.log; Celery needs Redis as its broker")
+    return "PONG"
+
+
+async def minio_health(ctx: Context) -> str | Verdict:
+    if ctx.config.generalSettings.environment != "production":
+        return Verdict("minio", "health and buckets", SKIP, "local environment has no MinIO")
+    if "minio" not in ctx.services:
+        return Verdict("minio", "health and buckets", WARN,
+                       "MinIO is not in this image (MINIO_ENABLED=false): uploads are stored "
+                       "by Django in minioSettings.sourceVolumeLocation",
+                       "to use MinIO, make deploymentSettings.minioSourceUrl reachable and "
+                       "rebuild; minioSettings.required=true makes its absence fail the build")
+    status, _ = await http_in(ctx, "http://127.0.0.1:9000/minio/health/live", "127.0.0.1")
+    if status != 200:
+        raise CheckFailed(f"/minio/health/live answered HTTP {status}", "see minio.log")
+    media = ctx.container_env.get("MINIO_STORAGE_MEDIA_BUCKET_NAME", "data")
+    static = ctx.container_env.get("MINIO_STORAGE_STATIC_BUCKET_NAME", "static")
+    code, out = await exec_in(ctx, ["sh", "-c", f"ls -d /var/lib/minio/{media} "
+                                                f"/var/lib/minio/{static}"])
+    if code != 0:
+        raise CheckFailed(f"bucket(s) missing: {out.strip()[:200]}",
+                          "Loon's server creates the buckets on its first start; see server.log")
+    return f"live; buckets {media} and {static}"
+
+
+async def nginx_root(ctx: Context) -> str:
+    port = _port(ctx, ctx.https)
+    scheme = "https" if ctx.https else "http"
+    status, body = await http_in(ctx, f"{scheme}://127.0.0.1:{port}/", ctx.host)
+    if status != 200:
+        raise CheckFailed(f"/ answered HTTP {status}", "see nginx.log")
+    what = "the client" if "<li>" not in body else "the status page (no client built)"
+    return f"{scheme} :{port} / serves {what}"
+
+
+async def nginx_certificate(ctx: Context) -> str | Verdict:
+    n = ctx.config.nginxSettings
+    if not ctx.https or n is None:
+        return Verdict("nginx", "https certificate", SKIP, "useHttp is true")
+    port = _port(ctx, True)
+    code, out = await exec_in(ctx, ["python3", "-c",
+                                    "import ssl,sys;print(ssl.get_server_certificate("
+                                    "('127.0.0.1',int(sys.argv[1]))))", str(port)])
+    if code != 0:
+        raise CheckFailed(f"no TLS handshake on port {port}", "see nginx.log")
+    served = ssl.PEM_cert_to_DER_cert(out.strip())
+    cert_path = Path(n.sourceVolumeLocation) / n.certFileLocation
+    try:
+        configured = ssl.PEM_cert_to_DER_cert(cert_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckFailed(f"cannot read {cert_path}: {exc}",
+                          "nginxSettings.certFileLocation must name a PEM file") from None
+    if served != configured:
+        raise CheckFailed(f"the served certificate is not {cert_path}",
+                          "restart the deployment after replacing the certificate")
+    days = _days_left(cert_path)
+    if days is not None and days < 0:
+        raise CheckFailed(f"{cert_path} expired {-days} days ago", "renew the certificate")
+    left = f"{days} days to expiry" if days is not None else "expiry unknown"
+    if days is not None and days < CERT_WARN_DAYS:
+        return Verdict("nginx", "https certificate", WARN, f"{cert_path.name}: {left}",
+                       "renew the certificate soon")
+    return f"{cert_path.name} (sha256 {hashlib.sha256(served).hexdigest()[:16]}...), {left}"
+
+
+def _days_left(cert: Path) -> int | None:
+    """Days until the certificate's notAfter (cryptography parses it)."""
+    from cryptography import x509
+    try:
+        parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return (parsed.not_valid_after_utc - datetime.now(UTC)).days
+
+
+async def django_api(ctx: Context) -> str | Verdict:
+    if "server" not in ctx.services:
+        return Verdict("server", "django /api/", WARN, "no server in this image",
+                       "set deploymentSettings.loonSourceLocation to a Loon checkout")
+    port = _port(ctx, ctx.https)
+    scheme = "https" if ctx.https else "http"
+    status, body = await http_in(ctx, f"{scheme}://127.0.0.1:{port}/api/", ctx.host)
+    if any(m in body for m in DEBUG_PAGE_MARKERS):
+        raise CheckFailed(f"/api/ answered HTTP {status} with Django's DEBUG page",
+                          "set deploymentSettings.djangoDebug to false (DEBUG=false) and "
+                          "run up again")
+    if status in (502, 503, 504) or status >= 500:
+        raise CheckFailed(f"/api/ answered HTTP {status}", "see server.log")
+    if status == 400:
+        raise CheckFailed(f"/api/ with Host {ctx.host} answered HTTP 400",
+                          "ALLOWED_HOST in the env file must be generalSettings.baseUrl's host")
+    return f"HTTP {status} for Host {ctx.host}, no DEBUG page"
+
+
+async def celery_ping(ctx: Context) -> str | Verdict:
+    if "celery" not in ctx.services:
+        return Verdict("celery", "inspect ping", WARN, "no celery in this image",
+                       "set deploymentSettings.loonSourceLocation to a Loon checkout")
+    script = (". /opt/loon/server/loon-server.env; cd /tmp; "
+              'export PYTHONPATH="$LOON_SERVER_DIR"; '
+              'exec /opt/loon/server/venv/bin/celery -A "$LOON_DJANGO_PROJECT" '
+              "inspect ping --timeout 5")
+    code, out = await exec_in(ctx, ["bash", "-c", script])
+    if code != 0 or "pong" not in out:
+        raise CheckFailed(f"no worker answered: {out.strip().splitlines()[-1:]}",
+                          "see celery.log; the worker needs Redis and the database")
+    return "a worker answered pong"
+
+
+async def duckdb_query(ctx: Context) -> str:
+    probe = ("import json,urllib.request;r=urllib.request.urlopen(urllib.request.Request("
+             "'http://127.0.0.1:3000/',json.dumps({'type':'json','sql':'SELECT 42 AS x'})"
+             ".encode(),{'Content-Type':'application/json'}),timeout=10);print(r.read().decode())")
+    code, out = await exec_in(ctx, ["python3", "-c", probe])
+    if code != 0 or json.loads(out.strip().splitlines()[-1] or "null") != [{"x": 42}]:
+        raise CheckFailed(f"SELECT 42 answered {out.strip()[-200:]!r}", "see duckdb.log")
+    return "SELECT 42 -> 42"
+
+
+async def free_space(ctx: Context) -> str:
+    low, seen = [], []
+    for where, directory in ctx.config.volume_dirs():
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError as exc:
+            low.append(f"{where}: {exc}")
+            continue
+        seen.append(f"{Path(directory).name} {free / 2**30:.1f} GiB")
+        if free < MIN_FREE_BYTES:
+            low.append(f"{where} ({directory}) has {free / 2**20:.0f} MiB free")
+    if low:
+        raise CheckFailed("; ".join(low), "free space on that file system (MariaDB and "
+                          "uploads need at least 1 GiB)")
+    return ", ".join(seen) + " free"
+
+
+async def env_matches_config(ctx: Context) -> str:
+    cfg = ctx.config
+    key = secret_key(build_files_dir(), cfg.deploymentSettings.containerName)
+    expected = environment(cfg, key, minio_in_image="minio" in ctx.services)
+    try:
+        on_disk = read_env_file(ctx.env_path)
+    except OSError as exc:
+        raise CheckFailed(f"cannot read {ctx.env_path}: {exc}",
+                          "run python3 build.py -e to write it") from None
+    differ = sorted(n for n in expected if on_disk.get(n) != expected[n])
+    stale = sorted(n for n in expected if n in ctx.container_env
+                   and ctx.container_env[n] != expected[n] and n not in differ)
+    if differ:
+        raise CheckFailed(f"{ctx.env_path.name} differs from config.json in: {', '.join(differ)}",
+                          "run python3 build.py -e (or up) to rewrite it from config.json")
+    if stale:
+        shown = [n if n not in SECRET_NAMES else f"{n} (secret)" for n in stale]
+        raise CheckFailed(f"the running container has old values of: {', '.join(shown)}",
+                          "restart the deployment (python3 build.py -D, then up)")
+    return f"{len(expected)} variables match, in the file and in the container"
+
+
+CHECKS: list[tuple[str, str, Check]] = [
+    ("engine", "version", engine_version),
+    ("mysql", "login sees database", mariadb_login),
+    ("redis", "PING", redis_ping),
+    ("minio", "health and buckets", minio_health),
+    ("nginx", "answers /", nginx_root),
+    ("nginx", "https certificate", nginx_certificate),
+    ("server", "django /api/", django_api),
+    ("celery", "inspect ping", celery_ping),
+    ("duckdb", "query", duckdb_query),
+    ("volumes", "free space", free_space),
+    ("env file", "matches config", env_matches_config),
+]

@@ -1,0 +1,42 @@
+"""Keep the env file true to the image: MINIO_ENABLED follows the services really built in.
+
+The env file is written before the build; the build may leave MinIO out (it could not be
+fetched, or ``deploymentSettings.minioSourceUrl`` is null). Loon's settings switch their
+storage on MINIO_ENABLED, so a stale ``true`` makes server and celery die on every start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from loon_supervisor.envfile import environment, read_env_file, secret_key, write_env_file
+from loon_supervisor.paths import build_files_dir
+from loon_supervisor.prepare import Prepared
+
+ABSENT_MESSAGE = (
+    "WARNING: MinIO is NOT in this image: MINIO_ENABLED=false, so Loon stores uploaded files "
+    "with Django's file-system storage in {dir} (minioSettings.sourceVolumeLocation, kept "
+    "across down/up) instead of MinIO buckets, and serves them through Django, not /data/; "
+    "set minioSettings.required to true to fail the build instead (docs/real-loon.md)"
+)
+
+
+def minio_expected(prepared: Prepared) -> bool:
+    """MinIO belongs in a production deployment that configures it."""
+    cfg = prepared.config
+    return cfg.generalSettings.environment == "production" and cfg.minioSettings is not None
+
+
+def align_env(prepared: Prepared, services: Collection[str],
+              say: Callable[[str], None]) -> bool:
+    """Rewrite the env file when MinIO is expected but not built in; True when it was absent."""
+    if not minio_expected(prepared) or "minio" in services:
+        return False
+    cfg = prepared.config
+    key = secret_key(build_files_dir(), cfg.deploymentSettings.containerName)
+    env = environment(cfg, key, minio_in_image=False)
+    write_env_file(prepared.env_path, env)
+    prepared.env = read_env_file(prepared.env_path)
+    assert cfg.minioSettings is not None
+    say(ABSENT_MESSAGE.format(dir=cfg.minioSettings.sourceVolumeLocation))
+    return True

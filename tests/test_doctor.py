@@ -1,0 +1,73 @@
+"""loon doctor's pure parts: verdict conversion, per-check timeout, exit code, JSON, and
+that a failed check keeps its hint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+from rich.console import Console
+
+from loon_supervisor.doctor.checks import Context
+from loon_supervisor.doctor.runner import run_check, run_doctor
+from loon_supervisor.doctor.verdict import (
+    CheckFailed,
+    Verdict,
+    exit_code,
+    print_table,
+    to_json,
+)
+
+CTX = Context(None, "", {}, (), None, Path("/nonexistent"))  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_run_check_outcomes() -> None:
+    async def ok(ctx: Context) -> str:
+        return "fine"
+
+    async def broken(ctx: Context) -> str:
+        raise CheckFailed("redis-cli ping answered ''", "see redis.log")
+
+    async def slow(ctx: Context) -> str:
+        await anyio.sleep(10)
+        return "late"
+
+    async def absent(ctx: Context) -> Verdict:
+        return Verdict("minio", "health", "warn", "not in this image", "rebuild with it")
+
+    assert await run_check(CTX, "redis", "PING", ok) == Verdict("redis", "PING", "pass", "fine")
+    failed = await run_check(CTX, "redis", "PING", broken)
+    assert (failed.result, failed.hint) == ("fail", "see redis.log")
+    late = await run_check(CTX, "duckdb", "query", slow, timeout=0.1)
+    assert late.result == "fail" and "no answer within" in late.detail
+    assert (await run_check(CTX, "minio", "health", absent)).result == "warn"
+
+
+def test_exit_code_and_json() -> None:
+    good = [Verdict("a", "x", "pass"), Verdict("b", "y", "warn"), Verdict("c", "z", "skip")]
+    assert exit_code(good) == 0
+    bad = [*good, Verdict("d", "w", "fail", "broken", "fix it")]
+    assert exit_code(bad) == 1
+    data = json.loads(to_json(bad))
+    assert data["ok"] is False and data["checks"][-1] == {
+        "service": "d", "check": "w", "result": "fail", "detail": "broken", "hint": "fix it"}
+
+
+def test_table_shows_hint_and_summary() -> None:
+    console = Console(record=True, width=200)
+    print_table([Verdict("duckdb", "query", "fail", "SELECT 42 answered ''", "see duckdb.log"),
+                 Verdict("redis", "PING", "pass", "PONG")], console)
+    text = console.export_text()
+    assert "see duckdb.log" in text and "FAIL" in text and "PASS" in text
+    assert "FAILED: duckdb/query" in text
+
+
+@pytest.mark.anyio
+async def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.json"
+    config.write_text("{ not json")
+    assert await run_doctor(config) == 2
+    assert "Traceback" not in capsys.readouterr().err
