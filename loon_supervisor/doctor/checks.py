@@ -21,6 +21,7 @@ import aiodocker
 
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.engine.exec_streams import run_capture
 from loon_supervisor.envfile import SECRET_NAMES, environment, read_env_file, secret_key
 from loon_supervisor.paths import build_files_dir
 
@@ -57,17 +58,8 @@ Check = Callable[[Context], Awaitable[str | Verdict]]
 async def exec_in(ctx: Context, cmd: list[str], env: dict[str, str] | None = None,
                   limit: int = 1 << 20) -> tuple[int, str]:
     """Run a short command in the container; (exit code, stdout+stderr as text)."""
-    with map_engine_errors(f"running {cmd[0]} in the container"):
-        ex = await ctx.docker.containers.container(ctx.cid).exec(
-            cmd, stdout=True, stderr=True,
-            environment=[f"{k}={v}" for k, v in (env or {}).items()] or None)
-        out = bytearray()
-        async with ex.start(detach=False) as stream:
-            while (msg := await stream.read_out()) is not None:
-                if len(out) < limit:
-                    out += msg.data
-        info = await ex.inspect()
-    return int(info.get("ExitCode") or 0), out.decode(errors="replace")
+    code, out = await run_capture(ctx.docker, ctx.cid, cmd, limit, env)
+    return code, out.decode(errors="replace")
 
 
 # Inside the container: python3 is in every Loon image (its base stage installs it).

@@ -27,10 +27,14 @@ _HEADER = struct.Struct(">BxxxL")
 
 
 async def run_capture(docker: aiodocker.Docker, cid: str, cmd: list[str],
-                      limit: int = 1 << 20) -> tuple[int, bytes]:
-    """Run a short command in the container; (exit code, stdout+stderr)."""
+                      limit: int = 1 << 20, env: dict[str, str] | None = None
+                      ) -> tuple[int, bytes]:
+    """Run a short command in the container; (exit code, stdout+stderr). ``env`` reaches
+    the command without appearing on its command line (passwords)."""
     with map_engine_errors(f"running {cmd[0]} in the container"):
-        ex = await docker.containers.container(cid).exec(cmd, stdout=True, stderr=True)
+        ex = await docker.containers.container(cid).exec(
+            cmd, stdout=True, stderr=True,
+            environment=[f"{k}={v}" for k, v in (env or {}).items()] or None)
         out = bytearray()
         async with ex.start(detach=False) as stream:
             while (msg := await stream.read_out()) is not None:

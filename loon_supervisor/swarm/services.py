@@ -34,11 +34,11 @@ def service_name(name: str, role: str) -> str:
     return f"{name}-{role}"
 
 
-def roles(spec: SwarmSpec) -> dict[str, tuple[str, ...]]:
+def roles(services: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """role -> the image's programs it runs (core: all but Celery; celery: Celery)."""
-    core = tuple(s for s in spec.services if s != CELERY)
+    core = tuple(s for s in services if s != CELERY)
     out = {"core": core}
-    if CELERY in spec.services:
+    if CELERY in services:
         out[CELERY] = (CELERY,)
     return out
 
@@ -74,7 +74,7 @@ def task_template(spec: SwarmSpec, role: str, programs: tuple[str, ...]) -> dict
 async def create(docker: aiodocker.Docker, spec: SwarmSpec) -> list[str]:
     """Create (or replace) both services; their names."""
     names = []
-    for role, programs in roles(spec).items():
+    for role, programs in roles(spec.services).items():
         svc = service_name(spec.name, role)
         await remove_one(docker, svc)
         replicas = 1 if role == "core" else spec.celery_replicas

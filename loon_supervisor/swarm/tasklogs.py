@@ -47,7 +47,7 @@ class TaskLogs:
 
 
 async def follow_program(docker: aiodocker.Docker, cid: str, path: str, target: Path,
-                         mark: str, say: Callable[[str], None]) -> None:
+                         mark: str) -> None:
     """Copy one in-container file to ``target`` until its container is gone; complete."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     written = 0
@@ -111,7 +111,7 @@ def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, 
         target = t.file_for(role, slot, task_id, program)
         t.files[f"{task_id}/{program}"] = target
         tg.start_soon(follow_program, t.docker, cid, f"{t.log_dir}/{program}.log", target,
-                      f"{t.name}/{task_id[:12]}/{program}", t.say)
+                      f"{t.name}/{task_id[:12]}/{program}")
     t.slots_seen.add((role, slot))
     t.say(f"following task {role}.{slot} ({task_id[:12]}) on this node: "
           f"{', '.join(programs)}")
@@ -120,7 +120,4 @@ def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, 
 def new_task_logs(docker: aiodocker.Docker, name: str, services: tuple[str, ...],
                   log_dir: str, session: Path, say: Callable[[str], None],
                   node_id: str) -> TaskLogs:
-    from loon_supervisor.swarm.services import SwarmSpec
-
-    spec = SwarmSpec(name, "", {}, [], log_dir, "", services, 0, 0)
-    return TaskLogs(docker, name, roles(spec), log_dir, session, say, node_id)
+    return TaskLogs(docker, name, roles(services), log_dir, session, say, node_id)

@@ -84,7 +84,8 @@ async def swarm_up(docker: aiodocker.Docker, cfg: LoonConfig, contract: images.I
             " where the volume directories are")
     spec = sv.SwarmSpec(name, image, env, binds, contract.log_dir, contract.run_services_env,
                         contract.services, d.celeryReplicas, d.stopTimeout)
-    wanted = {role: (1 if role == "core" else d.celeryReplicas) for role in sv.roles(spec)}
+    wanted = {role: (1 if role == "core" else d.celeryReplicas)
+              for role in sv.roles(spec.services)}
     info = await docker.system.info()
     logs = new_task_logs(docker, name, contract.services, contract.log_dir, session, run.say,
                          str(info["Swarm"]["NodeID"]))
