@@ -4,7 +4,7 @@
 Docker and Python 3 are all it needs: when the project's dependencies are missing, it makes
 a virtual environment in .build-files/.venv, installs the project there, and re-runs itself
 in it. Flags are the original script's; they map onto the verbs of the `loon` command
-(loon_supervisor.commands), which both front ends share.
+(loon_supervisor.verbs.commands), which both front ends share.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def plan(ns: argparse.Namespace) -> tuple[str, dict[str, object]]:
-    """The loon verb (loon_supervisor.commands) and its arguments for these flags."""
+    """The loon verb (loon_supervisor.verbs.commands) and its arguments for these flags."""
     config = Path(ns.config_file)
     if ns.down:
         return "down", {"config_file": config, **({"name": ns.name} if ns.name else {})}
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     os.environ.setdefault("LOON_PROJECT_ROOT", str(ROOT))
-    from loon_supervisor import commands
+    from loon_supervisor.verbs import commands
 
     verb, kwargs = plan(ns)
     sys.exit(getattr(commands, verb)(**kwargs))

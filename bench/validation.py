@@ -4,8 +4,8 @@ Run as an operator runs it (the project's venv python, build.py as a subprocess)
 LOON_PROJECT_ROOT pointing at a temp dir, so nothing is written into the repo. For
 reference the same is timed for a bare interpreter start (``python -c pass``), for pydantic
 alone (``import pydantic``) and for the validation code's imports with its models built
-(``import loon_supervisor.prepare``): together they show what bounds ``-e``. ``-e`` on an
-unchanged config takes the stamp's fast path (loon_supervisor/validation_cache.py); the
+(``import loon_supervisor.spec.prepare``): together they show what bounds ``-e``. ``-e`` on an
+unchanged config takes the stamp's fast path (loon_supervisor/config/validation_cache.py); the
 "config changed" case removes the stamp before each run, so it measures a full validation.
 """
 
@@ -42,8 +42,8 @@ def bench(work: Path, runs: int) -> dict:
                         str(ROOT / "config.example.json")],
         "python -c pass": [sys.executable, "-c", "pass"],
         "import pydantic": [sys.executable, "-c", "import pydantic; pydantic.BaseModel"],
-        "import loon_supervisor.prepare": [sys.executable, "-c",
-                                           "import loon_supervisor.prepare"],
+        "import loon_supervisor.spec.prepare": [sys.executable, "-c",
+                                           "import loon_supervisor.spec.prepare"],
     }
     out = {}
     for name, cmd in cases.items():

@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from loon_supervisor import commands
 from loon_supervisor.errors import LoonError
+from loon_supervisor.verbs import commands
 
 EXIT_CODES = ("Exit codes: 0 success; 1 runtime failure (engine, build, a service or the "
               "container died); 2 invalid configuration or usage; 130 stopped by Ctrl+C "
@@ -79,7 +79,7 @@ def _fail(what: str, fix: str) -> typer.Exit:
 
 
 def _name(config_file: Path | None, name: str | None) -> str:
-    from loon_supervisor.identity import resolve
+    from loon_supervisor.lifecycle.identity import resolve
 
     return resolve(config_file, name).name
 
@@ -134,8 +134,8 @@ def scale(
                                              "config, else loon.")] = None,
 ) -> None:
     """Change the number of Celery workers of a swarm deployment (orchestrator swarm)."""
-    from loon_supervisor.identity import resolve
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.lifecycle.identity import resolve
     from loon_supervisor.swarm.verbs import scale as do_scale
 
     raise typer.Exit(run_sync(do_scale, resolve(config_file, name).name, spec))
@@ -169,8 +169,8 @@ def attach(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Follow a running deployment again (after its logger died), continuing each file at the byte where it stopped."""
     from rich.console import Console
 
-    from loon_supervisor.detach import attach as do_attach
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.lifecycle.detach import attach as do_attach
 
     raise typer.Exit(run_sync(do_attach, _name(config_file, name),
                               Console(soft_wrap=True)))
@@ -179,8 +179,8 @@ def attach(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
 @app.command()
 def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Show the deployment, each service's state and log file, and the background logger. Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached deployment without its logger); 3 not running."""
-    from loon_supervisor.run import run_sync
-    from loon_supervisor.status import show_status
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.verbs.status import show_status
 
     raise typer.Exit(run_sync(show_status, _name(config_file, name)))
 
@@ -192,7 +192,7 @@ def doctor(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".en
     """Check a running deployment end to end (docs/real-loon.md). Exit 0 when no check
     fails, 1 when one does, 2 for a bad config."""
     from loon_supervisor.doctor import run_doctor
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
 
     raise typer.Exit(run_sync(run_doctor, config_file, env_file, json_out))
 
@@ -217,9 +217,9 @@ def logs(
     name: NameOpt = None,
 ) -> None:
     """Print the deployment's current session's logs (else the newest session with service logs) with coloured `service | ` prefixes."""
-    from loon_supervisor.identity import resolve
-    from loon_supervisor.logs.reader import show_logs
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.lifecycle.identity import resolve
+    from loon_supervisor.verbs.logs import show_logs
 
     count: int | None = 20
     if lines is not None:
@@ -252,8 +252,8 @@ def ps(config_file: ConfigOpt = None, name: NameOpt = None,
        all_deployments: Annotated[bool, typer.Option("--all", "-a", help="Every deployment's "
                                                      "container.")] = False) -> None:
     """List the deployment's container with its state and ports."""
-    from loon_supervisor.ps import show_ps
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.verbs.ps import show_ps
 
     raise typer.Exit(run_sync(show_ps, None if all_deployments else _name(config_file, name)))
 
@@ -264,8 +264,8 @@ def restart(services: Annotated[list[str] | None, typer.Argument(
                 "container).")] = None,
             config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Restart the deployment's container, or single services in it."""
-    from loon_supervisor.restart import restart as do_restart
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.verbs.restart import restart as do_restart
 
     raise typer.Exit(run_sync(do_restart, _name(config_file, name), services or []))
 
@@ -276,8 +276,8 @@ def exec_cmd(service: Annotated[str, typer.Argument(help="Service whose environm
              command: Annotated[list[str], typer.Argument(help="Command and its arguments.")],
              config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Run a command in the running container, in a service's environment; exits with its code."""
-    from loon_supervisor.execute import exec_in
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.verbs.exec import exec_in
 
     raise typer.Exit(run_sync(exec_in, _name(config_file, name), service, command))
 
@@ -335,8 +335,8 @@ def config_reference(
 @app.command(hidden=True, name="_logger")
 def logger(name: str) -> None:
     """Background logger body; started by `up -d` and `attach`."""
-    from loon_supervisor.detach import logger_main
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.lifecycle.detach import logger_main
 
     raise typer.Exit(run_sync(logger_main, name))
 

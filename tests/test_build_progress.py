@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from loon_supervisor.build_progress import BuildProgress, parse_step
-from loon_supervisor.logs.session import EventLog
-from loon_supervisor.run import Reporter
+from loon_supervisor.lifecycle.control import Reporter
+from loon_supervisor.sinks.build_progress import BuildProgress, parse_step
+from loon_supervisor.sinks.session import EventLog
 
 
 def test_parse_step() -> None:

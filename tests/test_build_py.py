@@ -56,7 +56,7 @@ def test_flags_map_onto_loon_verbs(argv: list[str], expected: tuple[str, dict]) 
 def test_verbs_exist_with_those_arguments() -> None:
     import inspect
 
-    from loon_supervisor import commands
+    from loon_supervisor.verbs import commands
     for verb, kwargs in [("up", UP), ("validate", {"config_file": C, "env_file": ".env"}),
                          ("down", {"config_file": C})]:
         inspect.signature(getattr(commands, verb)).bind(**kwargs)

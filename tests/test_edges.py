@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from loon_supervisor import commands
 from loon_supervisor.config.formats import split_base_url
-from loon_supervisor.envfile import read_env_file, write_env_file
+from loon_supervisor.spec.envfile import read_env_file, write_env_file
+from loon_supervisor.verbs import commands
 from tests.certs import make_pair
 from tests.conftest import ROOT, base_config, write_config
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loon_supervisor.config import load_config
-from loon_supervisor.envfile import (
+from loon_supervisor.errors import ConfigError
+from loon_supervisor.spec.envfile import (
     compose_reads_differently,
     environment,
     quote,
@@ -18,7 +19,6 @@ from loon_supervisor.envfile import (
     render,
     write_env_file,
 )
-from loon_supervisor.errors import ConfigError
 from tests.conftest import base_config, write_config
 
 
@@ -102,7 +102,7 @@ def test_file_mode_and_order(tmp_path: Path, project: Path) -> None:
 
 
 def test_secret_key_is_random_and_stable(project: Path) -> None:
-    from loon_supervisor.envfile import secret_key
+    from loon_supervisor.spec.envfile import secret_key
     a = secret_key(project / ".build-files", "one")
     assert a == secret_key(project / ".build-files", "one")
     assert a != secret_key(project / ".build-files", "two")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loon_supervisor.envfile import (
+from loon_supervisor.spec.envfile import (
     compose_reads_differently,
     compose_warnings,
     read_env_file,

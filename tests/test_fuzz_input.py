@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from loon_supervisor import commands
+from loon_supervisor.verbs import commands
 from tests.conftest import ROOT, base_config
 
 SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,

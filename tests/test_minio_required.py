@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from loon_supervisor.config import load_config
-from loon_supervisor.engine.build_inputs import prepare
 from loon_supervisor.errors import BuildFailed
+from loon_supervisor.spec.build_inputs import prepare
 from tests.conftest import base_config, write_config
 
 UNREACHABLE = "http://127.0.0.1:9/minio"  # the discard port: connection refused

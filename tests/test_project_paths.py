@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from loon_supervisor import paths
-from loon_supervisor.identity import resolve
-from loon_supervisor.session_pick import pick_session
+from loon_supervisor.lifecycle.identity import resolve
+from loon_supervisor.sinks.session_pick import pick_session
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loon_supervisor.state import LOCK_FD_ENV, DeploymentLock, lock_holder, lock_path
+from loon_supervisor.lifecycle.state import LOCK_FD_ENV, DeploymentLock, lock_holder, lock_path
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def _project(project: Path) -> Path:
 
 HOLD = """
 import os, sys, time
-from loon_supervisor.state import DeploymentLock
+from loon_supervisor.lifecycle.state import DeploymentLock
 lock = DeploymentLock.inherited("d") or DeploymentLock.acquire("d")
 print("held" if lock else "refused", flush=True)
 time.sleep(float(sys.argv[1]))

@@ -22,8 +22,8 @@ import aiodocker
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.exec_streams import run_capture
-from loon_supervisor.envfile import SECRET_NAMES, environment, read_env_file, secret_key
 from loon_supervisor.paths import build_files_dir
+from loon_supervisor.spec.envfile import SECRET_NAMES, environment, read_env_file, secret_key
 
 from .verdict import SKIP, WARN, CheckFailed, Verdict
 

@@ -12,7 +12,7 @@ from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine import images
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.errors import ConfigError, EngineError, ImageContractError, Problem
-from loon_supervisor.run import Run, signal_exit_code
+from loon_supervisor.lifecycle.control import Run, signal_exit_code
 from loon_supervisor.swarm import services as sv
 from loon_supervisor.swarm.tasklogs import new_task_logs, watch_tasks
 

@@ -56,8 +56,8 @@ def deployment(project: Path, tmp_path: Path, engine: None) -> Iterator[tuple[Pa
     try:
         yield config, name
     finally:
-        from loon_supervisor.down import down
-        from loon_supervisor.run import run_sync
+        from loon_supervisor.lifecycle.control import run_sync
+        from loon_supervisor.verbs.down import down
 
         run_sync(down, config)
         docker("rm", "-f", name)

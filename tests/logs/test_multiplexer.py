@@ -7,9 +7,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from loon_supervisor.logs import multiplexer
-from loon_supervisor.logs.multiplexer import StreamCopy, copy_stream
-from loon_supervisor.logs.terminal import Printer
+from loon_supervisor.sinks.terminal import Printer
+from loon_supervisor.streams import stream_copy as multiplexer
+from loon_supervisor.streams.stream_copy import StreamCopy, copy_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -128,7 +128,7 @@ def test_a_full_terminal_queue_skips_lines_and_says_how_many(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from loon_supervisor.logs import terminal
+    from loon_supervisor.sinks import terminal
     monkeypatch.setattr(terminal, "QUEUE_LINES", 3)
     p = Printer(["a"], out=io.StringIO(), colour=False)
     p._pumping = True  # as while pump() runs: lines() only queues

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from loon_supervisor.logs.session import new_session_dir
+from loon_supervisor.sinks.session import new_session_dir
 
 
 def loon(project: Path, *args: str) -> subprocess.Popen[str]:

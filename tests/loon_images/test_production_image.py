@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loon_supervisor.envfile import read_env_file
+from loon_supervisor.spec.envfile import read_env_file
 from tests.loon_images import checks
 from tests.loon_images.support import (
     HTTP_PORT,

@@ -2,7 +2,7 @@
 crash, a reboot or an engine restart) is removed, so ``up`` starts a fresh one without an
 operator's ``-D`` first. A running one is left alone (``up`` refuses with its hint).
 
-Removal goes through :func:`loon_supervisor.down.remove_deployment` (``up`` holds the
+Removal goes through :func:`loon_supervisor.verbs.down.remove_deployment` (``up`` holds the
 deployment's lock), which first appends the bytes the last run's follower missed to that
 run's session files when the state file still names the container.
 """
@@ -12,11 +12,11 @@ from __future__ import annotations
 import aiodocker
 from rich.console import Console
 
-from loon_supervisor.down import remove_deployment
 from loon_supervisor.engine import containers
 from loon_supervisor.errors import EngineError
-from loon_supervisor.run import Reporter
-from loon_supervisor.state import read_state
+from loon_supervisor.lifecycle.control import Reporter
+from loon_supervisor.lifecycle.state import read_state
+from loon_supervisor.verbs.down import remove_deployment
 
 NOT_RUNNING = ("exited", "created", "dead")
 

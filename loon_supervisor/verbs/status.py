@@ -8,14 +8,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from loon_supervisor.crashloop import read_verdicts
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import LoonError
-from loon_supervisor.logs.session import latest_session
+from loon_supervisor.lifecycle.state import lock_holder, read_state
 from loon_supervisor.paths import logs_dir
-from loon_supervisor.state import lock_holder, read_state
+from loon_supervisor.sinks.session import latest_session
+from loon_supervisor.streams.crashloop import read_verdicts
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
 MINIO_ABSENT_STATUS = ("WARNING: MinIO is not in this image (MINIO_ENABLED=false): uploaded "

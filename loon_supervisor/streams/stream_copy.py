@@ -20,7 +20,7 @@ from pathlib import Path
 
 import anyio
 
-from loon_supervisor.logs.sinks import FileSink
+from loon_supervisor.sinks.files import FileSink
 
 PARTIAL_DELAY = 0.25
 PARTIAL_MAX = 64 * 1024

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import anyio
 
-from loon_supervisor.logs.terminal import Printer
 from loon_supervisor.paths import logs_dir
-from loon_supervisor.session_pick import pick_session
+from loon_supervisor.sinks.session_pick import pick_session
+from loon_supervisor.sinks.terminal import Printer
 
 POLL = 0.1
 

@@ -25,13 +25,13 @@ import aiodocker
 import anyio
 from anyio.abc import TaskStatus
 
-from loon_supervisor.crashloop import CrashLoopPolicy, CrashLoopWatch
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.errors import EngineError, LoonError
-from loon_supervisor.logs.multiplexer import StreamCopy, open_copy
-from loon_supervisor.logs.sinks import FileSink
-from loon_supervisor.logs.terminal import Printer
-from loon_supervisor.run import Run
+from loon_supervisor.lifecycle.control import Run
+from loon_supervisor.sinks.files import FileSink
+from loon_supervisor.sinks.terminal import Printer
+from loon_supervisor.streams.crashloop import CrashLoopPolicy, CrashLoopWatch
+from loon_supervisor.streams.stream_copy import StreamCopy, open_copy
 
 STATUS_INTERVAL = 2.0
 FAILED_STATES = ("FATAL", "EXITED")

@@ -20,9 +20,9 @@ def _fail(exc: LoonError) -> int:
 def validate(config_file: Path, env_file: str = ".env") -> int:
     """Validate and write the env file; reads the config once and creates no directories."""
     from loon_supervisor.config.jsonread import read_source
-    from loon_supervisor.envfile import check_env_file_name
+    from loon_supervisor.config.validation_cache import fast_validate, write_stamp
     from loon_supervisor.paths import build_files_dir
-    from loon_supervisor.validation_cache import fast_validate, write_stamp
+    from loon_supervisor.spec.envfile import check_env_file_name
 
     try:
         check_env_file_name(env_file)
@@ -32,7 +32,7 @@ def validate(config_file: Path, env_file: str = ".env") -> int:
     build_dir = build_files_dir()
     messages = fast_validate(config_file, source.data, env_file, build_dir)
     if messages is None:
-        from loon_supervisor.prepare import prepare
+        from loon_supervisor.spec.prepare import prepare
 
         try:
             prepared = prepare(config_file, env_file, create_dirs=False, source=source)
@@ -73,9 +73,9 @@ def show_config(config_file: Path) -> int:
 def up(config_file: Path, env_file: str = ".env", verbose: bool = False,
        detached: bool = False, replace: bool = False,
        only: tuple[str, ...] | None = None) -> int:
-    from loon_supervisor.run import run_sync
-    from loon_supervisor.supervisor import UpOptions
-    from loon_supervisor.supervisor import up as do_up
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.verbs.up import UpOptions
+    from loon_supervisor.verbs.up import up as do_up
 
     return run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, replace,
                                      only=only))
@@ -84,17 +84,17 @@ def up(config_file: Path, env_file: str = ".env", verbose: bool = False,
 def dev(config_file: Path, env_file: str = ".env", verbose: bool = False,
         detached: bool = False) -> int:
     """Only the backing services, and .build-files/dev.env for a host-run server."""
-    from loon_supervisor.dev import BACKING, write_dev_env
-    from loon_supervisor.run import run_sync
-    from loon_supervisor.supervisor import UpOptions
-    from loon_supervisor.supervisor import up as do_up
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.verbs.dev import BACKING, write_dev_env
+    from loon_supervisor.verbs.up import UpOptions
+    from loon_supervisor.verbs.up import up as do_up
 
     return run_sync(do_up, UpOptions(config_file, env_file, verbose, detached, only=BACKING,
                                      on_prepared=write_dev_env))
 
 
 def down(config_file: Path, name: str | None = None) -> int:
-    from loon_supervisor.down import down as do_down
-    from loon_supervisor.run import run_sync
+    from loon_supervisor.lifecycle.control import run_sync
+    from loon_supervisor.verbs.down import down as do_down
 
     return run_sync(do_down, config_file, name)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loon_supervisor.envfile import write_env_file
 from loon_supervisor.errors import ConfigError, Problem
+from loon_supervisor.lifecycle.control import Reporter
 from loon_supervisor.paths import build_files_dir
-from loon_supervisor.prepare import Prepared
-from loon_supervisor.run import Reporter
+from loon_supervisor.spec.envfile import write_env_file
+from loon_supervisor.spec.prepare import Prepared
 
 BACKING = ("mysql", "redis", "minio", "duckdb")
 DEV_ENV = "dev.env"

@@ -1,7 +1,7 @@
 """The one place that owns a deployment's lifetime: phases, signals, teardown, exit code.
 
 ``up`` runs build -> start -> follow inside one task group. A dedicated task
-(:func:`loon_supervisor.run.watch_signals`) receives SIGINT/SIGTERM: the first cancels the
+(:func:`loon_supervisor.lifecycle.control.watch_signals`) receives SIGINT/SIGTERM: the first cancels the
 build or start phase, or asks the follow phase to stop the container gracefully; the second
 kills the container at once. Whatever happened, teardown runs shielded: stop, drain every
 stream to EOF, collect the bytes the followers could not read before the container stopped,
@@ -20,23 +20,11 @@ import aiodocker
 import anyio
 from rich.console import Console
 
-from loon_supervisor.build_progress import BuildProgress
-from loon_supervisor.crashloop import CrashLoopPolicy
-from loon_supervisor.detach import hand_over, start_logger, stop_logger
-from loon_supervisor.down import remove_deployment
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.build_context import included_files
-from loon_supervisor.engine.build_inputs import prepare as prepare_build_inputs
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.engine.remote_paths import ensure_on_engine
-from loon_supervisor.envfile import (
-    LOCAL_DATA_TARGET,
-    MEDIA_TARGET,
-    MINIO_TARGET,
-    MYSQL_TARGET,
-    read_env_file,
-)
 from loon_supervisor.errors import (
     BuildFailed,
     ConfigError,
@@ -44,22 +32,16 @@ from loon_supervisor.errors import (
     ImageContractError,
     LoonError,
 )
-from loon_supervisor.follow import (
-    ENGINE_GRACE,
-    Streaming,
-    bounded,
-    collect_tails,
-    last_lines,
-    stream_until_done,
+from loon_supervisor.lifecycle.control import (
+    Reporter,
+    Run,
+    operator_error,
+    signal_exit_code,
+    watch_signals,
 )
-from loon_supervisor.logs.session import EventLog, new_session_dir
-from loon_supervisor.logs.terminal import Printer
-from loon_supervisor.minio_presence import align_env
-from loon_supervisor.paths import build_files_dir, logs_dir, project_root
-from loon_supervisor.prepare import Prepared, prepare
-from loon_supervisor.recreate import remove_stopped
-from loon_supervisor.run import Reporter, Run, operator_error, signal_exit_code, watch_signals
-from loon_supervisor.state import (
+from loon_supervisor.lifecycle.detach import hand_over, start_logger, stop_logger
+from loon_supervisor.lifecycle.recreate import remove_stopped
+from loon_supervisor.lifecycle.state import (
     DeploymentLock,
     clear_foreground_state,
     lock_holder,
@@ -68,6 +50,30 @@ from loon_supervisor.state import (
     state_path,
     write_state,
 )
+from loon_supervisor.paths import build_files_dir, logs_dir, project_root
+from loon_supervisor.sinks.build_progress import BuildProgress
+from loon_supervisor.sinks.session import EventLog, new_session_dir
+from loon_supervisor.sinks.terminal import Printer
+from loon_supervisor.spec.build_inputs import prepare as prepare_build_inputs
+from loon_supervisor.spec.envfile import (
+    LOCAL_DATA_TARGET,
+    MEDIA_TARGET,
+    MINIO_TARGET,
+    MYSQL_TARGET,
+    read_env_file,
+)
+from loon_supervisor.spec.minio import align_env
+from loon_supervisor.spec.prepare import Prepared, prepare
+from loon_supervisor.streams.crashloop import CrashLoopPolicy
+from loon_supervisor.streams.follow import (
+    ENGINE_GRACE,
+    Streaming,
+    bounded,
+    collect_tails,
+    last_lines,
+    stream_until_done,
+)
+from loon_supervisor.verbs.down import remove_deployment
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from loon_supervisor.engine.client import map_engine_errors, open_engine
-from loon_supervisor.restart import check_services, running_container
+from loon_supervisor.verbs.restart import check_services, running_container
 
 WORKDIR_LABEL = "org.loon.workdir."
 

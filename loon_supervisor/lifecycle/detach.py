@@ -3,7 +3,7 @@
 The foreground ``up -d`` builds and starts, then hands the running container to a logger
 process (own session, no terminal) and returns once that logger has attached every stream.
 A foreground ``up`` whose terminal hangs up (SIGHUP) hands over the same way, from the exact
-stream positions it reached. The deployment's lock (see :mod:`loon_supervisor.state`) is
+stream positions it reached. The deployment's lock (see :mod:`loon_supervisor.lifecycle.state`) is
 passed to the logger as an inherited descriptor, so exactly one process follows a deployment
 at any moment. The state file names the container, the session directory, the logger's pid
 and each stream's position inside its in-container file.
@@ -21,14 +21,11 @@ import aiodocker
 import anyio
 from rich.console import Console
 
-from loon_supervisor.crashloop import CrashLoopPolicy
 from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
-from loon_supervisor.follow import ENGINE_GRACE, Streaming, bounded, stream_until_done
-from loon_supervisor.logs.session import EventLog
-from loon_supervisor.run import Reporter, Run, watch_signals
-from loon_supervisor.state import (
+from loon_supervisor.lifecycle.control import Reporter, Run, watch_signals
+from loon_supervisor.lifecycle.state import (
     LOCK_FD_ENV,
     DeploymentLock,
     lock_holder,
@@ -37,6 +34,9 @@ from loon_supervisor.state import (
     wait_unlocked,
     write_state,
 )
+from loon_supervisor.sinks.session import EventLog
+from loon_supervisor.streams.crashloop import CrashLoopPolicy
+from loon_supervisor.streams.follow import ENGINE_GRACE, Streaming, bounded, stream_until_done
 
 ATTACH_TIMEOUT = 60.0
 
@@ -248,8 +248,8 @@ async def attach(name: str, console: Console) -> int:
 
 
 async def _state_for(docker: aiodocker.Docker, name: str, cid: str) -> dict:
-    from loon_supervisor.logs.session import new_session_dir
     from loon_supervisor.paths import logs_dir
+    from loon_supervisor.sinks.session import new_session_dir
 
     info = await containers.inspect(docker, cid) or {}
     image = (info.get("Config") or {}).get("Image", "")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from loon_supervisor.envfile import environment, read_env_file, secret_key, write_env_file
 from loon_supervisor.paths import build_files_dir
-from loon_supervisor.prepare import Prepared
+from loon_supervisor.spec.envfile import environment, read_env_file, secret_key, write_env_file
+from loon_supervisor.spec.prepare import Prepared
 
 ABSENT_MESSAGE = (
     "WARNING: MinIO is NOT in this image: MINIO_ENABLED=false, so Loon stores uploaded files "

@@ -14,7 +14,9 @@ from loon_supervisor.config.load import load
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.config.volumes import check_volume_dirs, check_volume_paths
 from loon_supervisor.engine.endpoint import resolve_endpoint
-from loon_supervisor.envfile import (
+from loon_supervisor.errors import ConfigError, Problem
+from loon_supervisor.paths import build_files_dir
+from loon_supervisor.spec.envfile import (
     check_env_file_name,
     compose_warnings,
     environment,
@@ -24,8 +26,6 @@ from loon_supervisor.envfile import (
     save_secret_key,
     write_env_file,
 )
-from loon_supervisor.errors import ConfigError, Problem
-from loon_supervisor.paths import build_files_dir
 
 
 @dataclass

@@ -15,8 +15,8 @@ import anyio
 from rich.console import Console
 
 from loon_supervisor.errors import LoonError
-from loon_supervisor.logs.session import EventLog
-from loon_supervisor.logs.terminal import Printer, is_gone, silence
+from loon_supervisor.sinks.session import EventLog
+from loon_supervisor.sinks.terminal import Printer, is_gone, silence
 
 
 @dataclass

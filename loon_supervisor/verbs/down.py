@@ -15,10 +15,14 @@ import aiodocker
 import anyio
 from rich.console import Console
 
-from loon_supervisor.detach import stop_logger
 from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.follow import (
+from loon_supervisor.lifecycle.control import Reporter, Run
+from loon_supervisor.lifecycle.detach import stop_logger
+from loon_supervisor.lifecycle.identity import resolve
+from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder, read_state, state_path
+from loon_supervisor.sinks.session import EventLog
+from loon_supervisor.streams.follow import (
     ENGINE_GRACE,
     Streaming,
     append_stream,
@@ -26,10 +30,6 @@ from loon_supervisor.follow import (
     collect_tails,
     make_copies,
 )
-from loon_supervisor.identity import resolve
-from loon_supervisor.logs.session import EventLog
-from loon_supervisor.run import Reporter, Run
-from loon_supervisor.state import DeploymentLock, lock_holder, read_state, state_path
 
 
 async def down(config_file: Path | None, name: str | None = None) -> int:

@@ -27,7 +27,7 @@ from loon_supervisor.paths import build_files_dir
 
 if TYPE_CHECKING:
     from loon_supervisor.engine.images import ImageContract
-    from loon_supervisor.prepare import Prepared
+    from loon_supervisor.spec.prepare import Prepared
 
 LOCK_FD_ENV = "LOON_LOCK_FD"
 

@@ -22,7 +22,8 @@ from loon_supervisor.config.volumes import check_volume_dirs
 
 _SOURCES = ("config/model.py", "config/load.py", "config/rules.py", "config/jsonread.py",
             "config/overrides.py", "config/formats.py", "config/volumes.py",
-            "config/certificates.py", "envfile.py", "prepare.py", "validation_cache.py")
+            "config/certificates.py", "spec/envfile.py", "spec/prepare.py",
+            "config/validation_cache.py")
 
 
 def _digest(config_bytes: bytes, env_file: str, env_bytes: bytes, build_dir: Path) -> str:
@@ -36,7 +37,7 @@ def _digest(config_bytes: bytes, env_file: str, env_bytes: bytes, build_dir: Pat
             h.update(b"\0unreadable")
     for key in sorted(k for k in os.environ if k.upper().startswith("LOON_")):
         h.update(f"\0{key}={os.environ[key]}".encode())
-    here = Path(__file__).parent
+    here = Path(__file__).parent.parent  # the package
     for rel in _SOURCES:
         h.update(f"\0{rel}:{(here / rel).stat().st_mtime_ns}".encode())
     return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Who owns a deployment while it lives: its state file and lock, its signals, its container."""

@@ -1,1 +1,0 @@
-"""Log streams -> multiplexer -> sinks (session files, terminal)."""

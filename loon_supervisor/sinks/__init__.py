@@ -1,0 +1,1 @@
+"""Where lines end up: session files, out.log events, the terminal."""

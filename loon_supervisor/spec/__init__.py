@@ -1,0 +1,1 @@
+"""From a validated config to what the engine gets: env file, build inputs, container spec."""

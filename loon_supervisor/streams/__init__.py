@@ -1,0 +1,1 @@
+"""Byte streams out of the container's log files: sources, followers, per-stream copies."""
