@@ -3,7 +3,7 @@
 Runs throughput, steady state (latency and logger overhead), teardown and validation
 against the real engine, then appends a dated section with the machine and the tables to
 BENCHMARKS.md. Assumes the README's set-up (``bash scripts/test.sh`` made .venv and the
-engine). About 6-8 minutes with the defaults.
+engine). About 15-20 minutes with the defaults.
 """
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ from pathlib import Path
 from bench import report, steady, teardown, throughput, validation
 from bench.common import ROOT, loadavg, machine, other_containers, say
 
-SECTIONS = ("throughput", "steady", "teardown", "validation")
+SECTIONS = ("throughput", "steady", "sweep", "teardown", "validation")
+SWEEP = "0,5,10,15,20"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", type=int, default=3, help="runs per throughput/teardown case "
-                   "(medians are reported); default 3")
+    p.add_argument("--runs", type=int, default=5, help="runs per throughput/teardown case "
+                   "and paired windows per sweep row (medians are reported); default 5")
+    p.add_argument("--sweep", default=SWEEP, help="coalescing delays (ms, comma-separated) "
+                   f"for the sweep part; default {SWEEP}")
     p.add_argument("--window", type=float, default=60.0, help="steady-state window, seconds "
                    "(default 60)")
     p.add_argument("--lines", type=int, default=throughput.LINES,
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             results["throughput"] = throughput.bench(work, ns.runs, ns.lines)
         if "steady" in parts:
             results["steady"] = steady.bench(work, ns.window)
+        if "sweep" in parts:
+            delays = [float(x) for x in ns.sweep.split(",") if x.strip()]
+            results["sweep"] = steady.sweep(work, delays, steady.CONTROL, ns.runs)
         if "teardown" in parts:
             results["teardown"] = teardown.bench(work, ns.runs)
     finally:

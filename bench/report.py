@@ -17,10 +17,12 @@ test suite: a missed target is reported here, not failed.
 """
 
 TARGETS = """\
-Targets (issue 7): throughput >= 1.0x the docker CLI baseline (a) and above the original
-tool's approach (b); latency p99 <= 50 ms at 100 lines/s per service, with idle logger CPU
-< 1 % of a core; logger RSS < 80 MB; `build.py -e` < 0.3 s; SIGINT to exit <= stop timeout
-+ 2 s.
+Targets (issue 17, tightening issue 7's): logger CPU at 8 x 100 lines/s <= 0.7x the 8 docker
+CLI followers with p99 <= 20 ms; throughput >= 1.5x the docker CLI baseline (a) (and above
+the original tool's approach (b)); engine CPU per MB for our followers <= the CLI's; idle
+logger <= 0.2 % of a core, RSS <= 60 MiB, peak RSS at teardown with files at the rotation
+cap <= 100 MiB; `build.py -e` <= 0.3 s also after a config change; SIGINT to exit <= stop
+timeout + 2 s.
 """
 
 
@@ -41,29 +43,56 @@ def section(r: dict) -> str:
     targets: list[tuple[str, str, str]] = []
     tp, st, td, va = (r.get(k) for k in ("throughput", "steady", "teardown", "validation"))
     if tp:
-        targets.append(("Throughput ours / docker CLI (a)", f"{tp['ratio_vs_cli']:.2f}x",
-                        _ok(tp["ratio_vs_cli"] >= 1.0)))
+        runs = tp["ratio_vs_cli_runs"]
+        targets.append(("Throughput ours / docker CLI (a), >= 1.5x (issue 17)",
+                        f"{tp['ratio_vs_cli']:.2f}x (runs {min(runs):.2f}-{max(runs):.2f}, "
+                        f"n={len(runs)})", _ok(tp["ratio_vs_cli"] >= 1.5)))
         targets.append(("Throughput ours / original (b)", f"{tp['ratio_vs_original']:.2f}x",
                         _ok(tp["ratio_vs_original"] > 1.0)))
+        mb = tp["bytes"] / 1e6
+        ours, cli = tp["ours"]["engine_cpu"] / mb, tp["cli"]["engine_cpu"] / mb
+        targets.append(("Engine CPU per MB, ours <= CLI's (issue 17)",
+                        f"{1000 * ours:.2f} vs {1000 * cli:.2f} ms/MB ({ours / cli:.2f}x)",
+                        _ok(ours <= cli)))
     if st:
+        pr = st.get("paired")
+        if pr:
+            rr = pr["ratio_runs"]
+            targets.append(("Logger CPU at 8 x 100 lines/s / 8 CLI followers, <= 0.7x "
+                            "(issue 17)", f"{pr['ratio']:.2f}x ({pr['ours']['cpu_pct']:.1f} vs "
+                            f"{pr['cli']['cpu_pct']:.1f} % of a core; runs "
+                            f"{min(rr):.2f}-{max(rr):.2f}, n={len(rr)})",
+                            _ok(pr["ratio"] <= 0.7)))
+            targets.append(("Write-to-file p99 in those windows, <= 20 ms (issue 17)",
+                            f"{pr['ours']['p99_ms']:.1f} ms (CLI {pr['cli']['p99_ms']:.1f} ms)",
+                            _ok(pr["ours"]["p99_ms"] <= 20)))
         if "active" in st:
-            targets.append(("Latency p99 at 100 lines/s x 8", f"{st['active']['p99_ms']:.1f} ms",
-                            _ok(st["active"]["p99_ms"] <= 50)))
+            targets.append(("Latency p99 at 100 lines/s x 8 (60 s window)",
+                            f"{st['active']['p99_ms']:.1f} ms",
+                            _ok(st["active"]["p99_ms"] <= 20)))
         if "quiet" in st:
-            targets.append(("Idle logger CPU", f"{st['quiet']['cpu_pct']:.2f} % of a core",
-                            _ok(st["quiet"]["cpu_pct"] < 1.0)))
+            targets.append(("Idle logger CPU, <= 0.2 % (issue 17)",
+                            f"{st['quiet']['cpu_pct']:.2f} % of a core",
+                            _ok(st["quiet"]["cpu_pct"] <= 0.2)))
         rss = max(v["rss_max"] for k, v in st.items() if k in ("quiet", "active"))
-        targets.append(("Logger RSS (max over both)", f"{rss:.1f} MiB", _ok(rss < 80)))
+        targets.append(("Logger RSS (max over both), <= 60 MiB (issue 17)", f"{rss:.1f} MiB",
+                        _ok(rss <= 60)))
     if va:
         e = va["build.py -e"]["median"]
-        targets.append(("`build.py -e` wall time (unchanged config)", f"{e:.3f} s",
-                        _ok(e < 0.3)))
+        targets.append(("`build.py -e` wall time (unchanged config), <= 0.3 s", f"{e:.3f} s",
+                        _ok(e <= 0.3)))
         full = va.get("build.py -e, config changed (full validation)")
         if full:
-            targets.append(("`build.py -e` after a config change (full validation)",
-                            f"{full['median']:.3f} s", _ok(full["median"] < 0.3)))
+            targets.append(("`build.py -e` after a config change, <= 0.3 s (issue 17)",
+                            f"{full['median']:.3f} s", _ok(full["median"] <= 0.3)))
     if td:
         for kind, v in td.items():
+            if kind == "capped":
+                targets.append(("Peak RSS, teardown with 8 files at the 50 MB rotation cap, "
+                                "<= 100 MiB (issue 17)",
+                                f"{v['peak_rss_mb']:.1f} MiB ({v['collected_mb']:.0f} MiB "
+                                "collected after the stop)", _ok(v["peak_rss_mb"] <= 100)))
+                continue
             limit = v["stop_timeout"] + 2
             targets.append((f"SIGINT to exit, {kind} (limit {limit} s)",
                             f"max {v['max']:.2f} s", _ok(v["max"] <= limit)))
@@ -111,9 +140,11 @@ def section(r: dict) -> str:
                        f"{v['container_cpu_pct']:.1f} | {lat} |")
         if "paired" in st:
             pr = st["paired"]
-            out += ["", f"Paired control ({pr['seconds']:.0f} s right after, both at once on the "
-                    "same container and lines; the CLI's CPU is its 8 processes averaged over "
-                    "their life):", "",
+            out += ["", f"Paired control ({len(pr.get('runs', [])) or 1} windows of "
+                    f"{pr['seconds']:.0f} s right after, both at once on the same container and "
+                    "lines; medians; CPU over each window from /proc for both, the CLI's over "
+                    "its 8 processes; ours / CLI per run: "
+                    + ", ".join(f"{x:.2f}" for x in pr.get("ratio_runs", [])) + "):", "",
                     "| Follower | client CPU % of a core | lines | p50 ms | p99 ms | max ms |",
                     "|---|---|---|---|---|---|"]
             for k, label in (("ours", "ours: background logger"),
@@ -123,13 +154,35 @@ def section(r: dict) -> str:
                            f"{v['p50_ms']:.1f} | {v['p99_ms']:.1f} | {v['max_ms']:.1f} |")
         out += ["", "Latency: write time (inside each line) to the line being readable in "
                 "the host file, for every line written in the window.", ""]
+    sw = r.get("sweep")
+    if sw:
+        out += ["### Coalescing: hand-over delay vs CPU vs latency (8 x 100 lines/s)", "",
+                "Each row: a fresh background logger started with LOON_COALESCE_MS, then "
+                "paired windows beside the 8 CLI followers (medians).", "",
+                "| delay ms | ours CPU % | CLI CPU % | ours / CLI | ours p50 ms | ours p99 ms | "
+                "CLI p99 ms | ours max ms | load |", "|---|---|---|---|---|---|---|---|---|"]
+        for row in sw:
+            o, c = row["ours"], row["cli"]
+            out.append(f"| {row['delay_ms']:g} | {o['cpu_pct']:.1f} | {c['cpu_pct']:.1f} | "
+                       f"{row['ratio']:.2f}x | {o['p50_ms']:.1f} | {o['p99_ms']:.1f} | "
+                       f"{c['p99_ms']:.1f} | {o['max_ms']:.1f} | {row['load']:.2f} |")
+        out.append("")
     if td:
         out += ["### Teardown: SIGINT to exit, every file complete", "",
                 "| Case | stop timeout s | median s | max s | runs s |", "|---|---|---|---|---|"]
         for kind, v in td.items():
+            if kind == "capped":
+                continue
             runs = ", ".join(f"{x:.2f}" for x in v["runs"])
             out.append(f"| {kind} | {v['stop_timeout']} | {v['median']:.2f} | "
                        f"{v['max']:.2f} | {runs} |")
+        c = td.get("capped")
+        if c:
+            out += ["", f"Rotation cap: 8 services wrote 50 MiB each, SIGINT 0.5 s later: "
+                    f"{c['host_mb']:.0f} MiB reached the host files, {c['collected_mb']:.0f} "
+                    "MiB of them through the final collection from the stopped container; "
+                    f"the supervisor's peak RSS over its life {c['peak_rss_mb']:.1f} MiB; "
+                    f"SIGINT to exit {c['seconds']:.2f} s."]
         out.append("")
     if va:
         out += ["### Validation: `build.py -e` on config.example.json", "",

@@ -35,6 +35,7 @@ from bench.common import (
     Inotify,
     cid_of,
     loadavg,
+    median,
     percentile,
     proc_cpu,
     proc_rss_mb,
@@ -47,7 +48,8 @@ from bench.common import (
 from tests.engine_helpers import Deployment
 
 WARMUP = 3.0
-CONTROL = 20.0
+CONTROL = 10.0
+PAIRED_RUNS = 5
 
 
 class LatencyWatcher(threading.Thread):
@@ -150,7 +152,7 @@ def _lat(w: LatencyWatcher) -> dict:
 def paired(d: Deployment, work: Path, seconds: float) -> dict:
     """The logger and the docker CLI follower side by side, over the same seconds."""
     cid = cid_of(d.name)
-    ctl = work / "cli-control"
+    ctl = work / f"cli-control-{time.monotonic_ns()}"
     ctl.mkdir()
     files = [open(ctl / f"{s}.log", "wb") for s in SERVICES]  # noqa: SIM115
     procs = [subprocess.Popen(["docker", "exec", cid, "tail", "-c", "+1", "-F", "-s", "0.05",
@@ -166,10 +168,13 @@ def paired(d: Deployment, work: Path, seconds: float) -> dict:
         time.sleep(WARMUP)
         start = time.time()
         cpu0, t0 = proc_cpu(pid), time.perf_counter()
+        cli0 = sum(proc_cpu(p.pid) for p in procs)
         for w in watchers:
             w.window = (start, start + seconds)
         time.sleep(seconds)
-        logger_pct = 100 * (proc_cpu(pid) - cpu0) / (time.perf_counter() - t0)
+        took = time.perf_counter() - t0
+        logger_pct = 100 * (proc_cpu(pid) - cpu0) / took
+        cli_window_pct = 100 * (sum(proc_cpu(p.pid) for p in procs) - cli0) / took
         time.sleep(1.0)
     finally:
         for w in watchers:
@@ -187,8 +192,50 @@ def paired(d: Deployment, work: Path, seconds: float) -> dict:
                         "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline)\" in "
                         "'tail -c +1 -F -s 0.05 '*) kill ${p#/proc/};; esac; done 2>/dev/null"],
                        capture_output=True)
-    return {"seconds": seconds, "ours": {**_lat(watchers[0]), "cpu_pct": logger_pct},
-            "cli": {**_lat(watchers[1]), "cpu_pct": 100 * cli_cpu / lifetime}}
+    return {"seconds": seconds, "load": loadavg(),
+            "ours": {**_lat(watchers[0]), "cpu_pct": logger_pct},
+            "cli": {**_lat(watchers[1]), "cpu_pct": cli_window_pct,
+                    "cpu_life_pct": 100 * cli_cpu / lifetime}}
+
+
+def paired_runs(d: Deployment, work: Path, seconds: float, runs: int) -> dict:
+    """``runs`` paired windows one after the other; medians, and the per-run CPU ratio."""
+    rs = [paired(d, work, seconds) for _ in range(runs)]
+    out: dict = {"seconds": seconds, "runs": rs}
+    for side in ("ours", "cli"):
+        out[side] = {k: median([r[side][k] for r in rs])
+                     for k in ("cpu_pct", "p50_ms", "p99_ms", "max_ms")}
+        out[side]["lines"] = sum(r[side]["lines"] for r in rs)
+        out[side]["gap_count"] = sum(r[side]["gap_count"] for r in rs)
+    out["cli"]["cpu_life_pct"] = median([r["cli"]["cpu_life_pct"] for r in rs])
+    out["ratio_runs"] = [r["ours"]["cpu_pct"] / r["cli"]["cpu_pct"] for r in rs]
+    out["ratio"] = median(out["ratio_runs"])
+    out["load"] = median([r["load"] for r in rs])
+    return out
+
+
+def sweep(work: Path, delays: list[float], seconds: float, runs: int) -> list[dict]:
+    """The coalescing trade: for each delay (LOON_COALESCE_MS), a fresh background logger
+    beside the CLI followers, ``runs`` paired windows: CPU ratio and latency."""
+    rows = []
+    for ms in delays:
+        tmp = work / f"sweep-{ms:g}"
+        d = writer_deployment(tmp, 0.01)
+        try:
+            res = d.run("-d", timeout=600, LOON_COALESCE_MS=f"{ms:g}")
+            if res.returncode != 0:
+                raise RuntimeError(f"build.py -d exited {res.returncode}: {res.stdout}"
+                                   f"{res.stderr}")
+            pr = paired_runs(d, tmp, seconds, runs)
+            rows.append({"delay_ms": ms, **pr})
+            say(f"sweep {ms:g} ms: ours {pr['ours']['cpu_pct']:.1f} % vs CLI "
+                f"{pr['cli']['cpu_pct']:.1f} % ({pr['ratio']:.2f}x); p99 ours "
+                f"{pr['ours']['p99_ms']:.1f} ms, CLI {pr['cli']['p99_ms']:.1f} ms")
+        finally:
+            d.run("-D", timeout=120)
+            d.cleanup()
+            remove_image(f"loon-test:{d.name}")
+    return rows
 
 
 def bench(work: Path, window: float) -> dict:
@@ -209,10 +256,12 @@ def bench(work: Path, window: float) -> dict:
                    f"{r['max_ms']:.1f} ms  lines {r['lines']}  gaps {r['gap_count']}"
                    if kind == "active" else ""))
             if kind == "active":
-                pr = results["paired"] = paired(d, tmp, CONTROL)
-                say(f"  paired {CONTROL:.0f} s: ours p50 {pr['ours']['p50_ms']:.1f} p99 "
-                    f"{pr['ours']['p99_ms']:.1f} ms; docker CLI tail -F p50 "
-                    f"{pr['cli']['p50_ms']:.1f} p99 {pr['cli']['p99_ms']:.1f} ms")
+                pr = results["paired"] = paired_runs(d, tmp, CONTROL, PAIRED_RUNS)
+                say(f"  paired {PAIRED_RUNS} x {CONTROL:.0f} s: ours cpu "
+                    f"{pr['ours']['cpu_pct']:.1f} % p50 {pr['ours']['p50_ms']:.1f} p99 "
+                    f"{pr['ours']['p99_ms']:.1f} ms; docker CLI cpu {pr['cli']['cpu_pct']:.1f} % "
+                    f"p50 {pr['cli']['p50_ms']:.1f} p99 {pr['cli']['p99_ms']:.1f} ms; "
+                    f"ratio {pr['ratio']:.2f}x")
         finally:
             d.run("-D", timeout=120)
             d.cleanup()

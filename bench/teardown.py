@@ -9,16 +9,28 @@ graceful  every service exits on TERM at once (stopTimeout 10).
 stubborn  one service ignores TERM, so the engine kills it at the stop timeout (stopTimeout
           5): the worst case, bounded by the target "stop timeout + 2 s". Its file must still
           be complete up to its last line (no bye line: it died by SIGKILL).
+capped    memory at teardown with the in-container files at the rotation cap (supervisord's
+          ``stdout_logfile_maxbytes=50MB`` in docker/): each of the 8 services writes 50 MiB
+          of lines at once, SIGINT follows half a second later, so most bytes reach the host
+          through the final collection out of the stopped container. The supervisor's peak
+          RSS over its whole life (``wait4``'s ru_maxrss) must stay bounded: the collection
+          streams, it does not load the files. Every host file must hold only whole, expected
+          lines.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 
 from bench.common import (
     SERVICES,
+    cid_of,
     median,
     remove_image,
     say,
@@ -27,6 +39,55 @@ from bench.common import (
 )
 
 RUN_FOR = 3.0
+CAP = 50 * 1024 * 1024  # supervisord's stdout_logfile_maxbytes=50MB (docker/rootfs/...)
+CAP_LINE = b"0123456789 the quick brown fox jumps over the lazy dog 0123456789 abcdefghij"
+
+
+def capped_services() -> dict[str, str]:
+    line = CAP_LINE.decode()
+    return {s: f"mkfifo /tmp/go-{s}; read x < /tmp/go-{s}; yes '{line}' | head -c {CAP}; "
+               "exec sleep 1000000" for s in SERVICES}
+
+
+def capped(work: Path) -> dict:
+    """Peak RSS of the supervisor when 8 x 50 MiB are collected at the teardown."""
+    from tests.engine_helpers import make_deployment
+
+    d = make_deployment(work, capped_services(), stop_timeout=10)
+    try:
+        proc = start_foreground(d)
+        cid = cid_of(d.name)
+        script = "; ".join(f"echo go > /tmp/go-{s}" for s in SERVICES)
+        subprocess.run(["docker", "exec", cid, "sh", "-c", script], check=True)
+        time.sleep(0.5)
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.append(proc.stdout.read()  # type: ignore
+                                                            if proc.stdout else ""))
+        reader.start()
+        t0 = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        _, status, ru = os.wait4(proc.pid, 0)
+        took = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        reader.join()
+        if proc.returncode != 130:
+            raise RuntimeError(f"capped: exit code {proc.returncode}, expected 130")
+        total, collected = 0, 0
+        for s in SERVICES:
+            data = (d.session() / f"{s}.log").read_bytes()
+            total += len(data)
+            lines = data.split(b"\n")
+            if lines[-1] != b"" and not CAP_LINE.startswith(lines[-1]):
+                raise RuntimeError(f"capped: {s}.log ends in a foreign partial line")
+            if any(ln != CAP_LINE for ln in lines[:-1]):
+                raise RuntimeError(f"capped: {s}.log holds a line that was never written")
+        text = (d.session() / "out.log").read_text(errors="replace")
+        collected = sum(int(n) for n in re.findall(r"collected (\d+) final bytes", text))
+        return {"peak_rss_mb": ru.ru_maxrss / 1024, "seconds": took,
+                "host_mb": total / 2**20, "collected_mb": collected / 2**20}
+    finally:
+        d.cleanup()
+        remove_image(f"loon-test:{d.name}")
 
 
 def check_complete(session: Path, stubborn: tuple[str, ...]) -> None:
@@ -76,4 +137,9 @@ def bench(work: Path, runs: int) -> dict:
                 f"(stop timeout {stop_timeout} s), files complete")
         out[kind] = {"stop_timeout": stop_timeout, "runs": times, "median": median(times),
                      "max": max(times)}
+    c = capped(work / "teardown-capped")
+    out["capped"] = c
+    say(f"teardown capped (8 x 50 MiB): peak RSS {c['peak_rss_mb']:.1f} MiB, "
+        f"{c['collected_mb']:.1f} of {c['host_mb']:.1f} MiB collected after the stop, "
+        f"SIGINT to exit {c['seconds']:.2f} s")
     return out

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
+import math
+import os
 import re
 import shlex
 import struct
 import tarfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import aiodocker
 import anyio
@@ -77,6 +80,146 @@ def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True)
 
 Event = Literal["replaced", "truncated"]
 
+# How long a follower lets frames pile up after the first bytes before handing them on: each
+# line of a slow service arrives in its own exec frame, and every hand-over costs a task
+# wake-up, a notice check and a write. The hand-over waits for the next multiple of COALESCE
+# on the loop's clock, so all followers wake in the same loop iteration, and a line waits at
+# most COALESCE. The trade (delay vs CPU vs p99) is measured by ``bench/steady.py --sweep``
+# and written in BENCHMARKS.md. LOON_COALESCE_MS overrides it (the bench's sweep uses it).
+COALESCE = float(os.environ.get("LOON_COALESCE_MS", "10")) / 1000
+READ_LIMIT = 1 << 20  # stop reading the socket while this much is parsed and not taken
+BIG_BATCH = 64 * 1024  # a batch this big is handed on at once
+
+
+class FrameReader:
+    """The engine's multiplexed exec frames (8-byte header: stream, size), parsed by hand as
+    the socket delivers them.
+
+    Stands in for aiodocker's parser and queue, which build one Message, one queue entry and
+    one task wake-up per frame: here every frame's stdout payload is appended to one buffer
+    and :meth:`take` hands all of it over at once. The waiting reader is woken by a timer at
+    the next ``delay`` tick after the first bytes (at once for stderr, the end, an error or
+    a big batch). Flow control pauses the socket while ``READ_LIMIT`` bytes wait. It is both
+    the parser and the payload that aiohttp's protocol feeds (``feed_data``, ``feed_eof``,
+    ``set_exception``, ``is_eof``).
+    """
+
+    def __init__(self, protocol: Any, delay: float = 0.0) -> None:
+        self._protocol = protocol
+        self._loop = asyncio.get_running_loop()
+        self._delay = delay
+        self._raw = bytearray()
+        self._out = bytearray()
+        self.notices: list[bytes] = []  # stderr frames (the exec's own messages)
+        self._eof = False
+        self._exc: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
+
+    # -- the protocol's side (called by aiohttp from data_received / connection_lost)
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        raw = self._raw
+        raw += data
+        pos, n = 0, len(raw)
+        urgent = False
+        while n - pos >= 8:
+            kind, size = _HEADER.unpack_from(raw, pos)
+            end = pos + 8 + size
+            if end > n:
+                break
+            if kind == 2:
+                self.notices.append(bytes(raw[pos + 8:end]))
+                urgent = True
+            else:
+                self._out += raw[pos + 8:end]
+            pos = end
+        if pos:
+            del raw[:pos]
+            if len(self._out) >= READ_LIMIT and not self._paused:
+                self._paused = True
+                self._protocol.pause_reading()
+            if urgent or not self._delay or len(self._out) >= BIG_BATCH:
+                self._wake()
+            elif self._timer is None and self._waiter is not None:
+                d = self._delay
+                self._timer = self._loop.call_at(
+                    math.ceil(self._loop.time() / d) * d, self._wake)
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._wake()
+
+    def is_eof(self) -> bool:
+        return self._eof
+
+    def set_exception(self, exc: BaseException, exc_cause: BaseException | None = None
+                      ) -> None:
+        self._exc = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # -- the reader's side
+    async def wait(self) -> None:
+        """Until there are bytes (and their tick came), notices, the end or an error."""
+        if self._out or self.notices or self._eof or self._exc is not None:
+            return
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def take(self) -> bytes | None:
+        """Every stdout byte parsed so far (b"" if none); None at the end."""
+        if self._out:
+            out = bytes(self._out)
+            self._out.clear()
+            if self._paused:
+                self._paused = False
+                self._protocol.resume_reading()
+            return out
+        return None if self._eof or self._exc is not None else b""
+
+    @property
+    def error(self) -> BaseException | None:
+        """What broke the stream (raised by the reader once the bytes before it are taken)."""
+        return self._exc
+
+
+def take_over_frames(stream: aiodocker.stream.Stream, delay: float = 0.0) -> FrameReader:
+    """Put a :class:`FrameReader` in place of aiodocker's parser on an attached exec stream.
+
+    The one place that uses aiodocker's (and aiohttp's) private side: ``Stream._resp``,
+    ``Stream._queue`` and the protocol's ``set_parser``; aiodocker 0.27 offers only a
+    per-frame ``read_out()``. Called right after ``__aenter__`` with no await between; the
+    frames aiodocker parsed from the upgrade response's tail are carried over, in order.
+    """
+    resp = stream._resp
+    assert resp is not None and resp.connection is not None
+    protocol = resp.connection.protocol
+    reader = FrameReader(protocol, delay)
+    queue = stream._queue
+    for msg, _size in list(getattr(queue, "_buffer", ())):
+        reader.feed_data(_HEADER.pack(msg.stream, len(msg.data)) + msg.data)
+    if queue is not None and queue.exception() is not None:
+        reader.set_exception(queue.exception())
+    elif queue is not None and queue.is_eof():
+        reader.feed_eof()
+    protocol.set_parser(reader, reader)
+    return reader
+
 
 class FollowedFile:
     """An attached ``tail``: ``receive()`` gives stdout bytes, None at end of stream; after a
@@ -85,22 +228,29 @@ class FollowedFile:
     def __init__(self, stream: aiodocker.stream.Stream, path: str,
                  on_notice: Callable[[str], None], program: str = "tail") -> None:
         self._stream = stream
+        self._frames = take_over_frames(stream, COALESCE)
         self._path = path
         self._program = program
+        self._head = program.encode() + b": "
         self._on_notice = on_notice
         self._held = b""
         self.event: Event | None = None
 
     async def _read(self) -> bytes | None:
+        """The next batch of stdout bytes (see :class:`FrameReader`); None at the end."""
+        frames = self._frames
         while True:
-            with map_engine_errors("reading a log stream"):
-                msg = await self._stream.read_out()
-            if msg is None:
-                return None
-            if msg.stream == 2:
-                self._on_notice(msg.data.decode(errors="replace").strip())
-                continue
-            return msg.data
+            await frames.wait()
+            if frames.notices:
+                for text in frames.notices:
+                    self._on_notice(text.decode(errors="replace").strip())
+                frames.notices.clear()
+            data = frames.take()
+            if data is None and frames.error is not None:
+                with map_engine_errors("reading a log stream"):
+                    raise frames.error
+            if data != b"":
+                return data
 
     async def receive(self) -> bytes | None:
         if self.event is not None:
@@ -118,17 +268,22 @@ class FollowedFile:
             if data is None:
                 out, self._held = self._held, b""
                 return out or None
-            out, notice, rest = split_notice(self._held + data, self._path, self._program)
-            self._held = b""
-            if notice is not None:
-                self._on_notice(notice.decode(errors="replace").strip())
-                ev = classify(notice)
-                if ev is not None:
-                    self.event = ev
-                    return out or None
-                out += rest
-                rest = b""
-            out, self._held = hold_back(out, self._program)
+            if self._held:
+                data = self._held + data
+                self._held = b""
+            if self._head in data:
+                out, notice, rest = split_notice(data, self._path, self._program)
+                if notice is not None:
+                    self._on_notice(notice.decode(errors="replace").strip())
+                    ev = classify(notice)
+                    if ev is not None:
+                        self.event = ev
+                        return out or None
+                    out += rest
+            else:
+                out = data
+            if not out.endswith(b"\n"):  # a notice's start may be cut off at the end
+                out, self._held = hold_back(out, self._program)
             if out:
                 return out
 
@@ -159,12 +314,15 @@ def hold_back(data: bytes, program: str = "tail") -> tuple[bytes, bytes]:
     cut = data.rfind(head, max(0, len(data) - 4096))
     if cut >= 0 and b"\n" not in data[cut:]:
         return data[:cut], data[cut:]
+    if data.endswith(b"\n"):  # no prefix of the head ends in a newline
+        return data, b""
     for k in range(min(len(head) - 1, len(data)), 0, -1):
         if head.startswith(data[-k:]):
             return data[:-k], data[-k:]
     return data, b""
 
 
+@functools.lru_cache(maxsize=64)
 def _notice_re(path: str, program: str) -> re.Pattern[bytes]:
     p, head = re.escape(path.encode()), re.escape(program.encode() + b": ")
     return re.compile(head + rb"(?:[^\n]{0,40}?)'?" + p + rb"'?[: ][^\n]*\n|" +

@@ -25,11 +25,14 @@ import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 
-from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.errors import ConfigError, Problem
+
+if TYPE_CHECKING:  # annotations only: `build.py -e` on an unchanged config skips pydantic
+    from loon_supervisor.config.model import LoonConfig
 
 MYSQL_TARGET = "/var/lib/mysql"
 MINIO_TARGET = "/var/lib/minio"

@@ -1,8 +1,9 @@
 """One task per stream: read chunks, write whole lines to the stream's file in batches.
 
-The reader only appends to a buffer; the writer takes everything accumulated since its last
-write, up to the last newline, and writes it in one call. Under load, batches grow by
-themselves; at light load a line is written as soon as it arrives. A partial last line is
+The reader appends to a buffer; the writer takes everything accumulated since its last write,
+up to the last newline, and writes it in one call. Under load, batches grow by themselves.
+At light load (nothing queued, the writer idle, a small batch) the reader writes the whole
+lines itself, at once: the steady state costs one task wake-up per batch, not two. A partial last line is
 held until its newline arrives, but written anyway once it is ``PARTIAL_DELAY`` old or
 ``PARTIAL_MAX`` bytes long (even while data keeps coming: progress dots), and always at end
 of stream. Newline search only scans bytes not scanned before, so buffering stays linear.
@@ -14,13 +15,14 @@ carry on.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 
-from loon_supervisor.sinks.files import FileSink
+from loon_supervisor.sinks.files import DIRECT_LIMIT, FileSink
 
 PARTIAL_DELAY = 0.25
 PARTIAL_MAX = 64 * 1024
@@ -43,8 +45,13 @@ class StreamCopy:
         self._buf = bytearray()
         self._scanned = 0  # bytes of _buf known to hold no newline
         self._partial_since: float | None = None
-        self._wake = anyio.Event()
+        # asyncio's Event, not anyio's: it can be cleared and re-used, where a new anyio Event
+        # per batch (and anyio.current_time()) cost a third of the logger's CPU at 8 x 100
+        # lines/s in backend look-ups (bench/profile_logger.py). anyio runs on asyncio here.
+        self._wake = asyncio.Event()
         self._eof = False
+        self._sink: FileSink | None = None  # set while write_loop runs
+        self._writing = False  # write_loop is inside a write: feed() must queue
 
     @property
     def received(self) -> int:
@@ -54,8 +61,26 @@ class StreamCopy:
     def feed(self, data: bytes) -> None:
         if not data:
             return
-        self._buf += data
         self.recent = (self.recent + data[-64:])[-64:]
+        sink = self._sink
+        if (sink is not None and not self._buf and not self._writing and self.failed is None
+                and len(data) <= DIRECT_LIMIT):
+            # Nothing queued and the writer idle: write the whole lines now, from the
+            # reader's task, instead of waking the writer's (one task wake-up less a batch).
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                chunk = data if cut == len(data) else data[:cut]
+                self.written += len(chunk)
+                try:
+                    sink.write_now(chunk)
+                except OSError as exc:
+                    self._fail(exc)
+                if self.on_lines is not None:
+                    self.on_lines(self.name, chunk)
+                if cut == len(data):
+                    return
+                data = data[cut:]
+        self._buf += data
         self._wake.set()
 
     def feed_eof(self) -> None:
@@ -84,19 +109,31 @@ class StreamCopy:
         return cut
 
     async def write_loop(self, sink: FileSink) -> None:
+        self._sink = sink
+        try:
+            await self._write_loop(sink)
+        finally:
+            self._sink = None
+
+    async def _write_loop(self, sink: FileSink) -> None:
+        clock = asyncio.get_running_loop().time  # what anyio.current_time() reads
         while True:
             if self._buf and not self._eof and self._partial_since is not None:
-                left = self._partial_since + PARTIAL_DELAY - anyio.current_time()
+                left = self._partial_since + PARTIAL_DELAY - clock()
                 with anyio.move_on_after(max(left, 0)):
                     await self._wake.wait()
             elif not self._eof:
                 await self._wake.wait()
-            self._wake = anyio.Event()
-            cut = self._cut(anyio.current_time())
+            self._wake.clear()
+            cut = self._cut(clock())
             if cut:
                 chunk = bytes(self._buf[:cut])
                 del self._buf[:cut]
-                await self._write(sink, chunk)
+                self._writing = True
+                try:
+                    await self._write(sink, chunk)
+                finally:
+                    self._writing = False
                 if self.on_lines is not None:
                     self.on_lines(self.name, chunk)
             if self._eof and not self._buf:
