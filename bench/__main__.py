@@ -1,7 +1,8 @@
 """The benchmark suite, one command: ``bash bench/run.sh`` (or ``.venv/bin/python -m bench``).
 
-Runs throughput, steady state (latency and logger overhead), teardown and validation
-against the real engine, then appends a dated section with the machine and the tables to
+Runs throughput, steady state (latency and logger overhead), the coalescing sweep, teardown,
+validation and the real Loon image (under the ports lock, see bench/real_image.py) against
+the real engine, then appends a dated section with the machine and the tables to
 BENCHMARKS.md. Assumes the README's set-up (``bash scripts/test.sh`` made .venv and the
 engine). About 15-20 minutes with the defaults.
 """
@@ -16,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import report, steady, teardown, throughput, validation
+from bench import real_image, report, steady, teardown, throughput, validation
 from bench.common import ROOT, loadavg, machine, other_containers, say
 
-SECTIONS = ("throughput", "steady", "sweep", "teardown", "validation")
+SECTIONS = ("throughput", "steady", "sweep", "teardown", "validation", "real")
 SWEEP = "0,5,10,15,20"
 
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             results["sweep"] = steady.sweep(work, delays, steady.CONTROL, ns.runs)
         if "teardown" in parts:
             results["teardown"] = teardown.bench(work, ns.runs)
+        if "real" in parts:
+            results["real"] = real_image.bench(work, ns.window)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["duration"] = time.time() - started

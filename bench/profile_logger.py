@@ -2,6 +2,7 @@
 
     .venv/bin/pip install py-spy
     .venv/bin/python -m bench.profile_logger [SECONDS] [--period 0.01] [--out DIR]
+        [--coalesce-ms MS]
 
 Writes py-spy's collapsed stacks (``logger.folded``, all threads, on-CPU samples only) and
 prints the logger's CPU over the window plus the top self and inclusive frames.
@@ -46,6 +47,7 @@ def main() -> int:
     p.add_argument("seconds", type=float, nargs="?", default=20)
     p.add_argument("--period", type=float, default=0.01)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--coalesce-ms", default=None, help="LOON_COALESCE_MS for the logger")
     ns = p.parse_args()
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():
@@ -56,7 +58,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     d = writer_deployment(work / "d", ns.period)
     try:
-        res = d.run("-d", timeout=600)
+        extra = {"LOON_COALESCE_MS": ns.coalesce_ms} if ns.coalesce_ms is not None else {}
+        res = d.run("-d", timeout=600, **extra)
         if res.returncode != 0:
             raise RuntimeError(res.stdout + res.stderr)
         pid = int(state_of(d)["logger_pid"])

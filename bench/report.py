@@ -96,6 +96,17 @@ def section(r: dict) -> str:
             limit = v["stop_timeout"] + 2
             targets.append((f"SIGINT to exit, {kind} (limit {limit} s)",
                             f"max {v['max']:.2f} s", _ok(v["max"] <= limit)))
+    rl = r.get("real")
+    if rl:
+        rs, rt = rl["steady"], rl["teardown"]
+        targets.append(("Real image: idle-ish logger CPU, <= 0.2 % (issue 17)",
+                        f"{rs['cpu_pct']:.2f} % of a core ({rs['logged_kb_s']:.1f} KiB/s logged)",
+                        _ok(rs["cpu_pct"] <= 0.2)))
+        targets.append(("Real image: logger RSS, <= 60 MiB (issue 17)",
+                        f"{rs['rss_max']:.1f} MiB", _ok(rs["rss_max"] <= 60)))
+        targets.append(("Real image: logger peak RSS through `build.py -D`, <= 100 MiB "
+                        "(issue 17)", f"{rt['peak_rss_mb']:.1f} MiB",
+                        _ok(rt["peak_rss_mb"] <= 100)))
     if targets:
         out += ["| Target | Measured | |", "|---|---|---|"]
         out += [f"| {a} | {b} | {c} |" for a, b, c in targets]
@@ -184,6 +195,21 @@ def section(r: dict) -> str:
                     f"the supervisor's peak RSS over its life {c['peak_rss_mb']:.1f} MiB; "
                     f"SIGINT to exit {c['seconds']:.2f} s."]
         out.append("")
+    if rl:
+        rs, rt = rl["steady"], rl["teardown"]
+        out += ["### Real Loon image (docker/, production, stand-in server)", "",
+                f"Built and started with `build.py -d` in {rl['build_seconds']:.0f} s; services "
+                f"{', '.join(rt['services'])}. Window {rs['window']:.0f} s once `loon status` "
+                "said every service runs.", "",
+                "| Figure | Value |", "|---|---|",
+                f"| logger CPU % of a core | {rs['cpu_pct']:.2f} |",
+                f"| logger RSS max / end MiB | {rs['rss_max']:.1f} / {rs['rss_end']:.1f} |",
+                f"| engine CPU % (dockerd + containerd + shim) | {rs['engine_cpu_pct']:.1f} |",
+                f"| container CPU % (services + followers) | {rs['container_cpu_pct']:.1f} |",
+                f"| bytes logged by the services | {rs['logged_kb_s']:.1f} KiB/s |",
+                f"| `build.py -D` wall s | {rt['seconds']:.1f} |",
+                f"| logger peak RSS up to its exit MiB | {rt['peak_rss_mb']:.1f} |",
+                f"| host log files after the teardown MiB | {rt['host_mb']:.1f} |", ""]
     if va:
         out += ["### Validation: `build.py -e` on config.example.json", "",
                 "| Command | median s | min s |", "|---|---|---|"]

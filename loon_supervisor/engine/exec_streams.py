@@ -25,6 +25,7 @@ import aiodocker
 import anyio
 
 from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.errors import LoonError
 
 _HEADER = struct.Struct(">BxxxL")
 
@@ -80,15 +81,17 @@ def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True)
 
 Event = Literal["replaced", "truncated"]
 
-# How long a follower lets frames pile up after the first bytes before handing them on: each
-# line of a slow service arrives in its own exec frame, and every hand-over costs a task
-# wake-up, a notice check and a write. The hand-over waits for the next multiple of COALESCE
-# on the loop's clock, so all followers wake in the same loop iteration, and a line waits at
-# most COALESCE. The trade (delay vs CPU vs p99) is measured by ``bench/steady.py --sweep``
-# and written in BENCHMARKS.md. LOON_COALESCE_MS overrides it (the bench's sweep uses it).
-COALESCE = float(os.environ.get("LOON_COALESCE_MS", "10")) / 1000
+# How long a follower lets frames pile up in the socket after it handed a batch on: each line
+# of a slow service arrives in its own exec frame, and every frame read costs a loop
+# iteration (epoll, recv, parse) and every hand-over a task wake-up, a notice check and a
+# write. After a batch the socket is left unread until the next multiple of COALESCE on the
+# loop's clock: all followers are then read in one loop iteration, each with one recv, and
+# a line waits at most COALESCE. A stream that was quiet is handed on at once. The trade
+# (delay vs CPU vs p99) is measured by the bench's sweep and written in BENCHMARKS.md.
+# LOON_COALESCE_MS overrides it (the sweep uses it; 0 turns coalescing off).
+COALESCE = float(os.environ.get("LOON_COALESCE_MS", "15")) / 1000
 READ_LIMIT = 1 << 20  # stop reading the socket while this much is parsed and not taken
-BIG_BATCH = 64 * 1024  # a batch this big is handed on at once
+BULK = 64 * 1024  # a batch this big means bulk transfer: no pause, read on at once
 
 
 class FrameReader:
@@ -97,11 +100,11 @@ class FrameReader:
 
     Stands in for aiodocker's parser and queue, which build one Message, one queue entry and
     one task wake-up per frame: here every frame's stdout payload is appended to one buffer
-    and :meth:`take` hands all of it over at once. The waiting reader is woken by a timer at
-    the next ``delay`` tick after the first bytes (at once for stderr, the end, an error or
-    a big batch). Flow control pauses the socket while ``READ_LIMIT`` bytes wait. It is both
-    the parser and the payload that aiohttp's protocol feeds (``feed_data``, ``feed_eof``,
-    ``set_exception``, ``is_eof``).
+    and :meth:`take` hands all of it over at once. After a hand-over smaller than ``BULK``
+    the socket is paused until the next ``delay`` tick (see ``COALESCE``); flow control
+    also pauses it while
+    ``READ_LIMIT`` bytes wait. It is both the parser and the payload that aiohttp's protocol
+    feeds (``feed_data``, ``feed_eof``, ``set_exception``, ``is_eof``).
     """
 
     def __init__(self, protocol: Any, delay: float = 0.0) -> None:
@@ -115,14 +118,15 @@ class FrameReader:
         self._exc: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._paused = False
+        self._holding = False  # paused until the next tick
+        self._full = False  # paused by flow control
+        self._closed = False
 
     # -- the protocol's side (called by aiohttp from data_received / connection_lost)
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         raw = self._raw
         raw += data
         pos, n = 0, len(raw)
-        urgent = False
         while n - pos >= 8:
             kind, size = _HEADER.unpack_from(raw, pos)
             end = pos + 8 + size
@@ -130,21 +134,15 @@ class FrameReader:
                 break
             if kind == 2:
                 self.notices.append(bytes(raw[pos + 8:end]))
-                urgent = True
             else:
                 self._out += raw[pos + 8:end]
             pos = end
         if pos:
             del raw[:pos]
-            if len(self._out) >= READ_LIMIT and not self._paused:
-                self._paused = True
-                self._protocol.pause_reading()
-            if urgent or not self._delay or len(self._out) >= BIG_BATCH:
-                self._wake()
-            elif self._timer is None and self._waiter is not None:
-                d = self._delay
-                self._timer = self._loop.call_at(
-                    math.ceil(self._loop.time() / d) * d, self._wake)
+            if len(self._out) >= READ_LIMIT and not self._full:
+                self._full = True
+                self._reading(False)
+            self._wake()
         return False, b""
 
     def feed_eof(self) -> None:
@@ -160,16 +158,28 @@ class FrameReader:
         self._wake()
 
     def _wake(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
 
+    def _reading(self, on: bool) -> None:
+        """Pause or resume the socket; it reads only when neither the tick nor flow control
+        holds it."""
+        if self._closed:
+            return
+        if on and not (self._holding or self._full):
+            self._protocol.resume_reading()
+        elif not on:
+            self._protocol.pause_reading()
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._holding = False
+        self._reading(True)
+
     # -- the reader's side
     async def wait(self) -> None:
-        """Until there are bytes (and their tick came), notices, the end or an error."""
+        """Until there are bytes, notices, the end or an error."""
         if self._out or self.notices or self._eof or self._exc is not None:
             return
         self._waiter = self._loop.create_future()
@@ -177,20 +187,30 @@ class FrameReader:
             await self._waiter
         finally:
             self._waiter = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
 
     def take(self) -> bytes | None:
         """Every stdout byte parsed so far (b"" if none); None at the end."""
-        if self._out:
-            out = bytes(self._out)
-            self._out.clear()
-            if self._paused:
-                self._paused = False
-                self._protocol.resume_reading()
-            return out
-        return None if self._eof or self._exc is not None else b""
+        if not self._out:
+            return None if self._eof or self._exc is not None else b""
+        out = bytes(self._out)
+        self._out.clear()
+        if self._full:
+            self._full = False
+            self._reading(True)
+        if (self._delay and len(out) < BULK and not self._holding and not self._eof
+                and self._exc is None):
+            d = self._delay
+            self._holding = True
+            self._reading(False)
+            self._timer = self._loop.call_at(math.ceil(self._loop.time() / d) * d, self._tick)
+        return out
+
+    def close(self) -> None:
+        """No more reads: drop the tick (the stream itself is closed by its owner)."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     @property
     def error(self) -> BaseException | None:
@@ -235,6 +255,9 @@ class FollowedFile:
         self._on_notice = on_notice
         self._held = b""
         self.event: Event | None = None
+
+    def close(self) -> None:
+        self._frames.close()
 
     async def _read(self) -> bytes | None:
         """The next batch of stdout bytes (see :class:`FrameReader`); None at the end."""
@@ -341,9 +364,13 @@ async def open_followed_file(docker: aiodocker.Docker, cid: str, path: str, offs
                                   stderr=True, environment={FOLLOWER_ENV: mark})
         stream = ex.start(detach=False)
         await stream.__aenter__()
+    followed: FollowedFile | None = None
     try:
-        yield FollowedFile(stream, path, on_notice, gnu or "tail")
+        followed = FollowedFile(stream, path, on_notice, gnu or "tail")
+        yield followed
     finally:
+        if followed is not None:
+            followed.close()
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await stream.close()
             if follow:
@@ -506,3 +533,85 @@ async def read_files(docker: aiodocker.Docker, cid: str, directory: str) -> dict
                 if f is not None:
                     out[parts[1]] = f.read()
     return out
+
+
+STATUS_END = "--loon-status-end--"
+
+
+def status_loop_command(command: str, interval: float) -> list[str]:
+    """One long-lived shell that runs ``command`` every ``interval`` seconds and ends each
+    run's output with a ``STATUS_END`` line."""
+    script = f'while :; do sh -c "$1" 2>&1; echo "{STATUS_END}"; sleep "$2"; done'
+    return ["sh", "-c", script, "loon-status", command, f"{interval:g}"]
+
+
+@asynccontextmanager
+async def open_status_stream(docker: aiodocker.Docker, cid: str, command: str,
+                             interval: float, mark: str) -> AsyncIterator[StatusStream]:
+    """The status command's output every ``interval`` seconds over ONE exec, instead of an
+    exec per poll: each exec costs the engine (dockerd, containerd, the shim and runc) tens
+    of milliseconds of CPU, most of an idle deployment's engine load. The shell carries
+    ``mark`` in its environment, like the followers, and is stopped on exit."""
+    container = docker.containers.container(cid)
+    with map_engine_errors("watching the services' states"):
+        ex = await container.exec(status_loop_command(command, interval), stdout=True,
+                                  stderr=True, environment={FOLLOWER_ENV: mark})
+        stream = ex.start(detach=False)
+        await stream.__aenter__()
+    snapshots: StatusStream | None = None
+    try:
+        snapshots = StatusStream(take_over_frames(stream))
+        yield snapshots
+    finally:
+        if snapshots is not None:
+            snapshots.close()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await stream.close()
+            with contextlib.suppress(Exception):
+                await kill_marked(docker, cid, mark, exact=True)
+
+
+class StatusStream:
+    """Snapshots of the status command's output, one per run (see :func:`open_status_stream`)."""
+
+    def __init__(self, frames: FrameReader) -> None:
+        self._frames = frames
+        self._buf = b""
+        self._end = f"\n{STATUS_END}\n".encode()
+
+    async def next(self) -> bytes | None:
+        """The next complete run's output; None when the stream ended."""
+        while True:
+            cut = (b"\n" + self._buf).find(self._end)
+            if cut >= 0:
+                out = self._buf[:max(cut - 1, 0)] if cut else b""
+                self._buf = self._buf[cut + len(self._end) - 1:]
+                return out
+            await self._frames.wait()
+            self._frames.notices.clear()
+            data = self._frames.take()
+            if data is None:
+                if self._frames.error is not None:
+                    with map_engine_errors("watching the services' states"):
+                        raise self._frames.error
+                return None
+            self._buf += data
+
+    def close(self) -> None:
+        self._frames.close()
+
+
+async def status_outputs(docker: aiodocker.Docker, cid: str, command: str, interval: float,
+                         mark: str) -> AsyncIterator[bytes]:
+    """Every run's output of the status command, about every ``interval`` seconds, for as
+    long as the caller iterates: over one long-lived exec (:func:`open_status_stream`),
+    opened again after ``interval`` when it ends or breaks (a restarting container). Close it
+    with ``contextlib.aclosing``."""
+    while True:
+        try:
+            async with open_status_stream(docker, cid, command, interval, mark) as status:
+                while (out := await status.next()) is not None:
+                    yield out
+        except LoonError:
+            pass
+        await anyio.sleep(interval)

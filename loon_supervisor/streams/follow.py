@@ -26,7 +26,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from loon_supervisor.engine import containers, exec_streams, images
-from loon_supervisor.errors import EngineError, LoonError
+from loon_supervisor.errors import EngineError
 from loon_supervisor.lifecycle.control import Run
 from loon_supervisor.sinks.files import FileSink
 from loon_supervisor.sinks.terminal import Printer
@@ -292,32 +292,30 @@ async def follow_container(s: Streaming, run: Run) -> None:
 
 
 async def monitor_status(s: Streaming, run: Run, stop: anyio.CancelScope) -> None:
-    """Poll the image's status command; report state changes; stop on FATAL/EXITED."""
+    """Run the image's status command every STATUS_INTERVAL s (one long-lived exec); report
+    state changes; stop on FATAL/EXITED."""
     if not s.contract.status_command:
         await anyio.sleep_forever()
     seen: dict[str, str] = {}
     loops = CrashLoopWatch(s.session, run.say, last_lines, s.crash_policy)
-    while True:
-        await anyio.sleep(STATUS_INTERVAL)
-        try:
-            _, out = await exec_streams.run_capture(
-                s.docker, s.cid, ["sh", "-c", s.contract.status_command])
-        except LoonError:
-            continue
-        for line in out.decode(errors="replace").splitlines():
-            parts = line.split()
-            if len(parts) < 2 or parts[0] not in s.contract.services:
-                continue
-            name, state = parts[0], parts[1]
-            loops.observe(name, line)
-            if seen.get(name) != state:
-                seen[name] = state
-                run.say(f"{name}: {state}")
-            if state in FAILED_STATES:
-                run.failure = f"service {name} is {state}"
-                run.say(f"service {name} reached {state}")
-                stop.cancel()
-                return
+    async with contextlib.aclosing(exec_streams.status_outputs(
+            s.docker, s.cid, s.contract.status_command, STATUS_INTERVAL,
+            f"{s.mark}/status")) as outputs:
+        async for out in outputs:
+            for line in out.decode(errors="replace").splitlines():
+                parts = line.split()
+                if len(parts) < 2 or parts[0] not in s.contract.services:
+                    continue
+                name, state = parts[0], parts[1]
+                loops.observe(name, line)
+                if seen.get(name) != state:
+                    seen[name] = state
+                    run.say(f"{name}: {state}")
+                if state in FAILED_STATES:
+                    run.failure = f"service {name} is {state}"
+                    run.say(f"service {name} reached {state}")
+                    stop.cancel()
+                    return
 
 
 async def wait_container(s: Streaming, run: Run, stop: anyio.CancelScope) -> None:

@@ -1,0 +1,84 @@
+"""The hand-written exec frame parser and the status snapshots cut from one long stream."""
+
+from __future__ import annotations
+
+import struct
+
+import anyio
+import pytest
+
+from loon_supervisor.engine.exec_streams import STATUS_END, FrameReader, StatusStream
+
+pytestmark = pytest.mark.anyio
+
+
+class Protocol:
+    def __init__(self) -> None:
+        self.paused = False
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+def frame(kind: int, data: bytes) -> bytes:
+    return struct.pack(">BxxxL", kind, len(data)) + data
+
+
+async def test_frames_split_anywhere_join_into_one_batch() -> None:
+    reader = FrameReader(Protocol())
+    wire = frame(1, b"a\n") + frame(2, b"exec note") + frame(1, b"b\nc") + frame(1, b"\n")
+    for i in range(len(wire)):  # one byte at a time: headers and payloads cut everywhere
+        reader.feed_data(wire[i:i + 1])
+    await reader.wait()
+    assert reader.take() == b"a\nb\nc\n"
+    assert reader.notices == [b"exec note"]
+    assert reader.take() == b""
+    reader.feed_eof()
+    await reader.wait()
+    assert reader.take() is None
+
+
+async def test_pause_after_a_small_batch_until_the_tick() -> None:
+    proto = Protocol()
+    reader = FrameReader(proto, delay=0.01)
+    reader.feed_data(frame(1, b"x\n"))
+    assert reader.take() == b"x\n" and proto.paused
+    await anyio.sleep(0.03)
+    assert not proto.paused
+    reader.close()
+
+
+async def test_bulk_batches_do_not_pause_but_flow_control_does() -> None:
+    proto = Protocol()
+    reader = FrameReader(proto, delay=0.01)
+    reader.feed_data(frame(1, b"y" * 100_000))
+    assert reader.take() is not None and not proto.paused
+    for _ in range(20):
+        reader.feed_data(frame(1, b"z" * 60_000))
+    assert proto.paused  # more than READ_LIMIT waiting
+    assert len(reader.take() or b"") == 1_200_000 and not proto.paused
+    reader.close()
+
+
+async def test_an_error_comes_after_the_bytes_before_it() -> None:
+    reader = FrameReader(Protocol())
+    reader.feed_data(frame(1, b"last\n"))
+    reader.set_exception(ConnectionResetError("gone"))
+    assert reader.take() == b"last\n"
+    assert reader.take() is None and isinstance(reader.error, ConnectionResetError)
+
+
+async def test_status_snapshots_are_cut_at_the_end_marker() -> None:
+    reader = FrameReader(Protocol())
+    status = StatusStream(reader)
+    end = f"{STATUS_END}\n".encode()
+    reader.feed_data(frame(1, b"db RUNNING pid 1\nweb STARTING\n" + end + b"db RUN"))
+    assert await status.next() == b"db RUNNING pid 1\nweb STARTING"
+    reader.feed_data(frame(1, b"NING pid 2\n" + end + end))
+    assert await status.next() == b"db RUNNING pid 2"
+    assert await status.next() == b""  # a run that printed nothing
+    reader.feed_eof()
+    assert await status.next() is None
