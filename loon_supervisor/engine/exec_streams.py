@@ -24,6 +24,7 @@ from typing import Any, Literal
 import aiodocker
 import anyio
 
+from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.errors import LoonError
 
@@ -46,6 +47,22 @@ async def run_capture(docker: aiodocker.Docker, cid: str, cmd: list[str],
                     out += msg.data
         info = await ex.inspect()
     return int(info.get("ExitCode") or 0), bytes(out)
+
+
+async def run_streaming(docker: aiodocker.Docker, cid: str, cmd: list[str],
+                        env: dict[str, str], workdir: str | None,
+                        on_output: Callable[[int, bytes], None]) -> int | None:
+    """Run a command, handing each output frame (1 stdout, 2 stderr) on as it comes; its
+    exit code (None when the engine did not say)."""
+    with map_engine_errors(f"running {cmd[0]} in the container"):
+        ex = await docker.containers.container(cid).exec(
+            cmd, stdout=True, stderr=True, environment=env, workdir=workdir)
+        async with ex.start(detach=False) as stream:
+            while (msg := await stream.read_out()) is not None:
+                on_output(msg.stream, msg.data)
+        info = await ex.inspect()
+    code = info.get("ExitCode")
+    return int(code) if code is not None else None
 
 
 async def gnu_tail_path(docker: aiodocker.Docker, cid: str) -> str | None:
@@ -219,25 +236,12 @@ class FrameReader:
 
 
 def take_over_frames(stream: aiodocker.stream.Stream, delay: float = 0.0) -> FrameReader:
-    """Put a :class:`FrameReader` in place of aiodocker's parser on an attached exec stream.
-
-    The one place that uses aiodocker's (and aiohttp's) private side: ``Stream._resp``,
-    ``Stream._queue`` and the protocol's ``set_parser``; aiodocker 0.27 offers only a
-    per-frame ``read_out()``. Called right after ``__aenter__`` with no await between; the
-    frames aiodocker parsed from the upgrade response's tail are carried over, in order.
-    """
-    resp = stream._resp
-    assert resp is not None and resp.connection is not None
-    protocol = resp.connection.protocol
-    reader = FrameReader(protocol, delay)
-    queue = stream._queue
-    for msg, _size in list(getattr(queue, "_buffer", ())):
-        reader.feed_data(_HEADER.pack(msg.stream, len(msg.data)) + msg.data)
-    if queue is not None and queue.exception() is not None:
-        reader.set_exception(queue.exception())
-    elif queue is not None and queue.is_eof():
-        reader.feed_eof()
-    protocol.set_parser(reader, reader)
+    """Put a :class:`FrameReader` in place of aiodocker's parser on an attached exec stream
+    (through engine/raw.py, the one place that touches aiodocker's private side)."""
+    reader = FrameReader(rawapi.exec_protocol(stream), delay)
+    early = rawapi.replace_exec_parser(stream, reader)
+    for kind, data in early:  # before anything fed after the swap
+        reader.feed_data(_HEADER.pack(kind, len(data)) + data)
     return reader
 
 
@@ -425,7 +429,7 @@ async def container_output(docker: aiodocker.Docker, cid: str, skip: int = 0
     exactly at the seam.
     """
     with map_engine_errors("following the container's output"):
-        async with docker._query(
+        async with rawapi.query(docker,
             f"containers/{cid}/logs",
             params={"follow": "1", "stdout": "1", "stderr": "1"},
             timeout=None,
@@ -460,7 +464,7 @@ async def file_size(docker: aiodocker.Docker, cid: str, path: str) -> int | None
     import json
     with map_engine_errors("looking at a log file"):
         try:
-            async with docker._query(f"containers/{cid}/archive", method="HEAD",
+            async with rawapi.query(docker, f"containers/{cid}/archive", method="HEAD",
                                      params={"path": path}) as response:
                 raw = response.headers.get("X-Docker-Container-Path-Stat", "")
         except aiodocker.DockerError as exc:
@@ -481,7 +485,7 @@ async def stream_file(docker: aiodocker.Docker, cid: str, path: str, offset: int
     cannot read from an asynchronous stream."""
     with map_engine_errors("collecting the final log bytes"):
         try:
-            async with docker._query(f"containers/{cid}/archive", params={"path": path},
+            async with rawapi.query(docker, f"containers/{cid}/archive", params={"path": path},
                                      timeout=None) as response:
                 content = response.content
                 while True:
@@ -517,7 +521,7 @@ async def read_files(docker: aiodocker.Docker, cid: str, directory: str) -> dict
     """Every regular file directly in ``directory``, also from a stopped container."""
     with map_engine_errors("collecting the final log bytes"):
         try:
-            async with docker._query(f"containers/{cid}/archive",
+            async with rawapi.query(docker, f"containers/{cid}/archive",
                                      params={"path": directory}, timeout=None) as response:
                 data = await response.read()
         except aiodocker.DockerError as exc:
