@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="markdown file to append to (default BENCHMARKS.md)")
     p.add_argument("--no-write", action="store_true", help="print the section, append nothing")
     p.add_argument("--json", type=Path, help="also write the raw results here")
+    p.add_argument("--profile", type=Path, help="py-spy (pip install py-spy) the supervisor "
+                   "during each throughput run; collapsed stacks go to this directory")
     ns = p.parse_args(argv)
     parts = ns.only or list(SECTIONS)
 
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         if "validation" in parts:
             results["validation"] = validation.bench(work, max(5, ns.runs))
         if "throughput" in parts:
-            results["throughput"] = throughput.bench(work, ns.runs, ns.lines)
+            if ns.profile:
+                ns.profile.mkdir(parents=True, exist_ok=True)
+            results["throughput"] = throughput.bench(work, ns.runs, ns.lines, ns.profile)
         if "steady" in parts:
             results["steady"] = steady.bench(work, ns.window)
         if "sweep" in parts:

@@ -86,9 +86,15 @@ def release(cid: str) -> None:
 
 
 def run_ours(proc: subprocess.Popen[str], cid: str, session: Path,
-             exp: dict[str, tuple[int, str]]) -> dict:
+             exp: dict[str, tuple[int, str]], profile: Path | None = None) -> dict:
     sizes = {s: exp[s][0] for s in SERVICES}
     paths = {s: session / f"{s}.log" for s in SERVICES}
+    spy = None
+    if profile is not None:  # py-spy on the supervisor for exactly this run (--profile)
+        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record",
+                                "--pid", str(proc.pid), "--rate", "1000", "--format", "raw",
+                                "--output", str(profile)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # let the freshly attached supervisor settle
     load = loadavg()
     cpu0 = proc_cpu(proc.pid)
@@ -105,6 +111,9 @@ def run_ours(proc: subprocess.Popen[str], cid: str, session: Path,
     wall = time.perf_counter() - t0
     cpu = proc_cpu(proc.pid) - cpu0
     engine, inside = meter.stop()
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
     verify(session, exp, "ours")
     return {"wall": wall, "cpu": cpu, "engine_cpu": engine, "container_cpu": inside,
             "load": load}
@@ -155,7 +164,7 @@ def run_original(cid: str, out: Path, exp: dict[str, tuple[int, str]]) -> dict:
             "container_cpu": inside, "load": load}
 
 
-def bench(work: Path, runs: int, lines: int = LINES) -> dict:
+def bench(work: Path, runs: int, lines: int = LINES, profile: Path | None = None) -> dict:
     say(f"throughput: computing the expected content (8 x {lines:,} lines)")
     exp = expected(lines)
     total = sum(size for size, _ in exp.values())
@@ -169,7 +178,8 @@ def bench(work: Path, runs: int, lines: int = LINES) -> dict:
             say(f"throughput run {r + 1}/{runs}: starting {d.name} (build.py, foreground)")
             proc = start_foreground(d)
             cid = cid_of(d.name)
-            ours = run_ours(proc, cid, d.session(), exp)
+            ours = run_ours(proc, cid, d.session(), exp,
+                            profile / f"throughput-{r}.folded" if profile else None)
             results["ours"].append(ours)
             say(f"  ours      {total / 1e6 / ours['wall']:7.1f} MB/s  cpu {ours['cpu']:.2f}s")
             order = ["cli", "original"] if r % 2 == 0 else ["original", "cli"]
