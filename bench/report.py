@@ -128,6 +128,9 @@ def section(r: dict) -> str:
             runs = ", ".join(f"{x:.1f}" for x in v["mbps_runs"])
             out.append(f"| {label} | {v['mbps']:.1f} | {v['wall']:.2f} | {v['cpu']:.2f} | "
                        f"{v['engine_cpu']:.2f} | {v['container_cpu']:.2f} | {ratio} | {runs} |")
+        if "release" in tp:
+            out += ["", f"Of ours' wall time, {tp['release']:.2f} s (median) is the `docker exec` "
+                    "that releases the services (a CLI start-up, paid before any byte moves)."]
         out += ["", "Ratios are per run (same run, same container, same files), then the "
                 "median. Every output file of every method and run was byte-identical to the "
                 "expected content (sha256). Client CPU: ours = the supervisor process; (a) = "
