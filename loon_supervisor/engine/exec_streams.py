@@ -102,13 +102,15 @@ Event = Literal["replaced", "truncated"]
 # of a slow service arrives in its own exec frame, and every frame read costs a loop
 # iteration (epoll, recv, parse) and every hand-over a task wake-up, a notice check and a
 # write. After a batch the socket is left unread until the next multiple of COALESCE on the
-# loop's clock: all followers are then read in one loop iteration, each with one recv, and
-# a line waits at most COALESCE. A stream that was quiet is handed on at once. The trade
+# loop's clock: all busy followers are then read in the same loop iteration, each with one
+# recv, and a line waits at most COALESCE. A quiet stream's first bytes are handed on at once. The trade
 # (delay vs CPU vs p99) is measured by the bench's sweep and written in BENCHMARKS.md.
 # LOON_COALESCE_MS overrides it (the sweep uses it; 0 turns coalescing off).
 COALESCE = float(os.environ.get("LOON_COALESCE_MS", "15")) / 1000
 READ_LIMIT = 1 << 20  # stop reading the socket while this much is parsed and not taken
 BULK = 64 * 1024  # a batch this big means bulk transfer: no pause, read on at once
+TICK_GRACE = 0.001  # after a tick: time for the bytes waiting in the socket to be read
+IDLE_TICKS = 4  # empty ticks in a row after which a stream counts as quiet
 
 
 class FrameReader:
@@ -124,8 +126,8 @@ class FrameReader:
     feeds (``feed_data``, ``feed_eof``, ``set_exception``, ``is_eof``).
     """
 
-    def __init__(self, protocol: Any, delay: float = 0.0) -> None:
-        self._protocol = protocol
+    def __init__(self, transport: Any, delay: float = 0.0) -> None:
+        self._transport = transport  # anything with pause_reading() / resume_reading()
         self._loop = asyncio.get_running_loop()
         self._delay = delay
         self._raw = bytearray()
@@ -138,6 +140,8 @@ class FrameReader:
         self._holding = False  # paused until the next tick
         self._full = False  # paused by flow control
         self._closed = False
+        self._got = False  # bytes came since the last tick
+        self._empty_ticks = 0
 
     # -- the protocol's side (called by aiohttp from data_received / connection_lost)
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
@@ -156,6 +160,7 @@ class FrameReader:
             pos = end
         if pos:
             del raw[:pos]
+            self._got = True
             if len(self._out) >= READ_LIMIT and not self._full:
                 self._full = True
                 self._reading(False)
@@ -185,14 +190,35 @@ class FrameReader:
         if self._closed:
             return
         if on and not (self._holding or self._full):
-            self._protocol.resume_reading()
+            self._transport.resume_reading()
         elif not on:
-            self._protocol.pause_reading()
+            self._transport.pause_reading()
+
+    def _hold(self) -> None:
+        """Leave the socket unread until the next tick."""
+        if self._timer is not None:
+            self._timer.cancel()
+        d = self._delay
+        self._holding = True
+        self._reading(False)
+        self._timer = self._loop.call_at(math.ceil(self._loop.time() / d) * d, self._tick)
 
     def _tick(self) -> None:
-        self._timer = None
+        """Read what came meanwhile; if nothing did, go on holding to the next tick (a busy
+        stream stays on the shared ticks), unless ``IDLE_TICKS`` ticks in a row were empty:
+        then read on and hand the next bytes over at once (a quiet stream costs nothing)."""
         self._holding = False
+        self._got = False
         self._reading(True)
+        self._timer = self._loop.call_later(TICK_GRACE, self._after_tick)
+
+    def _after_tick(self) -> None:
+        self._timer = None
+        if self._got or self._out or self._eof or self._exc is not None or self._closed:
+            return
+        self._empty_ticks += 1
+        if self._empty_ticks < IDLE_TICKS:
+            self._hold()
 
     # -- the reader's side
     async def wait(self) -> None:
@@ -216,10 +242,8 @@ class FrameReader:
             self._reading(True)
         if (self._delay and len(out) < BULK and not self._holding and not self._eof
                 and self._exc is None):
-            d = self._delay
-            self._holding = True
-            self._reading(False)
-            self._timer = self._loop.call_at(math.ceil(self._loop.time() / d) * d, self._tick)
+            self._empty_ticks = 0
+            self._hold()
         return out
 
     def close(self) -> None:
@@ -238,7 +262,9 @@ class FrameReader:
 def take_over_frames(stream: aiodocker.stream.Stream, delay: float = 0.0) -> FrameReader:
     """Put a :class:`FrameReader` in place of aiodocker's parser on an attached exec stream
     (through engine/raw.py, the one place that touches aiodocker's private side)."""
-    reader = FrameReader(rawapi.exec_protocol(stream), delay)
+    # Pause and resume go straight to asyncio's transport (public asyncio API): aiohttp's
+    # protocol wrappers around them cost as much again, twice per tick and follower.
+    reader = FrameReader(rawapi.exec_protocol(stream).transport, delay)
     early = rawapi.replace_exec_parser(stream, reader)
     for kind, data in early:  # before anything fed after the swap
         reader.feed_data(_HEADER.pack(kind, len(data)) + data)

@@ -7,7 +7,12 @@ import struct
 import anyio
 import pytest
 
-from loon_supervisor.engine.exec_streams import STATUS_END, FrameReader, StatusStream
+from loon_supervisor.engine.exec_streams import (
+    IDLE_TICKS,
+    STATUS_END,
+    FrameReader,
+    StatusStream,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -41,13 +46,16 @@ async def test_frames_split_anywhere_join_into_one_batch() -> None:
     assert reader.take() is None
 
 
-async def test_pause_after_a_small_batch_until_the_tick() -> None:
+async def test_pause_after_a_small_batch_until_a_quiet_stream_reads_on() -> None:
     proto = Protocol()
     reader = FrameReader(proto, delay=0.01)
     reader.feed_data(frame(1, b"x\n"))
-    assert reader.take() == b"x\n" and proto.paused
-    await anyio.sleep(0.03)
-    assert not proto.paused
+    assert reader.take() == b"x\n" and proto.paused  # held to the next tick
+    await anyio.sleep(0.01 * (IDLE_TICKS + 3))
+    assert not proto.paused  # empty ticks in a row: quiet, read on
+    reader.feed_data(frame(1, b"y\n"))  # and hand the next bytes over at once
+    await reader.wait()
+    assert reader.take() == b"y\n" and proto.paused
     reader.close()
 
 
