@@ -54,22 +54,26 @@ def main(argv: list[str] | None = None) -> int:
     say(f"machine: {results['machine']}; load {results['load_start']}, "
         f"{results['other_containers']} other containers running")
     work = Path(tempfile.mkdtemp(prefix="loon-bench-"))
+    delays = [float(x) for x in ns.sweep.split(",") if x.strip()]
+    jobs = {
+        "validation": lambda: validation.bench(work, max(5, ns.runs)),
+        "throughput": lambda: throughput.bench(work, ns.runs, ns.lines, ns.profile),
+        "steady": lambda: steady.bench(work, ns.window),
+        "sweep": lambda: steady.sweep(work, delays, steady.CONTROL, ns.runs),
+        "teardown": lambda: teardown.bench(work, ns.runs),
+        "real": lambda: real_image.bench(work, ns.window),
+    }
+    if ns.profile:
+        ns.profile.mkdir(parents=True, exist_ok=True)
     try:
-        if "validation" in parts:
-            results["validation"] = validation.bench(work, max(5, ns.runs))
-        if "throughput" in parts:
-            if ns.profile:
-                ns.profile.mkdir(parents=True, exist_ok=True)
-            results["throughput"] = throughput.bench(work, ns.runs, ns.lines, ns.profile)
-        if "steady" in parts:
-            results["steady"] = steady.bench(work, ns.window)
-        if "sweep" in parts:
-            delays = [float(x) for x in ns.sweep.split(",") if x.strip()]
-            results["sweep"] = steady.sweep(work, delays, steady.CONTROL, ns.runs)
-        if "teardown" in parts:
-            results["teardown"] = teardown.bench(work, ns.runs)
-        if "real" in parts:
-            results["real"] = real_image.bench(work, ns.window)
+        for part in SECTIONS:
+            if part not in parts:
+                continue
+            try:  # one part failing must not lose the others' figures
+                results[part] = jobs[part]()
+            except Exception as exc:  # noqa: BLE001
+                say(f"{part}: FAILED: {type(exc).__name__}: {exc}")
+                results.setdefault("failed", {})[part] = f"{type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["duration"] = time.time() - started

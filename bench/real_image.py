@@ -63,6 +63,7 @@ def bench(work: Path, window: float) -> dict:
 
     with ports_lock():
         wait_ports_free()
+        (work / "real").mkdir(parents=True, exist_ok=True)
         loon = deploy(work / "real", "production", https=False)
         try:
             say("real image: building and starting docker/ (production) with build.py -d")

@@ -11,8 +11,8 @@ stubborn  one service ignores TERM, so the engine kills it at the stop timeout (
           be complete up to its last line (no bye line: it died by SIGKILL).
 capped    memory at teardown with the in-container files at the rotation cap (supervisord's
           ``stdout_logfile_maxbytes=50MB`` in docker/): each of the 8 services writes 50 MiB
-          of lines at once, SIGINT follows half a second later, so most bytes reach the host
-          through the final collection out of the stopped container. The supervisor's peak
+          of lines at once; SIGINT follows as soon as every file is at the cap, so the bytes
+          the followers have not read yet reach the host through the final collection. The supervisor's peak
           RSS over its whole life (``wait4``'s ru_maxrss) must stay bounded: the collection
           streams, it does not load the files. Every host file must hold only whole, expected
           lines.
@@ -59,7 +59,14 @@ def capped(work: Path) -> dict:
         cid = cid_of(d.name)
         script = "; ".join(f"echo go > /tmp/go-{s}" for s in SERVICES)
         subprocess.run(["docker", "exec", cid, "sh", "-c", script], check=True)
-        time.sleep(0.5)
+        sizes = " ".join(f"/var/log/loon/{s}.log" for s in SERVICES)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # every file at the cap, then the SIGINT
+            res = subprocess.run(["docker", "exec", cid, "sh", "-c", f"stat -c %s {sizes}"],
+                                 capture_output=True, text=True)
+            if [int(x) for x in res.stdout.split()] == [CAP] * len(SERVICES):
+                break
+            time.sleep(0.05)
         out: list[str] = []
         reader = threading.Thread(target=lambda: out.append(proc.stdout.read()  # type: ignore
                                                             if proc.stdout else ""))

@@ -107,7 +107,7 @@ Event = Literal["replaced", "truncated"]
 # (delay vs CPU vs p99) is measured by the bench's sweep and written in BENCHMARKS.md.
 # LOON_COALESCE_MS overrides it (the sweep uses it; 0 turns coalescing off).
 COALESCE = float(os.environ.get("LOON_COALESCE_MS", "15")) / 1000
-READ_LIMIT = 1 << 20  # stop reading the socket while this much is parsed and not taken
+READ_LIMIT = 256 * 1024  # stop reading the socket while this much is parsed, not taken
 BULK = 64 * 1024  # a batch this big means bulk transfer: no pause, read on at once
 TICK_GRACE = 0.001  # after a tick: time for the bytes waiting in the socket to be read
 IDLE_TICKS = 4  # empty ticks in a row after which a stream counts as quiet
@@ -148,16 +148,17 @@ class FrameReader:
         raw = self._raw
         raw += data
         pos, n = 0, len(raw)
-        while n - pos >= 8:
-            kind, size = _HEADER.unpack_from(raw, pos)
-            end = pos + 8 + size
-            if end > n:
-                break
-            if kind == 2:
-                self.notices.append(bytes(raw[pos + 8:end]))
-            else:
-                self._out += raw[pos + 8:end]
-            pos = end
+        with memoryview(raw) as view:  # payloads copied once, straight into _out
+            while n - pos >= 8:
+                kind, size = _HEADER.unpack_from(raw, pos)
+                end = pos + 8 + size
+                if end > n:
+                    break
+                if kind == 2:
+                    self.notices.append(bytes(view[pos + 8:end]))
+                else:
+                    self._out += view[pos + 8:end]
+                pos = end
         if pos:
             del raw[:pos]
             self._got = True

@@ -26,6 +26,7 @@ from loon_supervisor.sinks.files import DIRECT_LIMIT, FileSink
 
 PARTIAL_DELAY = 0.25
 PARTIAL_MAX = 64 * 1024
+WRITE_MAX = 1 << 20  # bounds each write's copy of the buffer (memory while catching up)
 OnFault = Callable[[str], None]
 
 
@@ -125,6 +126,11 @@ class StreamCopy:
                 await self._wake.wait()
             self._wake.clear()
             cut = self._cut(clock())
+            if cut > WRITE_MAX:  # bounded copies: whole lines of at most WRITE_MAX a write
+                nl = self._buf.rfind(b"\n", 0, WRITE_MAX)
+                cut = nl + 1 if nl >= 0 else WRITE_MAX
+                self._scanned = 0
+                self._wake.set()  # the rest follows at once
             if cut:
                 chunk = bytes(self._buf[:cut])
                 del self._buf[:cut]
