@@ -50,10 +50,15 @@ def _session_bytes(session: Path) -> int:
 
 
 def _peak_until_exit(pid: int, out: dict) -> None:
+    """The largest VmHWM seen until the process is gone (a zombie shows none: skipped)."""
     while True:
         try:
-            out["hwm"] = proc_rss_mb(pid)[1]
+            hwm = proc_rss_mb(pid)[1]
         except OSError:
+            return
+        if hwm > 0:
+            out["hwm"] = max(out.get("hwm", 0.0), hwm)
+        elif out:
             return
         time.sleep(0.05)
 

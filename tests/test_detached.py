@@ -48,10 +48,20 @@ def writer(name: str, count: int) -> str:
 
 
 def files_match_container(d: Deployment, names: list[str]) -> bool:
-    inside = container_files(d.name)
+    """Host files equal the container's, and did not change while the container's were
+    read: a logger that hands lines over every few ms can otherwise match a snapshot of a
+    file that is still being written, exactly one read-time behind."""
     session = d.session()
-    return all((session / f"{n}.log").exists() and
-               (session / f"{n}.log").read_bytes() == inside.get(f"{n}.log") for n in names)
+
+    def host() -> dict[str, bytes | None]:
+        return {n: (session / f"{n}.log").read_bytes() if (session / f"{n}.log").exists()
+                else None for n in names}
+
+    before = host()
+    inside = container_files(d.name)
+    after = host()
+    return all(before[n] is not None and before[n] == inside.get(f"{n}.log") == after[n]
+               for n in names)
 
 
 def test_detached_keeps_logging_and_down_stops_everything(deploy) -> None:  # type: ignore[no-untyped-def]
