@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import proc_cpu, remove_image, say, state_of, writer_deployment
+from bench.common import cleanup, proc_cpu, remove_image, say, state_of, writer_deployment
 
 
 def summarise(folded: Path, top: int = 25) -> str:
@@ -77,7 +77,7 @@ def main() -> int:
         print(f"collapsed stacks: {folded}")
     finally:
         d.run("-D", timeout=120)
-        d.cleanup()
+        cleanup(d)
         remove_image(f"loon-test:{d.name}")
         shutil.rmtree(work / "d", ignore_errors=True)
         if ns.out is not None:

@@ -34,6 +34,7 @@ from bench.common import (
     CpuMeter,
     Inotify,
     cid_of,
+    cleanup,
     loadavg,
     median,
     percentile,
@@ -233,7 +234,7 @@ def sweep(work: Path, delays: list[float], seconds: float, runs: int) -> list[di
                 f"{pr['ours']['p99_ms']:.1f} ms, CLI {pr['cli']['p99_ms']:.1f} ms")
         finally:
             d.run("-D", timeout=120)
-            d.cleanup()
+            cleanup(d)
             remove_image(f"loon-test:{d.name}")
     return rows
 
@@ -264,6 +265,6 @@ def bench(work: Path, window: float) -> dict:
                     f"ratio {pr['ratio']:.2f}x")
         finally:
             d.run("-D", timeout=120)
-            d.cleanup()
+            cleanup(d)
             remove_image(f"loon-test:{d.name}")
     return results

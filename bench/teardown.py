@@ -31,6 +31,7 @@ from pathlib import Path
 from bench.common import (
     SERVICES,
     cid_of,
+    cleanup,
     median,
     remove_image,
     say,
@@ -93,7 +94,7 @@ def capped(work: Path) -> dict:
         return {"peak_rss_mb": ru.ru_maxrss / 1024, "seconds": took,
                 "host_mb": total / 2**20, "collected_mb": collected / 2**20}
     finally:
-        d.cleanup()
+        cleanup(d)
         remove_image(f"loon-test:{d.name}")
 
 
@@ -129,7 +130,7 @@ def one(work: Path, stop_timeout: int, stubborn: tuple[str, ...]) -> float:
         check_complete(d.session(), stubborn)
         return took
     finally:
-        d.cleanup()
+        cleanup(d)
         remove_image(f"loon-test:{d.name}")
 
 

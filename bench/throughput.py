@@ -31,6 +31,7 @@ from bench.common import (
     SERVICES,
     CpuMeter,
     cid_of,
+    cleanup,
     loadavg,
     median,
     proc_cpu,
@@ -195,7 +196,7 @@ def bench(work: Path, runs: int, lines: int = LINES, profile: Path | None = None
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=120)
         finally:
-            d.cleanup()
+            cleanup(d)
             shutil.rmtree(tmp, ignore_errors=True)
     for tag in tags:
         remove_image(tag)
