@@ -327,7 +327,7 @@ class Inotify:
         os.close(self.fd)
 
 
-def cleanup(d: Deployment, timeout: float = 90) -> None:
+def cleanup(d: Deployment, timeout: float = 15) -> None:
     """``d.cleanup()`` bounded in time: a request the engine never answers (seen on a shared
     engine while another user's container was paused) must not hang the whole suite. On
     timeout the container is removed with the CLI, by its exact name, and the run goes on."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -102,4 +103,8 @@ def bench(work: Path, window: float) -> dict:
             return {"steady": steady, "teardown": teardown,
                     "build_seconds": loon.build_seconds}
         finally:
-            loon.cleanup()
+            t = threading.Thread(target=loon.cleanup, daemon=True)  # bounded, like common.cleanup
+            t.start()
+            t.join(120)
+            if t.is_alive():
+                subprocess.run(["docker", "rm", "-f", loon.name], capture_output=True, timeout=60)
