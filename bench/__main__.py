@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:  # one part failing must not lose the others' figures
                 results[part] = jobs[part]()
+                if ns.json:  # what is measured so far survives an interrupted run
+                    ns.json.write_text(json.dumps(results, indent=1, default=str))
             except Exception as exc:  # noqa: BLE001
                 say(f"{part}: FAILED: {type(exc).__name__}: {exc}")
                 results.setdefault("failed", {})[part] = f"{type(exc).__name__}: {exc}"

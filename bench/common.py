@@ -257,7 +257,12 @@ def cid_of(name: str) -> str:
 
 
 def remove_image(tag: str) -> None:
-    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+    """Bounded: on a wedged shared engine ``docker rmi`` can hang; the tag stays, the suite
+    goes on."""
+    try:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        say(f"docker rmi {tag} did not answer within 30 s; left in place")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
