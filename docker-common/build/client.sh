@@ -53,6 +53,9 @@ else
 fi
 
 export VITE_ENVIRONMENT VITE_SERVER_URL VITE_USE_HTTP
+# Node (and so yarn and corepack) uses its own CA list: add the system bundle, which holds
+# the extra CA certificate when one is configured.
+[ -f /etc/ssl/certs/ca-certificates.crt ] && export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 log=/tmp/client-install.log
 if [ "$tool" = yarn ]; then
     echo "client build: yarn $(yarnpkg --version) install --frozen-lockfile"
@@ -64,9 +67,17 @@ else
     build=(npm run build)
 fi
 if ! "${install[@]}" 2>&1 | tee "$log"; then
-    # Name the locked package(s) the registry could not provide, not just "install failed".
-    missing=$(grep -oE '(Couldn'"'"'t find package "[^"]+"|/-/[^ "]+\.tgz[^"]*404|notarget No matching version found for [^ .]+|404 Not Found - GET [^ ]+)' "$log" \
+    # Name the locked package(s) the registry could not provide, not just "install failed",
+    # as yarn 1, yarn 2+ and npm say it.
+    missing=$(grep -oE '(Couldn'"'"'t find package "[^"]+"|notarget No matching version found for [^ ]+|404 Not Found - GET [^ ]+|[^ ]+@npm:[^ ]+: Response Code: 404)' "$log" \
               | sort -u | head -n 5 | tr '\n' ';' || true)
+    if [ -z "$missing" ]; then
+        # yarn 1: 'An unexpected error occurred: "<registry>/<name>/-/<file>.tgz: <why>"'
+        # (the why may hold escaped quotes: read the rest of the line whole).
+        missing=$(grep -oE 'https?://[^" ]+/-/[^" /]+\.tgz: .*' "$log" | head -n1 \
+                  | sed -E -e 's#"\.?$##' -e 's#\\"##g' \
+                        -e 's#^https?://[^/]+/(.+)/-/[^/]*-([0-9][^/]*)\.tgz: (.*)$#\1@\2 (\3)#' || true)
+    fi
     echo "client build failed: the client's ${tool} lockfile pins a version the package" \
          "registry could not provide${missing:+: $missing} (make that version reachable," \
          "e.g. through a registry mirror, or update the client's lockfile)" >&2
