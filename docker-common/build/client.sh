@@ -37,6 +37,9 @@ packages="nodejs npm"
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages
 rm -rf /var/lib/apt/lists/*
 
+# Node (and so yarn and corepack) uses its own CA list: add the system bundle, which holds
+# the extra CA certificate when one is configured.
+[ -f /etc/ssl/certs/ca-certificates.crt ] && export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 wanted=$(node -e 'try{const e=(require("./package.json").engines||{}).node||"";
   process.stdout.write(e.replace(/^[^0-9]*/,"").split(/[ |]/)[0])}catch(_){}')
 [ -n "$wanted" ] || wanted=$({ cat .nvmrc .node-version 2>/dev/null || true; } | head -n1 | tr -d 'v \r')
@@ -53,9 +56,6 @@ else
 fi
 
 export VITE_ENVIRONMENT VITE_SERVER_URL VITE_USE_HTTP
-# Node (and so yarn and corepack) uses its own CA list: add the system bundle, which holds
-# the extra CA certificate when one is configured.
-[ -f /etc/ssl/certs/ca-certificates.crt ] && export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 log=/tmp/client-install.log
 if [ "$tool" = yarn ]; then
     echo "client build: yarn $(yarnpkg --version) install --frozen-lockfile"
