@@ -1,6 +1,7 @@
 """docker-common/build/client.sh follows the client's lockfile: a yarn.lock is installed with
 yarn --frozen-lockfile, and a locked version the registry cannot give fails the build naming
-that package (run in a debian:bookworm-slim container on the registry, as the build does)."""
+that package, or with LOON_CLIENT_REQUIRED=false leaves the client out and keeps the reason
+(run in a debian:bookworm-slim container on the registry, as the build does)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ def test_a_locked_version_the_registry_lacks_fails_naming_it(tmp_path: Path, eng
     script = ("apt-get -o Acquire::https::CAInfo=/tmp/host-ca.crt update -qq && "
               "apt-get install -y -qq --no-install-recommends python3 ca-certificates "
               ">/dev/null && cp /tmp/host-ca.crt /usr/local/share/ca-certificates/host.crt && "
-              "update-ca-certificates >/dev/null && bash /client.sh")
+              "update-ca-certificates >/dev/null && { bash /client.sh; echo \"required rc=$?\"; "
+              "LOON_CLIENT_REQUIRED=false bash /client.sh; echo \"optional rc=$?\"; "
+              "echo \"absent: $(cat /out/meta/client-absent.txt)\"; "
+              "echo \"client files: $(ls -A /out/client | wc -l)\"; }")
     result = subprocess.run(
         ["docker", "run", "--rm", "--name", f"loon-test-{uuid.uuid4().hex[:8]}",
          "--network", "host", "-v", f"{tmp_path / 'src'}:/src:ro",
@@ -39,8 +43,17 @@ def test_a_locked_version_the_registry_lacks_fails_naming_it(tmp_path: Path, eng
          "debian:bookworm-slim", "bash", "-c", script],
         capture_output=True, text=True, timeout=900)
     out = result.stdout + result.stderr
-    assert result.returncode == 1, out[-3000:]
+    assert result.returncode == 0, out[-3000:]
+    assert "required rc=1" in out, out[-3000:]  # by default the build fails
     assert "install --frozen-lockfile" in out and "client build: yarn 1." in out, out[-3000:]
     assert "client build failed: the client's yarn lockfile pins a version the package " \
            "registry could not provide: @loon-supervisor-test/never-published@9.9.9" in out, \
         out[-3000:]
+    # LOON_CLIENT_REQUIRED=false (deploymentSettings.buildArgs): the build goes on without the
+    # client, says so, and keeps the reason for the status page and `loon doctor`.
+    assert "optional rc=0" in out, out[-3000:]
+    assert "WARNING: LOON_CLIENT_REQUIRED=false: the image is built WITHOUT the Loon client" in out
+    assert "absent: client build failed: the client's yarn lockfile pins a version the " \
+           "package registry could not provide: @loon-supervisor-test/never-published@9.9.9" \
+        in out, out[-3000:]
+    assert "client files: 0" in out
