@@ -103,3 +103,16 @@ async def test_client_check_warns_with_the_recorded_reason() -> None:
     assert (await run_check(built, "client", "built in", client_built)).result == "pass"
     broken = Context(_Exec(126, b"exec failed"), "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
     assert (await run_check(broken, "client", "built in", client_built)).result == "fail"
+
+
+@pytest.mark.anyio
+async def test_up_and_status_name_a_missing_client_only_for_a_loon_checkout() -> None:
+    from loon_supervisor.spec.client import absent_message, client_absence
+
+    why = b"client build failed: ... could not provide: @hms-dbmi/viv@0.15.1 (404)\n"
+    reason = await client_absence(_Exec(0, why), "c", ("mysql", "server", "celery"))
+    assert reason is not None and "@hms-dbmi/viv@0.15.1" in absent_message(reason)
+    assert absent_message(reason).startswith("WARNING: the Loon client is NOT in this image")
+    # a client was built (no file), or no Loon checkout at all (the status page says it)
+    assert await client_absence(_Exec(1, b"No such file"), "c", ("server",)) is None
+    assert await client_absence(_Exec(0, why), "c", ("mysql", "nginx")) is None

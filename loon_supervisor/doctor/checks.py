@@ -21,6 +21,7 @@ from typing import Any
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.paths import build_files_dir
+from loon_supervisor.spec.client import CLIENT_ABSENT_FILE
 from loon_supervisor.spec.envfile import SECRET_NAMES, environment, read_env_file, secret_key
 
 from .verdict import SKIP, WARN, CheckFailed, Verdict
@@ -151,8 +152,8 @@ async def nginx_root(ctx: Context) -> str:
 
 
 # The reason client.sh recorded when the image was built without the client (or nothing).
-_CLIENT_ABSENT = ("if [ -s /opt/loon/meta/client-absent.txt ]; then cat /opt/loon/meta/"
-                  "client-absent.txt; elif [ -f /opt/loon/client/index.html ] && grep -q "
+_CLIENT_ABSENT = (f"if [ -s {CLIENT_ABSENT_FILE} ]; then cat {CLIENT_ABSENT_FILE}; "
+                  "elif [ -f /opt/loon/client/index.html ] && grep -q "
                   "'built without the Loon client' /opt/loon/client/index.html; then echo "
                   "'this image was built without the Loon client'; fi")
 

@@ -55,6 +55,16 @@ def test_image_has_no_minio_and_says_so(loon: Loon) -> None:
     assert status.returncode == 0 and "MinIO is not in this image" in status.stdout, status.stdout
 
 
+def test_image_without_client_says_so(loon: Loon) -> None:
+    """The stand-in checkout has a server but no client: terminal, out.log and status say
+    the client is missing and why (what client.sh recorded in the image)."""
+    said = "the Loon client is NOT in this image: the build's Loon source has no client"
+    assert said in (loon.session() / "out.log").read_text(errors="replace")
+    assert said in loon.up_output
+    status = loon.status()
+    assert status.returncode == 0 and said in status.stdout, status.stdout
+
+
 def test_server_runs_with_minio_disabled_and_no_debug(loon: Loon) -> None:
     """Django answers through nginx, with MINIO_ENABLED and DEBUG as the env file says, and
     its error pages are not Django's debug pages."""
