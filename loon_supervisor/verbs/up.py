@@ -44,6 +44,7 @@ from loon_supervisor.sinks.build_progress import BuildProgress
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog, new_session_dir
 from loon_supervisor.sinks.terminal import Printer
+from loon_supervisor.spec.client import absent_message, client_absence
 from loon_supervisor.spec.loon import build_request, container_spec, select_services
 from loon_supervisor.spec.minio import align_env
 from loon_supervisor.spec.prepare import Prepared, prepare
@@ -181,6 +182,8 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                                                                   d.crashLoopWindow))
                     cid = await dep.start(container_spec(prepared, contract, remote))
                     control.say(f"started container {name} ({cid[:12]})")
+                    if why := await client_absence(engine, cid, contract.services):
+                        control.say(absent_message(why))
         finally:
             if control.stop_signal is not None:
                 with anyio.CancelScope(shield=True):
