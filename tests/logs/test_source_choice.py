@@ -1,0 +1,64 @@
+"""Choosing the log source (deploymentSettings.logSource x local/remote engine), keeping it
+in the state, and the fast path's host directory; pure, no engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loon_supervisor.engine.containers import ContainerSpec, _config
+from loon_supervisor.errors import ConfigError
+from loon_supervisor.streams.source_choice import (
+    EXEC,
+    HOSTDIR,
+    SourceChoice,
+    choose,
+    prepare_host_dir,
+    remove_host_dir,
+)
+
+
+@pytest.mark.parametrize(("setting", "remote", "kind"), [
+    ("auto", False, HOSTDIR), ("auto", True, EXEC), ("exec", False, EXEC),
+    ("exec", True, EXEC), ("hostdir", False, HOSTDIR)])
+def test_choice(tmp_path: Path, setting: str, remote: bool, kind: str) -> None:
+    c = choose(setting, remote, tmp_path, "dep")
+    assert c.kind == kind
+    assert c.host_dir == (tmp_path / "service-logs" / "dep" if kind == HOSTDIR else None)
+    assert SourceChoice.from_state({"log_source": c.to_state()}).kind == kind
+
+
+def test_hostdir_with_a_remote_engine_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        choose("hostdir", True, tmp_path, "dep")
+    assert err.value.exit_code == 2
+    assert "deploymentSettings.logSource" in str(err.value) and "auto" in str(err.value)
+
+
+def test_a_state_without_a_source_is_exec() -> None:
+    assert SourceChoice.from_state({}).kind == EXEC
+    assert SourceChoice.from_state(None).kind == EXEC
+
+
+def test_host_dir_is_fresh_per_container_and_removed(tmp_path: Path) -> None:
+    d = tmp_path / "service-logs" / "dep"
+    prepare_host_dir(d)
+    (d / "old.log").write_text("from an earlier container\n")
+    prepare_host_dir(d)
+    assert d.is_dir() and not any(d.iterdir())
+    (d / "sub").mkdir()
+    (d / "sub" / "x.log").write_text("x")
+    assert remove_host_dir(d) is None
+    assert not d.exists()
+    assert remove_host_dir(d) is None  # nothing to remove is fine
+
+
+def test_container_config_binds_the_host_dir_instead_of_a_volume(tmp_path: Path) -> None:
+    spec = ContainerSpec("n", "img", {}, "/var/log/loon", binds=["/a:/b"])
+    assert _config(spec)["Volumes"] == {"/var/log/loon": {}}
+    assert _config(spec)["HostConfig"]["Binds"] == ["/a:/b"]
+    spec.log_host_dir = tmp_path
+    cfg = _config(spec)
+    assert cfg["Volumes"] == {}
+    assert cfg["HostConfig"]["Binds"] == ["/a:/b", f"{tmp_path}:/var/log/loon"]
