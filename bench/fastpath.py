@@ -1,0 +1,259 @@
+"""The local fast path (``deploymentSettings.logSource: "hostdir"``) against the docker CLI,
+in the same runs: ``.venv/bin/python -m bench.fastpath`` (bench/run.sh runs it after the
+main suite and appends its own dated section to BENCHMARKS.md).
+
+throughput  8 services x LINES lines (~55 MB), released at once, exactly as
+            bench/throughput.py does it, but the supervisor reads the bind-mounted host
+            directory. Right after, in the same container, the docker CLI baseline
+            (8 concurrent ``docker exec C cat``). Ratio = CLI wall / ours wall, per run.
+            Total CPU per MB = (our process or the CLI clients + dockerd, containerd, the
+            shim + the container's processes) / MB, over each method's own window.
+latency     the background logger (``build.py -d``) on 8 services x 100 lines/s, every line
+            carrying its write time; write-to-file latency from the session files' inotify
+            events (bench/steady.py's watcher), over WINDOW seconds.
+copy        what ``os.copy_file_range`` would save against ``os.pread`` + ``os.write`` (the
+            bytes through Python) for the same 55 MB, file to file on this machine: the
+            reason the fast path keeps the bytes in Python (StreamCopy writes whole lines).
+
+Targets (issue 17): throughput >= 5x the CLI, total CPU per MB <= 0.2x the CLI's, p99 <= 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import throughput
+from bench.common import (
+    ROOT,
+    cid_of,
+    machine,
+    median,
+    out_log_has,
+    remove_image,
+    say,
+    start_foreground,
+    state_of,
+    wait_for,
+    writer_deployment,
+)
+from bench.steady import watch_logger
+from tests.engine_helpers import Deployment, make_deployment
+
+TARGETS = {"ratio": 5.0, "cpu_per_mb": 0.2, "p99_ms": 5.0}
+
+
+def use_source(d: Deployment, kind: str) -> None:
+    """Set deploymentSettings.logSource in the deployment's config."""
+    cfg = json.loads(d.config.read_text())
+    cfg.setdefault("deploymentSettings", {})["logSource"] = kind
+    d.config.write_text(json.dumps(cfg, indent=2))
+
+
+def check_hostdir(d: Deployment) -> None:
+    """The run must really be on the fast path (else the figures describe exec)."""
+    wait_for(lambda: out_log_has(d, "log source: host directory"), 30,
+             "out.log to say the host directory source is used")
+
+
+def bench_throughput(work: Path, runs: int, lines: int) -> dict:
+    exp = throughput.expected(lines)
+    total = sum(size for size, _ in exp.values())
+    mb = total / 1e6
+    rows: list[dict] = []
+    for r in range(runs):
+        tmp = work / f"fast-{r}"
+        d = make_deployment(tmp, throughput.services(), stop_timeout=10,
+                            build_step=throughput.build_step(lines))
+        use_source(d, "hostdir")
+        try:
+            say(f"fastpath throughput run {r + 1}/{runs}: {d.name}")
+            proc = start_foreground(d)
+            check_hostdir(d)
+            cid = cid_of(d.name)
+            ours = throughput.run_ours(proc, cid, d.session(), exp)
+            cli = throughput.run_cli(cid, tmp / "out-cli", exp)
+            row = {"ours": ours, "cli": cli, "ratio": cli["wall"] / ours["wall"]}
+            for k, m in (("ours", ours), ("cli", cli)):
+                m["total_cpu"] = m["cpu"] + m["engine_cpu"] + m["container_cpu"]
+                m["cpu_per_mb"] = m["total_cpu"] / mb
+                m["mbps"] = mb / m["wall"]
+                say(f"  {k:4} {m['mbps']:7.1f} MB/s  ours/clients {m['cpu']:.2f}s  engine "
+                    f"{m['engine_cpu']:.2f}s  container {m['container_cpu']:.2f}s")
+            row["cpu_ratio"] = ours["cpu_per_mb"] / cli["cpu_per_mb"]
+            rows.append(row)
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=120)
+        finally:
+            d.cleanup()
+            remove_image(f"loon-test:{d.name}")
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"bytes": total, "runs": rows,
+            "ratio": median([x["ratio"] for x in rows]),
+            "ratio_runs": [x["ratio"] for x in rows],
+            "cpu_ratio": median([x["cpu_ratio"] for x in rows]),
+            "cpu_ratio_runs": [x["cpu_ratio"] for x in rows],
+            "ours_mbps": median([x["ours"]["mbps"] for x in rows]),
+            "cli_mbps": median([x["cli"]["mbps"] for x in rows]),
+            "ours_cpu_per_mb": median([x["ours"]["cpu_per_mb"] for x in rows]),
+            "cli_cpu_per_mb": median([x["cli"]["cpu_per_mb"] for x in rows])}
+
+
+def bench_latency(work: Path, window: float) -> dict:
+    tmp = work / "fast-latency"
+    d = writer_deployment(tmp, 0.01)
+    use_source(d, "hostdir")
+    try:
+        say(f"fastpath latency: {d.name} detached, {window:.0f} s window")
+        res = d.run("-d", timeout=600)
+        if res.returncode != 0:
+            raise RuntimeError(f"build.py -d exited {res.returncode}: {res.stdout}{res.stderr}")
+        check_hostdir(d)
+        if state_of(d).get("log_source", {}).get("kind") != "hostdir":
+            raise RuntimeError("the state file does not record the hostdir source")
+        r = watch_logger(d, window, with_latency=True)
+        say(f"  logger cpu {r['cpu_pct']:.2f} %  engine {r['engine_cpu_pct']:.2f} %  "
+            f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.1f} ms  "
+            f"lines {r['lines']}  gaps {r['gap_count']}")
+        return r
+    finally:
+        d.run("-D", timeout=120)
+        d.cleanup()
+        remove_image(f"loon-test:{d.name}")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def bench_copy(work: Path, size: int = 55_000_000, chunk: int = 1 << 20) -> dict:
+    """CPU of moving ``size`` bytes file -> file through Python vs in the kernel."""
+    src = work / "copy-src"
+    with open(src, "wb") as fh:
+        block = b"".join(b"%d\n" % i for i in range(150_000))
+        while fh.tell() < size:
+            fh.write(block)
+    out: dict[str, float] = {}
+    for how in ("pread_write", "copy_file_range"):
+        dst = work / f"copy-{how}"
+        times = []
+        for _ in range(3):
+            dst.unlink(missing_ok=True)
+            fi, fo = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+            c0, pos = _cpu(), 0
+            try:
+                while True:
+                    if how == "pread_write":
+                        data = os.pread(fi, chunk, pos)
+                        n = len(data)
+                        if n:
+                            os.write(fo, data)
+                    else:
+                        n = os.copy_file_range(fi, fo, chunk, pos, pos)  # no O_APPEND here
+                    if not n:
+                        break
+                    pos += n
+            finally:
+                os.close(fi)
+                os.close(fo)
+            times.append(_cpu() - c0)
+        out[how] = median(times) / (os.path.getsize(src) / 1e6)
+    src.unlink()
+    for how in ("pread_write", "copy_file_range"):
+        (work / f"copy-{how}").unlink(missing_ok=True)
+    say(f"  copy CPU per MB: pread+write {1000 * out['pread_write']:.3f} ms, copy_file_range "
+        f"{1000 * out['copy_file_range']:.3f} ms")
+    return out
+
+
+def verdicts(res: dict) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) per target; None: not measured."""
+    t, lat = res.get("throughput"), res.get("latency")
+    rows: list[tuple[str, str, bool | None]] = []
+    if t:
+        rows.append((f"throughput >= {TARGETS['ratio']:.0f}x the CLI",
+                     f"{t['ratio']:.2f}x (runs {', '.join(f'{x:.2f}' for x in t['ratio_runs'])}"
+                     f"; ours {t['ours_mbps']:.0f} MB/s, CLI {t['cli_mbps']:.0f} MB/s)",
+                     t["ratio"] >= TARGETS["ratio"]))
+        rows.append((f"total CPU per MB <= {TARGETS['cpu_per_mb']}x the CLI's",
+                     f"{t['cpu_ratio']:.3f}x (ours {1000 * t['ours_cpu_per_mb']:.2f} ms/MB, "
+                     f"CLI {1000 * t['cli_cpu_per_mb']:.2f} ms/MB)",
+                     t["cpu_ratio"] <= TARGETS["cpu_per_mb"]))
+    else:
+        rows.append(("throughput / CPU per MB", "not measured", None))
+    if lat:
+        ok = lat["p99_ms"] <= TARGETS["p99_ms"] and lat["gap_count"] == 0
+        rows.append((f"write-to-file p99 <= {TARGETS['p99_ms']:.0f} ms",
+                     f"{lat['p99_ms']:.2f} ms (p50 {lat['p50_ms']:.2f}, max "
+                     f"{lat['max_ms']:.1f}, {lat['lines']} lines, {lat['gap_count']} gaps; "
+                     f"logger {lat['cpu_pct']:.2f} % of a core)", ok))
+    else:
+        rows.append(("write-to-file p99", "not measured", None))
+    return rows
+
+
+def section(res: dict) -> str:
+    m = res["machine"]
+    lines = [f"## Fast path (logSource hostdir) -- {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(res['started']))}",
+             "", f"Machine: {m['cpu']}, {m['memory']}, kernel {m['kernel']}, {m['docker']}; "
+             f"`python -m bench.fastpath --runs {res['runs']} --window {res['window']:.0f}`.",
+             "", "| target | measured | verdict |", "|---|---|---|"]
+    for target, measured, ok in verdicts(res):
+        lines.append(f"| {target} | {measured} | "
+                     f"{'met' if ok else 'not measured' if ok is None else 'NOT MET'} |")
+    c = res.get("copy")
+    if c:
+        lines += ["", f"Copying 55 MB file to file on this machine: pread+write "
+                  f"{1000 * c['pread_write']:.3f} ms CPU per MB, copy_file_range "
+                  f"{1000 * c['copy_file_range']:.3f} ms per MB: the bytes passing through "
+                  "Python cost well under the per-MB budget (see docs/log-faults.md)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.fastpath", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=5, help="throughput runs (median); default 5")
+    p.add_argument("--window", type=float, default=30.0, help="latency window, s")
+    p.add_argument("--lines", type=int, default=throughput.LINES)
+    p.add_argument("--only", action="append", choices=("throughput", "latency", "copy"))
+    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--no-write", action="store_true")
+    ns, _ = p.parse_known_args(argv)  # run.sh passes the main suite's options too
+    parts = ns.only or ["copy", "throughput", "latency"]
+    res: dict = {"machine": machine(), "started": time.time(), "runs": ns.runs,
+                 "window": ns.window}
+    work = Path(tempfile.mkdtemp(prefix="loon-fastpath-"))
+    try:
+        if "copy" in parts:
+            res["copy"] = bench_copy(work)
+        if "throughput" in parts:
+            res["throughput"] = bench_throughput(work, ns.runs, ns.lines)
+        if "latency" in parts:
+            res["latency"] = bench_latency(work, ns.window)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = section(res)
+    print(text)
+    for target, measured, ok in verdicts(res):
+        print(f"{'MET    ' if ok else 'NOT MET' if ok is not None else 'SKIPPED'}  {target}: "
+              f"{measured}")
+    if not ns.no_write:
+        with open(ns.output, "a") as fh:
+            fh.write("\n" + text)
+        say(f"appended to {ns.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
