@@ -11,12 +11,16 @@ read it from there instead of deciding again.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from loon_supervisor.errors import ConfigError, Problem
+import aiodocker
+
+from loon_supervisor.engine import exec_streams
+from loon_supervisor.errors import ConfigError, LoonError, Problem
 
 EXEC, HOSTDIR = "exec", "hostdir"
 STATE_KEY = "log_source"
@@ -95,3 +99,33 @@ def remove_host_dir(path: Path) -> str | None:
         return (f"could not remove {path} ({problems[0]}); remove it yourself, e.g. with "
                 f"`sudo rm -r {path}`")
     return None
+
+
+def from_container(info: dict | None, log_dir: str) -> SourceChoice:
+    """The source a running container was made for, from its mounts: a bind of an
+    existing local directory at ``log_dir`` is hostdir (``attach`` without a state file)."""
+    for m in (info or {}).get("Mounts") or []:
+        if m.get("Type") == "bind" and m.get("Destination", "").rstrip("/") == \
+                log_dir.rstrip("/") and Path(m.get("Source", "")).is_dir():
+            return SourceChoice(HOSTDIR, Path(m["Source"]), "the container's log dir is a bind")
+    return SourceChoice(EXEC, None, "the container's log dir is not a bind of this machine")
+
+
+async def bind_is_shared(docker: aiodocker.Docker, cid: str, log_dir: str,
+                         host_dir: Path) -> bool:
+    """Does the container see this machine's ``host_dir`` at ``log_dir``? A socket that
+    looks local can still lead to an engine on another machine or in a VM whose binds name
+    its own paths; one marker file and one exec tell."""
+    marker = f".loon-bind-{secrets.token_hex(6)}"
+    try:
+        (host_dir / marker).touch()
+    except OSError:
+        return False
+    try:
+        code, _ = await exec_streams.run_capture(
+            docker, cid, ["sh", "-c", 'test -e "$1"', "probe", f"{log_dir}/{marker}"])
+        return code == 0
+    except LoonError:
+        return False
+    finally:
+        (host_dir / marker).unlink(missing_ok=True)
