@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def plan(ns: argparse.Namespace) -> tuple[str, dict[str, object]]:
-    """The loon verb (loon_supervisor.verbs.commands) and its arguments for these flags."""
+    """The loon verb (a module of loon_supervisor.verbs) and its arguments for these flags."""
     config = Path(ns.config_file)
     if ns.down:
         return "down", {"config_file": config, **({"name": ns.name} if ns.name else {})}
@@ -152,10 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     os.environ.setdefault("LOON_PROJECT_ROOT", str(ROOT))
-    from loon_supervisor.verbs import commands
+    from loon_supervisor.verbs.dispatch import call
 
     verb, kwargs = plan(ns)
-    sys.exit(getattr(commands, verb)(**kwargs))
+    sys.exit(call(verb, **kwargs))
 
 
 if __name__ == "__main__":

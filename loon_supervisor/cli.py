@@ -8,7 +8,6 @@ Bare ``loon`` prints the help and exits 0. Help text is given as one paragraph p
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +15,7 @@ from typing import Annotated
 import typer
 
 from loon_supervisor.errors import LoonError
-from loon_supervisor.verbs import commands
+from loon_supervisor.verbs.dispatch import call
 
 EXIT_CODES = ("Exit codes: 0 success; 1 runtime failure (engine, build, a service or the "
               "container died); 2 invalid configuration or usage; 130 stopped by Ctrl+C "
@@ -93,7 +92,7 @@ EnvOpt = Annotated[str, typer.Option("--env-file", metavar="NAME",
 @app.command()
 def validate(config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
     """Validate config.json and write the env file; touches no Docker engine (build.py -e)."""
-    raise typer.Exit(commands.validate(_config(config_file), env_file))
+    raise typer.Exit(call("validate", config_file=_config(config_file), env_file=env_file))
 
 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
@@ -121,8 +120,8 @@ def up(
         typer.echo("error: --only needs at least one service name, e.g. --only mysql,redis",
                    err=True)
         raise typer.Exit(2)
-    raise typer.Exit(commands.up(_config(config_file), env_file, verbose, detached, replace,
-                                 only=chosen))
+    raise typer.Exit(call("up", config_file=_config(config_file), env_file=env_file,
+                          verbose=verbose, detached=detached, replace=replace, only=chosen))
 
 
 @app.command()
@@ -134,11 +133,7 @@ def scale(
                                              "config, else loon.")] = None,
 ) -> None:
     """Change the number of Celery workers of a swarm deployment (orchestrator swarm)."""
-    from loon_supervisor.lifecycle.control import run_sync
-    from loon_supervisor.lifecycle.identity import resolve
-    from loon_supervisor.swarm.verbs import scale as do_scale
-
-    raise typer.Exit(run_sync(do_scale, resolve(config_file, name).name, spec))
+    raise typer.Exit(call("scale", name=_name(config_file, name), spec=spec))
 
 
 @app.command()
@@ -151,7 +146,8 @@ def dev(
     """Run only the backing services (MariaDB, Redis, MinIO where present, DuckDB) on
     127.0.0.1 for a Loon server run on this machine, and write .build-files/dev.env (its
     .env). Needs networkMode host. Stop with Ctrl+C, or `loon down` after -d."""
-    raise typer.Exit(commands.dev(_config(config_file), env_file, verbose, detached))
+    raise typer.Exit(call("dev", config_file=_config(config_file), env_file=env_file,
+                          verbose=verbose, detached=detached))
 
 
 NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; default: from "
@@ -161,28 +157,19 @@ NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; 
 @app.command()
 def down(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Stop and remove this deployment's container and background logger (build.py -D)."""
-    raise typer.Exit(commands.down(config_file, name))
+    raise typer.Exit(call("down", config_file=config_file, name=name))
 
 
 @app.command()
 def attach(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Follow a running deployment again (after its logger died), continuing each file at the byte where it stopped."""
-    from rich.console import Console
-
-    from loon_supervisor.lifecycle.control import run_sync
-    from loon_supervisor.lifecycle.detach import attach as do_attach
-
-    raise typer.Exit(run_sync(do_attach, _name(config_file, name),
-                              Console(soft_wrap=True)))
+    raise typer.Exit(call("attach", name=_name(config_file, name)))
 
 
 @app.command()
 def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Show the deployment, each service's state and log file, and the background logger. Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached deployment without its logger); 3 not running."""
-    from loon_supervisor.lifecycle.control import run_sync
-    from loon_supervisor.verbs.status import show_status
-
-    raise typer.Exit(run_sync(show_status, _name(config_file, name)))
+    raise typer.Exit(call("status", name=_name(config_file, name)))
 
 
 @app.command()
@@ -191,10 +178,8 @@ def doctor(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".en
            = False) -> None:
     """Check a running deployment end to end (docs/real-loon.md). Exit 0 when no check
     fails, 1 when one does, 2 for a bad config."""
-    from loon_supervisor.doctor import run_doctor
-    from loon_supervisor.lifecycle.control import run_sync
-
-    raise typer.Exit(run_sync(run_doctor, config_file, env_file, json_out))
+    raise typer.Exit(call("doctor", config_file=config_file, env_file=env_file,
+                          json_out=json_out))
 
 
 @app.command()
@@ -217,9 +202,7 @@ def logs(
     name: NameOpt = None,
 ) -> None:
     """Print the deployment's current session's logs (else the newest session with service logs) with coloured `service | ` prefixes."""
-    from loon_supervisor.lifecycle.control import run_sync
     from loon_supervisor.lifecycle.identity import resolve
-    from loon_supervisor.verbs.logs import show_logs
 
     count: int | None = 20
     if lines is not None:
@@ -237,14 +220,15 @@ def logs(
         raise _fail("-t/--timestamps needs -f: only followed lines have a known arrival time",
                     "add -f")
     session = resolve(config_file, name).session()
-    raise typer.Exit(run_sync(show_logs, services or [], follow, count, session,
-                              False if no_color else None, not no_log_prefix, timestamps))
+    raise typer.Exit(call("logs", services=services or [], follow=follow, lines=count,
+                          session=session, colour=False if no_color else None,
+                          prefix=not no_log_prefix, timestamps=timestamps))
 
 
 @app.command(name="config")
 def config_cmd(config_file: ConfigOpt = None) -> None:
     """Print the effective configuration (file plus LOON_* overrides, secrets masked); writes nothing."""
-    raise typer.Exit(commands.show_config(_config(config_file)))
+    raise typer.Exit(call("config", config_file=_config(config_file)))
 
 
 @app.command()
@@ -252,10 +236,7 @@ def ps(config_file: ConfigOpt = None, name: NameOpt = None,
        all_deployments: Annotated[bool, typer.Option("--all", "-a", help="Every deployment's "
                                                      "container.")] = False) -> None:
     """List the deployment's container with its state and ports."""
-    from loon_supervisor.lifecycle.control import run_sync
-    from loon_supervisor.verbs.ps import show_ps
-
-    raise typer.Exit(run_sync(show_ps, None if all_deployments else _name(config_file, name)))
+    raise typer.Exit(call("ps", name=None if all_deployments else _name(config_file, name)))
 
 
 @app.command()
@@ -264,10 +245,7 @@ def restart(services: Annotated[list[str] | None, typer.Argument(
                 "container).")] = None,
             config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Restart the deployment's container, or single services in it."""
-    from loon_supervisor.lifecycle.control import run_sync
-    from loon_supervisor.verbs.restart import restart as do_restart
-
-    raise typer.Exit(run_sync(do_restart, _name(config_file, name), services or []))
+    raise typer.Exit(call("restart", name=_name(config_file, name), services=services or []))
 
 
 @app.command(name="exec", context_settings={"allow_interspersed_args": False,
@@ -276,28 +254,14 @@ def exec_cmd(service: Annotated[str, typer.Argument(help="Service whose environm
              command: Annotated[list[str], typer.Argument(help="Command and its arguments.")],
              config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Run a command in the running container, in a service's environment; exits with its code."""
-    from loon_supervisor.lifecycle.control import run_sync
-    from loon_supervisor.verbs.exec import exec_in
-
-    raise typer.Exit(run_sync(exec_in, _name(config_file, name), service, command))
+    raise typer.Exit(call("exec", name=_name(config_file, name), service=service,
+                          command=command))
 
 
 @app.command()
 def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
     """Print (or write) the JSON Schema of config.json, for editor completion."""
-    from loon_supervisor.config.model import LoonConfig
-
-    text = json.dumps(LoonConfig.model_json_schema(), indent=2) + "\n"
-    if output:
-        from loon_supervisor.atomic import write_text_atomic
-
-        try:
-            write_text_atomic(output, text)
-        except OSError as exc:
-            raise _fail(f"cannot write {output} ({exc.strerror or exc})",
-                        "give -o a file path in an existing, writable directory") from None
-    else:
-        typer.echo(text, nl=False)
+    raise typer.Exit(call("schema", output=output))
 
 
 @app.command(name="deploy-server", add_help_option=False, context_settings={
@@ -316,29 +280,13 @@ def config_reference(
                                                "of printing.")] = None,
 ) -> None:
     """Print the configuration reference (Markdown) that the README embeds."""
-    from loon_supervisor.config.reference import reference_markdown, update_readme
-
-    if write is None:
-        typer.echo(reference_markdown())
-        return
-    try:
-        changed = update_readme(write)
-    except OSError as exc:
-        raise _fail(f"cannot update {write} ({exc.strerror or exc})",
-                    "give --write an existing, writable README") from None
-    except ValueError as exc:
-        raise _fail(f"{write} {exc}", "add the begin/end marker lines where the "
-                    "reference belongs (see README.md)") from None
-    typer.echo(f"{write}: {'updated' if changed else 'already current'}")
+    raise typer.Exit(call("config-reference", write=write))
 
 
 @app.command(hidden=True, name="_logger")
 def logger(name: str) -> None:
     """Background logger body; started by `up -d` and `attach`."""
-    from loon_supervisor.lifecycle.control import run_sync
-    from loon_supervisor.lifecycle.detach import logger_main
-
-    raise typer.Exit(run_sync(logger_main, name))
+    raise typer.Exit(call("logger", name=name))
 
 
 def main() -> None:

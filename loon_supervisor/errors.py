@@ -71,3 +71,31 @@ class BuildFailed(EngineError):
 
 class ContainerConflict(EngineError):
     pass
+
+
+def signal_exit_code(signum: int) -> int:
+    """The shell's convention for a process stopped by a signal (130 for SIGINT)."""
+    return 128 + signum
+
+
+def operator_error(exc: BaseException) -> LoonError:
+    """The LoonError inside ``exc`` (task groups wrap them); re-raise anything else."""
+    if isinstance(exc, LoonError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(LoonError)
+        if matched is not None and rest is None:
+            leaf: BaseException = matched
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            assert isinstance(leaf, LoonError)
+            return leaf
+    raise exc
+
+
+def report(exc: LoonError) -> int:
+    """One sentence on stderr (config problems as their list); the exit code."""
+    import sys
+
+    print(str(exc) if exc.exit_code == 2 else f"error: {exc}", file=sys.stderr)
+    return exc.exit_code

@@ -9,4 +9,5 @@ bash scripts/ensure-base-image.sh debian:bookworm-slim
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/ruff check .
+.venv/bin/mypy  # strict on loon_supervisor/ (pyproject.toml [tool.mypy])
 exec .venv/bin/python -m pytest "$@"

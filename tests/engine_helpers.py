@@ -19,6 +19,8 @@ import anyio
 from tests.conftest import ROOT, base_config
 from tests.images import write_context
 
+HOOKS = ROOT / "tests" / "hooks"
+
 
 @dataclass
 class Deployment:
@@ -38,6 +40,7 @@ class Deployment:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOON_")}
         env["LOON_PROJECT_ROOT"] = str(self.project)
+        env["PYTHONPATH"] = str(HOOKS)  # tests/hooks/sitecustomize.py: LOON_TEST_DELAY_*
         env.update(extra)
         return env
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from loon_supervisor.lifecycle.control import Reporter
 from loon_supervisor.sinks.build_progress import BuildProgress, parse_step
+from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loon_supervisor.streams.crashloop import (
+from loon_supervisor.lifecycle.crashloop import (
     CrashLoopDetector,
     CrashLoopPolicy,
     CrashLoopWatch,

@@ -14,7 +14,8 @@ import pytest
 
 from loon_supervisor.config.formats import split_base_url
 from loon_supervisor.spec.envfile import read_env_file, write_env_file
-from loon_supervisor.verbs import commands
+from loon_supervisor.verbs import config as config_verb
+from loon_supervisor.verbs import validate as validate_verb
 from tests.certs import make_pair
 from tests.conftest import ROOT, base_config, write_config
 
@@ -29,7 +30,7 @@ def snapshot(*dirs: Path) -> dict[str, bytes | None]:
 
 
 def validate(config: Path, env_file: str = ".env") -> int:
-    return commands.validate(config, env_file)
+    return validate_verb.main(config, env_file)
 
 
 def loon(*args: str, cwd: Path, env: dict[str, str] | None = None,
@@ -182,7 +183,7 @@ def test_section_variable_applies_alone_and_null_is_null(config: Path, project: 
                                                          ) -> None:
     monkeypatch.setenv("LOON_MYSQLSETTINGS", '{"databaseName": "fromenv"}')
     monkeypatch.setenv("LOON_DEPLOYMENTSETTINGS__MINIOSOURCEURL", "null")
-    assert commands.show_config(config) == 0
+    assert config_verb.main(config) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["mySqlSettings"]["databaseName"] == "fromenv"
     assert shown["mySqlSettings"]["databaseUser"] == "user"

@@ -207,7 +207,7 @@ def test_foreground_run_is_visible_to_status_and_logs(deploy) -> None:  # type: 
     assert not (d.project / ".build-files" / f"state.{d.name}.json").exists()
 
     # A run stopped before it followed anything leaves a session with only out.log.
-    failed = d.start(LOON_FAULT_DELAY_STARTING="60")
+    failed = d.start(LOON_TEST_DELAY_STARTING="60")
     wait_until(lambda: d.session() != session and "built loon-test" in
                (d.session() / "out.log").read_text(), timeout=120)
     empty = d.session()

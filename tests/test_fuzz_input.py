@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from loon_supervisor.verbs import commands
+from loon_supervisor.verbs import validate as validate_verb
 from tests.conftest import ROOT, base_config
 
 SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
@@ -47,7 +47,7 @@ def _run(tmp: Path, content: bytes) -> None:
     before = _tree(tmp)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = commands.validate(config)
+        code = validate_verb.main(config)
     event(f"exit {code}")
     assert code in (0, 2), (code, err.getvalue())
     after = _tree(tmp)

@@ -9,8 +9,10 @@ import pytest
 
 from loon_supervisor.config import load_config
 from loon_supervisor.errors import BuildFailed
-from loon_supervisor.spec.build_inputs import prepare
+from loon_supervisor.spec.build_inputs import gather
 from tests.conftest import base_config, write_config
+
+BASE = ["mysql", "redis", "nginx", "duckdb"]
 
 UNREACHABLE = "http://127.0.0.1:9/minio"  # the discard port: connection refused
 
@@ -24,7 +26,7 @@ def _config(tmp_path: Path, required: bool):  # type: ignore[no-untyped-def]
 @pytest.mark.anyio
 async def test_unfetchable_minio_builds_without_it(tmp_path: Path, project: Path) -> None:
     said: list[str] = []
-    inputs = await prepare(_config(tmp_path, False), tmp_path, tmp_path / "cache", said.append)
+    inputs = await gather(_config(tmp_path, False), tmp_path, tmp_path / "cache", BASE, said.append)
     assert "minio" not in inputs.build_args["LOON_SERVICES"].split(",")
     assert any("WITHOUT MinIO" in s and "minioSettings.required" in s for s in said)
 
@@ -32,6 +34,7 @@ async def test_unfetchable_minio_builds_without_it(tmp_path: Path, project: Path
 @pytest.mark.anyio
 async def test_required_minio_fails_the_build(tmp_path: Path, project: Path) -> None:
     with pytest.raises(BuildFailed) as err:
-        await prepare(_config(tmp_path, True), tmp_path, tmp_path / "cache", lambda s: None)
+        await gather(_config(tmp_path, True), tmp_path, tmp_path / "cache", BASE,
+                     lambda s: None)
     assert "minioSettings.required is true" in str(err.value)
     assert UNREACHABLE in str(err.value)

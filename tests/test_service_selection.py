@@ -10,7 +10,7 @@ import pytest
 
 from loon_supervisor.engine.images import ImageContract
 from loon_supervisor.errors import ImageContractError
-from loon_supervisor.lifecycle.control import Reporter
+from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.verbs.up import select_services
 from tests.engine_helpers import Deployment, container_files, wait_until
 from tests.test_detached import writer

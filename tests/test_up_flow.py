@@ -131,7 +131,7 @@ def test_signal_during_build_leaves_nothing(deploy) -> None:  # type: ignore[no-
 
 def test_signal_during_start_leaves_nothing(deploy) -> None:  # type: ignore[no-untyped-def]
     d = deploy({"alpha": ticker("alpha")})
-    proc = d.start(LOON_FAULT_DELAY_STARTING="3")
+    proc = d.start(LOON_TEST_DELAY_STARTING="3")
     d.wait_out_log(f"built loon-test:{d.name}")
     rc, out = stop_with(proc, SIGTERM)
     assert rc == 143, out

@@ -32,7 +32,7 @@ def _parse(data: bytes, path: Path, json_path: str, problems: list[Problem]) -> 
         return list(x509.load_pem_x509_certificates(data))
     except ValueError:
         pass
-    parsed = []  # a bundle may hold one certificate this library cannot read: keep the rest
+    parsed: list[object] = []  # a bundle may hold one certificate this library cannot read: keep the rest
     for block in data.split(b"-----END CERTIFICATE-----")[:-1]:
         try:
             parsed.append(x509.load_pem_x509_certificate(block + b"-----END CERTIFICATE-----\n"))

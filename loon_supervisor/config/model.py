@@ -190,13 +190,28 @@ class LoonConfig(Section):
         scheme = "http" if self.generalSettings.useHttp else "https"
         return f"{scheme}://{self.generalSettings.baseUrl}"
 
+    @property
+    def minio(self) -> MinioSettings | None:
+        """minioSettings where they apply: the one place that says MinIO is production's
+        (the local image reads uploads from the local data mount instead)."""
+        return self.minioSettings if self.generalSettings.environment == "production" else None
+
+    @property
+    def local_data(self) -> LocalDataSettings | None:
+        """localDataSettings where they apply: the local environment only."""
+        return self.localDataSettings if self.generalSettings.environment == "local" else None
+
+    @property
+    def is_local(self) -> bool:
+        return self.generalSettings.environment == "local"
+
     def volume_dirs(self) -> list[tuple[str, str]]:
         """(JSON path, directory) of every host directory the container mounts."""
         out = [("mySqlSettings.sourceVolumeLocation", self.mySqlSettings.sourceVolumeLocation)]
-        if self.minioSettings and self.generalSettings.environment == "production":
-            out.append(("minioSettings.sourceVolumeLocation", self.minioSettings.sourceVolumeLocation))
-        if self.localDataSettings and self.generalSettings.environment == "local":
+        if self.minio:
+            out.append(("minioSettings.sourceVolumeLocation", self.minio.sourceVolumeLocation))
+        if self.local_data:
             out.append(
-                ("localDataSettings.sourceVolumeLocation", self.localDataSettings.sourceVolumeLocation)
+                ("localDataSettings.sourceVolumeLocation", self.local_data.sourceVolumeLocation)
             )
         return out

@@ -117,7 +117,7 @@ def read_overrides(environ: dict[str, str]) -> Overrides:
         section_key, sep, field_key = rest.partition("__")
         section = SECTIONS.get(section_key)
         model = section_model(section) if section else None
-        if model is None or (sep and field_key.lower() not in
+        if section is None or model is None or (sep and field_key.lower() not in
                              {f.lower() for f in model.model_fields}):
             out.warnings.append(f"warning: environment variable {var} matches no setting and "
                                 f"is ignored{_guess(var, known_vars)}")

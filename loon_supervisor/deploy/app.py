@@ -21,6 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 from aiohttp import web
@@ -80,7 +81,7 @@ DELIVERIES_KEY: web.AppKey[DeliveryLog] = web.AppKey("deliveries", DeliveryLog)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> web.Response:
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(body, status=status, headers={**JSON_HEADERS, **(headers or {})})
 
 

@@ -34,6 +34,8 @@ from typing import Any, TextIO
 import anyio
 from anyio.abc import TaskGroup
 
+from loon_supervisor.sinks.session import event_lines
+
 log = logging.getLogger("loon_supervisor.deploy")
 
 GIT_TIMEOUT_S = 300
@@ -113,8 +115,7 @@ class DeployLog:
     def line(self, text: str) -> None:
         if self._fh is None:
             return
-        for part in text.rstrip("\n").split("\n"):
-            self._fh.write(f"{_now()} {part}\n")
+        self._fh.write(event_lines(text.rstrip("\n")))
         self._fh.flush()
 
     def raw(self, text: str) -> None:

@@ -16,12 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import aiodocker
+from typing import Any
 
 from loon_supervisor.config.model import LoonConfig
-from loon_supervisor.engine.client import map_engine_errors
-from loon_supervisor.engine.exec_streams import run_capture
+from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.paths import build_files_dir
 from loon_supervisor.spec.envfile import SECRET_NAMES, environment, read_env_file, secret_key
 
@@ -35,9 +33,9 @@ DEBUG_PAGE_MARKERS = ("DEBUG = True", "Traceback (most recent call last)",
 
 @dataclass
 class Context:
-    docker: aiodocker.Docker
+    engine: DockerEngine
     cid: str
-    info: dict
+    info: dict[str, Any]
     services: tuple[str, ...]
     config: LoonConfig
     env_path: Path
@@ -55,10 +53,10 @@ class Context:
 Check = Callable[[Context], Awaitable[str | Verdict]]
 
 
-async def exec_in(ctx: Context, cmd: list[str], env: dict[str, str] | None = None,
-                  limit: int = 1 << 20) -> tuple[int, str]:
+async def exec_in(ctx: Context, cmd: list[str], env: dict[str, str] | None = None
+                  ) -> tuple[int, str]:
     """Run a short command in the container; (exit code, stdout+stderr as text)."""
-    code, out = await run_capture(ctx.docker, ctx.cid, cmd, limit, env)
+    code, out = await ctx.engine.run_capture(ctx.cid, cmd, env)
     return code, out.decode(errors="replace")
 
 
@@ -93,8 +91,7 @@ def _port(ctx: Context, https: bool) -> int:
 
 
 async def engine_version(ctx: Context) -> str:
-    with map_engine_errors("asking for its version"):
-        v = await ctx.docker.version()
+    v = await ctx.engine.version()
     return f"Docker {v.get('Version')} (API {v.get('ApiVersion')})"
 
 

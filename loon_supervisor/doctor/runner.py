@@ -10,7 +10,6 @@ import anyio
 from rich.console import Console
 
 from loon_supervisor.config import load_config
-from loon_supervisor.engine import containers, images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.errors import ConfigError, LoonError
 from loon_supervisor.paths import build_files_dir
@@ -44,18 +43,17 @@ async def diagnose(config_file: Path, env_file: str = ".env",
     """Every check's verdict, in CHECKS order; raises LoonError when nothing runs."""
     config = load_config(config_file)
     name = config.deploymentSettings.containerName
-    async with open_engine() as docker:
-        found = [c for c in await containers.list_ours(docker, name)
-                 if c.get("State") == "running"]
+    async with open_engine() as engine:
+        found = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
         if not found:
             return [Verdict("container", "running", FAIL, f"deployment '{name}' is not running",
                             "start it with python3 build.py (or loon up)")]
         cid = found[0]["Id"]
-        info = await containers.inspect(docker, cid) or {}
-        contract = await images.read_contract(docker, (info.get("Config") or {}).get("Image", ""))
+        info = await engine.inspect(cid) or {}
+        contract = await engine.read_contract((info.get("Config") or {}).get("Image", ""))
         env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or []
                    if "=" in e)
-        ctx = Context(docker, cid, info, contract.services, config,
+        ctx = Context(engine, cid, info, contract.services, config,
                       build_files_dir() / env_file, env)
         results: list[Verdict | None] = [None] * len(CHECKS)
 

@@ -6,12 +6,16 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING
 
 import aiodocker
 import aiohttp
 
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import EngineError, EngineUnreachable
+
+if TYPE_CHECKING:
+    from loon_supervisor.engine.docker_engine import DockerEngine
 
 
 def _tls_failure(exc: BaseException) -> bool:
@@ -73,12 +77,14 @@ def _client() -> aiodocker.Docker:
 
 
 @asynccontextmanager
-async def open_engine() -> AsyncIterator[aiodocker.Docker]:
+async def open_engine() -> AsyncIterator[DockerEngine]:
     """One client per run (see :mod:`loon_supervisor.engine.endpoint` for which engine)."""
+    from loon_supervisor.engine.docker_engine import DockerEngine
+
     docker = _client()
     try:
         with map_engine_errors("asking for its version"):
             await docker.version()
-        yield docker
+        yield DockerEngine(docker)
     finally:
         await docker.close()

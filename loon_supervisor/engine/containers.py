@@ -6,14 +6,17 @@ import io
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiodocker
 
+from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.errors import ContainerConflict
 
 TOOL_LABEL = "org.loon.supervisor"
 DEPLOYMENT_LABEL = "org.loon.deployment"
+URL_LABEL = "org.loon.url"
 
 
 @dataclass
@@ -29,22 +32,24 @@ class ContainerSpec:
     # Directories on this machine copied into the container before it starts (a remote
     # engine cannot bind them): container path -> local directory.
     copies: dict[str, Path] = field(default_factory=dict)
+    # More labels (``org.loon.url``: what ``attach`` says without a config).
+    labels: dict[str, str] = field(default_factory=dict)
     # A host directory bound at log_dir (the local fast path, streams/hostdir_source.py),
     # or None for the anonymous log volume (followed by exec).
     log_host_dir: Path | None = None
 
 
-def _config(spec: ContainerSpec) -> dict:
-    host: dict = {
+def _config(spec: ContainerSpec) -> dict[str, Any]:
+    host: dict[str, Any] = {
         "Init": True,
         "Binds": spec.binds + ([f"{spec.log_host_dir}:{spec.log_dir}"]
                                if spec.log_host_dir is not None else []),
         "NetworkMode": spec.network_mode,
     }
-    cfg: dict = {
+    cfg: dict[str, Any] = {
         "Image": spec.image,
         "Env": [f"{k}={v}" for k, v in spec.env.items()],
-        "Labels": {TOOL_LABEL: "1", DEPLOYMENT_LABEL: spec.name},
+        "Labels": {**spec.labels, TOOL_LABEL: "1", DEPLOYMENT_LABEL: spec.name},
         # The log dir gets its own (anonymous) volume: a local filesystem where GNU tail
         # follows with inotify instead of polling, and which outlives the container's stop
         # so the final bytes can be collected before removal.
@@ -71,11 +76,11 @@ def _port(p: str) -> str:
     return p if "/" in p else f"{p}/tcp"
 
 
-async def find(docker: aiodocker.Docker, name: str) -> dict | None:
+async def find(docker: aiodocker.Docker, name: str) -> dict[str, Any] | None:
     """The container called ``name`` (any state), or None."""
     with map_engine_errors(f"looking for container {name}"):
         found = await docker.containers.list(all=True, filters={"name": [f"^/{name}$"]})
-    return found[0]._container if found else None
+    return rawapi.as_dict(found[0]) if found else None
 
 
 async def create_and_start(docker: aiodocker.Docker, spec: ContainerSpec) -> str:
@@ -97,7 +102,8 @@ async def create_and_start(docker: aiodocker.Docker, spec: ContainerSpec) -> str
     with map_engine_errors(f"starting container {spec.name}"):
         try:
             for target, source in spec.copies.items():
-                await container.put_archive("/", _tar_of(source, target))
+                await container.put_archive(  # type: ignore[no-untyped-call]
+                    "/", _tar_of(source, target))
             await container.start()
         except BaseException:
             await container.delete(force=True, v=True)
@@ -141,7 +147,7 @@ async def wait_exit(docker: aiodocker.Docker, cid: str) -> int:
     return int(result.get("StatusCode", -1))
 
 
-async def inspect(docker: aiodocker.Docker, cid: str) -> dict | None:
+async def inspect(docker: aiodocker.Docker, cid: str) -> dict[str, Any] | None:
     with map_engine_errors("inspecting the container"):
         try:
             return await docker.containers.container(cid).show()
@@ -151,8 +157,13 @@ async def inspect(docker: aiodocker.Docker, cid: str) -> dict | None:
             raise
 
 
-async def list_ours(docker: aiodocker.Docker, name: str | None = None) -> list[dict]:
+async def list_ours(docker: aiodocker.Docker, name: str | None = None) -> list[dict[str, Any]]:
     filters = {"label": [f"{TOOL_LABEL}=1"] + ([f"{DEPLOYMENT_LABEL}={name}"] if name else [])}
     with map_engine_errors("listing containers"):
         found = await docker.containers.list(all=True, filters=filters)
-    return [c._container for c in found]
+    return [rawapi.as_dict(c) for c in found]
+
+
+async def restart(docker: aiodocker.Docker, cid: str) -> None:
+    with map_engine_errors("restarting the container"):
+        await docker.containers.container(cid).restart()

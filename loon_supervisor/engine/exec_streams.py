@@ -21,6 +21,7 @@ from typing import Literal
 import aiodocker
 import anyio
 
+from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
 
 _HEADER = struct.Struct(">BxxxL")
@@ -42,6 +43,22 @@ async def run_capture(docker: aiodocker.Docker, cid: str, cmd: list[str],
                     out += msg.data
         info = await ex.inspect()
     return int(info.get("ExitCode") or 0), bytes(out)
+
+
+async def run_streaming(docker: aiodocker.Docker, cid: str, cmd: list[str],
+                        env: dict[str, str], workdir: str | None,
+                        on_output: Callable[[int, bytes], None]) -> int | None:
+    """Run a command, handing each output frame (1 stdout, 2 stderr) on as it comes; its
+    exit code (None when the engine did not say)."""
+    with map_engine_errors(f"running {cmd[0]} in the container"):
+        ex = await docker.containers.container(cid).exec(
+            cmd, stdout=True, stderr=True, environment=env, workdir=workdir)
+        async with ex.start(detach=False) as stream:
+            while (msg := await stream.read_out()) is not None:
+                on_output(msg.stream, msg.data)
+        info = await ex.inspect()
+    code = info.get("ExitCode")
+    return int(code) if code is not None else None
 
 
 async def gnu_tail_path(docker: aiodocker.Docker, cid: str) -> str | None:
@@ -240,7 +257,7 @@ async def container_output(docker: aiodocker.Docker, cid: str, skip: int = 0
     exactly at the seam.
     """
     with map_engine_errors("following the container's output"):
-        async with docker._query(
+        async with rawapi.query(docker,
             f"containers/{cid}/logs",
             params={"follow": "1", "stdout": "1", "stderr": "1"},
             timeout=None,
@@ -275,7 +292,7 @@ async def file_size(docker: aiodocker.Docker, cid: str, path: str) -> int | None
     import json
     with map_engine_errors("looking at a log file"):
         try:
-            async with docker._query(f"containers/{cid}/archive", method="HEAD",
+            async with rawapi.query(docker, f"containers/{cid}/archive", method="HEAD",
                                      params={"path": path}) as response:
                 raw = response.headers.get("X-Docker-Container-Path-Stat", "")
         except aiodocker.DockerError as exc:
@@ -296,7 +313,7 @@ async def stream_file(docker: aiodocker.Docker, cid: str, path: str, offset: int
     cannot read from an asynchronous stream."""
     with map_engine_errors("collecting the final log bytes"):
         try:
-            async with docker._query(f"containers/{cid}/archive", params={"path": path},
+            async with rawapi.query(docker, f"containers/{cid}/archive", params={"path": path},
                                      timeout=None) as response:
                 content = response.content
                 while True:
@@ -332,7 +349,7 @@ async def read_files(docker: aiodocker.Docker, cid: str, directory: str) -> dict
     """Every regular file directly in ``directory``, also from a stopped container."""
     with map_engine_errors("collecting the final log bytes"):
         try:
-            async with docker._query(f"containers/{cid}/archive",
+            async with rawapi.query(docker, f"containers/{cid}/archive",
                                      params={"path": directory}, timeout=None) as response:
                 data = await response.read()
         except aiodocker.DockerError as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiodocker
 import anyio
 
+from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.build_context import iterate, produce_context
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.errors import BuildFailed, ImageContractError
@@ -29,6 +30,17 @@ class ImageContract:
     status_command: str | None
     # org.loon.run-services-env: the variable the entrypoint reads to run only some services
     run_services_env: str | None = None
+
+
+def parse_status(output: bytes, services: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """The status command's lines about ``services``: (name, STATE, the whole line), as
+    ``supervisorctl status`` prints them (``name STATE ...``)."""
+    found = []
+    for line in output.decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in services:
+            found.append((parts[0], parts[1], line))
+    return found
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,7 @@ async def build_image(docker: aiodocker.Docker, req: BuildRequest,
     async with anyio.create_task_group() as tg:
         tg.start_soon(produce_context, req.context, req.extra_files or {}, send)
         with map_engine_errors("building the image"):
-            async with docker._query_chunked_post(
+            async with rawapi.query_chunked_post(docker,
                 "build", params=params, data=iterate(receive),
                 headers={"Content-Type": "application/x-tar"}, timeout=None,
             ) as response:

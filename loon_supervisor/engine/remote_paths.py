@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from typing import Any
 
 import aiodocker
 import anyio
@@ -77,7 +78,7 @@ async def ensure_on_engine(docker: aiodocker.Docker, image: str, where: str,
     binds = [f"{posixpath.dirname(d.rstrip('/')) or '/'}:{MOUNT}/{i}"
              for i, (_, d) in enumerate(dirs)]
     binds += [f"{posixpath.dirname(f)}:{MOUNT}/f{j}:ro" for j, (_, f) in enumerate(files)]
-    config = {
+    config: dict[str, Any] = {
         "Image": image,
         "Entrypoint": ["sh", "-c"],
         "Cmd": [helper_script([d for _, d in dirs], [f for _, f in files])],

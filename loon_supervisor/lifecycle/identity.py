@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loon_supervisor.paths import build_files_dir, default_config
+from loon_supervisor.paths import default_config
+
+if TYPE_CHECKING:
+    from loon_supervisor.lifecycle.state import DeploymentState
 
 DEFAULT_NAME = "loon"
 DEFAULT_IMAGE = "loon:latest"
@@ -29,22 +32,21 @@ class Identity:
 
     @property
     def state_path(self) -> Path:
-        """``.build-files/state.<name>.json`` of the project (see :mod:`state`)."""
-        return build_files_dir() / f"state.{self.name}.json"
+        """``.build-files/state.<name>.json`` of the project (see :mod:`.state`)."""
+        from loon_supervisor.lifecycle.state import state_path
 
-    def state(self) -> dict[str, Any] | None:
+        return state_path(self.name)
+
+    def state(self) -> DeploymentState | None:
         """The state the last run (foreground or background logger) left, if any."""
-        try:
-            data = json.loads(self.state_path.read_text())
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        from loon_supervisor.lifecycle.state import load
+
+        return load(self.name)
 
     def session(self) -> Path | None:
         """The session directory the deployment's current run writes, if one is known."""
-        state = self.state() or {}
-        session = state.get("session")
-        return Path(session) if isinstance(session, str) and session else None
+        state = self.state()
+        return state.session if state is not None else None
 
 
 def _lenient_settings(config_file: Path) -> dict[str, Any]:

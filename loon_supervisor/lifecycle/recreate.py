@@ -2,39 +2,39 @@
 crash, a reboot or an engine restart) is removed, so ``up`` starts a fresh one without an
 operator's ``-D`` first. A running one is left alone (``up`` refuses with its hint).
 
-Removal goes through :func:`loon_supervisor.verbs.down.remove_deployment` (``up`` holds the
+Removal goes through :func:`loon_supervisor.lifecycle.removal.remove_deployment` (``up`` holds the
 deployment's lock), which first appends the bytes the last run's follower missed to that
 run's session files when the state file still names the container.
 """
 
 from __future__ import annotations
 
-import aiodocker
 from rich.console import Console
 
-from loon_supervisor.engine import containers
+from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.errors import EngineError
-from loon_supervisor.lifecycle.control import Reporter
-from loon_supervisor.lifecycle.state import read_state
-from loon_supervisor.verbs.down import remove_deployment
+from loon_supervisor.lifecycle import state as statefile
+from loon_supervisor.lifecycle.removal import remove_deployment
+from loon_supervisor.sinks.reporter import Reporter
 
 NOT_RUNNING = ("exited", "created", "dead")
 
 
-async def remove_stopped(docker: aiodocker.Docker, name: str, say: Reporter) -> None:
+async def remove_stopped(engine: DockerEngine, name: str, say: Reporter) -> None:
     """Remove this deployment's stopped container, saying so in one line (terminal and
     out.log); a running one is left for ``create_and_start`` to refuse."""
-    found = await containers.list_ours(docker, name)
+    found = await engine.list_ours(name)
     stopped = [c for c in found if c.get("State") in NOT_RUNNING]
     if not stopped or len(stopped) != len(found):
         return
     c = stopped[0]
-    state = read_state(name) or {}
-    known = state.get("cid") == c["Id"] and state.get("session")
+    state = statefile.load(name)
+    known = state is not None and state.cid == c["Id"]
     say(f"recreating container {name}: the previous one ({c['Id'][:12]}) was "
         f"{c.get('Status') or c.get('State')}; removing it"
-        + (f" after collecting its missing log bytes into {state['session']}" if known else ""))
-    code, _ = await remove_deployment(docker, name, Console(quiet=True))
+        + (f" after collecting its missing log bytes into {state.session}"
+           if known and state is not None else ""))
+    code, _ = await remove_deployment(engine, name, Console(quiet=True))
     if code != 0:
         raise EngineError(f"could not remove the stopped container of deployment '{name}'; "
                           "remove it with `python3 build.py -D` (or `loon down`)")

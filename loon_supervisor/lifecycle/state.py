@@ -1,8 +1,8 @@
 """A deployment's state file and its lock, both beside each other in ``.build-files/``.
 
 ``state.<name>.json`` (written atomically) names the container, the session directory and
-each stream's position inside its in-container file (inode + offset, with the host file's
-size at that moment), kept apart from the host file size so a rotation never confuses the two.
+each stream's position (see :mod:`loon_supervisor.streams.cursor` for the rule of resume):
+one typed :class:`DeploymentState`, read and written only here.
 
 ``state.<name>.lock`` is held with ``flock`` by whichever process follows the deployment (a
 foreground ``up`` or the background logger). The kernel drops the lock when that process
@@ -20,14 +20,13 @@ import fcntl
 import json
 import os
 import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from loon_supervisor.engine.images import ImageContract
 from loon_supervisor.paths import build_files_dir
-
-if TYPE_CHECKING:
-    from loon_supervisor.engine.images import ImageContract
-    from loon_supervisor.spec.prepare import Prepared
+from loon_supervisor.streams.cursor import Position
 
 LOCK_FD_ENV = "LOON_LOCK_FD"
 
@@ -40,17 +39,93 @@ def lock_path(name: str) -> Path:
     return build_files_dir() / f"state.{name}.lock"
 
 
-def write_state(path: Path, data: dict) -> None:
+@dataclass(frozen=True)
+class DeploymentState:
+    """What a running deployment's follower needs to carry on, and what ``status``,
+    ``down`` and ``attach`` read. Written only through :func:`save` / :func:`update`."""
+
+    name: str
+    cid: str
+    session: Path
+    image: str
+    services: tuple[str, ...]
+    log_dir: str
+    status_command: str | None
+    url: str
+    stop_timeout: int
+    crash_loop: tuple[int, float] | None = None
+    log_source: str = "exec"
+    logger_pid: int | None = None
+    attached: bool = False
+    foreground_pid: int | None = None
+    down_requested: bool = False
+    positions: dict[str, Position] = field(default_factory=dict)
+
+    def contract(self) -> ImageContract:
+        return ImageContract(self.image, self.services, self.log_dir, self.status_command)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(session=str(self.session), services=list(self.services),
+                    crash_loop=list(self.crash_loop) if self.crash_loop else None,
+                    positions={k: p.to_json() for k, p in self.positions.items()})
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeploymentState:
+        loops = data.get("crash_loop")
+        positions = {k: p for k, v in (data.get("positions") or {}).items()
+                     if (p := Position.from_json(v)) is not None}
+        return cls(
+            name=str(data["name"]), cid=str(data["cid"]), session=Path(data["session"]),
+            image=str(data["image"]), services=tuple(data["services"]),
+            log_dir=str(data["log_dir"]), status_command=data.get("status_command"),
+            url=str(data.get("url") or ""), stop_timeout=int(data.get("stop_timeout", 10)),
+            crash_loop=(int(loops[0]), float(loops[1])) if loops else None,
+            log_source=str(data.get("log_source") or "exec"),
+            logger_pid=data.get("logger_pid"), attached=bool(data.get("attached")),
+            foreground_pid=data.get("foreground_pid"),
+            down_requested=bool(data.get("down_requested")), positions=positions)
+
+
+def load(name: str) -> DeploymentState | None:
+    """The deployment's state, or None (no file, or one this version cannot read)."""
+    try:
+        data = json.loads(state_path(name).read_text())
+        return DeploymentState.from_json(data) if isinstance(data, dict) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save(state: DeploymentState) -> None:
+    """Atomically (a reader never sees half a file)."""
+    path = state_path(state.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp.write_text(json.dumps(state.to_json(), indent=1))
     os.replace(tmp, path)
 
 
-def read_state(name: str) -> dict | None:
-    try:
-        return json.loads(state_path(name).read_text())
-    except (OSError, ValueError):
+def update(name: str, cid: str, **changes: Any) -> DeploymentState | None:
+    """Change fields of the state, only while it still describes container ``cid`` (never a
+    newer deployment's); the new state, or None when it did not."""
+    current = load(name)
+    if current is None or current.cid != cid:
         return None
+    new = replace(current, **changes)
+    save(new)
+    return new
+
+
+def forget(name: str, cid: str, *, pid: int | None = None) -> None:
+    """Remove the state of container ``cid`` (and, with ``pid``, only the foreground run's
+    of that process), unless another run has taken the file over."""
+    current = load(name)
+    if current is None or current.cid != cid:
+        return
+    if pid is not None and current.foreground_pid != pid:
+        return
+    state_path(name).unlink(missing_ok=True)
 
 
 class DeploymentLock:
@@ -131,26 +206,3 @@ def wait_unlocked(name: str, timeout: float) -> bool:
             return False
         time.sleep(0.1)
     return True
-
-
-def run_state(prepared: Prepared, contract: ImageContract, cid: str, session: Path,
-              *, foreground_pid: int | None = None) -> dict[str, Any]:
-    """The state of one run, as both the foreground ``up`` and ``up -d`` write it."""
-    cfg = prepared.config
-    return {
-        "name": cfg.deploymentSettings.containerName, "cid": cid, "session": str(session),
-        "image": contract.image, "services": list(contract.services),
-        "log_dir": contract.log_dir, "status_command": contract.status_command,
-        "url": cfg.url, "stop_timeout": cfg.deploymentSettings.stopTimeout,
-        "logger_pid": None, "attached": False, "foreground_pid": foreground_pid,
-        "positions": {},
-        "crash_loop": [cfg.deploymentSettings.crashLoopRestarts,
-                       cfg.deploymentSettings.crashLoopWindow],
-    }
-
-
-def clear_foreground_state(name: str, cid: str) -> None:
-    """Forget the foreground run's state, unless another run has taken the file over."""
-    state = read_state(name) or {}
-    if state.get("cid") == cid and state.get("foreground_pid") == os.getpid():
-        state_path(name).unlink(missing_ok=True)

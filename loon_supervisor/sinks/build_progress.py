@@ -10,7 +10,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loon_supervisor.lifecycle.control import Reporter
+from loon_supervisor.sinks.reporter import Reporter
 
 STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 COMMAND_WIDTH = 60

@@ -37,6 +37,13 @@ def latest_session(logs_root: Path) -> Path | None:
     return dirs[-1] if dirs else None
 
 
+def event_lines(text: str) -> str:
+    """The one format of supervisor event lines (out.log, deploy.log): a local timestamp,
+    a space, the text; one stamped line per line of text."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    return "".join(f"{stamp} {line}\n" for line in text.splitlines() or [""])
+
+
 class EventLog:
     """out.log: the supervisor's own timestamped events, one line each, written at once."""
 
@@ -50,9 +57,8 @@ class EventLog:
         into a teardown."""
         if self._fh.closed or self.failed is not None:
             return
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         try:
-            self._fh.write("".join(f"{stamp} {line}\n" for line in text.splitlines() or [""]))
+            self._fh.write(event_lines(text))
         except OSError as exc:
             self.failed = f"cannot write {self.path}: {exc.strerror or exc}"
 

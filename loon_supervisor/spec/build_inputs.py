@@ -44,19 +44,21 @@ async def fetch_minio(url: str, cache: Path, say: Callable[[str], None]) -> Path
         return None
 
 
-async def prepare(config: LoonConfig, base_dir: Path, cache: Path,
-                  say: Callable[[str], None]) -> BuildInputs:
+async def gather(config: LoonConfig, base_dir: Path, cache: Path, base: list[str],
+                 say: Callable[[str], None]) -> BuildInputs:
+    """``base``: the services every build of this Dockerfile has (its ``LOON_SERVICES``
+    default, see :func:`loon_supervisor.spec.loon.base_services`)."""
     d = config.deploymentSettings
-    local = config.generalSettings.environment == "local"
+    local = config.is_local
     files: dict[str, Path | bytes | None] = {"loon-build": None}
     if d.extraCaCertificate:
         ca = Path(d.extraCaCertificate)
         files["loon-build/extra-ca.crt"] = (ca if ca.is_absolute() else base_dir / ca).read_bytes()
     else:
         files["loon-build/extra-ca.crt"] = b""
-    services = ["mysql", "redis", "nginx", "duckdb"]
+    services = list(base)
     if local:
-        services.append("data")
+        pass  # the local image has no MinIO: uploads are the read-only local data mount
     elif d.minioSourceUrl:
         binary = await fetch_minio(d.minioSourceUrl, cache, say)
         if binary is not None:

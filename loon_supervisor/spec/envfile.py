@@ -177,10 +177,10 @@ def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> di
     m = config.mySqlSettings
     scheme = "http" if g.useHttp else "https"
     base = f"{scheme}://{g.baseUrl}"
-    minio = config.minioSettings if g.environment == "production" and minio_in_image else None
+    minio = config.minio if minio_in_image else None
     nginx = config.nginxSettings
     ssl_dir = nginx.targetVolumeLocation if nginx and not g.useHttp else ""
-    local = config.localDataSettings if g.environment == "local" else None
+    local = config.local_data
     env = {
         "DATABASE_NAME": m.databaseName,
         "DATABASE_USER": m.databaseUser,

@@ -24,7 +24,7 @@ ABSENT_MESSAGE = (
 def minio_expected(prepared: Prepared) -> bool:
     """MinIO belongs in a production deployment that configures it."""
     cfg = prepared.config
-    return cfg.generalSettings.environment == "production" and cfg.minioSettings is not None
+    return cfg.minio is not None
 
 
 def align_env(prepared: Prepared, services: Collection[str],

@@ -14,7 +14,7 @@ carry on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,7 +24,6 @@ from loon_supervisor.sinks.files import FileSink
 
 PARTIAL_DELAY = 0.25
 PARTIAL_MAX = 64 * 1024
-Receive = Callable[[], Awaitable[bytes | None]]
 OnFault = Callable[[str], None]
 
 
@@ -155,10 +154,3 @@ def _file_tail(path: Path, n: int) -> bytes:
             return fh.read()
     except OSError:
         return b""
-
-
-async def copy_stream(copy: StreamCopy, receive: Receive) -> None:
-    """Pump ``receive`` into ``copy`` until end of stream, then finish writing."""
-    async with open_copy(copy):
-        while (data := await receive()) is not None:
-            copy.feed(data)

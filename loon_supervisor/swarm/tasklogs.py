@@ -15,20 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiodocker
 import anyio
 from anyio.abc import TaskGroup
 
 from loon_supervisor.engine import containers, exec_streams
+from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.swarm import roles, service_name, tasks
 from loon_supervisor.errors import EngineError
-from loon_supervisor.swarm.services import roles, service_name, tasks
 
 WATCH_INTERVAL = 1.0
 
 
 @dataclass
 class TaskLogs:
-    docker: aiodocker.Docker
+    engine: DockerEngine
     name: str
     role_programs: dict[str, tuple[str, ...]]
     log_dir: str
@@ -46,9 +46,10 @@ class TaskLogs:
         return self.session / f"{program}.{suffix}.log"
 
 
-async def follow_program(docker: aiodocker.Docker, cid: str, path: str, target: Path,
+async def follow_program(engine: DockerEngine, cid: str, path: str, target: Path,
                          mark: str) -> None:
     """Copy one in-container file to ``target`` until its container is gone; complete."""
+    docker = engine.docker
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     written = 0
     try:
@@ -84,7 +85,7 @@ async def watch_tasks(t: TaskLogs, tg: TaskGroup) -> None:
     while True:
         for role, programs in t.role_programs.items():
             try:
-                found = await tasks(t.docker, service_name(t.name, role))
+                found = await tasks(t.engine.docker, service_name(t.name, role))
             except EngineError:
                 continue
             for task in sorted(found, key=lambda x: x.get("CreatedAt", "")):
@@ -110,14 +111,14 @@ def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, 
     for program in programs:
         target = t.file_for(role, slot, task_id, program)
         t.files[f"{task_id}/{program}"] = target
-        tg.start_soon(follow_program, t.docker, cid, f"{t.log_dir}/{program}.log", target,
+        tg.start_soon(follow_program, t.engine, cid, f"{t.log_dir}/{program}.log", target,
                       f"{t.name}/{task_id[:12]}/{program}")
     t.slots_seen.add((role, slot))
     t.say(f"following task {role}.{slot} ({task_id[:12]}) on this node: "
           f"{', '.join(programs)}")
 
 
-def new_task_logs(docker: aiodocker.Docker, name: str, services: tuple[str, ...],
+def new_task_logs(engine: DockerEngine, name: str, services: tuple[str, ...],
                   log_dir: str, session: Path, say: Callable[[str], None],
                   node_id: str) -> TaskLogs:
-    return TaskLogs(docker, name, roles(services), log_dir, session, say, node_id)
+    return TaskLogs(engine, name, roles(services), log_dir, session, say, node_id)

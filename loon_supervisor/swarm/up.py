@@ -5,35 +5,38 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import aiodocker
 import anyio
 
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine import images
-from loon_supervisor.engine.client import map_engine_errors
-from loon_supervisor.errors import ConfigError, EngineError, ImageContractError, Problem
-from loon_supervisor.lifecycle.control import Run, signal_exit_code
-from loon_supervisor.swarm import services as sv
+from loon_supervisor.engine import swarm as sv
+from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.swarm import SwarmDocker
+from loon_supervisor.errors import (
+    ConfigError,
+    EngineError,
+    ImageContractError,
+    Problem,
+    signal_exit_code,
+)
+from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.swarm.tasklogs import new_task_logs, watch_tasks
 
 CONVERGE_TIMEOUT = 300.0
 
 
-async def push_to_registry(docker: aiodocker.Docker, image: str, registry: str,
-                           run: Run) -> str:
+async def push_to_registry(docker: SwarmDocker, image: str, registry: str,
+                           control: Control) -> str:
     """Tag ``image`` into the registry and push it: every node must be able to pull it."""
     repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
     target = f"{registry.rstrip('/')}/{repo.split('/')[-1]}"
-    with map_engine_errors(f"tagging {image} as {target}:{tag}"):
-        await docker.images.tag(image, target, tag=tag)
-    run.say(f"pushing {target}:{tag} so every node can pull it")
-    with map_engine_errors(f"pushing {target}:{tag}"):
-        await docker.images.push(target, tag=tag)
+    control.say(f"pushing {target}:{tag} so every node can pull it")
+    await sv.tag_and_push(docker, image, target, tag)
     return f"{target}:{tag}"
 
 
-async def wait_converged(docker: aiodocker.Docker, name: str, wanted: dict[str, int],
-                         run: Run) -> float:
+async def wait_converged(docker: SwarmDocker, name: str, wanted: dict[str, int],
+                         control: Control) -> float:
     """Until every service runs its replicas; progress lines as counts change."""
     started = time.monotonic()
     last: dict[str, int] = {}
@@ -46,7 +49,7 @@ async def wait_converged(docker: aiodocker.Docker, name: str, wanted: dict[str, 
                                    == "running" and t.get("DesiredState") == "running")
             if counts != last:
                 last = counts
-                run.say("converging: " + ", ".join(f"{r} {counts[r]}/{n}"
+                control.say("converging: " + ", ".join(f"{r} {counts[r]}/{n}"
                                                    for r, n in wanted.items()))
             if all(counts[r] >= n for r, n in wanted.items()):
                 return time.monotonic() - started
@@ -56,9 +59,10 @@ async def wait_converged(docker: aiodocker.Docker, name: str, wanted: dict[str, 
                       " see `docker service ps`")
 
 
-async def swarm_up(docker: aiodocker.Docker, cfg: LoonConfig, contract: images.ImageContract,
-                   env: dict[str, str], binds: list[str], run: Run, session: Path,
+async def swarm_up(engine: DockerEngine, cfg: LoonConfig, contract: images.ImageContract,
+                   env: dict[str, str], binds: list[str], control: Control, session: Path,
                    detached: bool) -> int:
+    docker = engine.docker
     d = cfg.deploymentSettings
     name = d.containerName
     if detached:
@@ -73,44 +77,44 @@ async def swarm_up(docker: aiodocker.Docker, cfg: LoonConfig, contract: images.I
                                  f"'{images.RUN_SERVICES_LABEL}' label")
     image = contract.image
     if d.imageRegistry:
-        image = await push_to_registry(docker, image, d.imageRegistry, run)
+        image = await push_to_registry(docker, image, d.imageRegistry, control)
     elif await sv.node_count(docker) > 1:
         raise ConfigError([Problem("deploymentSettings.imageRegistry",
                                    "is required: this swarm has several nodes and they cannot "
                                    "pull an image built on this one",
                                    "set it to a registry every node can pull from")])
     node = await sv.label_volume_node(docker)
-    run.say(f"swarm: the core service runs on node {node} (label {sv.VOLUME_NODE_LABEL}=true),"
+    control.say(f"swarm: the core service runs on node {node} (label {sv.VOLUME_NODE_LABEL}=true),"
             " where the volume directories are")
     spec = sv.SwarmSpec(name, image, env, binds, contract.log_dir, contract.run_services_env,
                         contract.services, d.celeryReplicas, d.stopTimeout)
     wanted = {role: (1 if role == "core" else d.celeryReplicas)
               for role in sv.roles(spec.services)}
-    info = await docker.system.info()
-    logs = new_task_logs(docker, name, contract.services, contract.log_dir, session, run.say,
-                         str(info["Swarm"]["NodeID"]))
+    node_id = await sv.node_id(docker)
+    logs = new_task_logs(engine, name, contract.services, contract.log_dir, session, control.say,
+                         node_id)
     try:
         async with anyio.create_task_group() as followers:
             async with anyio.create_task_group() as watcher:
                 phase = anyio.CancelScope()
 
                 async def stop_on_signal() -> None:
-                    await run.stop_requested.wait()
+                    await control.stop_requested.wait()
                     phase.cancel()
                 watcher.start_soon(stop_on_signal)
                 with phase:
                     await sv.create(docker, spec)
                     watcher.start_soon(watch_tasks, logs, followers)
-                    took = await wait_converged(docker, name, wanted, run)
-                    run.say(f"Loon is up (swarm): {cfg.url}; converged in {took:.1f}s")
-                    run.say(f"logs are in {session} (<service>.<slot>.log); press Ctrl+C "
+                    took = await wait_converged(docker, name, wanted, control)
+                    control.say(f"Loon is up (swarm): {cfg.url}; converged in {took:.1f}s")
+                    control.say(f"logs are in {session} (<service>.<slot>.log); press Ctrl+C "
                             "to stop")
-                    await run.stop_requested.wait()
+                    await control.stop_requested.wait()
                 watcher.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
                 # Scaled to zero, the tasks' containers stop but stay (task history), so
                 # each follower collects its file's last bytes before the services go.
-                run.say("stopping the swarm tasks")
+                control.say("stopping the swarm tasks")
                 for role in wanted:
                     await sv.scale(docker, sv.service_name(name, role), 0)
                 followers.cancel_scope.deadline = anyio.current_time() + d.stopTimeout + 30
@@ -120,11 +124,11 @@ async def swarm_up(docker: aiodocker.Docker, cfg: LoonConfig, contract: images.I
                 await sv.remove_one(docker, sv.service_name(name, role))
             with anyio.move_on_after(60):
                 await _wait_containers_gone(docker, name)
-            run.say("removed the swarm services")
-    return signal_exit_code(run.stop_signal) if run.stop_signal else 0
+            control.say("removed the swarm services")
+    return signal_exit_code(control.stop_signal) if control.stop_signal else 0
 
 
-async def _wait_containers_gone(docker: aiodocker.Docker, name: str) -> None:
+async def _wait_containers_gone(docker: SwarmDocker, name: str) -> None:
     """Swarm removes task containers after the services; followers collect their tails."""
     from loon_supervisor.engine.containers import list_ours
 

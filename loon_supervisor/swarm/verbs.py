@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from loon_supervisor.engine import swarm as sv
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.errors import ConfigError, EngineError, Problem
-from loon_supervisor.swarm import services as sv
 
 
 def parse_scale(spec: str) -> tuple[str, int]:
@@ -22,7 +22,8 @@ def parse_scale(spec: str) -> tuple[str, int]:
 async def scale(name: str, spec: str) -> int:
     role, count = parse_scale(spec)
     svc = sv.service_name(name, role)
-    async with open_engine() as docker:
+    async with open_engine() as engine:
+        docker = engine.docker
         if not await sv.swarm_active(docker) or not any(
                 s["Spec"]["Name"] == svc for s in await sv.ours(docker, name)):
             raise EngineError(f"no swarm service {svc}: deploy with orchestrator swarm first")
@@ -34,13 +35,14 @@ async def scale(name: str, spec: str) -> int:
 async def swarm_status(name: str, console: Console) -> int | None:
     """A table of tasks per service with node and state; None when not a swarm deployment.
     Exit code: 0 when every service runs its replicas, else 1."""
-    async with open_engine() as docker:
+    async with open_engine() as engine:
+        docker = engine.docker
         if not await sv.swarm_active(docker):
             return None
         found = await sv.ours(docker, name)
         if not found:
             return None
-        nodes = {n["ID"]: n["Description"]["Hostname"] for n in await docker.nodes.list()}
+        nodes = await sv.node_names(docker)
         table = Table("service", "slot", "task", "node", "state", "desired")
         healthy = True
         for service in sorted(found, key=lambda s: s["Spec"]["Name"]):

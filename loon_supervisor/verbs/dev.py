@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from loon_supervisor.errors import ConfigError, Problem
-from loon_supervisor.lifecycle.control import Reporter
 from loon_supervisor.paths import build_files_dir
+from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.spec.envfile import write_env_file
 from loon_supervisor.spec.prepare import Prepared
 
@@ -59,3 +59,13 @@ def write_dev_env(prepared: Prepared, say: Reporter) -> Path:
         f"this machine, e.g. `ln -s {path} apps/server/.env` in your Loon checkout, then "
         "`moon server:run`")
     return path
+
+
+def main(config_file: Path, env_file: str = ".env", verbose: bool = False,
+         detached: bool = False) -> int:
+    """Only the backing services, and .build-files/dev.env for a host-run server."""
+    from loon_supervisor.verbs.dispatch import run_sync
+    from loon_supervisor.verbs.up import UpOptions, up
+
+    return run_sync(up, UpOptions(config_file, env_file, verbose, detached, only=BACKING,
+                                  on_prepared=write_dev_env))

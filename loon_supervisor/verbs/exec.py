@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from loon_supervisor.engine.client import map_engine_errors, open_engine
+from loon_supervisor.engine.client import open_engine
 from loon_supervisor.verbs.restart import check_services, running_container
 
 WORKDIR_LABEL = "org.loon.workdir."
@@ -18,19 +18,21 @@ WORKDIR_LABEL = "org.loon.workdir."
 
 async def exec_in(name: str, service: str, cmd: list[str]) -> int:
     """Run ``cmd`` and return its exit code (1 when the engine cannot start it)."""
-    async with open_engine() as docker:
-        container = await running_container(docker, name)
-        await check_services(docker, container, [service])
+    def write(stream: int, data: bytes) -> None:
+        out = sys.stdout.buffer if stream == 1 else sys.stderr.buffer
+        out.write(data)
+        out.flush()
+
+    async with open_engine() as engine:
+        container = await running_container(engine, name)
+        await check_services(engine, container, [service])
         workdir = (container.get("Labels") or {}).get(WORKDIR_LABEL + service)
-        with map_engine_errors(f"running {cmd[0]} in the container"):
-            ex = await docker.containers.container(container["Id"]).exec(
-                cmd, stdout=True, stderr=True, environment={"LOON_SERVICE": service},
-                **({"workdir": workdir} if workdir else {}))
-            async with ex.start(detach=False) as stream:
-                while (msg := await stream.read_out()) is not None:
-                    out = sys.stdout.buffer if msg.stream == 1 else sys.stderr.buffer
-                    out.write(msg.data)
-                    out.flush()
-            info = await ex.inspect()
-    code = info.get("ExitCode")
-    return int(code) if code is not None else 1
+        code = await engine.run_streaming(container["Id"], cmd, {"LOON_SERVICE": service},
+                                          workdir, write)
+    return code if code is not None else 1
+
+
+def main(name: str, service: str, command: list[str]) -> int:
+    from loon_supervisor.verbs.dispatch import run_sync
+
+    return run_sync(exec_in, name, service, command)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 
+from loon_supervisor.errors import signal_exit_code
 from loon_supervisor.paths import logs_dir
 from loon_supervisor.sinks.session_pick import pick_session
 from loon_supervisor.sinks.terminal import Printer
@@ -81,7 +82,7 @@ async def show_logs(services: list[str], follow: bool, lines: int | None,
                 partial[s] = chunk[cut:]
                 if cut:
                     printer.lines(s, chunk[:cut])
-    return 128 + stopped[0]
+    return signal_exit_code(stopped[0])
 
 
 async def _stop_on_signal(scope: anyio.CancelScope, stopped: list[int]) -> None:
@@ -92,3 +93,10 @@ async def _stop_on_signal(scope: anyio.CancelScope, stopped: list[int]) -> None:
             stopped.append(int(signum))
             scope.cancel()
             return
+
+
+def main(services: list[str], follow: bool, lines: int | None, session: Path | None,
+         colour: bool | None, prefix: bool, timestamps: bool) -> int:
+    from loon_supervisor.verbs.dispatch import run_sync
+
+    return run_sync(show_logs, services, follow, lines, session, colour, prefix, timestamps)

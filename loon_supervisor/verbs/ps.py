@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from loon_supervisor.engine import containers
 from loon_supervisor.engine.client import open_engine
 
 
-def _ports(c: dict) -> str:
+def _ports(c: dict[str, Any]) -> str:
     out = []
     for p in c.get("Ports") or []:
         if p.get("PublicPort"):
@@ -16,8 +18,8 @@ def _ports(c: dict) -> str:
 
 async def show_ps(name: str | None) -> int:
     """List the deployment's container (every deployment's when ``name`` is None)."""
-    async with open_engine() as docker:
-        found = await containers.list_ours(docker, name)
+    async with open_engine() as engine:
+        found = await engine.list_ours(name)
     rows = [("DEPLOYMENT", "CONTAINER", "IMAGE", "STATE", "STATUS", "PORTS")]
     for c in sorted(found, key=lambda c: c.get("Names", ["?"])[0]):
         rows.append((((c.get("Labels") or {}).get(containers.DEPLOYMENT_LABEL)
@@ -29,3 +31,9 @@ async def show_ps(name: str | None) -> int:
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def main(name: str | None) -> int:
+    from loon_supervisor.verbs.dispatch import run_sync
+
+    return run_sync(show_ps, name)

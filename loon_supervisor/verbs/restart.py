@@ -8,29 +8,31 @@ replaced), e.g. ``supervisorctl restart {service}``.
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from rich.console import Console
 
-from loon_supervisor.engine import containers, exec_streams, images
-from loon_supervisor.engine.client import map_engine_errors, open_engine
+from loon_supervisor.engine import images
+from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.errors import ConfigError, LoonError, Problem
 
 RESTART_LABEL = "org.loon.restart-command"
 
 
-async def running_container(docker: object, name: str) -> dict:
+async def running_container(engine: DockerEngine, name: str) -> dict[str, Any]:
     """The deployment's running container, or a LoonError saying how to start it."""
-    found = await containers.list_ours(docker, name)  # type: ignore[arg-type]
+    found = await engine.list_ours(name)
     running = [c for c in found if c.get("State") == "running"]
     if not running:
         raise LoonError(f"deployment '{name}' is not running; start it with `loon up -d`")
     return running[0]
 
 
-async def check_services(docker: object, container: dict, wanted: list[str]
+async def check_services(engine: DockerEngine, container: dict[str, Any], wanted: list[str]
                          ) -> images.ImageContract:
     """The image's contract; every wanted service must be one it declares."""
-    contract = await images.read_contract(docker, container["Image"])  # type: ignore[arg-type]
+    contract = await engine.read_contract(container["Image"])
     unknown = [s for s in wanted if s not in contract.services]
     if unknown:
         raise ConfigError([Problem("SERVICE", f"{', '.join(unknown)} is not a service of this "
@@ -41,17 +43,16 @@ async def check_services(docker: object, container: dict, wanted: list[str]
 async def restart(name: str, services: list[str]) -> int:
     """Restart the container (within its StopTimeout), or the named services in it."""
     console = Console(soft_wrap=True)
-    async with open_engine() as docker:
-        container = await running_container(docker, name)
+    async with open_engine() as engine:
+        container = await running_container(engine, name)
         cid = container["Id"]
         if not services:
             console.print(f"restarting container {name} ({cid[:12]})...")
-            with map_engine_errors("restarting the container"):
-                await docker.containers.container(cid).restart()
+            await engine.restart(cid)
             console.print(f"restarted {name}; a background logger stops with the old "
                           "process: `loon attach` follows it again")
             return 0
-        contract = await check_services(docker, container, services)
+        contract = await check_services(engine, container, services)
         template = (container.get("Labels") or {}).get(RESTART_LABEL)
         if not template:
             raise ConfigError([Problem("SERVICE", f"image {contract.image} declares no "
@@ -61,9 +62,15 @@ async def restart(name: str, services: list[str]) -> int:
         failed = 0
         for svc in services:
             cmd = template.replace("{service}", shlex.quote(svc))
-            code, out = await exec_streams.run_capture(docker, cid, ["sh", "-c", cmd])
+            code, out = await engine.run_capture(cid, ["sh", "-c", cmd])
             text = out.decode(errors="replace").strip()
             console.print(f"{svc}: {'restarted' if code == 0 else f'failed (exit {code})'}"
                           + (f": {text}" if text else ""), markup=False, highlight=False)
             failed |= code != 0
         return 1 if failed else 0
+
+
+def main(name: str, services: list[str]) -> int:
+    from loon_supervisor.verbs.dispatch import run_sync
+
+    return run_sync(restart, name, services)

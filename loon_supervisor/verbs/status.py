@@ -8,14 +8,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from loon_supervisor.engine import containers, exec_streams, images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
+from loon_supervisor.engine.images import parse_status
 from loon_supervisor.errors import LoonError
-from loon_supervisor.lifecycle.state import lock_holder, read_state
+from loon_supervisor.lifecycle import state as statefile
+from loon_supervisor.lifecycle.crashloop import read_verdicts
+from loon_supervisor.lifecycle.state import lock_holder
 from loon_supervisor.paths import logs_dir
 from loon_supervisor.sinks.session import latest_session
-from loon_supervisor.streams.crashloop import read_verdicts
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
 MINIO_ABSENT_STATUS = ("WARNING: MinIO is not in this image (MINIO_ENABLED=false): uploaded "
@@ -39,44 +40,40 @@ async def show_status(name: str) -> int:
     swarm = await swarm_status(name, console)
     if swarm is not None:
         return swarm
-    state = read_state(name) or {}
-    async with open_engine() as docker:
-        found = await containers.list_ours(docker, name)
+    state = statefile.load(name)
+    async with open_engine() as engine:
+        found = await engine.list_ours(name)
         running = [c for c in found if c.get("State") == "running"]
         if not running:
             console.print(f"deployment '{name}': not running"
                           + (f" (container {found[0].get('State')})" if found else ""))
             return NOT_RUNNING
         cid = running[0]["Id"]
-        info = await containers.inspect(docker, cid) or {}
+        info = await engine.inspect(cid) or {}
         image = (info.get("Config") or {}).get("Image", "")
-        contract = await images.read_contract(docker, image)
+        contract = await engine.read_contract(image)
         states: dict[str, str] = {}
         if contract.status_command:
             try:
-                _, out = await exec_streams.run_capture(docker, cid,
-                                                        ["sh", "-c", contract.status_command])
-                for line in out.decode(errors="replace").splitlines():
-                    parts = line.split()
-                    if len(parts) >= 2:
-                        states[parts[0]] = parts[1]
+                _, out = await engine.run_capture(cid, ["sh", "-c", contract.status_command])
+                states = {n: st for n, st, _ in parse_status(out, contract.services)}
             except LoonError as exc:
                 console.print(f"status command failed: {exc}")
-    session = state.get("session") if state.get("cid") == cid else None
+    ours = state is not None and state.cid == cid
+    session = str(state.session) if state is not None and ours else None
     session_dir = latest_session(logs_dir()) if session is None else None
-    ours = state.get("cid") == cid
     holder = lock_holder(name)  # decided by the lock: a stale pid never passes as alive
     logger_pid = holder
     logger_ok = holder is not None
-    foreground = logger_ok and ours and state.get("foreground_pid") == holder
+    foreground = logger_ok and state is not None and ours and state.foreground_pid == holder
 
     top = Table(show_header=False, box=None)
     top.add_row("deployment", name)
     top.add_row("container", f"{cid[:12]} running, up {_uptime(info['State']['StartedAt'])}")
     top.add_row("image", image)
     top.add_row("engine", resolve_endpoint().describe())
-    if state.get("url"):
-        top.add_row("url", state["url"])
+    if state is not None and ours and state.url:
+        top.add_row("url", state.url)
     top.add_row("logs", str(session or session_dir or "?"))
     top.add_row("logger", f"foreground pid {logger_pid}" if foreground else
                 f"alive (pid {logger_pid})" if logger_ok else
@@ -101,6 +98,12 @@ async def show_status(name: str) -> int:
     env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or [] if "=" in e)
     if env.get("VITE_ENVIRONMENT") == "production" and "minio" not in contract.services:
         console.print(MINIO_ABSENT_STATUS, markup=False, highlight=False)
-    if state.get("cid") == cid and not logger_ok:
+    if ours and not logger_ok:
         healthy = False
     return HEALTHY if healthy else UNHEALTHY
+
+
+def main(name: str) -> int:
+    from loon_supervisor.verbs.dispatch import run_sync
+
+    return run_sync(show_status, name)

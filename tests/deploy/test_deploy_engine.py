@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from loon_supervisor.deploy import load_settings
-from tests.conftest import base_config, unique, write_config
+from tests.conftest import ROOT, base_config, unique, write_config
 from tests.deploy.support import (
     SCRIPT,
     call,
@@ -56,7 +56,7 @@ def deployment(project: Path, tmp_path: Path, engine: None) -> Iterator[tuple[Pa
     try:
         yield config, name
     finally:
-        from loon_supervisor.lifecycle.control import run_sync
+        from loon_supervisor.verbs.dispatch import run_sync
         from loon_supervisor.verbs.down import down
 
         run_sync(down, config)
@@ -285,7 +285,8 @@ async def test_delete_cancels_a_running_deploy_and_leaves_no_container(
     """Cancelled while ``up`` waits to start the container: the child's process group is
     killed, so no container appears even after up's pause would have ended."""
     config, name = deployment
-    monkeypatch.setenv("LOON_FAULT_DELAY_STARTING", "4")
+    monkeypatch.setenv("LOON_TEST_DELAY_STARTING", "4")  # tests/hooks/sitecustomize.py
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests" / "hooks"))
     token = new_token()
     env_file = write_secrets(tmp_path / "s" / ".env.secrets", token)
     logs = tmp_path / "deploys"

@@ -132,7 +132,7 @@ def test_down_during_a_foreground_run_is_a_normal_stop(deploy) -> None:  # type:
 
 def test_ctrl_c_during_the_up_d_hand_over_stops_gracefully(deploy) -> None:  # type: ignore[no-untyped-def]
     d = deploy({"alpha": ticker("alpha", "0.02")})
-    proc = d.start("-d", LOON_FAULT_DELAY_ATTACH="3")
+    proc = d.start("-d", LOON_TEST_DELAY_ATTACH="3")
     wait_until(lambda: bool(loggers(d)) and lock_holder(d) in loggers(d), timeout=60,
                interval=0.02)
     logger = loggers(d)[0]

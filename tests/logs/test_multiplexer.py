@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -9,7 +10,14 @@ import pytest
 
 from loon_supervisor.sinks.terminal import Printer
 from loon_supervisor.streams import stream_copy as multiplexer
-from loon_supervisor.streams.stream_copy import StreamCopy, copy_stream
+from loon_supervisor.streams.stream_copy import StreamCopy, open_copy
+
+
+async def copy_stream(copy: StreamCopy, receive: Callable[[], Awaitable[bytes | None]]) -> None:
+    """Pump ``receive`` into ``copy`` until end of stream, then finish writing."""
+    async with open_copy(copy):
+        while (data := await receive()) is not None:
+            copy.feed(data)
 
 pytestmark = pytest.mark.anyio
 

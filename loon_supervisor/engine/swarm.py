@@ -7,6 +7,7 @@ from typing import Any
 
 import aiodocker
 
+from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.containers import DEPLOYMENT_LABEL, TOOL_LABEL
 
@@ -111,7 +112,7 @@ async def scale(docker: aiodocker.Docker, svc: str, replicas: int) -> None:
         info = await docker.services.inspect(svc)
         spec = dict(info["Spec"])
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
-        await docker._query_json(f"services/{info['ID']}/update", method="POST",
+        await rawapi.query_json(docker, f"services/{info['ID']}/update", method="POST",
                                  params={"version": str(info["Version"]["Index"])},
                                  data=spec)
 
@@ -147,3 +148,25 @@ async def swarm_active(docker: aiodocker.Docker) -> bool:
         info = await docker.system.info()
     return (info.get("Swarm") or {}).get("LocalNodeState") == "active" and bool(
         (info.get("Swarm") or {}).get("ControlAvailable"))
+
+
+SwarmDocker = aiodocker.Docker  # the handle the swarm/ package passes back to these calls
+
+
+async def tag_and_push(docker: aiodocker.Docker, image: str, target: str, tag: str) -> None:
+    with map_engine_errors(f"tagging {image} as {target}:{tag}"):
+        await docker.images.tag(image, target, tag=tag)
+    with map_engine_errors(f"pushing {target}:{tag}"):
+        await docker.images.push(target, tag=tag)
+
+
+async def node_id(docker: aiodocker.Docker) -> str:
+    """This engine's node in the swarm."""
+    with map_engine_errors("asking for the swarm node"):
+        info = await docker.system.info()
+    return str(info["Swarm"]["NodeID"])
+
+
+async def node_names(docker: aiodocker.Docker) -> dict[str, str]:
+    with map_engine_errors("listing the swarm nodes"):
+        return {n["ID"]: n["Description"]["Hostname"] for n in await docker.nodes.list()}

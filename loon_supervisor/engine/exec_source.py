@@ -1,0 +1,51 @@
+"""The in-container files of a deployment read through exec (``tail``, ``stat``) and the
+archive endpoint: the :class:`~loon_supervisor.streams.source.LogSource` that works with any
+engine, local or remote, and any image with a shell userland."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+import aiodocker
+
+from loon_supervisor.engine import exec_streams
+
+
+class ExecSource:
+    """One container's log files, followed by marked ``tail`` execs."""
+
+    kind = "exec"
+
+    def __init__(self, docker: aiodocker.Docker, cid: str) -> None:
+        self._docker = docker
+        self._cid = cid
+        self._gnu: str | None = None
+
+    def describe(self) -> str:
+        how = "GNU tail -F, inotify" if self._gnu else "busybox tail -F, polling once a second"
+        return f"exec streams ({how}) in the container"
+
+    async def prepare(self, mark: str) -> int:
+        """Find GNU tail and stop followers a dead logger left (marked ``mark/...``); how
+        many were stopped."""
+        self._gnu = await exec_streams.gnu_tail_path(self._docker, self._cid)
+        return await exec_streams.kill_marked(self._docker, self._cid, f"{mark}/", exact=False)
+
+    async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
+        return await exec_streams.stat_files(self._docker, self._cid, paths)
+
+    async def read_at(self, path: str, offset: int, count: int) -> bytes:
+        return await exec_streams.read_bytes_at(self._docker, self._cid, path, offset, count)
+
+    def open_follow(self, path: str, offset: int, mark: str, on_notice: Callable[[str], None],
+                    follow: bool = True
+                    ) -> AbstractAsyncContextManager[exec_streams.FollowedFile]:
+        return exec_streams.open_followed_file(self._docker, self._cid, path, offset,
+                                               self._gnu, mark, on_notice, follow=follow)
+
+    async def file_size(self, path: str) -> int | None:
+        return await exec_streams.file_size(self._docker, self._cid, path)
+
+    def stream(self, path: str, offset: int) -> AsyncIterator[bytes]:
+        return exec_streams.stream_file(self._docker, self._cid, path, offset)

@@ -1,0 +1,373 @@
+"""The one owner of a deployment's container and followers while a process holds its lock.
+
+A :class:`Deployment` alone creates, follows, stops, drains, collects and removes the
+container; the foreground ``up``, the background logger, ``attach`` (through the logger),
+``down`` and the deploy server (through ``up``/``down``) all go through it. Signals reach
+it only through its :class:`~loon_supervisor.lifecycle.control.Control`.
+
+::
+
+      start(spec) / adopt(cid)
+    NEW ──────────────────────▶ RUNNING ──follow()──▶ FOLLOWING
+                                   │                     │  stop asked, container exited,
+                                   │ stop()              │  or a service FATAL/EXITED
+                                   ▼                     ▼
+                                STOPPED ◀────────── (stop, drain the followers)
+                                   │ collect()           │ hang-up: streams closed at their
+                                   ▼                     ▼ exact positions, container runs on
+                               COLLECTED            HANDED_OVER
+                                   │ remove()
+                                   ▼
+                                REMOVED
+
+Every teardown step is bounded (:meth:`Deployment.bounded`): an engine that stops answering
+gives one sentence, ``teardown_failed`` and exit 1 instead of a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+
+from loon_supervisor.engine.containers import TOOL_LABEL, ContainerSpec
+from loon_supervisor.engine.images import ImageContract, parse_status
+from loon_supervisor.errors import EngineError, LoonError
+from loon_supervisor.lifecycle.control import Control
+from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy, CrashLoopWatch
+from loon_supervisor.sinks.reporter import Reporter
+from loon_supervisor.sinks.terminal import Printer
+from loon_supervisor.streams.cursor import Position
+from loon_supervisor.streams.follow import Followers, last_lines
+from loon_supervisor.streams.source import LogSource
+
+STATUS_INTERVAL = 2.0
+FAILED_STATES = ("FATAL", "EXITED")
+DRAIN_GRACE = 10.0
+# How long a teardown step waits for the engine (on top of the stop timeout for the stop).
+ENGINE_GRACE = float(os.environ.get("LOON_ENGINE_GRACE", "30"))
+# For a container whose streams are not followed or collected (stop and remove only).
+NO_STREAMS = ImageContract("", (), "/", None)
+
+
+class ContainerEngine(Protocol):
+    """What a deployment needs of the engine (:class:`~loon_supervisor.engine.docker_engine.
+    DockerEngine`, or the engine-free tests' fake)."""
+
+    async def version(self) -> dict[str, Any]: ...
+    async def find(self, name: str) -> dict[str, Any] | None: ...
+    async def create_and_start(self, spec: ContainerSpec) -> str: ...
+    async def inspect(self, cid: str) -> dict[str, Any] | None: ...
+    async def wait_exit(self, cid: str) -> int: ...
+    async def stop(self, cid: str, timeout: int | None = None) -> None: ...
+    async def kill(self, cid: str) -> None: ...
+    async def remove(self, cid: str) -> None: ...
+    async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
+                          ) -> tuple[int, bytes]: ...
+    def container_output(self, cid: str, skip: int = 0) -> AsyncIterator[bytes]: ...
+    def exec_source(self, cid: str) -> LogSource: ...
+
+
+class Phase(StrEnum):
+    NEW = "new"
+    RUNNING = "running"
+    FOLLOWING = "following"
+    HANDED_OVER = "handed-over"
+    STOPPED = "stopped"
+    COLLECTED = "collected"
+    REMOVED = "removed"
+
+
+class Deployment:
+    """One deployment's container, its followers and the outcome of its run."""
+
+    def __init__(self, engine: ContainerEngine, name: str, contract: ImageContract,
+                 session: Path, control: Control, *, stop_timeout: int = 10,
+                 crash_policy: CrashLoopPolicy | None = None,
+                 source: Callable[[str], LogSource] | None = None) -> None:
+        self.engine = engine
+        self.name = name
+        self.contract = contract
+        self.session = session
+        self.control = control
+        self.stop_timeout = stop_timeout
+        self.crash_policy = crash_policy or CrashLoopPolicy()
+        self._source = source or engine.exec_source
+        self.phase = Phase.NEW
+        self.cid: str | None = None
+        self.followers: Followers | None = None
+        self.failure: str | None = None  # why the run failed (exit 1), said once
+        self.teardown_failed = False  # an engine call in teardown gave up
+        self.engine_lost = False
+
+    @property
+    def say(self) -> Reporter:
+        return self.control.say
+
+    # -- the transitions ---------------------------------------------------------------
+
+    async def start(self, spec: ContainerSpec) -> str:
+        """NEW -> RUNNING: create and start the container."""
+        self._expect(Phase.NEW)
+        self.cid = await self.engine.create_and_start(spec)
+        self.phase = Phase.RUNNING
+        return self.cid
+
+    def adopt(self, cid: str) -> None:
+        """NEW -> RUNNING: take over a container started earlier (logger, attach, down)."""
+        self._expect(Phase.NEW)
+        self.cid = cid
+        self.phase = Phase.RUNNING
+
+    async def follow(self, *, printer: Printer | None = None, terminal: Printer | None = None,
+                     saved: dict[str, Position] | None = None,
+                     on_attached: Callable[[], None] | None = None,
+                     on_positions: Callable[[dict[str, Position]], None] | None = None
+                     ) -> None:
+        """RUNNING -> FOLLOWING -> STOPPED -> COLLECTED, or -> HANDED_OVER on a hang-up.
+
+        Follows every stream until a stop request, the container's exit, or a failed
+        service; then stops the container, drains the followers and collects the rest."""
+        self._expect(Phase.RUNNING)
+        followers = self._followers(printer, saved)
+        if on_positions is not None:
+            followers.on_switch = lambda: on_positions(followers.positions())
+        self.phase = Phase.FOLLOWING
+        async with anyio.create_task_group() as outer:
+            term = printer or terminal
+            if term is not None:
+                outer.start_soon(term.pump)
+            if on_positions is not None:
+                outer.start_soon(_save_positions, followers, on_positions)
+            await self._follow_until_stop(followers, on_attached)
+            if self.phase is Phase.STOPPED and not self.teardown_failed:
+                await self.collect()
+            if on_positions is not None:
+                with contextlib.suppress(OSError):
+                    on_positions(followers.positions())
+            if term is not None:
+                await term.drain()
+            outer.cancel_scope.cancel()
+
+    async def stop(self) -> None:
+        """-> STOPPED: graceful stop within the stop timeout; a second signal kills."""
+        assert self.cid is not None
+        cid = self.cid
+        with self.bounded("stopping the container", self.stop_timeout + ENGINE_GRACE):
+            async with anyio.create_task_group() as tg:
+                async def graceful() -> None:
+                    await self.engine.stop(cid, self.stop_timeout)
+                    tg.cancel_scope.cancel()
+
+                async def forced() -> None:
+                    await self.control.force.wait()
+                    await self.engine.kill(cid)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(graceful)
+                tg.start_soon(forced)
+        self.phase = Phase.STOPPED
+
+    async def collect(self, *, saved: dict[str, Position] | None = None,
+                      output: bool = False) -> None:
+        """STOPPED -> COLLECTED: the bytes the followers had not read (with ``output``, the
+        container output too: a dead follower's), streamed out of the stopped container."""
+        followers = self.followers or self._followers(None, saved)
+        with self.bounded("collecting the final log bytes", ENGINE_GRACE):
+            await followers.collect()
+            if output:
+                await followers.collect_output()
+        if not self.teardown_failed:
+            self.phase = Phase.COLLECTED
+
+    async def remove(self) -> bool:
+        """-> REMOVED; whether the engine confirmed it."""
+        assert self.cid is not None
+        with self.bounded("removing the container", ENGINE_GRACE):
+            await self.engine.remove(self.cid)
+            self.phase = Phase.REMOVED
+        return self.phase is Phase.REMOVED
+
+    def positions(self) -> dict[str, Position]:
+        return self.followers.positions() if self.followers is not None else {}
+
+    def report_failure(self) -> None:
+        """The failure said loudly, with the culprit's last lines."""
+        if self.failure is None:
+            return
+        culprit = self.failure.split()[1] if self.failure.startswith("service ") else "container"
+        self.say(f"FAILED: {self.failure}; last lines of {culprit}.log:")
+        for line in last_lines(self.session / f"{culprit}.log"):
+            self.say(f"  {line}")
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _expect(self, phase: Phase) -> None:
+        if self.phase is not phase:
+            raise RuntimeError(f"deployment {self.name} is {self.phase}, not {phase}")
+
+    def _followers(self, printer: Printer | None,
+                   saved: dict[str, Position] | None) -> Followers:
+        assert self.cid is not None
+        cid = self.cid
+        self.followers = Followers(
+            source=self._source(cid), log_dir=self.contract.log_dir,
+            services=self.contract.services, session=self.session, say=self.say,
+            output=lambda skip: self.engine.container_output(cid, skip),
+            still_running=self._running, mark=self.name, printer=printer,
+            saved=saved or {})
+        return self.followers
+
+    def fail(self, reason: str) -> None:
+        """Record why the run failed (the first reason wins) and say it."""
+        if self.failure is None:
+            self.failure = reason
+            self.say(reason)
+
+    @contextlib.contextmanager
+    def bounded(self, doing: str, seconds: float) -> Iterator[anyio.CancelScope]:
+        """A shielded teardown step that gives up after ``seconds`` with one sentence."""
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + seconds
+            yield scope
+        if scope.cancelled_caught:
+            msg = (f"the Docker engine did not answer within {seconds:.0f}s while {doing}; "
+                   "the container may still run: check it with `docker ps` and stop it with "
+                   "`loon down`")
+            if self.failure is None:
+                self.failure = msg
+            self.teardown_failed = True
+            self.say(msg)
+
+    async def _follow_until_stop(self, followers: Followers,
+                                 on_attached: Callable[[], None] | None) -> None:
+        async with anyio.create_task_group() as streams:
+            await followers.start(streams)
+            if on_attached is not None:
+                on_attached()
+            async with anyio.create_task_group() as watch:
+                watch.start_soon(self._wait_exit, watch.cancel_scope)
+                watch.start_soon(self._watch_status, watch.cancel_scope)
+                watch.start_soon(self._wait_stop_request, watch.cancel_scope)
+            followers.stopping = True
+            if self.control.handing_over:
+                # The background logger takes over from the exact positions: stop reading.
+                streams.cancel_scope.cancel()
+                self.phase = Phase.HANDED_OVER
+                return
+            self.say("stopping the container", terminal=self.control.stop_signal is not None)
+            await self.stop()
+            # Followers end at EOF once the container is down; bound the wait. An engine
+            # that did not answer the stop will not end them either.
+            streams.cancel_scope.deadline = anyio.current_time() + (
+                0 if self.teardown_failed else DRAIN_GRACE)
+
+    async def _wait_stop_request(self, watch: anyio.CancelScope) -> None:
+        await self.control.stop_requested.wait()
+        watch.cancel()
+
+    async def _wait_exit(self, watch: anyio.CancelScope) -> None:
+        assert self.cid is not None
+        while True:
+            try:
+                code = await self.engine.wait_exit(self.cid)
+                break
+            except EngineError:
+                if await self._running():
+                    continue
+                info = None
+                with contextlib.suppress(EngineError):
+                    info = await self.engine.inspect(self.cid)
+                if info is None:
+                    self.fail("the container is gone (the Docker engine lost it)")
+                    watch.cancel()
+                    return
+                code = int(info.get("State", {}).get("ExitCode", -1))
+                break
+        if self.control.stop_signal is None:
+            self.fail(f"the container exited on its own with code {code}")
+        watch.cancel()
+
+    async def _watch_status(self, watch: anyio.CancelScope) -> None:
+        """Poll the image's status command: report changes, count restarts (crash loops),
+        stop the run on FATAL/EXITED."""
+        command = self.contract.status_command
+        assert self.cid is not None
+        if not command:
+            await anyio.sleep_forever()
+            return
+        seen: dict[str, str] = {}
+        loops = CrashLoopWatch(self.session, self.say, last_lines, self.crash_policy)
+        while True:
+            await anyio.sleep(STATUS_INTERVAL)
+            try:
+                _, out = await self.engine.run_capture(self.cid, ["sh", "-c", command])
+            except LoonError:
+                continue
+            for name, state, line in parse_status(out, self.contract.services):
+                loops.observe(name, line)
+                if seen.get(name) != state:
+                    seen[name] = state
+                    self.say(f"{name}: {state}")
+                if state in FAILED_STATES:
+                    self.failure = self.failure or f"service {name} is {state}"
+                    self.say(f"service {name} reached {state}")
+                    watch.cancel()
+                    return
+
+    async def _running(self) -> bool:
+        """Is the container still running? Waits out an engine that went away."""
+        assert self.cid is not None
+        while True:
+            try:
+                info = await self.engine.inspect(self.cid)
+                return bool(info and info.get("State", {}).get("Running"))
+            except EngineError:
+                if not self.engine_lost:
+                    self.engine_lost = True
+                    self.say("the Docker engine went away; waiting for it to come back")
+                if not await self._engine_back():
+                    return False
+                if self.engine_lost:
+                    self.engine_lost = False
+                    self.say("the Docker engine is back")
+
+    async def _engine_back(self, limit: float = 600) -> bool:
+        delay = 0.2
+        with anyio.move_on_after(limit):
+            while True:
+                try:
+                    await self.engine.version()
+                    return True
+                except Exception:
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        return False
+
+
+async def _save_positions(followers: Followers,
+                          save: Callable[[dict[str, Position]], None]) -> None:
+    last: dict[str, Position] = {}
+    while True:
+        await anyio.sleep(1.0)
+        now = followers.positions()
+        if now != last:
+            with contextlib.suppress(OSError):
+                save(now)
+            last = now
+
+
+async def remove_unstarted(engine: ContainerEngine, name: str) -> bool:
+    """After an aborted build or start (no Deployment yet, or one that never reported its
+    container): leave no container of ours called ``name`` behind."""
+    with anyio.move_on_after(ENGINE_GRACE):
+        existing = await engine.find(name)
+        if existing is not None and (existing.get("Labels") or {}).get(TOOL_LABEL) == "1":
+            await engine.remove(existing["Id"])
+            return True
+    return False

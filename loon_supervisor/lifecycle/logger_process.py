@@ -1,0 +1,133 @@
+"""The background logger process: started by ``up -d``, ``attach`` and a foreground run
+whose terminal hung up; stopped by ``down`` and ``up --replace``.
+
+The deployment's lock (see :mod:`loon_supervisor.lifecycle.state`) is passed to the logger
+as an inherited descriptor, so exactly one process follows a deployment at any moment. The
+logger's body is :func:`loon_supervisor.verbs.logger.logger_main`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+
+import anyio
+from rich.console import Console
+
+from loon_supervisor.errors import signal_exit_code
+from loon_supervisor.lifecycle import state as statefile
+from loon_supervisor.lifecycle.deployment import ENGINE_GRACE, Deployment
+from loon_supervisor.lifecycle.state import (
+    LOCK_FD_ENV,
+    DeploymentLock,
+    DeploymentState,
+    lock_holder,
+    wait_unlocked,
+)
+
+ATTACH_TIMEOUT = 60.0
+
+
+def spawn_logger(state: DeploymentState, lock: DeploymentLock) -> subprocess.Popen[bytes]:
+    """Start ``loon _logger NAME`` in its own session, holding our lock's descriptor."""
+    err = open(state.session / "logger.stderr", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "loon_supervisor", "_logger", state.name],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            start_new_session=True, close_fds=True, pass_fds=(lock.fd,), cwd=os.getcwd(),
+            env={**os.environ, LOCK_FD_ENV: str(lock.fd)},
+        )
+    finally:
+        err.close()
+
+
+async def wait_attached(name: str, proc: subprocess.Popen[bytes],
+                        give_up: anyio.Event | None = None) -> bool:
+    """Until the logger says (in the state file) that it follows every stream."""
+    with anyio.move_on_after(ATTACH_TIMEOUT):
+        while give_up is None or not give_up.is_set():
+            current = statefile.load(name)
+            if current is not None and current.attached and current.logger_pid == proc.pid:
+                return True
+            if proc.poll() is not None:
+                return False
+            await anyio.sleep(0.05)
+    return False
+
+
+async def start_logger(state: DeploymentState, lock: DeploymentLock,
+                       give_up: anyio.Event | None = None
+                       ) -> tuple[subprocess.Popen[bytes], bool]:
+    """Write the state, start the logger with the lock, wait until it follows every stream.
+    On success our copy of the lock is released (the logger holds it)."""
+    statefile.save(replace(state, logger_pid=None, attached=False))
+    proc = spawn_logger(state, lock)
+    ok = await wait_attached(state.name, proc, give_up)
+    if ok:
+        lock.release()
+    return proc, ok
+
+
+async def hand_over(dep: Deployment, lock: DeploymentLock, state: DeploymentState) -> int:
+    """``up -d``: the running container goes to a background logger."""
+    control = dep.control
+    proc, ok = await start_logger(state, lock, control.stop_requested)
+    if not ok:
+        if control.stop_signal is None:
+            dep.say("the background logger did not attach; see "
+                    f"{state.session / 'logger.stderr'}; stopping the container")
+        elif proc.poll() is None:
+            # Ctrl+C during the hand-over: the logger owns the deployment now and stops it
+            # gracefully itself, collecting every byte.
+            proc.terminate()
+            with anyio.move_on_after(state.stop_timeout + ENGINE_GRACE):
+                while proc.poll() is None:
+                    await anyio.sleep(0.1)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with anyio.CancelScope(shield=True):
+            await dep.stop()
+            await dep.remove()
+        statefile.forget(state.name, state.cid)
+        return 1 if control.stop_signal is None else signal_exit_code(control.stop_signal)
+    dep.say(f"Loon is up: {state.url}")
+    dep.say(f"logs are in {state.session} (a background logger, pid {proc.pid}, keeps "
+            "writing them)")
+    dep.say("stop everything with: python3 build.py -D   (or: loon down)")
+    return 0
+
+
+async def stop_logger(name: str, console: Console) -> bool:
+    """Ask the process holding the deployment's lock (a background logger or a foreground
+    ``up``) to stop the container, drain and exit; wait for the lock to be free. Decided by
+    the lock only: a stale state file's pid is never signalled."""
+    holder = lock_holder(name)
+    if holder is None:
+        return False
+    if holder == 0:  # just taken, pid not written yet
+        await anyio.sleep(0.2)
+        holder = lock_holder(name)
+        if not holder:
+            return holder == 0
+    current = statefile.load(name)
+    if current is not None:  # the follower treats this stop as a normal one (exit 0)
+        statefile.update(name, current.cid, down_requested=True)
+    console.print(f"stopping the process following '{name}' (pid {holder}); it stops the "
+                  "container and drains every stream...")
+    os.kill(holder, signal.SIGTERM)
+    limit = (current.stop_timeout if current else 10) + 2 * ENGINE_GRACE
+    if not await anyio.to_thread.run_sync(wait_unlocked, name, limit):
+        again = lock_holder(name)
+        if again:
+            console.print(f"pid {again} did not exit within {limit:.0f}s; killing it")
+            os.kill(again, signal.SIGKILL)
+            await anyio.to_thread.run_sync(wait_unlocked, name, 5.0)
+    else:
+        where = current.session if current else "the session"
+        console.print(f"it exited; logs complete in {where}")
+    return True

@@ -1,0 +1,50 @@
+"""Where a service's log file is read from. Two sources meet one interface: exec streams
+inside the container (any engine; :class:`loon_supervisor.engine.exec_source.ExecSource`)
+and, on a local engine, the host directory bind-mounted at the log directory. The
+followers (:mod:`loon_supervisor.streams.follow`) only speak this protocol."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Literal, Protocol
+
+Event = Literal["replaced", "truncated"]
+
+
+class Followed(Protocol):
+    """An open follower of one file: bytes until None; ``event`` tells why it ended early
+    (the file was renamed away or re-created: ``replaced``; cut short: ``truncated``)."""
+
+    event: Event | None
+
+    async def receive(self) -> bytes | None: ...
+
+
+class LogSource(Protocol):
+    """The log directory's files, addressed by their in-container paths."""
+
+    kind: str
+
+    def describe(self) -> str: ...
+
+    async def prepare(self, mark: str) -> int:
+        """Ready to follow; stop followers left behind by an earlier logger (how many)."""
+        ...
+
+    async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
+        """(inode, size) of each of ``paths`` that exists now."""
+        ...
+
+    async def read_at(self, path: str, offset: int, count: int) -> bytes: ...
+
+    def open_follow(self, path: str, offset: int, mark: str, on_notice: Callable[[str], None],
+                    follow: bool = True) -> AbstractAsyncContextManager[Followed]: ...
+
+    async def file_size(self, path: str) -> int | None:
+        """Size of ``path``, also after the container stopped; None when missing."""
+        ...
+
+    def stream(self, path: str, offset: int) -> AsyncIterator[bytes]:
+        """The bytes of ``path`` from ``offset`` on (the final collection)."""
+        ...

@@ -1,0 +1,63 @@
+"""``loon attach``: follow a running deployment again (after its logger died), continuing
+each session file at the byte where it stopped."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rich.console import Console
+
+from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.containers import URL_LABEL
+from loon_supervisor.lifecycle import state as statefile
+from loon_supervisor.lifecycle.logger_process import start_logger
+from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
+from loon_supervisor.paths import logs_dir
+from loon_supervisor.sinks.session import new_session_dir
+
+
+async def attach(name: str, console: Console) -> int:
+    lock = DeploymentLock.acquire(name)
+    if lock is None:
+        console.print(f"deployment '{name}' is already followed (pid {lock_holder(name)})")
+        return 0
+    try:
+        state = statefile.load(name)
+        async with open_engine() as engine:
+            found = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
+            if not found:
+                console.print(f"no running container of deployment '{name}': start it with "
+                              "`python3 build.py` (or `loon up`)")
+                return 1
+            cid = found[0]["Id"]
+            if state is None or state.cid != cid:
+                console.print("no logger state for this container: starting a new session")
+                info = await engine.inspect(cid) or {}
+                config = info.get("Config") or {}
+                contract = await engine.read_contract(config.get("Image", ""))
+                state = DeploymentState(
+                    name=name, cid=cid, session=new_session_dir(logs_dir()),
+                    image=contract.image, services=contract.services,
+                    log_dir=contract.log_dir, status_command=contract.status_command,
+                    url=(config.get("Labels") or {}).get(URL_LABEL, ""),
+                    stop_timeout=int(config.get("StopTimeout") or 10))
+        state = replace(state, foreground_pid=None)
+        proc, ok = await start_logger(state, lock)
+        if not ok:
+            console.print(f"the logger did not attach; see {state.session / 'logger.stderr'}")
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            return 1
+        sizes = ", ".join(f"{s} at byte {(state.session / f'{s}.log').stat().st_size}"
+                          for s in state.services if (state.session / f"{s}.log").exists())
+        console.print(f"re-attached (logger pid {proc.pid}) into {state.session}: {sizes}")
+        return 0
+    finally:
+        lock.release()
+
+
+def main(name: str) -> int:
+    from loon_supervisor.verbs.dispatch import run_sync
+
+    return run_sync(attach, name, Console(soft_wrap=True))

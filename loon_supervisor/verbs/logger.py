@@ -1,0 +1,74 @@
+"""The background logger's body (``loon _logger NAME``, hidden): adopt the running
+container from the state file and follow it until ``down`` (SIGTERM) or its end."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+
+import anyio
+
+from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.endpoint import resolve_endpoint
+from loon_supervisor.lifecycle import state as statefile
+from loon_supervisor.lifecycle.control import Control, watch_signals
+from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy
+from loon_supervisor.lifecycle.deployment import Deployment, Phase
+from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
+from loon_supervisor.sinks.reporter import Reporter
+from loon_supervisor.sinks.session import EventLog
+from loon_supervisor.streams.cursor import Position
+
+
+async def logger_main(name: str) -> int:
+    lock = DeploymentLock.inherited(name) or DeploymentLock.acquire(name)
+    if lock is None:
+        print(f"deployment {name} is already followed by pid {lock_holder(name)}",
+              file=sys.stderr)
+        return 1
+    state = statefile.load(name)
+    if state is None:
+        print(f"no state for deployment {name}", file=sys.stderr)
+        lock.release()
+        return 1
+    events = EventLog(state.session / "out.log")
+    say = Reporter(events, None)
+    say(f"engine: {resolve_endpoint().describe()}")
+    control = Control(say=say)
+    cid = state.cid
+
+    def save(positions: dict[str, Position]) -> None:
+        statefile.update(name, cid, positions=positions)
+
+    try:
+        async with open_engine() as engine, anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals, control)
+            policy = CrashLoopPolicy(*state.crash_loop) if state.crash_loop else None
+            dep = Deployment(engine, name, state.contract(), state.session, control,
+                             stop_timeout=state.stop_timeout, crash_policy=policy)
+            dep.adopt(cid)
+
+            def attached() -> None:
+                statefile.save(replace(state, logger_pid=os.getpid(), attached=True,
+                                       positions=dep.positions()))
+                say(f"background logger {os.getpid()} attached to every stream")
+
+            await dep.follow(saved=state.positions, on_attached=attached, on_positions=save)
+            dep.report_failure()
+            if dep.phase is not Phase.HANDED_OVER and await dep.remove():
+                reason = dep.failure or ("stopped on request" if control.stop_signal
+                                         else "stream ended")
+                say(f"background logger exiting: {reason}; container removed")
+            tg.cancel_scope.cancel()
+        statefile.forget(name, cid)  # never a newer deployment's
+        return 1 if dep.teardown_failed else 0
+    finally:
+        events.close()
+        lock.release()
+
+
+def main(name: str) -> int:
+    from loon_supervisor.verbs.dispatch import run_sync
+
+    return run_sync(logger_main, name)

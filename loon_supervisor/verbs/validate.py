@@ -1,0 +1,44 @@
+"""``validate`` (``build.py -e``): check config.json and write the env file; touches no
+engine. Imports nothing heavy up front, so ``-e`` stays fast (typer's own parameter handling
+alone costs most of a second here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from loon_supervisor.errors import LoonError
+from loon_supervisor.errors import report as _fail
+
+
+def main(config_file: Path, env_file: str = ".env") -> int:
+    """Validate and write the env file; reads the config once and creates no directories."""
+    from loon_supervisor.config.jsonread import read_source
+    from loon_supervisor.config.validation_cache import fast_validate, write_stamp
+    from loon_supervisor.paths import build_files_dir
+    from loon_supervisor.spec.envfile import check_env_file_name
+
+    try:
+        check_env_file_name(env_file)
+        source = read_source(config_file)
+    except LoonError as exc:
+        return _fail(exc)
+    build_dir = build_files_dir()
+    messages = fast_validate(config_file, source.data, env_file, build_dir)
+    if messages is None:
+        from loon_supervisor.spec.prepare import prepare
+
+        try:
+            prepared = prepare(config_file, env_file, create_dirs=False, source=source)
+        except LoonError as exc:
+            return _fail(exc)
+        except OSError as exc:
+            print(f"error: cannot write to {build_dir} ({exc.strerror or exc}); fix its "
+                  "permissions", file=sys.stderr)
+            return 1
+        messages = prepared.messages
+        write_stamp(source.data, env_file, build_dir, prepared.config.volume_dirs())
+    for m in messages:
+        print(m)
+    print(f"{config_file} is valid")
+    return 0

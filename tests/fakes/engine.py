@@ -1,0 +1,206 @@
+"""A fake engine for the engine-free tests of the lifecycle (as honcho tests its Manager
+with fake processes): containers are flags and events, their log directory an in-memory
+file system with inodes, so renames, truncation and late bytes can be scripted exactly."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from loon_supervisor.engine.containers import TOOL_LABEL, ContainerSpec
+
+_inodes = itertools.count(100)
+
+
+@dataclass
+class FakeFile:
+    inode: int
+    data: bytearray = field(default_factory=bytearray)
+
+
+class FakeFS:
+    """Paths to files; a file keeps its inode across renames, as on a real file system."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, FakeFile] = {}
+        self.changed = anyio.Event()
+
+    def _notify(self) -> None:
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    def append(self, path: str, data: bytes) -> None:
+        f = self.paths.get(path)
+        if f is None:
+            f = self.paths[path] = FakeFile(next(_inodes))
+        f.data += data
+        self._notify()
+
+    def rename(self, old: str, new: str) -> None:
+        self.paths[new] = self.paths.pop(old)
+        self._notify()
+
+    def truncate(self, path: str) -> None:
+        del self.paths[path].data[:]
+        self._notify()
+
+
+@dataclass
+class FakeContainer:
+    cid: str
+    spec: ContainerSpec
+    fs: FakeFS = field(default_factory=FakeFS)
+    output: bytearray = field(default_factory=bytearray)
+    running: bool = True
+    exit_code: int = 0
+    stopped: anyio.Event = field(default_factory=anyio.Event)
+    status: bytes = b""
+
+    def exit(self, code: int) -> None:
+        self.running, self.exit_code = False, code
+        self.stopped.set()
+        self.fs._notify()
+
+
+class FakeFollowed:
+    def __init__(self, container: FakeContainer, path: str, offset: int, follow: bool) -> None:
+        self.c, self.path, self.pos, self.follow = container, path, offset, follow
+        self.file = container.fs.paths[path]
+        self.event: str | None = None
+
+    async def receive(self) -> bytes | None:
+        while True:
+            if self.pos < len(self.file.data):
+                chunk = bytes(self.file.data[self.pos:])
+                self.pos += len(chunk)
+                return chunk
+            if self.pos > len(self.file.data):  # truncated under us
+                self.event = "truncated"
+                return None
+            if not self.follow:
+                return None
+            now = self.c.fs.paths.get(self.path)
+            if now is not self.file:
+                self.event = "replaced"
+                return None
+            if not self.c.running:
+                return None  # the exec ends with the container
+            await self.c.fs.changed.wait()
+
+
+class FakeSource:
+    kind = "fake"
+
+    def __init__(self, container: FakeContainer) -> None:
+        self.c = container
+        self.opened: list[tuple[str, int]] = []
+
+    def describe(self) -> str:
+        return "the fake engine's file system"
+
+    async def prepare(self, mark: str) -> int:
+        return 0
+
+    async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
+        return {p: (f.inode, len(f.data)) for p in paths if (f := self.c.fs.paths.get(p))}
+
+    async def read_at(self, path: str, offset: int, count: int) -> bytes:
+        return bytes(self.c.fs.paths[path].data[offset:offset + count])
+
+    @asynccontextmanager
+    async def open_follow(self, path: str, offset: int, mark: str,
+                          on_notice: Callable[[str], None], follow: bool = True
+                          ) -> AsyncIterator[FakeFollowed]:
+        self.opened.append((path, offset))
+        yield FakeFollowed(self.c, path, offset, follow)
+
+    async def file_size(self, path: str) -> int | None:
+        f = self.c.fs.paths.get(path)
+        return None if f is None else len(f.data)
+
+    async def stream(self, path: str, offset: int) -> AsyncIterator[bytes]:
+        f = self.c.fs.paths.get(path)
+        if f is not None and len(f.data) > offset:
+            yield bytes(f.data[offset:])
+
+
+class FakeEngine:
+    """Records every lifecycle call in ``calls``; ``hang`` names calls that never return."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, FakeContainer] = {}
+        self.calls: list[str] = []
+        self.hang: set[str] = set()
+        self._ids = itertools.count(1)
+
+    async def _maybe_hang(self, call: str) -> None:
+        self.calls.append(call)
+        if call in self.hang:
+            await anyio.sleep_forever()
+
+    async def version(self) -> dict[str, Any]:
+        return {"Version": "fake"}
+
+    async def find(self, name: str) -> dict[str, Any] | None:
+        for c in self.containers.values():
+            if c.spec.name == name:
+                return {"Id": c.cid, "Labels": {TOOL_LABEL: "1"}}
+        return None
+
+    async def create_and_start(self, spec: ContainerSpec) -> str:
+        await self._maybe_hang("create_and_start")
+        cid = f"fake{next(self._ids):060d}"
+        self.containers[cid] = FakeContainer(cid, spec)
+        return cid
+
+    async def inspect(self, cid: str) -> dict[str, Any] | None:
+        c = self.containers.get(cid)
+        if c is None:
+            return None
+        return {"State": {"Running": c.running, "ExitCode": c.exit_code}}
+
+    async def wait_exit(self, cid: str) -> int:
+        c = self.containers[cid]
+        await c.stopped.wait()
+        return c.exit_code
+
+    async def stop(self, cid: str, timeout: int | None = None) -> None:
+        await self._maybe_hang("stop")
+        c = self.containers[cid]
+        if c.running:
+            c.exit(0)
+
+    async def kill(self, cid: str) -> None:
+        await self._maybe_hang("kill")
+        c = self.containers[cid]
+        if c.running:
+            c.exit(137)
+
+    async def remove(self, cid: str) -> None:
+        await self._maybe_hang("remove")
+        self.containers.pop(cid, None)
+
+    async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
+                          ) -> tuple[int, bytes]:
+        return 0, self.containers[cid].status
+
+    async def container_output(self, cid: str, skip: int = 0) -> AsyncIterator[bytes]:
+        c = self.containers[cid]
+        pos = skip
+        while True:
+            if pos < len(c.output):
+                chunk = bytes(c.output[pos:])
+                pos += len(chunk)
+                yield chunk
+                continue
+            if not c.running:
+                return
+            await c.fs.changed.wait()
+
+    def exec_source(self, cid: str) -> FakeSource:
+        return FakeSource(self.containers[cid])

@@ -1,0 +1,38 @@
+"""Test-only hooks, imported by every Python the tests start (``PYTHONPATH=tests/hooks``,
+see tests/engine_helpers.py): they stretch a phase so a test can signal inside it. The
+product has no such hooks; without the variables below this file does nothing.
+
+- ``LOON_TEST_DELAY_STARTING=s``: the container is started ``s`` seconds late (inside
+  ``up``'s cancellable start phase).
+- ``LOON_TEST_DELAY_ATTACH=s``: the background logger waits ``s`` seconds before it
+  follows (a signal lands in the middle of a hand-over).
+"""
+
+import os
+import sys
+
+_START = os.environ.get("LOON_TEST_DELAY_STARTING")
+_ATTACH = os.environ.get("LOON_TEST_DELAY_ATTACH")
+
+if _START or (_ATTACH and "_logger" in sys.argv):
+    import anyio
+
+    from loon_supervisor.lifecycle import deployment
+
+    if _START:
+        _start = deployment.Deployment.start
+
+        async def _late_start(self, spec):  # type: ignore[no-untyped-def]
+            await anyio.sleep(float(_START or 0))
+            return await _start(self, spec)
+
+        deployment.Deployment.start = _late_start  # type: ignore[method-assign]
+
+    if _ATTACH and "_logger" in sys.argv:
+        _follow = deployment.Deployment.follow
+
+        async def _late_follow(self, **kwargs):  # type: ignore[no-untyped-def]
+            await anyio.sleep(float(_ATTACH or 0))
+            return await _follow(self, **kwargs)
+
+        deployment.Deployment.follow = _late_follow  # type: ignore[method-assign]
