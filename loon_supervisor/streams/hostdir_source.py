@@ -56,6 +56,13 @@ class HostDirSource:
         self.host_dir = host_dir
         self.chunk = chunk
 
+    def describe(self) -> str:
+        return f"host directory {self.host_dir} (inotify, no exec)"
+
+    async def prepare(self, mark: str) -> int:
+        """Nothing of ours runs in the container: no follower of a dead logger to stop."""
+        return 0
+
     def host_path(self, path: str) -> Path:
         """``<log_dir>/x`` -> ``<host_dir>/x``; a path outside the log dir is a bug."""
         rel = posixpath.relpath(posixpath.normpath(path), self.log_dir)

@@ -12,9 +12,9 @@ from loon_supervisor.errors import ConfigError
 from loon_supervisor.streams.source_choice import (
     EXEC,
     HOSTDIR,
-    SourceChoice,
     choose,
     prepare_host_dir,
+    recorded,
     remove_host_dir,
 )
 
@@ -26,7 +26,8 @@ def test_choice(tmp_path: Path, setting: str, remote: bool, kind: str) -> None:
     c = choose(setting, remote, tmp_path, "dep")
     assert c.kind == kind
     assert c.host_dir == (tmp_path / "service-logs" / "dep" if kind == HOSTDIR else None)
-    assert SourceChoice.from_state({"log_source": c.to_state()}).kind == kind
+    again = recorded(c.kind, tmp_path, "dep")  # what later verbs read from the state
+    assert (again.kind, again.host_dir) == (c.kind, c.host_dir)
 
 
 def test_hostdir_with_a_remote_engine_is_a_config_error(tmp_path: Path) -> None:
@@ -36,9 +37,8 @@ def test_hostdir_with_a_remote_engine_is_a_config_error(tmp_path: Path) -> None:
     assert "deploymentSettings.logSource" in str(err.value) and "auto" in str(err.value)
 
 
-def test_a_state_without_a_source_is_exec() -> None:
-    assert SourceChoice.from_state({}).kind == EXEC
-    assert SourceChoice.from_state(None).kind == EXEC
+def test_a_recorded_unknown_source_is_exec(tmp_path: Path) -> None:
+    assert recorded("", tmp_path, "dep").kind == EXEC
 
 
 def test_host_dir_is_fresh_per_container_and_removed(tmp_path: Path) -> None:
@@ -74,3 +74,39 @@ def test_source_from_the_containers_mounts(tmp_path: Path) -> None:
     gone = {**bind, "Source": str(tmp_path / "not-here")}  # a path of another machine
     assert from_container({"Mounts": [gone]}, "/var/log/loon").kind == EXEC
     assert from_container(None, "/var/log/loon").kind == EXEC
+
+
+class FakeEngine:
+    """Only what Sources uses: an exec source marker and a probe command's answer."""
+
+    def __init__(self, sees: bool) -> None:
+        self.sees = sees
+        self.commands: list[list[str]] = []
+
+    def exec_source(self, cid: str) -> str:  # type: ignore[override]
+        return f"exec:{cid}"
+
+    async def run_capture(self, cid: str, cmd: list[str], env=None):  # type: ignore[no-untyped-def]
+        self.commands.append(cmd)
+        return (0 if self.sees else 1), b""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sees", [True, False])
+async def test_sources_verify_the_bind_or_fall_back_to_exec(tmp_path: Path, sees: bool) -> None:
+    from loon_supervisor.streams.hostdir_source import HostDirSource
+    from loon_supervisor.streams.source_choice import Sources
+
+    said: list[str] = []
+    engine = FakeEngine(sees)
+    sources = Sources(choose("auto", False, tmp_path, "dep"), engine, "/var/log/loon")  # type: ignore[arg-type]
+    prepare_host_dir(tmp_path / "service-logs" / "dep")
+    await sources.verify("c1", said.append)
+    assert engine.commands and engine.commands[0][-1].startswith("/var/log/loon/.loon-bind-")
+    assert list((tmp_path / "service-logs" / "dep").iterdir()) == []  # marker removed
+    if sees:
+        assert sources.kind == HOSTDIR and isinstance(sources("c1"), HostDirSource)
+        assert said == []
+    else:
+        assert sources.kind == EXEC and sources("c1") == "exec:c1"
+        assert "falling back to exec" in said[0]
