@@ -108,7 +108,8 @@ def test_logger_killed_then_resumed_is_byte_identical(deploy, log_source: str) -
         assert lines == [f"{n} {i}" for i in range(1, 6001)]
     status = d.loon("status", "--config-file", str(d.config))
     assert status.returncode == 0, status.stdout
-    said = [ln.split() for ln in status.stdout.splitlines() if ln.startswith("log source")]
+    said = [ln.split() for ln in status.stdout.splitlines()
+            if ln.strip().startswith("log source")]
     assert said and said[0][2] == log_source, status.stdout
 
 
