@@ -173,12 +173,12 @@ def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
 
 
 @app.command()
-def doctor(config_file: ConfigOpt = Path("config.json"), env_file: EnvOpt = ".env",
+def doctor(config_file: ConfigOpt = None, env_file: EnvOpt = ".env",
            json_out: Annotated[bool, typer.Option("--json", help="Machine-readable verdicts.")]
            = False) -> None:
     """Check a running deployment end to end (docs/real-loon.md). Exit 0 when no check
     fails, 1 when one does, 2 for a bad config."""
-    raise typer.Exit(call("doctor", config_file=config_file, env_file=env_file,
+    raise typer.Exit(call("doctor", config_file=_config(config_file), env_file=env_file,
                           json_out=json_out))
 
 

@@ -42,6 +42,9 @@ def test_tail_prefix_colour_and_deployment(tmp_path: Path) -> None:
     # A named deployment reads the session its state names, not the newest one.
     state = tmp_path / ".build-files" / "state.other.json"
     state.parent.mkdir()
-    state.write_text(json.dumps({"session": str(tmp_path / "logs" / "logs_2026-01-01_00-00-00")}))
+    state.write_text(json.dumps({
+        "name": "other", "cid": "c" * 64, "image": "loon:1", "services": ["web"],
+        "log_dir": "/var/log/loon", "status_command": None, "url": "", "stop_timeout": 10,
+        "session": str(tmp_path / "logs" / "logs_2026-01-01_00-00-00")}))
     r = _logs(tmp_path, "--name", "other", "--no-log-prefix", "web")
     assert r.stdout == "old 1\nold 2\n"
