@@ -15,6 +15,11 @@ session file would skip that and was measured in bench/fastpath.py not to matter
 rates (see docs/log-faults.md). Reads of a local regular file are done on the event loop:
 they come from the page cache and a thread hop per chunk costs more than the read.
 
+A full chunk is cut after its last newline (the rest is read again with what follows): the
+copy then gets whole lines in cache-sized pieces, which it writes without re-buffering. At
+8 x 1M lines that took our CPU from ~0.12 s (1 MiB chunks, uncut) to ~0.09 s; what dominated
+was copying and re-allocating multi-MiB buffers in StreamCopy, not the reads (py-spy).
+
 Rotation is reported the way the exec source reports tail's notices: the followed inode
 renamed or deleted away, or another file at the path -> ``event = "replaced"`` (after the
 old file was read to its end); the file shorter than the position -> ``"truncated"``; a file
@@ -34,7 +39,7 @@ import anyio
 from inotify_simple import INotify
 from inotify_simple import flags as F
 
-CHUNK = 1 << 20
+CHUNK = 64 * 1024  # the copy's direct-write limit (sinks/files.py DIRECT_LIMIT)
 KIND = "hostdir"
 Event = Literal["replaced", "truncated"]
 
@@ -164,7 +169,12 @@ class HostFollowedFile:
         while self.event is None and self._fd >= 0:
             data = os.pread(self._fd, self._chunk, self._pos)
             if data:
+                if len(data) == self._chunk:  # more follows: end at a line (read again)
+                    cut = data.rfind(b"\n") + 1
+                    if cut:
+                        data = data[:cut]
                 self._pos += len(data)
+                await anyio.lowlevel.checkpoint()  # a big file must not starve the others
                 return data
             if not self._follow or self._check_at_end():
                 return None

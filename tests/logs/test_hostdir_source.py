@@ -207,3 +207,19 @@ async def test_close_ends_a_waiting_follower_and_frees_descriptors(
             async with src.open_follow(P, 0, "m", lambda _: None) as followed:
                 await followed.receive()  # cancelled while waiting on inotify
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_full_chunks_end_at_a_line(src: HostDirSource, tmp_path: Path) -> None:
+    """Chunks of 64 bytes here: each full read is cut after its last newline (the rest is
+    read again); a line longer than a chunk still comes through; the bytes are exact."""
+    lines = b"".join(b"line %03d\n" % i for i in range(50)) + b"y" * 150 + b"\n" + b"tail"
+    (tmp_path / "svc.log").write_bytes(lines)
+    pieces: list[bytes] = []
+    async with src.open_follow(P, 0, "m", lambda _: None, follow=False) as rest:
+        with anyio.fail_after(5):
+            while (chunk := await rest.receive()) is not None:
+                pieces.append(chunk)
+    assert b"".join(pieces) == lines
+    assert all(len(p) <= 64 for p in pieces)
+    assert all(p.endswith(b"\n") for p in pieces[:-1] if b"\n" in p)
+    assert pieces[-1].endswith(b"tail")  # a partial last line is given as it is
