@@ -144,6 +144,8 @@ class HostFollowedFile:
         self._on_notice, self._follow, self._chunk = on_notice, follow, chunk
         self._fd = -1
         self._inotify: INotify | None = None
+        self._suspect = True  # check for a rotation at the next end of data
+        self._appended = False  # data came since the last inotify wake-up
         if follow:
             # Watch first, then open: a write between the two is seen either way.
             self._inotify = INotify()
@@ -169,18 +171,27 @@ class HostFollowedFile:
         while self.event is None and self._fd >= 0:
             data = os.pread(self._fd, self._chunk, self._pos)
             if data:
+                self._appended = True
                 if len(data) == self._chunk:  # more follows: end at a line (read again)
                     cut = data.rfind(b"\n") + 1
                     if cut:
                         data = data[:cut]
+                    self._pos += len(data)
+                    await anyio.lowlevel.checkpoint()  # a big file must not starve others
+                    return data
                 self._pos += len(data)
-                await anyio.lowlevel.checkpoint()  # a big file must not starve the others
                 return data
-            if not self._follow or self._check_at_end():
+            if not self._follow:
+                return None
+            # Only an event other than a write, or a write that brought nothing (a
+            # truncation), can mean a rotation: plain appends skip the two stat calls.
+            if (self._suspect or not self._appended) and self._check_at_end():
                 return None
             assert self._inotify is not None
             await anyio.wait_readable(self._inotify.fileno())
-            self._inotify.read(timeout=0)
+            events = self._inotify.read(timeout=0)
+            self._suspect = any(e.mask & ~F.MODIFY for e in events)
+            self._appended = False
         return None
 
     def _check_at_end(self) -> bool:
