@@ -11,7 +11,7 @@ throughput  8 services x LINES lines (~55 MB), released at once, exactly as
 latency     the background logger (``build.py -d``) on 8 services x 100 lines/s, every line
             carrying its write time; write-to-file latency from the session files' inotify
             events (bench/steady.py's watcher). A second deployment on exec is the control:
-            the two are measured in alternating windows (3 x WINDOW s each), the other one
+            the two are measured in alternating windows (WINDOWS x WINDOW s each), the other one
             paused, so each runs alone and both meet this shared machine in the same
             minutes. The p99 is the median of the windows'.
 copy        what ``os.copy_file_range`` would save against ``os.pread`` + ``os.write`` (the
@@ -176,7 +176,7 @@ def _window(d: Deployment, window: float) -> dict:
     return {**_lat(w), "cpu_pct": cpu}
 
 
-def bench_latency(work: Path, window: float, windows: int = 3) -> dict:
+def bench_latency(work: Path, window: float, windows: int = 5) -> dict:
     """Write-to-file latency of the background logger on hostdir and, as the control, on
     exec: two deployments of 8 x 100 lines/s, measured in alternating windows, the other
     one paused (``docker pause``) meanwhile, so each runs alone and both see the machine
@@ -306,7 +306,8 @@ def section(res: dict) -> str:
     m = res["machine"]
     lines = [f"## Fast path (logSource hostdir) -- {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(res['started']))}",
              "", f"Machine: {m['cpu']}, {m['memory']}, kernel {m['kernel']}, {m['docker']}; "
-             f"`python -m bench.fastpath --runs {res['runs']} --window {res['window']:.0f}`.",
+             f"`python -m bench.fastpath --runs {res['runs']} --window {res['window']:.0f} "
+             f"--windows {res['windows']}`.",
              "", "| target | measured | verdict |", "|---|---|---|"]
     for target, measured, ok in verdicts(res):
         verdict = "met" if ok else "-" if ok is None else "NOT MET"
@@ -324,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.fastpath", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=5, help="throughput runs (median); default 5")
-    p.add_argument("--window", type=float, default=20.0, help="latency window, s (x3)")
+    p.add_argument("--window", type=float, default=12.0, help="latency window, s")
+    p.add_argument("--windows", type=int, default=5,
+                   help="latency windows per source (median of their p99s); default 5")
     p.add_argument("--lines", type=int, default=throughput.LINES)
     p.add_argument("--only", action="append", choices=("throughput", "latency", "copy"))
     p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
@@ -332,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     ns, _ = p.parse_known_args(argv)  # run.sh passes the main suite's options too
     parts = ns.only or ["copy", "throughput", "latency"]
     res: dict = {"machine": machine(), "started": time.time(), "runs": ns.runs,
-                 "window": ns.window}
+                 "window": ns.window, "windows": ns.windows}
     work = Path(tempfile.mkdtemp(prefix="loon-fastpath-"))
     try:
         if "copy" in parts:
@@ -340,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         if "throughput" in parts:
             res["throughput"] = bench_throughput(work, ns.runs, ns.lines)
         if "latency" in parts:
-            both = bench_latency(work, ns.window)
+            both = bench_latency(work, ns.window, ns.windows)
             res["latency"], res["latency_exec"] = both["hostdir"], both["exec"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
