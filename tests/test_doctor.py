@@ -71,3 +71,48 @@ async def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     config.write_text("{ not json")
     assert await run_doctor(config) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+class _Exec:
+    """An engine whose exec answers with a fixed output (the client check's one command)."""
+
+    def __init__(self, code: int, out: bytes) -> None:
+        self.code, self.out = code, out
+
+    async def run_capture(self, cid: str, cmd: list[str], env: object = None
+                          ) -> tuple[int, bytes]:
+        return self.code, self.out
+
+
+@pytest.mark.anyio
+async def test_client_check_warns_with_the_recorded_reason() -> None:
+    from loon_supervisor.doctor.checks import CHECKS, client_built
+
+    assert ("client", "built in", client_built) in CHECKS
+    why = (b"client build failed: the client's yarn lockfile pins a version the package "
+           b"registry could not provide: @hms-dbmi/viv@0.15.1 (HTTP 404)\n")
+    ctx = Context(_Exec(0, why), "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
+    v = await run_check(ctx, "client", "built in", client_built)
+    assert v.result == "warn" and "@hms-dbmi/viv@0.15.1" in v.detail
+    assert "registry mirror" in v.hint
+    none = Context(_Exec(0, b"the build's Loon source has no client (apps/client/package.json)"),
+                   "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
+    v = await run_check(none, "client", "built in", client_built)
+    assert v.result == "warn" and "loonSourceLocation" in v.hint
+    built = Context(_Exec(0, b""), "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
+    assert (await run_check(built, "client", "built in", client_built)).result == "pass"
+    broken = Context(_Exec(126, b"exec failed"), "", {}, (), None, Path("/x"))  # type: ignore[arg-type]
+    assert (await run_check(broken, "client", "built in", client_built)).result == "fail"
+
+
+@pytest.mark.anyio
+async def test_up_and_status_name_a_missing_client_only_for_a_loon_checkout() -> None:
+    from loon_supervisor.spec.client import absent_message, client_absence
+
+    why = b"client build failed: ... could not provide: @hms-dbmi/viv@0.15.1 (404)\n"
+    reason = await client_absence(_Exec(0, why), "c", ("mysql", "server", "celery"))
+    assert reason is not None and "@hms-dbmi/viv@0.15.1" in absent_message(reason)
+    assert absent_message(reason).startswith("WARNING: the Loon client is NOT in this image")
+    # a client was built (no file), or no Loon checkout at all (the status page says it)
+    assert await client_absence(_Exec(1, b"No such file"), "c", ("server",)) is None
+    assert await client_absence(_Exec(0, why), "c", ("mysql", "nginx")) is None

@@ -52,6 +52,9 @@ if [ ! -e /opt/loon/client/index.html ]; then
     {
         echo '<!doctype html><html><head><meta charset="utf-8"><title>Loon</title></head><body>'
         echo '<h1>Loon</h1><p>This Loon image was built without the Loon client.'
+        if [ -s /opt/loon/meta/client-absent.txt ]; then
+            echo "Why: $(sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g' /opt/loon/meta/client-absent.txt)."
+        fi
         echo 'Services running in this container:</p><ul>'
         for s in "${names[@]}"; do echo "<li>$s</li>"; done
         echo '</ul></body></html>'

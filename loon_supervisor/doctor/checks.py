@@ -21,6 +21,7 @@ from typing import Any
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.paths import build_files_dir
+from loon_supervisor.spec.client import CLIENT_ABSENT_FILE
 from loon_supervisor.spec.envfile import SECRET_NAMES, environment, read_env_file, secret_key
 
 from .verdict import SKIP, WARN, CheckFailed, Verdict
@@ -148,6 +149,32 @@ async def nginx_root(ctx: Context) -> str:
         raise CheckFailed(f"/ answered HTTP {status}", "see nginx.log")
     what = "the client" if "<li>" not in body else "the status page (no client built)"
     return f"{scheme} :{port} / serves {what}"
+
+
+# The reason client.sh recorded when the image was built without the client (or nothing).
+_CLIENT_ABSENT = (f"if [ -s {CLIENT_ABSENT_FILE} ]; then cat {CLIENT_ABSENT_FILE}; "
+                  "elif [ -f /opt/loon/client/index.html ] && grep -q "
+                  "'built without the Loon client' /opt/loon/client/index.html; then echo "
+                  "'this image was built without the Loon client'; fi")
+
+
+async def client_built(ctx: Context) -> str | Verdict:
+    """WARN (not FAIL) when the client is absent: the build left it out on purpose
+    (``LOON_CLIENT_REQUIRED=false``, or a source without a client); a required client that
+    cannot be built fails the build itself, naming the package."""
+    code, out = await exec_in(ctx, ["sh", "-c", _CLIENT_ABSENT])
+    if code != 0:
+        raise CheckFailed(f"cannot look into /opt/loon: {out.strip()[:200]}",
+                          "is the container healthy? see container.log")
+    reason = out.strip()
+    if not reason:
+        return "built in (/opt/loon/client, from the client's lockfile)"
+    hint = ("make the locked versions reachable (e.g. a registry mirror) and rebuild; "
+            "LOON_CLIENT_REQUIRED=false in deploymentSettings.buildArgs let the build go on "
+            "without it" if "lockfile" in reason or "client build failed" in reason else
+            "set deploymentSettings.loonSourceLocation to a Loon checkout with apps/client")
+    return Verdict("client", "built in", WARN,
+                   f"no Loon client in this image (/ serves a status page): {reason}", hint)
 
 
 async def nginx_certificate(ctx: Context) -> str | Verdict:
@@ -280,6 +307,7 @@ CHECKS: list[tuple[str, str, Check]] = [
     ("minio", "health and buckets", minio_health),
     ("nginx", "answers /", nginx_root),
     ("nginx", "https certificate", nginx_certificate),
+    ("client", "built in", client_built),
     ("server", "django /api/", django_api),
     ("celery", "inspect ping", celery_ping),
     ("duckdb", "query", duckdb_query),

@@ -17,6 +17,7 @@ from loon_supervisor.lifecycle.crashloop import read_verdicts
 from loon_supervisor.lifecycle.state import lock_holder
 from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks.session import latest_session
+from loon_supervisor.spec.client import absent_message, client_absence
 from loon_supervisor.streams.source_choice import from_container, recorded
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
@@ -60,6 +61,7 @@ async def show_status(name: str) -> int:
                 states = {n: st for n, st, _ in parse_status(out, contract.services)}
             except LoonError as exc:
                 console.print(f"status command failed: {exc}")
+        client_absent = await client_absence(engine, cid, contract.services)
     ours = state is not None and state.cid == cid
     session = str(state.session) if state is not None and ours else None
     session_dir = latest_session(logs_dir()) if session is None else None
@@ -102,6 +104,8 @@ async def show_status(name: str) -> int:
     env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or [] if "=" in e)
     if env.get("VITE_ENVIRONMENT") == "production" and "minio" not in contract.services:
         console.print(MINIO_ABSENT_STATUS, markup=False, highlight=False)
+    if client_absent:
+        console.print(absent_message(client_absent), markup=False, highlight=False)
     if ours and not logger_ok:
         healthy = False
     return HEALTHY if healthy else UNHEALTHY

@@ -44,6 +44,7 @@ from loon_supervisor.sinks.build_progress import BuildProgress
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog, new_session_dir
 from loon_supervisor.sinks.terminal import Printer
+from loon_supervisor.spec.client import absent_message, client_absence
 from loon_supervisor.spec.loon import build_request, container_spec, select_services
 from loon_supervisor.spec.minio import align_env
 from loon_supervisor.spec.prepare import Prepared, prepare
@@ -191,6 +192,8 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                     await sources.verify(cid, control.say)
                     control.say.log_only(f"log source chosen: {sources.choice.describe()}; "
                                          f"{sources.choice.reason}")
+                    if why := await client_absence(engine, cid, contract.services):
+                        control.say(absent_message(why))
         finally:
             if control.stop_signal is not None:
                 with anyio.CancelScope(shield=True):

@@ -55,6 +55,16 @@ def test_image_has_no_minio_and_says_so(loon: Loon) -> None:
     assert status.returncode == 0 and "MinIO is not in this image" in status.stdout, status.stdout
 
 
+def test_image_without_client_says_so(loon: Loon) -> None:
+    """The stand-in checkout has a server but no client: terminal, out.log and status say
+    the client is missing and why (what client.sh recorded in the image)."""
+    said = "the Loon client is NOT in this image: the build's Loon source has no client"
+    assert said in (loon.session() / "out.log").read_text(errors="replace")
+    assert said in loon.up_output
+    status = loon.status()
+    assert status.returncode == 0 and said in status.stdout, status.stdout
+
+
 def test_server_runs_with_minio_disabled_and_no_debug(loon: Loon) -> None:
     """Django answers through nginx, with MINIO_ENABLED and DEBUG as the env file says, and
     its error pages are not Django's debug pages."""
@@ -85,6 +95,8 @@ def test_doctor_passes_on_the_running_image(loon: Loon) -> None:
     assert code == 0
     minio = checks_[("minio", "health and buckets")]
     assert minio["result"] == "warn" and "not in this image" in minio["detail"]
+    client = checks_[("client", "built in")]  # the stand-in source has no client
+    assert client["result"] == "warn" and "has no client" in client["detail"], client
     table = loon.deployment.loon("doctor", "--config-file", str(loon.deployment.config))
     assert table.returncode == 0, table.stdout + table.stderr
     for name in ("mysql", "redis", "nginx", "server", "celery", "duckdb", "volumes",
@@ -96,7 +108,8 @@ def test_doctor_passes_on_the_running_image(loon: Loon) -> None:
 def _all_pass(answer: tuple[int, dict[tuple[str, str], dict]]
               ) -> tuple[int, dict[tuple[str, str], dict]]:
     code, found = answer
-    allowed = {("minio", "health and buckets"): "warn", ("nginx", "https certificate"): "warn"}
+    allowed = {("minio", "health and buckets"): "warn", ("nginx", "https certificate"): "warn",
+               ("client", "built in"): "warn"}
     bad = {k: v for k, v in found.items() if v["result"] != "pass" and allowed.get(k) !=
            v["result"]}
     assert not bad and code == 0, bad
