@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from loon_supervisor.errors import ConfigError, LoonError, Problem
 from loon_supervisor.streams.hostdir_source import HostDirSource
@@ -81,7 +81,7 @@ def recorded(kind: str, build_files: Path, deployment: str) -> SourceChoice:
     return SourceChoice(EXEC, None, "recorded")
 
 
-def from_container(info: dict | None, log_dir: str) -> SourceChoice:
+def from_container(info: dict[str, Any] | None, log_dir: str) -> SourceChoice:
     """The source a running container was made for, from its mounts: a bind of an
     existing local directory at ``log_dir`` is hostdir (``attach`` without a state file)."""
     for m in (info or {}).get("Mounts") or []:
