@@ -9,4 +9,8 @@ if [ ! -x .venv/bin/python ]; then
   echo "no .venv: run 'bash scripts/test.sh' first (it creates .venv and the engine)" >&2
   exit 1
 fi
-exec .venv/bin/python -m bench "$@"
+.venv/bin/python -m bench "$@"
+# The local fast path (logSource hostdir) against the CLI, its own section; LOON_BENCH_FASTPATH=0 skips it.
+if [ "${LOON_BENCH_FASTPATH:-1}" != 0 ]; then
+  .venv/bin/python -m bench.fastpath "$@"
+fi

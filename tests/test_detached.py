@@ -23,9 +23,12 @@ from tests.engine_helpers import (
     make_deployment,
     wait_until,
 )
+from tests.faults.support import use_log_source
 from tests.test_up_flow import ticker
 
 pytestmark = pytest.mark.usefixtures("engine")
+# The resume cases run on both log sources (docs/log-faults.md): exec and hostdir.
+BOTH_SOURCES = pytest.mark.parametrize("log_source", ["exec", "hostdir"])
 
 
 def state(d: Deployment) -> dict:
@@ -64,8 +67,10 @@ def files_match_container(d: Deployment, names: list[str]) -> bool:
                for n in names)
 
 
-def test_detached_keeps_logging_and_down_stops_everything(deploy) -> None:  # type: ignore[no-untyped-def]
+@BOTH_SOURCES
+def test_detached_keeps_logging_and_down_stops_everything(deploy, log_source: str) -> None:  # type: ignore[no-untyped-def]
     d = deploy({"alpha": ticker("alpha"), "beta": ticker("beta", "0.02")})
+    use_log_source(d, log_source)
     started = time.monotonic()
     result = d.run("-vd", timeout=120)
     took = time.monotonic() - started
@@ -74,6 +79,9 @@ def test_detached_keeps_logging_and_down_stops_everything(deploy) -> None:  # ty
     st = state(d)
     pid = st["logger_pid"]
     assert st["attached"] and alive(pid)
+    assert st["log_source"] == log_source
+    host_dir = d.project / ".build-files" / "service-logs" / d.name
+    assert host_dir.is_dir() == (log_source == "hostdir")
     session = d.session()
     size = (session / "alpha.log").stat().st_size
     wait_until(lambda: (session / "alpha.log").stat().st_size > size + 200, timeout=10)
@@ -86,12 +94,15 @@ def test_detached_keeps_logging_and_down_stops_everything(deploy) -> None:  # ty
     for name in ("alpha", "beta"):
         assert (session / f"{name}.log").read_text().endswith(f"bye {name}\n")
     assert "background logger exiting" in (session / "out.log").read_text()
+    assert not host_dir.exists()  # removed after the final collection
     print(f"-d returned after {took:.1f}s")
 
 
-def test_logger_killed_then_resumed_is_byte_identical(deploy) -> None:  # type: ignore[no-untyped-def]
+@BOTH_SOURCES
+def test_logger_killed_then_resumed_is_byte_identical(deploy, log_source: str) -> None:  # type: ignore[no-untyped-def]
     names = ["w1", "w2", "w3"]
     d = deploy({n: writer(n, 6000) for n in names})
+    use_log_source(d, log_source)
     assert d.run("-d", timeout=120).returncode == 0
     session = d.session()
     wait_until(lambda: (session / "w1.log").stat().st_size > 2000, timeout=20)
@@ -107,6 +118,9 @@ def test_logger_killed_then_resumed_is_byte_identical(deploy) -> None:  # type: 
         assert lines == [f"{n} {i}" for i in range(1, 6001)]
     status = d.loon("status", "--config-file", str(d.config))
     assert status.returncode == 0, status.stdout
+    said = [ln.split() for ln in status.stdout.splitlines()
+            if ln.strip().startswith("log source")]
+    assert said and said[0][2] == log_source, status.stdout
 
 
 async def _kill_tails(name: str) -> None:
@@ -117,8 +131,10 @@ async def _kill_tails(name: str) -> None:
 
 
 def test_in_container_stream_killed_reconnects(deploy) -> None:  # type: ignore[no-untyped-def]
+    """exec only: with hostdir nothing of ours runs in the container to be killed."""
     names = ["w1", "w2"]
     d = deploy({n: writer(n, 6000) for n in names})
+    use_log_source(d, "exec")
     assert d.run("-d", timeout=120).returncode == 0
     session = d.session()
     wait_until(lambda: (session / "w1.log").stat().st_size > 2000, timeout=20)
@@ -131,10 +147,12 @@ def test_in_container_stream_killed_reconnects(deploy) -> None:  # type: ignore[
     assert "re-attaching at byte" in out and "re-attached at byte" in out
 
 
-def test_engine_restart_is_survived(tmp_path: Path) -> None:
+@BOTH_SOURCES
+def test_engine_restart_is_survived(tmp_path: Path, log_source: str) -> None:
     engine = PrivateEngine(Path(f"/tmp/ldk-{uuid.uuid4().hex[:6]}"))
     engine.base.mkdir()
     d = make_deployment(tmp_path, {"w1": writer("w1", 8000), "t": ticker("t", "0.1")})
+    use_log_source(d, log_source)
     env = {"DOCKER_HOST": engine.host}
     try:
         engine.start()

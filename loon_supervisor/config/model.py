@@ -162,6 +162,12 @@ class DeploymentSettings(Section):
         default="https://dl.min.io/server/minio/release/linux-amd64/minio",
         description="Where the build fetches the MinIO server binary; null builds without MinIO.",
     )
+    logSource: Literal["auto", "exec", "hostdir"] = Field(
+        default="auto",
+        description="How service logs are read: exec (a tail in the container, any engine), "
+        "hostdir (the log dir bind-mounted from .build-files/service-logs/, read with inotify; "
+        "local engine only) or auto (hostdir when the engine is local); docs/log-faults.md.",
+    )
 
 
 class LoonConfig(Section):

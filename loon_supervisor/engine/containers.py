@@ -34,12 +34,16 @@ class ContainerSpec:
     copies: dict[str, Path] = field(default_factory=dict)
     # More labels (``org.loon.url``: what ``attach`` says without a config).
     labels: dict[str, str] = field(default_factory=dict)
+    # A host directory bound at log_dir (the local fast path, streams/hostdir_source.py),
+    # or None for the anonymous log volume (followed by exec).
+    log_host_dir: Path | None = None
 
 
 def _config(spec: ContainerSpec) -> dict[str, Any]:
     host: dict[str, Any] = {
         "Init": True,
-        "Binds": spec.binds,
+        "Binds": spec.binds + ([f"{spec.log_host_dir}:{spec.log_dir}"]
+                               if spec.log_host_dir is not None else []),
         "NetworkMode": spec.network_mode,
     }
     cfg: dict[str, Any] = {
@@ -49,7 +53,8 @@ def _config(spec: ContainerSpec) -> dict[str, Any]:
         # The log dir gets its own (anonymous) volume: a local filesystem where GNU tail
         # follows with inotify instead of polling, and which outlives the container's stop
         # so the final bytes can be collected before removal.
-        "Volumes": {spec.log_dir: {}},
+        # With log_host_dir the bind takes its place (the files stay on this machine).
+        "Volumes": {} if spec.log_host_dir is not None else {spec.log_dir: {}},
         "StopTimeout": spec.stop_timeout,
         "HostConfig": host,
     }

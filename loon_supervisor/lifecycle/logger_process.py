@@ -27,6 +27,8 @@ from loon_supervisor.lifecycle.state import (
     lock_holder,
     wait_unlocked,
 )
+from loon_supervisor.paths import build_files_dir
+from loon_supervisor.streams.source_choice import forget_host_dir
 
 ATTACH_TIMEOUT = 60.0
 
@@ -92,7 +94,8 @@ async def hand_over(dep: Deployment, lock: DeploymentLock, state: DeploymentStat
             proc.wait()
         with anyio.CancelScope(shield=True):
             await dep.stop()
-            await dep.remove()
+            if await dep.remove():
+                forget_host_dir(build_files_dir(), state.name, dep.say)
         statefile.forget(state.name, state.cid)
         return 1 if control.stop_signal is None else signal_exit_code(control.stop_signal)
     dep.say(f"Loon is up: {state.url}")

@@ -13,8 +13,10 @@ from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.deployment import ENGINE_GRACE, NO_STREAMS, Deployment
+from loon_supervisor.paths import build_files_dir
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
+from loon_supervisor.streams.source_choice import Sources, forget_host_dir, recorded
 
 
 async def remove_swarm_services(engine: DockerEngine, name: str, console: Console) -> bool:
@@ -54,7 +56,9 @@ async def remove_deployment(engine: DockerEngine, name: str, console: Console
         try:
             if collect and state is not None:
                 dep = Deployment(engine, name, state.contract(), state.session, control,
-                                 stop_timeout=state.stop_timeout)
+                                 stop_timeout=state.stop_timeout,
+                                 source=Sources(recorded(state.log_source, build_files_dir(),
+                                                         name), engine, state.log_dir))
             else:  # nothing to collect into: stop and remove only
                 dep = Deployment(engine, name, NO_STREAMS, Path("."), control,
                                  stop_timeout=state.stop_timeout if state else 10)
@@ -68,6 +72,7 @@ async def remove_deployment(engine: DockerEngine, name: str, console: Console
                         terminal=False)
             if await dep.remove():
                 dep.say(f"removed container {name} ({cid[:12]})")
+                forget_host_dir(build_files_dir(), name, dep.say)
             failed = failed or dep.teardown_failed
         finally:
             if events is not None:

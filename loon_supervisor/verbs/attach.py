@@ -14,6 +14,7 @@ from loon_supervisor.lifecycle.logger_process import start_logger
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
 from loon_supervisor.paths import logs_dir
 from loon_supervisor.sinks.session import new_session_dir
+from loon_supervisor.streams.source_choice import from_container
 
 
 async def attach(name: str, console: Console) -> int:
@@ -40,7 +41,8 @@ async def attach(name: str, console: Console) -> int:
                     image=contract.image, services=contract.services,
                     log_dir=contract.log_dir, status_command=contract.status_command,
                     url=(config.get("Labels") or {}).get(URL_LABEL, ""),
-                    stop_timeout=int(config.get("StopTimeout") or 10))
+                    stop_timeout=int(config.get("StopTimeout") or 10),
+                    log_source=from_container(info, contract.log_dir).kind)
         state = replace(state, foreground_pid=None)
         proc, ok = await start_logger(state, lock)
         if not ok:

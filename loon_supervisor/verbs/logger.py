@@ -16,9 +16,11 @@ from loon_supervisor.lifecycle.control import Control, watch_signals
 from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy
 from loon_supervisor.lifecycle.deployment import Deployment, Phase
 from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
+from loon_supervisor.paths import build_files_dir
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
 from loon_supervisor.streams.cursor import Position
+from loon_supervisor.streams.source_choice import Sources, forget_host_dir, recorded
 
 
 async def logger_main(name: str) -> int:
@@ -46,7 +48,9 @@ async def logger_main(name: str) -> int:
             tg.start_soon(watch_signals, control)
             policy = CrashLoopPolicy(*state.crash_loop) if state.crash_loop else None
             dep = Deployment(engine, name, state.contract(), state.session, control,
-                             stop_timeout=state.stop_timeout, crash_policy=policy)
+                             stop_timeout=state.stop_timeout, crash_policy=policy,
+                             source=Sources(recorded(state.log_source, build_files_dir(),
+                                                     name), engine, state.log_dir))
             dep.adopt(cid)
 
             def attached() -> None:
@@ -60,6 +64,7 @@ async def logger_main(name: str) -> int:
                 reason = dep.failure or ("stopped on request" if control.stop_signal
                                          else "stream ended")
                 say(f"background logger exiting: {reason}; container removed")
+                forget_host_dir(build_files_dir(), name, say)
             tg.cancel_scope.cancel()
         statefile.forget(name, cid)  # never a newer deployment's
         return 1 if dep.teardown_failed else 0

@@ -15,9 +15,10 @@ from loon_supervisor.errors import LoonError
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.crashloop import read_verdicts
 from loon_supervisor.lifecycle.state import lock_holder
-from loon_supervisor.paths import logs_dir
+from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks.session import latest_session
 from loon_supervisor.spec.client import absent_message, client_absence
+from loon_supervisor.streams.source_choice import from_container, recorded
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
 MINIO_ABSENT_STATUS = ("WARNING: MinIO is not in this image (MINIO_ENABLED=false): uploaded "
@@ -77,6 +78,9 @@ async def show_status(name: str) -> int:
     if state is not None and ours and state.url:
         top.add_row("url", state.url)
     top.add_row("logs", str(session or session_dir or "?"))
+    top.add_row("log source", (recorded(state.log_source, build_files_dir(), name) if ours
+                               and state is not None else
+                               from_container(info, contract.log_dir)).describe())
     top.add_row("logger", f"foreground pid {logger_pid}" if foreground else
                 f"alive (pid {logger_pid})" if logger_ok else
                 "not running (dead: `loon attach` resumes it)")

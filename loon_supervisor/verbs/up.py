@@ -39,7 +39,7 @@ from loon_supervisor.lifecycle.logger_process import hand_over, start_logger, st
 from loon_supervisor.lifecycle.recreate import remove_stopped
 from loon_supervisor.lifecycle.removal import remove_deployment
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
-from loon_supervisor.paths import logs_dir
+from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks.build_progress import BuildProgress
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog, new_session_dir
@@ -49,6 +49,7 @@ from loon_supervisor.spec.loon import build_request, container_spec, select_serv
 from loon_supervisor.spec.minio import align_env
 from loon_supervisor.spec.prepare import Prepared, prepare
 from loon_supervisor.streams.cursor import Position
+from loon_supervisor.streams.source_choice import Sources, choose, forget_host_dir, prepare_host_dir
 
 
 @dataclass
@@ -158,6 +159,7 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
     d = cfg.deploymentSettings
     name = d.containerName
     remote = resolve_endpoint().remote
+    choice = choose(d.logSource, remote, build_files_dir(), name)  # before the build: exit 2
     async with open_engine() as engine:
         contract: ImageContract | None = None
         dep: Deployment | None = None
@@ -176,12 +178,20 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                         await remove_deployment(engine, name, console)
                     else:
                         await remove_stopped(engine, name, control.say)
+                    if choice.host_dir is not None:  # after the old container's removal
+                        prepare_host_dir(choice.host_dir)
+                    sources = Sources(choice, engine, contract.log_dir)
                     dep = Deployment(engine, name, contract, session, control,
                                      stop_timeout=d.stopTimeout,
                                      crash_policy=CrashLoopPolicy(d.crashLoopRestarts,
-                                                                  d.crashLoopWindow))
-                    cid = await dep.start(container_spec(prepared, contract, remote))
+                                                                  d.crashLoopWindow),
+                                     source=sources)
+                    cid = await dep.start(replace(container_spec(prepared, contract, remote),
+                                                  log_host_dir=choice.host_dir))
                     control.say(f"started container {name} ({cid[:12]})")
+                    await sources.verify(cid, control.say)
+                    control.say.log_only(f"log source chosen: {sources.choice.describe()}; "
+                                         f"{sources.choice.reason}")
                     if why := await client_absence(engine, cid, contract.services):
                         control.say(absent_message(why))
         finally:
@@ -199,7 +209,8 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
             return await swarm_up(engine, cfg, contract, spec.env, spec.binds, control,
                                   session, opts.detached)
         assert dep is not None and dep.cid is not None
-        state = run_state(prepared, contract, dep.cid, session)
+        state = replace(run_state(prepared, contract, dep.cid, session),
+                        log_source=sources.kind)
         if opts.detached:
             return await hand_over(dep, lock, state)
         return await _follow_foreground(dep, prepared, opts, lock, state)
@@ -236,6 +247,7 @@ async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOption
             if await dep.remove():
                 control.say(f"removed container {name}", terminal=control.stop_signal
                             is not None or dep.failure is not None)
+                forget_host_dir(build_files_dir(), name, control.say)
             current = statefile.load(name)
             by_down = bool(current and current.cid == cid and current.down_requested)
             statefile.forget(name, cid, pid=os.getpid())

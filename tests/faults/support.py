@@ -4,6 +4,7 @@ numbered-line checks, and the expected bytes of rotated in-container files."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import subprocess
@@ -44,6 +45,28 @@ def followers(d: Deployment) -> list[str]:
     out = subprocess.run(["docker", "exec", d.name, "sh", "-c", script], capture_output=True,
                          text=True).stdout
     return sorted(out.split())
+
+
+def use_log_source(d: Deployment, kind: str) -> None:
+    """Set ``deploymentSettings.logSource`` in the deployment's config (and remember it)."""
+    cfg = json.loads(d.config.read_text())
+    cfg.setdefault("deploymentSettings", {})["logSource"] = kind
+    d.config.write_text(json.dumps(cfg, indent=2))
+    d.log_source = kind  # type: ignore[attr-defined]
+
+
+def source_of(d: Deployment) -> str:
+    """The source the state file records (what up chose)."""
+    path = d.project / ".build-files" / f"state.{d.name}.json"
+    return (json.loads(path.read_text()).get("log_source") or {}).get("kind", "exec")
+
+
+def expected_followers(d: Deployment, names: list[str]) -> list[str]:
+    """The in-container follower marks a logger leaves: one per service with exec, none
+    with hostdir (nothing of ours runs in the container)."""
+    if getattr(d, "log_source", "exec") == "hostdir":
+        return []
+    return sorted(f"LOON_FOLLOWER={d.name}/{n}" for n in names)
 
 
 def kill_logger(d: Deployment) -> int:

@@ -16,6 +16,7 @@ import pytest
 from tests.engine_helpers import containers_named, wait_until
 from tests.faults.support import (
     assert_consecutive,
+    expected_followers,
     followers,
     host_file,
     kill_logger,
@@ -57,7 +58,7 @@ def test_two_attaches_at_once_start_exactly_one_logger(deploy) -> None:  # type:
     assert sum("already followed" in r.stdout for r in results) == 1
     wait_until(lambda: len(loggers(d)) == 1, timeout=10)
     assert lock_holder(d) == loggers(d)[0]
-    assert followers(d) == [f"LOON_FOLLOWER={d.name}/alpha", f"LOON_FOLLOWER={d.name}/beta"]
+    assert followers(d) == expected_followers(d, ["alpha", "beta"])
     assert d.run("-D", timeout=60).returncode == 0
     for n in ("alpha", "beta"):
         assert_consecutive(host_file(d, n).decode(), n)
@@ -74,7 +75,7 @@ def test_attach_during_up_d_starts_no_second_logger(deploy) -> None:  # type: ig
     wait_until(lambda: len(loggers(d)) >= 1, timeout=10)
     time.sleep(1)
     assert len(loggers(d)) == 1
-    assert followers(d) == [f"LOON_FOLLOWER={d.name}/alpha"]
+    assert followers(d) == expected_followers(d, ["alpha"])
     assert d.run("-D", timeout=60).returncode == 0
     assert_consecutive(host_file(d, "alpha").decode(), "alpha")
 
@@ -90,7 +91,7 @@ def test_kill_9_and_attach_three_times_leaves_one_follower_per_service(deploy) -
         time.sleep(0.5)
         attach = d.loon("attach", "--name", d.name)
         assert attach.returncode == 0, attach.stdout + attach.stderr
-    assert followers(d) == sorted(f"LOON_FOLLOWER={d.name}/{n}" for n in names)
+    assert followers(d) == expected_followers(d, names)
     wait_until(lambda: files_match_container(d, names), timeout=30)
     # container.log: the engine's log re-read from its start, minus what the file had
     text = host_file(d, "container").decode()

@@ -1,0 +1,225 @@
+"""HostDirSource against a temp directory, no engine: following, rotation by rename,
+copytruncate, truncation, deletion, partial lines, the final stream, and clean closing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from loon_supervisor.streams.hostdir_source import HostDirSource
+
+pytestmark = pytest.mark.anyio
+LOG_DIR = "/var/log/loon"
+P = f"{LOG_DIR}/svc.log"
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> HostDirSource:
+    return HostDirSource(LOG_DIR, tmp_path, chunk=64)
+
+
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
+async def take(followed, n: int, timeout: float = 5) -> bytes:  # type: ignore[no-untyped-def]
+    """Receive until ``n`` bytes came (each receive must end within ``timeout``)."""
+    got = b""
+    with anyio.fail_after(timeout):
+        while len(got) < n:
+            data = await followed.receive()
+            assert data is not None, f"ended early after {got!r} ({followed.event})"
+            got += data
+    return got
+
+
+async def test_paths_are_translated_and_confined(src: HostDirSource, tmp_path: Path) -> None:
+    assert src.host_path(P) == tmp_path / "svc.log"
+    assert src.host_path(f"{LOG_DIR}/svc.log.1") == tmp_path / "svc.log.1"
+    with pytest.raises(ValueError):
+        src.host_path("/etc/passwd")
+    with pytest.raises(ValueError):
+        src.host_path(f"{LOG_DIR}/../../etc/passwd")
+
+
+async def test_stat_read_size_and_stream(src: HostDirSource, tmp_path: Path) -> None:
+    f = tmp_path / "svc.log"
+    data = b"".join(b"line %d\n" % i for i in range(100))
+    f.write_bytes(data)
+    stats = await src.stat([P, f"{P}.1"])
+    assert stats == {P: (f.stat().st_ino, len(data))}
+    assert await src.read_at(P, 5, 10) == data[5:15]
+    assert await src.read_at(f"{P}.1", 0, 10) == b""
+    assert await src.file_size(P) == len(data)
+    assert await src.file_size(f"{P}.1") is None
+    chunks = [c async for c in src.stream(P, 7)]
+    assert b"".join(chunks) == data[7:]
+    assert max(len(c) for c in chunks) <= 64  # a chunk at a time, never the whole file
+    assert [c async for c in src.stream(f"{P}.1", 0)] == []
+
+
+async def test_follow_sees_appends_and_partial_lines(src: HostDirSource, tmp_path: Path) -> None:
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"old\nkept ")
+    notices: list[str] = []
+    async with src.open_follow(P, 4, "loon/svc", notices.append) as followed:
+        assert await take(followed, 5) == b"kept "
+        append(f, b"half")  # a line written in two parts arrives as written
+        assert await take(followed, 4) == b"half"
+        append(f, b" line\n" + b"x" * 200 + b"\n")
+        assert await take(followed, 206) == b" line\n" + b"x" * 200 + b"\n"
+        assert followed.event is None
+    assert notices == []
+
+
+async def test_follow_waits_without_polling(src: HostDirSource, tmp_path: Path) -> None:
+    """Nothing written: receive blocks (on inotify) until a write, then returns at once."""
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"")
+    async with src.open_follow(P, 0, "m", lambda _: None) as followed:
+        with anyio.move_on_after(0.3) as idle:
+            await followed.receive()
+        assert idle.cancelled_caught
+        async with anyio.create_task_group() as tg:
+            async def write_later() -> None:
+                await anyio.sleep(0.05)
+                append(f, b"now\n")
+            tg.start_soon(write_later)
+            start = anyio.current_time()
+            assert await take(followed, 4, timeout=2) == b"now\n"
+            assert anyio.current_time() - start < 1.0  # an event, not a once-a-second poll
+
+
+async def test_rename_rotation_reads_the_old_file_to_its_end(src: HostDirSource,
+                                                             tmp_path: Path) -> None:
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"a1\n")
+    notices: list[str] = []
+    async with src.open_follow(P, 0, "m", notices.append) as followed:
+        assert await take(followed, 3) == b"a1\n"
+        fd = os.open(f, os.O_WRONLY | os.O_APPEND)  # a writer that keeps its descriptor
+        f.rename(tmp_path / "svc.log.1")
+        os.write(fd, b"a2\n")  # lands in the renamed file
+        os.close(fd)
+        f.write_bytes(b"b1\n")  # the new file at the path
+        rest = b""
+        with anyio.fail_after(5):
+            while (data := await followed.receive()) is not None:
+                rest += data
+        assert rest == b"a2\n"
+        assert followed.event == "replaced"
+    assert any("has been replaced" in n for n in notices)
+    # the follower then resyncs: .1 is at its end, the new file starts at 0
+    assert (await src.stat([f"{P}.1"]))[f"{P}.1"][1] == 6
+
+
+async def test_rename_without_a_new_file(src: HostDirSource, tmp_path: Path) -> None:
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"a1\n")
+    notices: list[str] = []
+    async with src.open_follow(P, 3, "m", notices.append) as followed:
+        async with anyio.create_task_group() as tg:
+            async def rotate() -> None:
+                await anyio.sleep(0.05)
+                f.rename(tmp_path / "svc.log.1")
+            tg.start_soon(rotate)
+            with anyio.fail_after(5):
+                assert await followed.receive() is None
+        assert followed.event == "replaced"
+    assert any("inaccessible" in n for n in notices)
+
+
+async def test_copytruncate_and_truncation(src: HostDirSource, tmp_path: Path) -> None:
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"one\ntwo\n")
+    notices: list[str] = []
+    async with src.open_follow(P, 0, "m", notices.append) as followed:
+        assert await take(followed, 8) == b"one\ntwo\n"
+        async with anyio.create_task_group() as tg:
+            async def copytruncate() -> None:
+                await anyio.sleep(0.05)
+                (tmp_path / "svc.log.1").write_bytes(f.read_bytes())
+                with open(f, "r+b") as fh:
+                    fh.truncate(0)
+            tg.start_soon(copytruncate)
+            with anyio.fail_after(5):
+                assert await followed.receive() is None
+        assert followed.event == "truncated"
+        assert await followed.receive() is None  # stays ended
+    assert any("truncated" in n for n in notices)
+
+
+async def test_position_past_the_end_is_a_truncation(src: HostDirSource,
+                                                     tmp_path: Path) -> None:
+    (tmp_path / "svc.log").write_bytes(b"short\n")
+    async with src.open_follow(P, 100, "m", lambda _: None) as followed:
+        with anyio.fail_after(5):
+            assert await followed.receive() is None
+        assert followed.event == "truncated"
+
+
+async def test_deleted_file(src: HostDirSource, tmp_path: Path) -> None:
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"x\n")
+    async with src.open_follow(P, 2, "m", lambda _: None) as followed:
+        async with anyio.create_task_group() as tg:
+            async def delete() -> None:
+                await anyio.sleep(0.05)
+                f.unlink()
+            tg.start_soon(delete)
+            with anyio.fail_after(5):
+                assert await followed.receive() is None
+        assert followed.event == "replaced"
+
+
+async def test_missing_file_at_open(src: HostDirSource) -> None:
+    notices: list[str] = []
+    async with src.open_follow(P, 0, "m", notices.append) as followed:
+        assert await followed.receive() is None
+        assert followed.event == "replaced"
+    assert "No such file" in notices[0]
+
+
+async def test_not_following_reads_to_the_current_end(src: HostDirSource,
+                                                      tmp_path: Path) -> None:
+    f = tmp_path / "svc.log.1"
+    data = b"z" * 1000
+    f.write_bytes(data)
+    async with src.open_follow(f"{P}.1", 10, "m", lambda _: None, follow=False) as rest:
+        got = b""
+        with anyio.fail_after(5):
+            while (chunk := await rest.receive()) is not None:
+                got += chunk
+    assert got == data[10:]
+    assert rest.event is None
+
+
+async def test_close_ends_a_waiting_follower_and_frees_descriptors(
+        src: HostDirSource, tmp_path: Path) -> None:
+    (tmp_path / "svc.log").write_bytes(b"")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with anyio.move_on_after(0.02):
+            async with src.open_follow(P, 0, "m", lambda _: None) as followed:
+                await followed.receive()  # cancelled while waiting on inotify
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_full_chunks_end_at_a_line(src: HostDirSource, tmp_path: Path) -> None:
+    """Chunks of 64 bytes here: each full read is cut after its last newline (the rest is
+    read again); a line longer than a chunk still comes through; the bytes are exact."""
+    lines = b"".join(b"line %03d\n" % i for i in range(50)) + b"y" * 150 + b"\n" + b"tail"
+    (tmp_path / "svc.log").write_bytes(lines)
+    pieces: list[bytes] = []
+    async with src.open_follow(P, 0, "m", lambda _: None, follow=False) as rest:
+        with anyio.fail_after(5):
+            while (chunk := await rest.receive()) is not None:
+                pieces.append(chunk)
+    assert b"".join(pieces) == lines
+    assert all(len(p) <= 64 for p in pieces)
+    assert all(p.endswith(b"\n") for p in pieces[:-1] if b"\n" in p)
+    assert pieces[-1].endswith(b"tail")  # a partial last line is given as it is
