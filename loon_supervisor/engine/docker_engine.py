@@ -5,7 +5,7 @@ the engine-free tests drive the lifecycle with a fake that has the same methods
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import aiodocker
@@ -75,7 +75,7 @@ class DockerEngine:
         return exec_streams.container_output(self.docker, cid, skip)
 
     def status_outputs(self, cid: str, command: str, interval: float, mark: str
-                       ) -> AsyncIterator[bytes]:
+                       ) -> AsyncGenerator[bytes, None]:
         return exec_streams.status_outputs(self.docker, cid, command, interval, mark)
 
     def exec_source(self, cid: str) -> ExecSource:

@@ -17,7 +17,7 @@ import re
 import shlex
 import struct
 import tarfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -633,7 +633,7 @@ class StatusStream:
 
 
 async def status_outputs(docker: aiodocker.Docker, cid: str, command: str, interval: float,
-                         mark: str) -> AsyncIterator[bytes]:
+                         mark: str) -> AsyncGenerator[bytes, None]:
     """Every run's output of the status command, about every ``interval`` seconds, for as
     long as the caller iterates: over one long-lived exec (:func:`open_status_stream`),
     opened again after ``interval`` when it ends or breaks (a restarting container). Close it

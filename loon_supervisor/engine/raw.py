@@ -60,6 +60,7 @@ def replace_exec_parser(stream: aiodocker.stream.Stream, parser: Any) -> list[tu
     resp = stream._resp  # noqa: SLF001
     assert resp is not None and resp.connection is not None
     protocol = resp.connection.protocol
+    assert protocol is not None
     queue = stream._queue  # noqa: SLF001
     early = [(msg.stream, msg.data) for msg, _ in list(getattr(queue, "_buffer", ()))]
     if queue is not None and queue.exception() is not None:

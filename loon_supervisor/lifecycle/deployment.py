@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,7 +71,7 @@ class ContainerEngine(Protocol):
                           ) -> tuple[int, bytes]: ...
     def container_output(self, cid: str, skip: int = 0) -> AsyncIterator[bytes]: ...
     def status_outputs(self, cid: str, command: str, interval: float, mark: str
-                       ) -> AsyncIterator[bytes]: ...
+                       ) -> AsyncGenerator[bytes, None]: ...
     def exec_source(self, cid: str) -> LogSource: ...
 
 
