@@ -184,3 +184,13 @@ def test_arbitrary_values_never_traceback(tmp_path: Path, section: str, key: str
         load_config(path, {})
     except ConfigError as exc:
         assert exc.problems and all(" — " in str(p) for p in exc.problems)
+
+
+def test_a_top_level_key_named_like_a_section_class_is_reported(tmp_path: Path) -> None:
+    """Found by hypothesis in CI: {"Settings": null} crashed the problem listing."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"Settings": None}))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert any(p.path == "Settings" and "unknown key" in p.message
+               for p in info.value.problems)

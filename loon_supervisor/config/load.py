@@ -126,8 +126,9 @@ def _problems_from(exc: ValidationError, data: dict[str, Any] | None = None) -> 
     problems = []
     for err in exc.errors(include_input=False):
         loc = [str(x) for x in err["loc"] if not str(x).startswith("function-")]
-        # Drop pydantic's union-branch markers such as "MinioSettings" in loc paths.
-        loc = [x for x in loc if not (x[:1].isupper() and x.endswith("Settings"))]
+        # Drop pydantic's union-branch markers such as "MinioSettings" in loc paths: never
+        # the first element (an operator's top-level key, e.g. a stray "Settings").
+        loc = loc[:1] + [x for x in loc[1:] if not (x[:1].isupper() and x.endswith("Settings"))]
         path = ".".join(loc) or "(top level)"
         kind = err["type"]
         msg = err["msg"].replace("Input should be", "must be").replace("input should be", "must be")
