@@ -69,14 +69,7 @@ class StreamCopy:
             # reader's task, instead of waking the writer's (one task wake-up less a batch).
             cut = data.rfind(b"\n") + 1
             if cut:
-                chunk = data if cut == len(data) else data[:cut]
-                self.written += len(chunk)
-                try:
-                    sink.write_now(chunk)
-                except OSError as exc:
-                    self._fail(exc)
-                if self.on_lines is not None:
-                    self.on_lines(self.name, chunk)
+                self._write_now(sink, data if cut == len(data) else data[:cut])
                 if cut == len(data):
                     return
                 data = data[cut:]
@@ -163,8 +156,11 @@ class StreamCopy:
         """Write what is buffered at once (a cancelled copy must not lose received bytes)."""
         chunk, self._buf = bytes(self._buf), bytearray()
         self._scanned, self._partial_since = 0, None
-        if not chunk:
-            return
+        if chunk:
+            self._write_now(sink, chunk)
+
+    def _write_now(self, sink: FileSink, chunk: bytes) -> None:
+        """Count, write on the caller's task (unless the file already failed), show."""
         self.written += len(chunk)
         if self.failed is None:
             try:
