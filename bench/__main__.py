@@ -1,10 +1,13 @@
 """The benchmark suite, one command: ``bash bench/run.sh`` (or ``.venv/bin/python -m bench``).
 
-Runs throughput, steady state (latency and logger overhead), the coalescing sweep, teardown,
-validation and the real Loon image (under the ports lock, see bench/real_image.py) against
-the real engine, then appends a dated section with the machine and the tables to
-BENCHMARKS.md. Assumes the README's set-up (``bash scripts/test.sh`` made .venv and the
-engine). About 15-20 minutes with the defaults.
+Runs throughput, steady state (latency and logger overhead), the coalescing sweep and
+teardown on exec streams, validation, the real Loon image (under the ports lock, see
+bench/real_image.py), the local fast path against the docker CLI (bench/fastpath.py) and the
+profiles that explain the figures (bench/profiles.py, py-spy) against the real engine, then
+appends one dated section with the machine, every target and the tables to BENCHMARKS.md.
+Assumes the README's set-up (``bash scripts/test.sh`` made .venv and the engine); the
+profile part installs nothing itself: ``.venv/bin/pip install py-spy`` (bench/run.sh does).
+About 35 minutes with the defaults.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import real_image, report, steady, teardown, throughput, validation
+from bench import fastpath, profiles, real_image, report, steady, teardown, throughput, validation
 from bench.common import ROOT, loadavg, machine, other_containers, say
 
-SECTIONS = ("throughput", "steady", "sweep", "teardown", "validation", "real")
+SECTIONS = ("throughput", "steady", "sweep", "teardown", "validation", "real", "fastpath",
+            "profile")
 SWEEP = "0,5,10,15,20"
 
 
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                    "100000 gives the up-flow issue's 8 x 100k)")
     p.add_argument("--only", action="append", choices=SECTIONS,
                    help="run only this part (repeatable)")
+    p.add_argument("--skip", action="append", choices=SECTIONS, default=[],
+                   help="leave this part out (repeatable)")
     p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
                    help="markdown file to append to (default BENCHMARKS.md)")
     p.add_argument("--no-write", action="store_true", help="print the section, append nothing")
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=Path, help="py-spy (pip install py-spy) the supervisor "
                    "during each throughput run; collapsed stacks go to this directory")
     ns = p.parse_args(argv)
-    parts = ns.only or list(SECTIONS)
+    parts = [x for x in ns.only or SECTIONS if x not in ns.skip]
 
     started = time.time()
     results: dict = {"machine": machine(), "started": started, "runs": ns.runs,
@@ -62,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": lambda: steady.sweep(work, delays, steady.CONTROL, ns.runs),
         "teardown": lambda: teardown.bench(work, ns.runs),
         "real": lambda: real_image.bench(work, ns.window),
+        "fastpath": lambda: fastpath.bench(work, ns.runs, ns.lines),
+        "profile": lambda: profiles.bench(work, lines=ns.lines),
     }
     if ns.profile:
         ns.profile.mkdir(parents=True, exist_ok=True)

@@ -229,8 +229,29 @@ def add_perl(d: Deployment) -> None:
         shutil.copy(Path(src).resolve(), target)
 
 
+# The exec-stream parts (throughput, steady, sweep, teardown) follow through exec streams on
+# purpose: their targets compare our exec followers with the docker CLI's on the same engine
+# path. The default on a local engine (logSource auto) is the host-directory fast path, which
+# bench/fastpath.py measures against its own targets.
+EXEC = "exec"
+
+
+def use_source(d: Deployment, kind: str) -> None:
+    """Set deploymentSettings.logSource (auto | exec | hostdir) in the deployment's config."""
+    cfg = json.loads(d.config.read_text())
+    cfg.setdefault("deploymentSettings", {})["logSource"] = kind
+    d.config.write_text(json.dumps(cfg, indent=2))
+
+
+def check_source(d: Deployment, kind: str) -> None:
+    """The figures must describe the source they are labelled with."""
+    got = state_of(d).get("log_source")
+    if got != kind:
+        raise RuntimeError(f"{d.name} follows through {got!r}, the benchmark expected {kind!r}")
+
+
 def writer_deployment(tmp: Path, period: float = 0.01, *, stop_timeout: int = 10,
-                      stubborn: tuple[str, ...] = ()) -> Deployment:
+                      stubborn: tuple[str, ...] = (), source: str = EXEC) -> Deployment:
     """8 services, each a perl writer of timestamped numbered lines every ``period`` s."""
     services = {s: f"exec perl /app/writer.pl {s} {period}"
                    + (" IGNORE" if s in stubborn else "") for s in SERVICES}
@@ -238,13 +259,16 @@ def writer_deployment(tmp: Path, period: float = 0.01, *, stop_timeout: int = 10
                         status_command="sh /app/status.sh",
                         extra_files={"writer.pl": WRITER_PL, "status.sh": STATUS_SH})
     add_perl(d)
+    use_source(d, source)
     return d
 
 
-def quiet_deployment(tmp: Path) -> Deployment:
+def quiet_deployment(tmp: Path, source: str = EXEC) -> Deployment:
     services = {s: f'echo "{s} started"; exec sleep 1000000' for s in SERVICES}
-    return make_deployment(tmp, services, stop_timeout=10, status_command="sh /app/status.sh",
-                           extra_files={"status.sh": STATUS_SH})
+    d = make_deployment(tmp, services, stop_timeout=10, status_command="sh /app/status.sh",
+                        extra_files={"status.sh": STATUS_SH})
+    use_source(d, source)
+    return d
 
 
 def state_of(d: Deployment) -> dict:

@@ -1,6 +1,6 @@
 """The local fast path (``deploymentSettings.logSource: "hostdir"``) against the docker CLI,
-in the same runs: ``.venv/bin/python -m bench.fastpath`` (bench/run.sh runs it after the
-main suite and appends its own dated section to BENCHMARKS.md).
+in the same runs: part ``fastpath`` of the suite (``bash bench/run.sh``, one dated section
+with every other figure), or alone: ``.venv/bin/python -m bench.fastpath`` (its own section).
 
 throughput  8 services x LINES lines (~55 MB), released at once, exactly as
             bench/throughput.py does it, but the supervisor reads the bind-mounted host
@@ -24,7 +24,6 @@ Targets (issue 17): throughput >= 5x the CLI, total CPU per MB <= 0.2x the CLI's
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -41,7 +40,9 @@ from bench.common import (
     ROOT,
     SERVICES,
     CpuMeter,
+    check_source,
     cid_of,
+    cleanup,
     loadavg,
     machine,
     median,
@@ -51,20 +52,14 @@ from bench.common import (
     say,
     start_foreground,
     state_of,
+    use_source,
     wait_for,
     writer_deployment,
 )
-from bench.steady import WARMUP, LatencyWatcher, _lat
+from bench.steady import CONTROL, WARMUP, LatencyWatcher, _lat, paired_runs
 from tests.engine_helpers import Deployment, make_deployment
 
 TARGETS = {"ratio": 5.0, "cpu_per_mb": 0.2, "p99_ms": 5.0}
-
-
-def use_source(d: Deployment, kind: str) -> None:
-    """Set deploymentSettings.logSource in the deployment's config."""
-    cfg = json.loads(d.config.read_text())
-    cfg.setdefault("deploymentSettings", {})["logSource"] = kind
-    d.config.write_text(json.dumps(cfg, indent=2))
 
 
 def check_hostdir(d: Deployment) -> None:
@@ -91,10 +86,11 @@ def release_on_host(host_dir: Path) -> None:
 
 
 def run_ours(proc: subprocess.Popen[str], d: Deployment, cid: str,
-             exp: dict[str, tuple[int, str]]) -> dict:
+             exp: dict[str, tuple[int, str]], profile: Path | None = None) -> dict:
     """bench/throughput.py's run_ours, released through the host directory."""
     host_dir = d.project / ".build-files" / "service-logs" / d.name
     paths = {s: d.session() / f"{s}.log" for s in SERVICES}
+    spy = throughput.spy_on(proc.pid, profile) if profile is not None else None
     time.sleep(1.0)
     load = loadavg()
     cpu0 = proc_cpu(proc.pid)
@@ -110,12 +106,15 @@ def run_ours(proc: subprocess.Popen[str], d: Deployment, cid: str,
     wall = time.perf_counter() - t0
     cpu = proc_cpu(proc.pid) - cpu0
     engine, inside = meter.stop()
+    if spy is not None:
+        throughput.spy_stop(spy)
     throughput.verify(d.session(), exp, "ours (hostdir)")
     return {"wall": wall, "cpu": cpu, "engine_cpu": engine, "container_cpu": inside,
             "load": load}
 
 
-def bench_throughput(work: Path, runs: int, lines: int) -> dict:
+def bench_throughput(work: Path, runs: int, lines: int, profile: Path | None = None) -> dict:
+    """``profile``: py-spy on ours in every run, stacks to ``profile``/fast-<run>.folded."""
     exp = throughput.expected(lines)
     total = sum(size for size, _ in exp.values())
     mb = total / 1e6
@@ -130,7 +129,8 @@ def bench_throughput(work: Path, runs: int, lines: int) -> dict:
             proc = start_foreground(d)
             check_hostdir(d)
             cid = cid_of(d.name)
-            ours = run_ours(proc, d, cid, exp)
+            ours = run_ours(proc, d, cid, exp,
+                            profile / f"fast-{r}.folded" if profile is not None else None)
             cli = throughput.run_cli(cid, tmp / "out-cli", exp)
             row = {"ours": ours, "cli": cli, "ratio": cli["wall"] / ours["wall"]}
             for k, m in (("ours", ours), ("cli", cli)):
@@ -176,6 +176,12 @@ def _window(d: Deployment, window: float) -> dict:
     return {**_lat(w), "cpu_pct": cpu}
 
 
+def tuning() -> dict[str, str]:
+    """The coalescing overrides set for this bench run (the deployment helpers pass no
+    LOON_* variable on by themselves)."""
+    return {k: os.environ[k] for k in ("LOON_COALESCE_MS",) if k in os.environ}
+
+
 def bench_latency(work: Path, window: float, windows: int = 5) -> dict:
     """Write-to-file latency of the background logger on hostdir and, as the control, on
     exec: two deployments of 8 x 100 lines/s, measured in alternating windows, the other
@@ -186,7 +192,7 @@ def bench_latency(work: Path, window: float, windows: int = 5) -> dict:
         for kind, d in deps.items():
             use_source(d, kind)
             say(f"fastpath latency ({kind}): {d.name} detached")
-            res = d.run("-d", timeout=600)
+            res = d.run("-d", timeout=600, **tuning())
             if res.returncode != 0:
                 raise RuntimeError(f"build.py -d exited {res.returncode}: {res.stdout}"
                                    f"{res.stderr}")
@@ -293,6 +299,14 @@ def verdicts(res: dict) -> list[tuple[str, str, bool | None]]:
                      f"logger {lat['cpu_pct']:.2f} % of a core)", ok))
     else:
         rows.append(("write-to-file p99", "not measured", None))
+    st = res.get("steady")
+    if st:
+        rows.append(("(no target) background logger CPU at 8 x 100 lines/s / 8 docker CLI "
+                     "followers, paired windows",
+                     f"{st['ratio']:.2f}x ({st['ours']['cpu_pct']:.1f} vs "
+                     f"{st['cli']['cpu_pct']:.1f} % of a core; runs "
+                     f"{', '.join(f'{x:.2f}' for x in st['ratio_runs'])}; p99 "
+                     f"{st['ours']['p99_ms']:.1f} ms, CLI {st['cli']['p99_ms']:.1f} ms)", None))
     ctl = res.get("latency_exec")
     if lat and ctl:
         rows.append(("(control, no target) exec, alternating windows",
@@ -321,6 +335,44 @@ def section(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bench_steady(work: Path, runs: int) -> dict:
+    """The background logger on the fast path beside the 8 docker CLI followers, paired
+    windows as bench/steady.py's (no target: the issue's steady-state target is the exec
+    source's; this says where the default on a local engine stands)."""
+    d = writer_deployment(work / "fast-steady", 0.01, source="hostdir")
+    try:
+        res = d.run("-d", timeout=600)
+        if res.returncode != 0:
+            raise RuntimeError(f"build.py -d exited {res.returncode}: {res.stdout}{res.stderr}")
+        check_source(d, "hostdir")
+        pr = paired_runs(d, work / "fast-steady", CONTROL, runs)
+        say(f"fastpath steady: ours {pr['ours']['cpu_pct']:.1f} % vs CLI "
+            f"{pr['cli']['cpu_pct']:.1f} % ({pr['ratio']:.2f}x); p99 ours "
+            f"{pr['ours']['p99_ms']:.1f} ms, CLI {pr['cli']['p99_ms']:.1f} ms")
+        return pr
+    finally:
+        d.run("-D", timeout=120)
+        cleanup(d)
+        remove_image(f"loon-test:{d.name}")
+
+
+def bench(work: Path, runs: int, lines: int, window: float = 12.0, windows: int = 5,
+          parts: tuple[str, ...] = ("copy", "throughput", "latency", "steady")) -> dict:
+    """The fast path's part of the suite: the file-to-file copy check, throughput and CPU
+    against the CLI, latency against exec, the steady logger beside the CLI followers."""
+    res: dict = {"runs": runs, "window": window, "windows": windows}
+    if "steady" in parts:
+        res["steady"] = bench_steady(work, runs)
+    if "copy" in parts:
+        res["copy"] = bench_copy(work)
+    if "throughput" in parts:
+        res["throughput"] = bench_throughput(work, runs, lines)
+    if "latency" in parts:
+        both = bench_latency(work, window, windows)
+        res["latency"], res["latency_exec"] = both["hostdir"], both["exec"]
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.fastpath", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,22 +381,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--windows", type=int, default=5,
                    help="latency windows per source (median of their p99s); default 5")
     p.add_argument("--lines", type=int, default=throughput.LINES)
-    p.add_argument("--only", action="append", choices=("throughput", "latency", "copy"))
+    p.add_argument("--only", action="append",
+                   choices=("throughput", "latency", "copy", "steady"))
     p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true")
     ns, _ = p.parse_known_args(argv)  # run.sh passes the main suite's options too
-    parts = ns.only or ["copy", "throughput", "latency"]
-    res: dict = {"machine": machine(), "started": time.time(), "runs": ns.runs,
-                 "window": ns.window, "windows": ns.windows}
+    parts = ns.only or ["copy", "throughput", "latency", "steady"]
+    started = time.time()
     work = Path(tempfile.mkdtemp(prefix="loon-fastpath-"))
     try:
-        if "copy" in parts:
-            res["copy"] = bench_copy(work)
-        if "throughput" in parts:
-            res["throughput"] = bench_throughput(work, ns.runs, ns.lines)
-        if "latency" in parts:
-            both = bench_latency(work, ns.window, ns.windows)
-            res["latency"], res["latency_exec"] = both["hostdir"], both["exec"]
+        res = bench(work, ns.runs, ns.lines, ns.window, ns.windows, tuple(parts))
+        res.update(machine=machine(), started=started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     text = section(res)

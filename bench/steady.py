@@ -30,9 +30,11 @@ import time
 from pathlib import Path
 
 from bench.common import (
+    EXEC,
     SERVICES,
     CpuMeter,
     Inotify,
+    check_source,
     cid_of,
     cleanup,
     loadavg,
@@ -250,6 +252,7 @@ def bench(work: Path, window: float) -> dict:
             if res.returncode != 0:
                 raise RuntimeError(f"build.py -d exited {res.returncode}: {res.stdout}"
                                    f"{res.stderr}")
+            check_source(d, EXEC)
             results[kind] = watch_logger(d, window, with_latency=kind == "active")
             r = results[kind]
             say(f"  logger cpu {r['cpu_pct']:.2f} %  rss {r['rss_max']:.1f} MiB"

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from bench.common import (
+    EXEC,
     SERVICES,
     cid_of,
     cleanup,
@@ -36,6 +37,7 @@ from bench.common import (
     remove_image,
     say,
     start_foreground,
+    use_source,
     writer_deployment,
 )
 
@@ -55,6 +57,7 @@ def capped(work: Path) -> dict:
     from tests.engine_helpers import make_deployment
 
     d = make_deployment(work, capped_services(), stop_timeout=10)
+    use_source(d, EXEC)
     try:
         proc = start_foreground(d)
         cid = cid_of(d.name)

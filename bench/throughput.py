@@ -27,9 +27,11 @@ import time
 from pathlib import Path
 
 from bench.common import (
+    EXEC,
     LOG_DIR,
     SERVICES,
     CpuMeter,
+    check_source,
     cid_of,
     cleanup,
     loadavg,
@@ -38,6 +40,7 @@ from bench.common import (
     remove_image,
     say,
     start_foreground,
+    use_source,
 )
 from tests.engine_helpers import make_deployment
 
@@ -86,17 +89,29 @@ def release(cid: str) -> None:
     subprocess.run(["docker", "exec", cid, "sh", "-c", script], check=True)
 
 
+def spy_on(pid: int, out: Path, rate: int = 1000) -> subprocess.Popen[bytes]:
+    """py-spy on ``pid`` without pausing it (--nonblocking: a blocking sampler stopped the
+    supervisor at every sample and slowed it 5x), all threads, collapsed stacks to ``out``."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise RuntimeError(f"py-spy is not installed: {spy.parent}/pip install py-spy")
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", str(rate),
+                             "--nonblocking", "--threads", "--format", "raw",
+                             "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def spy_stop(spy: subprocess.Popen[bytes]) -> None:
+    """SIGINT makes py-spy write what it sampled so far."""
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+
+
 def run_ours(proc: subprocess.Popen[str], cid: str, session: Path,
              exp: dict[str, tuple[int, str]], profile: Path | None = None) -> dict:
     sizes = {s: exp[s][0] for s in SERVICES}
     paths = {s: session / f"{s}.log" for s in SERVICES}
-    spy = None
-    if profile is not None:  # py-spy on the supervisor for exactly this run (--profile)
-        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record",
-                                "--pid", str(proc.pid), "--rate", "1000", "--nonblocking",
-                                "--format", "raw",
-                                "--output", str(profile)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    spy = spy_on(proc.pid, profile) if profile is not None else None
     time.sleep(1.0)  # let the freshly attached supervisor settle
     load = loadavg()
     cpu0 = proc_cpu(proc.pid)
@@ -115,8 +130,7 @@ def run_ours(proc: subprocess.Popen[str], cid: str, session: Path,
     cpu = proc_cpu(proc.pid) - cpu0
     engine, inside = meter.stop()
     if spy is not None:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(timeout=60)
+        spy_stop(spy)
     verify(session, exp, "ours")
     return {"wall": wall, "cpu": cpu, "engine_cpu": engine, "container_cpu": inside,
             "load": load, "release": released}
@@ -176,10 +190,12 @@ def bench(work: Path, runs: int, lines: int = LINES, profile: Path | None = None
     for r in range(runs):
         tmp = work / f"throughput-{r}"
         d = make_deployment(tmp, services(), stop_timeout=10, build_step=build_step(lines))
+        use_source(d, EXEC)
         tags.append(f"loon-test:{d.name}")
         try:
             say(f"throughput run {r + 1}/{runs}: starting {d.name} (build.py, foreground)")
             proc = start_foreground(d)
+            check_source(d, EXEC)
             cid = cid_of(d.name)
             ours = run_ours(proc, cid, d.session(), exp,
                             profile / f"throughput-{r}.folded" if profile else None)
