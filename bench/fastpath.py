@@ -179,7 +179,8 @@ def _window(d: Deployment, window: float) -> dict:
 def tuning() -> dict[str, str]:
     """The coalescing overrides set for this bench run (the deployment helpers pass no
     LOON_* variable on by themselves)."""
-    return {k: os.environ[k] for k in ("LOON_COALESCE_MS",) if k in os.environ}
+    return {k: os.environ[k] for k in ("LOON_COALESCE_MS", "LOON_HOSTDIR_COALESCE_MS")
+            if k in os.environ}
 
 
 def bench_latency(work: Path, window: float, windows: int = 5) -> dict:

@@ -223,3 +223,37 @@ async def test_full_chunks_end_at_a_line(src: HostDirSource, tmp_path: Path) -> 
     assert all(len(p) <= 64 for p in pieces)
     assert all(p.endswith(b"\n") for p in pieces[:-1] if b"\n" in p)
     assert pieces[-1].endswith(b"tail")  # a partial last line is given as it is
+
+
+async def test_followers_share_one_descriptor_and_each_keeps_its_stream(
+        src: HostDirSource, tmp_path: Path) -> None:
+    """Three files in one directory: one inotify descriptor for all; interleaved bursts reach
+    the right follower whole and in order across the hub's deaf windows; closing one
+    follower leaves the others following; the last close releases the descriptor."""
+    names = ["a", "b", "c"]
+    for n in names:
+        (tmp_path / f"{n}.log").write_bytes(b"")
+    before = len(os.listdir("/proc/self/fd"))
+    got: dict[str, bytes] = {n: b"" for n in names}
+    expected = {n: b"".join(b"%s %d\n" % (n.encode(), i) for i in range(200)) for n in names}
+    async with src.open_follow(f"{LOG_DIR}/a.log", 0, "m", lambda _: None) as fa, \
+            src.open_follow(f"{LOG_DIR}/b.log", 0, "m", lambda _: None) as fb:
+        # two followed files: their two fds and one shared inotify descriptor
+        assert len(os.listdir("/proc/self/fd")) == before + 3
+        async with src.open_follow(f"{LOG_DIR}/c.log", 0, "m", lambda _: None) as fc:
+            followed = {"a": fa, "b": fb, "c": fc}
+            async with anyio.create_task_group() as tg:
+                async def reader(n: str) -> None:
+                    got[n] = await take(followed[n], len(expected[n]))
+
+                for n in names:
+                    tg.start_soon(reader, n)
+                for i in range(200):
+                    for n in names:
+                        append(tmp_path / f"{n}.log", b"%s %d\n" % (n.encode(), i))
+                    if i % 50 == 0:
+                        await anyio.sleep(0.01)  # some lines land in a deaf window
+        assert got == expected
+        append(tmp_path / "a.log", b"after c closed\n")
+        assert await take(fa, 15) == b"after c closed\n"
+    assert len(os.listdir("/proc/self/fd")) == before
