@@ -36,6 +36,39 @@ def _ok(flag: bool) -> str:
     return "met" if flag else "**missed**"
 
 
+def _real_targets(x: dict) -> list[tuple[str, str, str]]:
+    """The steady-state and teardown targets on one real-image run. The logger-vs-CLI CPU
+    target is the exec source's (its figures are what issue 17 set it for); on the fast path
+    the same figure is reported beside the fast path's own latency target."""
+    src, rs, ld, rt = x["log_source"], x["steady"], x["loaded"], x["teardown"]
+    per = ", ".join(f"{w['ratio']:.2f}" for w in ld["windows"])
+    cpu = (f"{ld['ratio']:.2f}x ({ld['ours_pct']:.2f} vs {ld['cli_pct']:.2f} % of a core; "
+           f"windows {per})")
+    lat = (f"{ld['p99_ms']:.1f} ms (p50 {ld['p50_ms']:.1f}, max {ld['max_ms']:.1f}; "
+           f"{ld['requests']} requests, {ld['missing']} lines missing)")
+    limit = 20.0 if src == "exec" else 5.0
+    rows = [(f"Real image, {src}: idle logger CPU, <= 0.2 %",
+             f"{rs['cpu_pct']:.2f} % of a core ({rs['logged_kb_s']:.1f} KiB/s logged)",
+             _ok(rs["cpu_pct"] <= 0.2)),
+            (f"Real image, {src}: logger RSS, <= 60 MiB", f"{rs['rss_max']:.1f} MiB",
+             _ok(rs["rss_max"] <= 60))]
+    rows.append((f"Real image, {src}, {ld['rate']} requests/s to nginx: logger CPU / the "
+                 "docker CLI followers' clients (a figure: issue 17's 0.7x is set at 8 x 100 "
+                 "lines/s; see the note under the real-image table)", cpu, "-"))
+    if src != "exec":
+        cli_total = ld["cli_pct"] + ld["cli_engine_pct"] + ld["cli_container_pct"]
+        rows.append((f"Real image, {src}, same windows: total CPU, the logger (no engine, no "
+                     "in-container process) / the CLI's clients + what they add to the engine "
+                     "and the container (a figure)",
+                     f"{ld['ours_pct'] / cli_total:.2f}x ({ld['ours_pct']:.2f} vs "
+                     f"{cli_total:.2f} % of a core)", "-"))
+    rows += [(f"Real image, {src}: request to line in the host file, p99 <= {limit:.0f} ms, "
+              "no line missing", lat, _ok(ld["p99_ms"] <= limit and ld["missing"] == 0)),
+             (f"Real image, {src}: logger peak RSS through `build.py -D`, <= 100 MiB",
+              f"{rt['peak_rss_mb']:.1f} MiB", _ok(rt["peak_rss_mb"] <= 100))]
+    return rows
+
+
 def section(r: dict) -> str:
     m = r["machine"]
     when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(r["started"]))
@@ -103,16 +136,8 @@ def section(r: dict) -> str:
             targets.append((f"SIGINT to exit, {kind} (limit {limit} s)",
                             f"max {v['max']:.2f} s", _ok(v["max"] <= limit)))
     rl = r.get("real")
-    if rl:
-        rs, rt = rl["steady"], rl["teardown"]
-        targets.append(("Real image: idle-ish logger CPU, <= 0.2 % (issue 17)",
-                        f"{rs['cpu_pct']:.2f} % of a core ({rs['logged_kb_s']:.1f} KiB/s logged)",
-                        _ok(rs["cpu_pct"] <= 0.2)))
-        targets.append(("Real image: logger RSS, <= 60 MiB (issue 17)",
-                        f"{rs['rss_max']:.1f} MiB", _ok(rs["rss_max"] <= 60)))
-        targets.append(("Real image: logger peak RSS through `build.py -D`, <= 100 MiB "
-                        "(issue 17)", f"{rt['peak_rss_mb']:.1f} MiB",
-                        _ok(rt["peak_rss_mb"] <= 100)))
+    for run in ([rl] + ([rl["exec"]] if "exec" in rl else [])) if rl else []:
+        targets += _real_targets(run)
     fp = r.get("fastpath")
     if fp:
         for target, measured, ok in fastpath.verdicts(fp):
@@ -213,20 +238,55 @@ def section(r: dict) -> str:
                     f"SIGINT to exit {c['seconds']:.2f} s."]
         out.append("")
     if rl:
-        rs, rt = rl["steady"], rl["teardown"]
+        runs = [rl] + ([rl["exec"]] if "exec" in rl else [])
         out += ["### Real Loon image (docker/, production, stand-in server)", "",
-                f"Built and started with `build.py -d` in {rl['build_seconds']:.0f} s; services "
-                f"{', '.join(rt['services'])}. Window {rs['window']:.0f} s once `loon status` "
-                "said every service runs.", "",
-                "| Figure | Value |", "|---|---|",
-                f"| logger CPU % of a core | {rs['cpu_pct']:.2f} |",
-                f"| logger RSS max / end MiB | {rs['rss_max']:.1f} / {rs['rss_end']:.1f} |",
-                f"| engine CPU % (dockerd + containerd + shim) | {rs['engine_cpu_pct']:.1f} |",
-                f"| container CPU % (services + followers) | {rs['container_cpu_pct']:.1f} |",
-                f"| bytes logged by the services | {rs['logged_kb_s']:.1f} KiB/s |",
-                f"| `build.py -D` wall s | {rt['seconds']:.1f} |",
-                f"| logger peak RSS up to its exit MiB | {rt['peak_rss_mb']:.1f} |",
-                f"| host log files after the teardown MiB | {rt['host_mb']:.1f} |", ""]
+                f"Services {', '.join(rl['teardown']['services'])}. Deployed with `build.py -d`, "
+                "first as shipped (logSource auto: the fast path on this local engine), then "
+                "with logSource exec (what a remote engine gets). Each: an idle window once "
+                f"`loon status` said every service runs; then {rl['loaded']['rate']} "
+                "requests/s to nginx (one access-log line each) in windows beside the docker "
+                "CLI followers (one `docker exec C tail -n 0 -F` per service); then "
+                "`build.py -D` (bench/real_image.py).", "",
+                "| Figure | " + " | ".join(x["log_source"] for x in runs) + " |",
+                "|---|" + "---|" * len(runs)]
+        rows = [
+            ("`build.py -d` wall s (image cached)", lambda x: f"{x['build_seconds']:.0f}"),
+            ("idle window s", lambda x: f"{x['steady']['window']:.0f}"),
+            ("idle: logger CPU % of a core", lambda x: f"{x['steady']['cpu_pct']:.2f}"),
+            ("idle: logger RSS max / end MiB",
+             lambda x: f"{x['steady']['rss_max']:.1f} / {x['steady']['rss_end']:.1f}"),
+            ("idle: engine CPU % (dockerd + containerd + shim)",
+             lambda x: f"{x['steady']['engine_cpu_pct']:.1f}"),
+            ("idle: container CPU % (the services' own idle load)",
+             lambda x: f"{x['steady']['container_cpu_pct']:.1f}"),
+            ("loaded: logger / CLI followers CPU % of a core",
+             lambda x: f"{x['loaded']['ours_pct']:.2f} / {x['loaded']['cli_pct']:.2f}"),
+            ("loaded, without the CLI: logger / engine / container CPU %",
+             lambda x: f"{x['loaded']['alone']['ours']:.2f} / "
+                       f"{x['loaded']['alone']['engine']:.1f} / "
+                       f"{x['loaded']['alone']['container']:.1f}"),
+            ("loaded: what the CLI followers add to the engine / the container, CPU %",
+             lambda x: f"{x['loaded']['cli_engine_pct']:.1f} / "
+                       f"{x['loaded']['cli_container_pct']:.1f}"),
+            ("loaded: request to host file p50 / p99 / max ms",
+             lambda x: f"{x['loaded']['p50_ms']:.1f} / {x['loaded']['p99_ms']:.1f} / "
+                       f"{x['loaded']['max_ms']:.1f}"),
+            ("`build.py -D` wall s", lambda x: f"{x['teardown']['seconds']:.1f}"),
+            ("logger peak RSS up to its exit MiB", lambda x: f"{x['teardown']['peak_rss_mb']:.1f}"),
+            ("host log files after the teardown MiB", lambda x: f"{x['teardown']['host_mb']:.1f}"),
+        ]
+        for label, fn in rows:
+            out.append(f"| {label} | " + " | ".join(fn(x) for x in runs) + " |")
+        out += ["", "Note on the fast path's loaded CPU: with one busy service whose lines come "
+                "further apart than the hub's 3 ms tick, the logger wakes once per line, as "
+                "the CLI's clients do, and a wake-up costs Python more than Go; waiting for a "
+                "batch would break the fast path's 5 ms p99. The CLI's figure is its client "
+                "processes only: what its followers add to the engine (dockerd, containerd, "
+                "the shim) and to the container (a `tail` per service) is the row above, and "
+                "the fast path costs neither. On exec the 15 ms coalescing batches that "
+                "service's lines, but a single stream cannot share its ticks with others "
+                "(the 8 x 100 case can): what is left per tick is mostly the wake-up itself "
+                "(py-spy finds under a fifth of the logger's CPU in Python code).", ""]
     if fp:
         out += ["### Local fast path (logSource hostdir) against the docker CLI", "",
                 "Throughput and CPU: the same 8 x 1M-line case as above, released through FIFOs "

@@ -163,10 +163,11 @@ class _Hub:
     an inotify read, a task): ~9.5 % of a core at 8 x 100 lines/s, more than the docker CLI
     followers (py-spy: a quarter of it registering and unregistering the descriptor for
     each wait, a third the loop's own iteration). Here the descriptor is read as soon as it
-    turns readable, so a quiet file's first line is handed on at once; after that the hub
-    stays deaf until the next multiple of ``delay`` on the loop clock and then reads what
-    gathered for all files in one go, so busy files share loop iterations and a line waits
-    at most ``delay``. asyncio only, like the rest of the supervisor (aiodocker).
+    turns readable, so a quiet file's first line is handed on at once; when events come
+    closer together than ``delay``, the hub stays deaf until the next multiple of ``delay``
+    on the loop clock and then reads what gathered for all files in one go, so busy files
+    share loop iterations and a line waits at most ``delay``. asyncio only, like the rest
+    of the supervisor (aiodocker).
     """
 
     def __init__(self, delay: float) -> None:
@@ -177,6 +178,7 @@ class _Hub:
         self._by_wd: dict[int, set[HostFollowedFile]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.users = 0
+        self._last = float("-inf")  # when events were last read
         self._loop.add_reader(self._fd, self._read)
         self._listening = True
 
@@ -198,9 +200,17 @@ class _Hub:
             except OSError:  # the kernel dropped it already (the file is gone)
                 pass
 
-    def _read(self) -> bool:
-        """Hand every queued event to its followers; False if there was none."""
+    def _read(self, ticking: bool = False) -> bool:
+        """Hand every queued event to its followers; False if there was none. Events
+        closer together than a tick switch the hub to reading once per tick; sparser ones
+        (one service logging now and then) are read as they come, one wake-up each, since a
+        tick would add a second wake-up per line instead of saving one. A tick that finds
+        events keeps the hub ticking."""
+        now = self._loop.time()
+        busy = ticking or now - self._last < self._delay
         events = self._inotify.read(timeout=0)
+        if events:
+            self._last = now
         for e in events:
             if e.mask & F.Q_OVERFLOW:  # events lost: every follower re-checks its file
                 for users in list(self._by_wd.values()):
@@ -211,18 +221,18 @@ class _Hub:
                 f.notify(suspect=bool(e.mask & ~F.MODIFY))
             if e.mask & F.IGNORED:  # the kernel removed the watch (its file is gone)
                 self._by_wd.pop(e.wd, None)
-        if events and self._delay:
+        if events and busy:
             if self._listening:
                 self._loop.remove_reader(self._fd)
                 self._listening = False
-            now = self._loop.time()
             tick = (now // self._delay + 1) * self._delay
             self._timer = self._loop.call_at(tick, self._tick)
         return bool(events)
 
     def _tick(self) -> None:
         self._timer = None
-        if not self._read():  # quiet since the last read: wait for the next event
+        self._read(ticking=True)
+        if self._timer is None and not self._listening:  # quiet: wait for the next event
             self._loop.add_reader(self._fd, self._read)
             self._listening = True
 
