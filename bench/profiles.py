@@ -1,5 +1,5 @@
 """Profiles that explain the figures: py-spy (``--nonblocking``, so the supervisor is never
-paused) on our process in four situations, after the measured parts and apart from them, so
+paused; --gil: Python work only) on our process in four situations, after the measured parts and apart from them, so
 the sampler's own cost touches no reported figure.
 
 steady-exec     the background logger on exec streams, 8 x 100 lines/s, WINDOW s
@@ -24,6 +24,7 @@ from bench.common import (
     EXEC,
     check_source,
     cleanup,
+    proc_cpu,
     remove_image,
     say,
     state_of,
@@ -44,6 +45,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("event loop, task switching", ("asyncio/", "anyio/", "selectors.py", "sniffio")),
 )
 OTHER = "other"
+RATE = 1000  # samples per second (throughput.spy_on's default)
 HOSTDIR = "hostdir"
 
 
@@ -97,11 +99,14 @@ def _steady(work: Path, kind: str, seconds: float, rate: int) -> dict:
         pid = int(state_of(d)["logger_pid"])
         time.sleep(3)
         folded = work / f"steady-{kind}.folded"
+        cpu0 = proc_cpu(pid)  # over the sampler's whole life, as its samples are
         spy = throughput.spy_on(pid, folded, rate)
         time.sleep(seconds)
         throughput.spy_stop(spy)
+        cpu = proc_cpu(pid) - cpu0
+        res = summarise(folded)
         return {"what": f"background logger, {kind}, 8 x 100 lines/s, {seconds:.0f} s",
-                **summarise(folded)}
+                "cpu_s": cpu, "python_s": res["samples"] / rate, **res}
     finally:
         d.run("-D", timeout=120)
         cleanup(d)
@@ -112,19 +117,22 @@ def bench(work: Path, seconds: float = 15.0, lines: int = throughput.LINES) -> d
     out: dict[str, dict] = {}
     for kind in (EXEC, HOSTDIR):
         say(f"profile: steady logger on {kind} ({seconds:.0f} s, py-spy --nonblocking)")
-        out[f"steady-{kind}"] = _steady(work, kind, seconds, rate=250)
+        out[f"steady-{kind}"] = _steady(work, kind, seconds, rate=RATE)
     spies = work / "spy"
     spies.mkdir(exist_ok=True)
     say("profile: one throughput run on exec under py-spy (not counted in the figures)")
     t = throughput.bench(work, 1, lines, spies)
+    res = summarise(spies / "throughput-0.folded")
     out["tput-exec"] = {"what": f"foreground supervisor, exec, 8 x {lines:,} lines "
                         f"({t['ours']['mbps']:.0f} MB/s under the sampler)",
-                        **summarise(spies / "throughput-0.folded")}
+                        "cpu_s": t["ours"]["cpu"], "python_s": res["samples"] / RATE, **res}
     say("profile: one throughput run on the fast path under py-spy")
     f = fastpath.bench_throughput(work, 1, lines, spies)
+    res = summarise(spies / "fast-0.folded")
     out["tput-hostdir"] = {"what": f"foreground supervisor, hostdir, 8 x {lines:,} lines "
                            f"({f['ours_mbps']:.0f} MB/s under the sampler)",
-                           **summarise(spies / "fast-0.folded")}
+                           "cpu_s": f["runs"][0]["ours"]["cpu"],
+                           "python_s": res["samples"] / RATE, **res}
     for k, v in out.items():
         say(f"  {k}: {v['samples']} samples; "
             + ", ".join(f"{s} {p:.0f} %" for s, p in v["stages"].items()))
@@ -133,10 +141,16 @@ def bench(work: Path, seconds: float = 15.0, lines: int = throughput.LINES) -> d
 
 def lines(prof: dict) -> list[str]:
     """Markdown for the section."""
-    out = ["| Profile | samples | share of on-CPU samples by stage | top frames (own) |",
-           "|---|---|---|---|"]
+    out = ["| Profile | CPU-s of the process / of it in Python code (GIL samples) | share "
+           "of the Python samples by stage | top frames (own) |", "|---|---|---|---|"]
     for v in prof.values():
         stages = "; ".join(f"{s} {p:.0f} %" for s, p in v["stages"].items())
         tops = "; ".join(f"`{f}` {p:.0f} %" for f, p in v["top"])
-        out.append(f"| {v['what']} | {v['samples']} | {stages} | {tops} |")
+        share = 100 * v["python_s"] / v["cpu_s"] if v.get("cpu_s") else float("nan")
+        out.append(f"| {v['what']} | {v.get('cpu_s', float('nan')):.2f} / "
+                   f"{v['python_s']:.2f} ({share:.0f} %) | {stages} | {tops} |")
+    out += ["", "py-spy samples Python frames of the thread holding the GIL; a process's "
+            "CPU outside them is the kernel's (wake-ups, epoll, the syscalls that read and "
+            "write) and the interpreter's own. Where the Python share is small, what is left "
+            "to save is wake-ups, not code."]
     return out

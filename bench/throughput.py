@@ -91,12 +91,14 @@ def release(cid: str) -> None:
 
 def spy_on(pid: int, out: Path, rate: int = 1000) -> subprocess.Popen[bytes]:
     """py-spy on ``pid`` without pausing it (--nonblocking: a blocking sampler stopped the
-    supervisor at every sample and slowed it 5x), all threads, collapsed stacks to ``out``."""
+    supervisor at every sample and slowed it 5x), collapsed stacks to ``out``. Only samples
+    of the thread holding the GIL (--gil): py-spy's idle detection counts threads blocked
+    in epoll or a queue as busy, so without it idle time shows up as work."""
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():
         raise RuntimeError(f"py-spy is not installed: {spy.parent}/pip install py-spy")
     return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", str(rate),
-                             "--nonblocking", "--threads", "--format", "raw",
+                             "--nonblocking", "--gil", "--format", "raw",
                              "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
