@@ -158,6 +158,8 @@ class Followers:
                 follow=False) as rest:
             while (data := await rest.receive()) is not None:
                 copy.feed(data)
+                if copy.full:
+                    await copy.room()
 
     async def _follow_service(self, name: str, *,
                               task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -199,6 +201,8 @@ class Followers:
                         attempt = 0
                         while (data := await followed.receive()) is not None:
                             copy.feed(data)
+                            if copy.full:  # the writer is behind: leave bytes in the source
+                                await copy.room()
                         event = cur.pending = followed.event
                     if event is not None and not self.stopping:
                         continue
@@ -225,6 +229,8 @@ class Followers:
                 try:
                     async for data in source:
                         copy.feed(data)
+                        if copy.full:
+                            await copy.room()
                 except EngineError:
                     pass
                 finally:

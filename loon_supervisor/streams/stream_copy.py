@@ -27,6 +27,11 @@ from loon_supervisor.sinks.files import DIRECT_LIMIT, FileSink
 PARTIAL_DELAY = 0.25
 PARTIAL_MAX = 64 * 1024
 WRITE_MAX = 1 << 20  # bounds each write's copy of the buffer (memory while catching up)
+# Back-pressure: above this many buffered bytes the reader waits for the writer, so a
+# follower catching up at full speed (8 x 50 MiB at the rotation cap) leaves the bytes in the
+# engine's pipe or the file instead of in memory (bench/teardown.py's capped case: the
+# supervisor's peak RSS went from ~180 MiB to a bounded figure).
+BUF_MAX = 4 * WRITE_MAX
 OnFault = Callable[[str], None]
 
 
@@ -51,6 +56,8 @@ class StreamCopy:
         self._wake = asyncio.Event()
         self._eof = False
         self._sink: FileSink | None = None  # set while write_loop runs
+        self._room = asyncio.Event()  # set when the buffer is below BUF_MAX
+        self._room.set()
         self._writing = False  # write_loop is inside a write: feed() must queue
 
     @property
@@ -75,6 +82,17 @@ class StreamCopy:
                 data = data[cut:]
         self._buf += data
         self._wake.set()
+        if len(self._buf) > BUF_MAX and self._sink is not None and self.failed is None:
+            self._room.clear()
+
+    @property
+    def full(self) -> bool:
+        """The reader should ``await room()`` before reading more."""
+        return not self._room.is_set()
+
+    async def room(self) -> None:
+        """Until the writer brought the buffer below ``BUF_MAX`` (or stopped writing)."""
+        await self._room.wait()
 
     def feed_eof(self) -> None:
         self._eof = True
@@ -107,6 +125,7 @@ class StreamCopy:
             await self._write_loop(sink)
         finally:
             self._sink = None
+            self._room.set()  # nobody drains the buffer any more: never hold a reader
 
     async def _write_loop(self, sink: FileSink) -> None:
         clock = asyncio.get_running_loop().time  # what anyio.current_time() reads
@@ -127,6 +146,8 @@ class StreamCopy:
             if cut:
                 chunk = bytes(self._buf[:cut])
                 del self._buf[:cut]
+                if len(self._buf) <= BUF_MAX:
+                    self._room.set()
                 self._writing = True
                 try:
                     await self._write(sink, chunk)
@@ -149,6 +170,7 @@ class StreamCopy:
 
     def _fail(self, exc: OSError) -> None:
         self.failed = f"cannot write {self.path}: {exc.strerror or exc}"
+        self._room.set()  # the bytes are dropped from now on: the reader must not wait
         if self.on_fault is not None:
             self.on_fault(f"{self.failed}; its later lines are lost, the other files go on")
 
