@@ -58,6 +58,24 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
     return rss, hwm
 
 
+def peak_until_exit(pid: int, out: dict, interval: float = 0.005) -> None:
+    """The largest VmHWM of ``pid`` seen until it is gone (a zombie shows none: skipped).
+
+    The process's own peak: ``wait4``'s ru_maxrss is not, because exec hands the forked
+    copy's high-water mark on, so a child forked from a large bench process reports the
+    bench's RSS (the capped teardown read 181 MiB that way for a ~70 MiB supervisor)."""
+    while True:
+        try:
+            hwm = proc_rss_mb(pid)[1]
+        except OSError:
+            return
+        if hwm > 0:
+            out["hwm"] = max(out.get("hwm", 0.0), hwm)
+        elif out:
+            return
+        time.sleep(interval)
+
+
 def _comm(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm") as fh:

@@ -40,9 +40,9 @@ from bench.common import (
     Inotify,
     cid_of,
     median,
+    peak_until_exit,
     percentile,
     proc_cpu,
-    proc_rss_mb,
     say,
     state_of,
     use_source,
@@ -73,20 +73,6 @@ def ports_lock() -> Iterator[None]:
 
 def _session_bytes(session: Path) -> int:
     return sum(p.stat().st_size for p in session.glob("*.log") if p.name != "out.log")
-
-
-def _peak_until_exit(pid: int, out: dict) -> None:
-    """The largest VmHWM seen until the process is gone (a zombie shows none: skipped)."""
-    while True:
-        try:
-            hwm = proc_rss_mb(pid)[1]
-        except OSError:
-            return
-        if hwm > 0:
-            out["hwm"] = max(out.get("hwm", 0.0), hwm)
-        elif out:
-            return
-        time.sleep(0.05)
 
 
 class HttpLoad(threading.Thread):
@@ -260,7 +246,7 @@ def one(work: Path, window: float, source: str | None) -> dict:
             f"{under_load['missing']} of {under_load['requests']} lines missing")
         pid = int(state_of(d)["logger_pid"])
         peak: dict = {}
-        sampler = threading.Thread(target=_peak_until_exit, args=(pid, peak), daemon=True)
+        sampler = threading.Thread(target=peak_until_exit, args=(pid, peak), daemon=True)
         sampler.start()
         t0 = time.perf_counter()
         res = loon.down()

@@ -12,10 +12,10 @@ stubborn  one service ignores TERM, so the engine kills it at the stop timeout (
 capped    memory at teardown with the in-container files at the rotation cap (supervisord's
           ``stdout_logfile_maxbytes=50MB`` in docker/): each of the 8 services writes 50 MiB
           of lines at once; SIGINT follows as soon as every file is at the cap, so the bytes
-          the followers have not read yet reach the host through the final collection. The supervisor's peak
-          RSS over its whole life (``wait4``'s ru_maxrss) must stay bounded: the collection
-          streams, it does not load the files. Every host file must hold only whole, expected
-          lines.
+          the followers have not read yet reach the host through the final collection. The
+          supervisor's peak RSS over its whole life (VmHWM, read until it exits; see
+          common.peak_until_exit) must stay bounded: the collection streams, it does not
+          load the files. Every host file must hold only whole, expected lines.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from bench.common import (
     cid_of,
     cleanup,
     median,
+    peak_until_exit,
     remove_image,
     say,
     start_foreground,
@@ -60,6 +61,9 @@ def capped(work: Path) -> dict:
     use_source(d, EXEC)
     try:
         proc = start_foreground(d)
+        peak: dict = {}
+        sampler = threading.Thread(target=peak_until_exit, args=(proc.pid, peak), daemon=True)
+        sampler.start()
         cid = cid_of(d.name)
         script = "; ".join(f"echo go > /tmp/go-{s}" for s in SERVICES)
         subprocess.run(["docker", "exec", cid, "sh", "-c", script], check=True)
@@ -77,8 +81,9 @@ def capped(work: Path) -> dict:
         reader.start()
         t0 = time.perf_counter()
         proc.send_signal(signal.SIGINT)
-        _, status, ru = os.wait4(proc.pid, 0)
+        _, status, _ru = os.wait4(proc.pid, 0)
         took = time.perf_counter() - t0
+        sampler.join(timeout=10)
         proc.returncode = os.waitstatus_to_exitcode(status)
         reader.join()
         if proc.returncode != 130:
@@ -94,7 +99,7 @@ def capped(work: Path) -> dict:
                 raise RuntimeError(f"capped: {s}.log holds a line that was never written")
         text = (d.session() / "out.log").read_text(errors="replace")
         collected = sum(int(n) for n in re.findall(r"collected (\d+) final bytes", text))
-        return {"peak_rss_mb": ru.ru_maxrss / 1024, "seconds": took,
+        return {"peak_rss_mb": peak.get("hwm", float("nan")), "seconds": took,
                 "host_mb": total / 2**20, "collected_mb": collected / 2**20}
     finally:
         cleanup(d)

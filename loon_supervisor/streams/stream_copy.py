@@ -28,9 +28,8 @@ PARTIAL_DELAY = 0.25
 PARTIAL_MAX = 64 * 1024
 WRITE_MAX = 1 << 20  # bounds each write's copy of the buffer (memory while catching up)
 # Back-pressure: above this many buffered bytes the reader waits for the writer, so a
-# follower catching up at full speed (8 x 50 MiB at the rotation cap) leaves the bytes in the
-# engine's pipe or the file instead of in memory (bench/teardown.py's capped case: the
-# supervisor's peak RSS went from ~180 MiB to a bounded figure).
+# follower catching up faster than its file is written (a slow disk, 8 x 50 MiB at the
+# rotation cap) leaves the bytes in the engine's pipe or the file instead of in memory.
 BUF_MAX = 4 * WRITE_MAX
 OnFault = Callable[[str], None]
 

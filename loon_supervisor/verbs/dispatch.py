@@ -16,14 +16,12 @@ from typing import Any, TypeVarTuple, Unpack
 import anyio
 
 from loon_supervisor.errors import LoonError, operator_error, signal_exit_code
-from loon_supervisor.heap import fix_mmap_threshold
 
 Ts = TypeVarTuple("Ts")
 
 
 def run_sync(verb: Callable[[Unpack[Ts]], Awaitable[int]], *args: *Ts) -> int:
     """Run an asynchronous verb to its exit code."""
-    fix_mmap_threshold()  # bounded peak memory while streams catch up (see heap.py)
     try:
         return anyio.run(verb, *args, backend="asyncio")
     except KeyboardInterrupt:

@@ -9,7 +9,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-from loon_supervisor.heap import fix_mmap_threshold
 from loon_supervisor.sinks.files import FileSink
 from loon_supervisor.streams import stream_copy
 from loon_supervisor.streams.stream_copy import BUF_MAX, StreamCopy, open_copy
@@ -58,6 +57,3 @@ async def test_a_failed_file_never_holds_the_reader(tmp_path: Path,
                     await copy.room()
     assert copy.failed is not None
 
-
-def test_the_malloc_threshold_is_fixed_on_glibc() -> None:
-    assert fix_mmap_threshold() is True
