@@ -49,6 +49,7 @@ Event = Literal["replaced", "truncated"]
 # A busy file's lines wait at most this long for the hub's next read (see _Hub). The fast
 # path's p99 target (5 ms) bounds it; LOON_HOSTDIR_COALESCE_MS overrides it (0: off).
 COALESCE = float(os.environ.get("LOON_HOSTDIR_COALESCE_MS", "3")) / 1000
+SWEEP = 1.0  # seconds between the hub's safety re-reads (see _Hub)
 
 _FILE_MASK = F.MODIFY | F.ATTRIB | F.MOVE_SELF | F.DELETE_SELF
 _DIR_MASK = F.CREATE | F.MOVED_TO | F.MOVED_FROM | F.DELETE
@@ -181,6 +182,16 @@ class _Hub:
         self._last = float("-inf")  # when events were last read
         self._loop.add_reader(self._fd, self._read)
         self._listening = True
+        # Once a second every follower re-reads its file, as tail -F re-checks: a wake-up
+        # lost anywhere (CI once saw a follower stall under a burst) costs a second, never
+        # the stream.
+        self._sweep_timer = self._loop.call_later(SWEEP, self._sweep)
+
+    def _sweep(self) -> None:
+        for users in list(self._by_wd.values()):
+            for f in users:
+                f.notify(suspect=False)
+        self._sweep_timer = self._loop.call_later(SWEEP, self._sweep)
 
     def watch(self, path: str, mask: int, follower: HostFollowedFile) -> int:
         # MASK_ADD: a directory shared by several followers keeps every follower's mask.
@@ -237,6 +248,7 @@ class _Hub:
             self._listening = True
 
     def close(self) -> None:
+        self._sweep_timer.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
