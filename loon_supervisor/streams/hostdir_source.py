@@ -7,10 +7,11 @@ byte again (their CPU was about ten times ours in bench/). :class:`HostDirSource
 same operations as the exec source (stat, read at an offset, follow, size, stream) on the
 host files instead: no exec, no in-container process, no engine copy.
 
-Following waits on inotify (the ``inotify_simple`` library; its descriptor stays
-registered with the asyncio loop while the follower waits, see :class:`_Readable`) and never
-polls while the file exists; reads are ``os.pread`` of up to ``CHUNK`` bytes, and after a
-short read the next one waits for inotify's word (no empty read per line). The bytes still pass through Python because the
+Following waits on inotify (the ``inotify_simple`` library; one descriptor per source,
+registered once with the asyncio loop, see :class:`_Hub`) and never polls while the file
+exists; reads are ``os.pread`` of up to ``CHUNK`` bytes, and after a short read the next
+one waits for inotify's word (no empty read per line). The bytes still pass through Python
+because the
 session file is written whole lines at a time (StreamCopy); ``copy_file_range`` into the
 session file would skip that and was measured in bench/fastpath.py not to matter at these
 rates (see docs/log-faults.md). Reads of a local regular file are done on the event loop:
@@ -187,10 +188,13 @@ class _Hub:
         # the stream.
         self._sweep_timer = self._loop.call_later(SWEEP, self._sweep)
 
-    def _sweep(self) -> None:
+    def _notify_all(self, suspect: bool) -> None:
         for users in list(self._by_wd.values()):
             for f in users:
-                f.notify(suspect=False)
+                f.notify(suspect=suspect)
+
+    def _sweep(self) -> None:
+        self._notify_all(suspect=False)
         self._sweep_timer = self._loop.call_later(SWEEP, self._sweep)
 
     def watch(self, path: str, mask: int, follower: HostFollowedFile) -> int:
@@ -224,9 +228,7 @@ class _Hub:
             self._last = now
         for e in events:
             if e.mask & F.Q_OVERFLOW:  # events lost: every follower re-checks its file
-                for users in list(self._by_wd.values()):
-                    for f in users:
-                        f.notify(suspect=True)
+                self._notify_all(suspect=True)
                 continue
             for f in self._by_wd.get(e.wd, ()):
                 f.notify(suspect=bool(e.mask & ~F.MODIFY))
