@@ -184,8 +184,9 @@ class _Hub:
         self._loop.add_reader(self._fd, self._read)
         self._listening = True
         # Once a second every follower re-reads its file, as tail -F re-checks: a wake-up
-        # lost anywhere (CI once saw a follower stall under a burst) costs a second, never
-        # the stream.
+        # lost anywhere costs a second, never the stream. (CI once saw a stream stall at
+        # the end of a burst: a follower spent a wake-up on a second wait; fixed in
+        # HostFollowedFile._wait, with its test; this stays as the belt.)
         self._sweep_timer = self._loop.call_later(SWEEP, self._sweep)
 
     def _notify_all(self, suspect: bool) -> None:
@@ -311,7 +312,6 @@ class HostFollowedFile:
             if self._at_end and not self._suspect:
                 # A short read reached the end: nothing to read before inotify says so
                 # (the watch predates the read, so a write since then is queued).
-                self._at_end = False
                 await self._wait()
                 continue
             data = os.pread(self._fd, self._chunk, self._pos)
@@ -346,6 +346,10 @@ class HostFollowedFile:
                 self._waiter = None
         self._suspect, self._appended = self._news_suspect, False
         self._news = self._news_suspect = False
+        # News means: read again. A short read's mark left standing here (after a read that
+        # found nothing) spent the next wake-up on one more wait, and a burst's last
+        # (merged) event was never read.
+        self._at_end = False
 
     def _check_at_end(self) -> bool:
         """At the end of what the held file has: did it shrink, or is it no longer the file

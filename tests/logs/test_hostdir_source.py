@@ -257,3 +257,28 @@ async def test_followers_share_one_descriptor_and_each_keeps_its_stream(
         append(tmp_path / "a.log", b"after c closed\n")
         assert await take(fa, 15) == b"after c closed\n"
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_a_write_after_an_empty_read_is_read_at_its_first_event(
+        src: HostDirSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first short read happens while the follower still checks for a rotation, so the
+    next read finds nothing and waits. The write that ends that wait must be read then, not
+    after one more event: the last write of a burst comes as one (merged) event, and missing
+    it stalled a stream until the once-a-second sweep (CI saw it in the 8 x 100k test)."""
+    import loon_supervisor.streams.hostdir_source as hs
+
+    monkeypatch.setattr(hs, "SWEEP", 3600.0)  # nothing but inotify may wake the follower
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"first\n")
+    async with src.open_follow(P, 0, "m", lambda _: None) as followed:
+        assert await take(followed, 6) == b"first\n"
+        async with anyio.create_task_group() as tg:
+            got: list[bytes] = []
+
+            async def receive() -> None:
+                got.append(await take(followed, 7))
+
+            tg.start_soon(receive)
+            await anyio.sleep(0.2)  # the follower read nothing more and waits
+            append(f, b"second\n")  # one event, and no other after it
+    assert got == [b"second\n"]
