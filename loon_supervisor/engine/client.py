@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiodocker
 import aiohttp
@@ -16,6 +17,8 @@ from loon_supervisor.errors import EngineError, EngineUnreachable
 
 if TYPE_CHECKING:
     from loon_supervisor.engine.docker_engine import DockerEngine
+
+Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 
 
 def _tls_failure(exc: BaseException) -> bool:
@@ -82,9 +85,39 @@ async def open_engine() -> AsyncIterator[DockerEngine]:
     from loon_supervisor.engine.docker_engine import DockerEngine
 
     docker = _client()
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(_quiet_ssh_relay_loss(previous))
     try:
         with map_engine_errors("asking for its version"):
             await docker.version()
         yield DockerEngine(docker)
     finally:
-        await docker.close()
+        try:
+            await docker.close()
+        finally:
+            loop.set_exception_handler(previous)
+
+
+def _quiet_ssh_relay_loss(previous: Handler | None) -> Handler:
+    """A loop exception handler without asyncio's "Task exception was never retrieved" for
+    aiodocker's ssh relay tasks; everything else goes on to ``previous``.
+
+    Written by hand for a gap in aiodocker (0.24): ``SSHConnector._relay_data`` catches
+    ``ConnectionError``, but asyncssh's ``ConnectionLost`` is not one, so each relay of a
+    dropped ssh connection ends with an unretrieved exception: a traceback in the logger's
+    stderr. The relay closes its socket either way, and the follower that used it already
+    says in one sentence that its stream broke and where it re-attached."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        task = context.get("future")
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        if (type(context.get("exception")).__module__.startswith("asyncssh")
+                and getattr(coro, "__qualname__", "") == "SSHConnector._relay_data"):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    return handle

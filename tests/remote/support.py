@@ -187,15 +187,30 @@ class SshServer:
         return [int(p) for p in out.split()]
 
     def drop_sessions(self) -> int:
+        """Kill every process serving a connection: the per-connection monitor and its
+        privilege-separated child, which holds the socket and would otherwise keep the
+        connection alive without its parent (the drop would not happen at all)."""
         pids = self.sessions()
+        tree = list(pids)
         for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+            tree += descendants(pid)
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         return len(pids)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+def descendants(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    kids = [int(p) for p in out.split()]
+    return kids + [d for k in kids for d in descendants(k)]
 
 
 def wait_for(predicate, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,12 @@ pytestmark = pytest.mark.usefixtures("engine")
 COUNT = 3000
 
 
+def paced(name: str, pause_us: int) -> str:
+    """COUNT lines, ``pause_us`` apart: still writing when a test breaks the connection."""
+    return (f'seq 1 {COUNT} | while read n; do echo "{name} $n"; usleep {pause_us}; done; '
+            "exec sleep 100000")
+
+
 def expected(name: str, count: int = COUNT) -> bytes:
     return "".join(f"{name} {i}\n" for i in range(1, count + 1)).encode()
 
@@ -34,11 +40,11 @@ def expected(name: str, count: int = COUNT) -> bytes:
 class Remote:
     """A deployment whose engine is chosen by environment variables only."""
 
-    def __init__(self, tmp: Path, engine_env: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, engine_env: dict[str, str], pause_us: int = 0) -> None:
         self.tmp = tmp
         self.name = f"loon-test-{uuid.uuid4().hex[:8]}"
-        ctx = write_context(tmp / "image", {"alpha": writer("alpha", COUNT),
-                                            "beta": writer("beta", COUNT)})
+        ctx = write_context(tmp / "image", {n: paced(n, pause_us) if pause_us
+                                            else writer(n, COUNT) for n in ("alpha", "beta")})
         self.data = tmp / "data"
         self.config = tmp / "config.json"
         self.config.write_text(json.dumps(base_config(
@@ -66,6 +72,22 @@ class Remote:
         s = self.session()
         return all((s / f"{n}.log").exists() and (s / f"{n}.log").read_bytes() == expected(n)
                    for n in ("alpha", "beta"))
+
+    def why(self) -> str:
+        """How the session files differ from the expected ones, and the session's events
+        (a failure in CI must say what happened, not only that it did)."""
+        s = self.session()
+        parts = []
+        for n in ("alpha", "beta"):
+            f = s / f"{n}.log"
+            got = f.read_bytes() if f.exists() else b""
+            lines = got.decode(errors="replace").splitlines()
+            dups = len(lines) - len(set(lines))
+            parts.append(f"{n}.log: {len(got)} bytes of {len(expected(n))}, {len(lines)} "
+                         f"lines, {dups} doubled")
+        out = s / "out.log"
+        return "\n".join(parts) + "\n--- out.log ---\n" + (
+            out.read_text(errors="replace")[-6000:] if out.exists() else "(none)")
 
 
 @pytest.fixture
@@ -160,8 +182,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 def test_ssh_engine_survives_a_dropped_connection(sshd: SshServer, tmp_path: Path) -> None:
     """The background logger over ssh: kill the sshd processes serving it mid-run; it
     reconnects and the files stay byte-identical (nothing lost, nothing doubled)."""
-    r = Remote(tmp_path, sshd.env())
-    r_slow_count = COUNT
+    r = Remote(tmp_path, sshd.env(), pause_us=3000)  # ~10 s of lines: the drop is mid-way
     try:
         up = r.run("-d")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -170,11 +191,17 @@ def test_ssh_engine_survives_a_dropped_connection(sshd: SshServer, tmp_path: Pat
         time.sleep(0.5)
         assert sshd.engine.docker("ps", "-q", "--filter",  # type: ignore[attr-defined]
                                   f"name={r.name}").stdout.strip()
+        assert not r.complete()  # still writing
         assert sshd.drop_sessions() >= 1
-        wait_until(r.complete, timeout=120)
-        assert r_slow_count == COUNT
+        try:
+            wait_until(r.complete, timeout=120)
+        except AssertionError:
+            raise AssertionError(r.why()) from None
+        assert "re-attached" in out.read_text(), r.why()  # the drop broke the streams
+        # ... and it is said in those sentences, not in tracebacks (aiodocker's ssh relay)
+        assert "Traceback" not in (r.session() / "logger.stderr").read_text()
     finally:
         down = r.run("-D")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert r.complete()
+    assert r.complete(), r.why() + "\n--- -D ---\n" + down.stdout + down.stderr
     assert sshd.engine.docker("ps", "-aq").stdout.strip() == ""  # type: ignore[attr-defined]
