@@ -43,9 +43,15 @@ def test_eight_services_100k_lines_byte_identical(deploy) -> None:  # type: igno
     expected = {f"s{i}": "".join(f"s{i} line {n}\n" for n in range(1, 100001)).encode()
                 for i in range(8)}
     session = d.session()
-    wait_until(lambda: all((session / f"{n}.log").exists() and
-                           (session / f"{n}.log").stat().st_size == len(b)
-                           for n, b in expected.items()), timeout=120)
+    try:
+        wait_until(lambda: all((session / f"{n}.log").exists() and
+                               (session / f"{n}.log").stat().st_size == len(b)
+                               for n, b in expected.items()), timeout=120)
+    except AssertionError:  # say which stream stalled where, and what the session logged
+        sizes = {n: (session / f"{n}.log").stat().st_size
+                 if (session / f"{n}.log").exists() else None for n in expected}
+        events = (session / "out.log").read_text(errors="replace")[-4000:]
+        raise AssertionError(f"sizes {sizes} of {len(expected['s0'])}\n{events}") from None
     inside = container_files(d.name)
     code, out = stop_with(proc, SIGINT)
     assert code == 130, out
