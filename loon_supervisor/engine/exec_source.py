@@ -21,8 +21,11 @@ class ExecSource:
         self._docker = docker
         self._cid = cid
         self._gnu: str | None = None
+        self._prepared = False
 
     def describe(self) -> str:
+        if not self._prepared:  # nothing followed yet (a collection after the stop)
+            return "exec streams in the container"
         how = "GNU tail -F, inotify" if self._gnu else "busybox tail -F, polling once a second"
         return f"exec streams ({how}) in the container"
 
@@ -30,6 +33,7 @@ class ExecSource:
         """Find GNU tail and stop followers a dead logger left (marked ``mark/...``); how
         many were stopped."""
         self._gnu = await exec_streams.gnu_tail_path(self._docker, self._cid)
+        self._prepared = True
         return await exec_streams.kill_marked(self._docker, self._cid, f"{mark}/", exact=False)
 
     async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:

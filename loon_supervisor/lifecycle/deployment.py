@@ -179,7 +179,11 @@ class Deployment:
                       output: bool = False) -> None:
         """STOPPED -> COLLECTED: the bytes the followers had not read (with ``output``, the
         container output too: a dead follower's), streamed out of the stopped container."""
-        followers = self.followers or self._followers(None, saved)
+        followers = self.followers
+        if followers is None:  # nobody followed in this process: say what is read
+            followers = self._followers(None, saved)
+            self.say.log_only(f"log source: {followers.source.describe()} (collecting what "
+                              "the stopped follower had not read)")
         with self.bounded("collecting the final log bytes", ENGINE_GRACE):
             await followers.collect()
             if output:

@@ -17,9 +17,11 @@ from dataclasses import replace
 import anyio
 from rich.console import Console
 
+from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.errors import signal_exit_code
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.deployment import ENGINE_GRACE, Deployment
+from loon_supervisor.lifecycle.removal import remove_deployment
 from loon_supervisor.lifecycle.state import (
     LOCK_FD_ENV,
     DeploymentLock,
@@ -27,8 +29,6 @@ from loon_supervisor.lifecycle.state import (
     lock_holder,
     wait_unlocked,
 )
-from loon_supervisor.paths import build_files_dir
-from loon_supervisor.streams.source_choice import forget_host_dir
 
 ATTACH_TIMEOUT = 60.0
 
@@ -74,8 +74,10 @@ async def start_logger(state: DeploymentState, lock: DeploymentLock,
     return proc, ok
 
 
-async def hand_over(dep: Deployment, lock: DeploymentLock, state: DeploymentState) -> int:
-    """``up -d``: the running container goes to a background logger."""
+async def hand_over(engine: DockerEngine, dep: Deployment, lock: DeploymentLock,
+                    state: DeploymentState) -> int:
+    """``up -d``: the running container goes to a background logger (``engine`` is the
+    one ``dep`` runs on: if the logger fails, the removal adopts the container there)."""
     control = dep.control
     proc, ok = await start_logger(state, lock, control.stop_requested)
     if not ok:
@@ -92,12 +94,17 @@ async def hand_over(dep: Deployment, lock: DeploymentLock, state: DeploymentStat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        # Whatever the logger left undone (it may have died before it could stop anything:
+        # a TERM that lands before its signal handlers exist ends it at once) is done here
+        # as `down` does it for a dead logger: stop, collect every byte from the saved
+        # positions into the session, remove. A logger that finished leaves nothing to do.
         with anyio.CancelScope(shield=True):
-            await dep.stop()
-            if await dep.remove():
-                forget_host_dir(build_files_dir(), state.name, dep.say)
+            await remove_deployment(engine, state.name,
+                                    dep.say.console or Console(stderr=True))
         statefile.forget(state.name, state.cid)
-        return 1 if control.stop_signal is None else signal_exit_code(control.stop_signal)
+        if control.stop_signal is not None:
+            return signal_exit_code(control.stop_signal)
+        return 1
     dep.say(f"Loon is up: {state.url}")
     dep.say(f"logs are in {state.session} (a background logger, pid {proc.pid}, keeps "
             "writing them)")

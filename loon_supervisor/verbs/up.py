@@ -212,7 +212,7 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
         state = replace(run_state(prepared, contract, dep.cid, session),
                         log_source=sources.kind)
         if opts.detached:
-            return await hand_over(dep, lock, state)
+            return await hand_over(engine, dep, lock, state)
         return await _follow_foreground(dep, prepared, opts, lock, state)
 
 

@@ -131,6 +131,28 @@ def test_down_during_a_foreground_run_is_a_normal_stop(deploy) -> None:  # type:
     assert containers_named(d.name) == []
 
 
+def test_ctrl_c_before_the_logger_can_handle_it_loses_nothing(deploy) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl+C so early in the hand-over that the logger's TERM lands before its signal
+    handlers exist (CI hit it once): the logger ends at once, so `up -d` itself stops the
+    container, collects every byte from the start and removes it, as `down` does for a dead
+    logger."""
+    d = deploy({"alpha": ticker("alpha", "0.02")})
+    proc = d.start("-d", LOON_TEST_DELAY_LOGGER_BOOT="3")
+    wait_until(lambda: bool(loggers(d)), timeout=60, interval=0.02)
+    logger = loggers(d)[0]
+    time.sleep(0.5)  # the service writes; nobody follows yet
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 130, out
+    assert not os.path.exists(f"/proc/{logger}") or loggers(d) == []
+    assert containers_named(d.name) == []
+    text = host_file(d, "alpha").decode()
+    assert text.startswith("alpha 1\n") and text.endswith("bye alpha\n"), out
+    assert_consecutive(text, "alpha")
+    assert "collected the log bytes the stopped follower had missed" in \
+        (d.session() / "out.log").read_text()
+
+
 def test_ctrl_c_during_the_up_d_hand_over_stops_gracefully(deploy) -> None:  # type: ignore[no-untyped-def]
     d = deploy({"alpha": ticker("alpha", "0.02")})
     proc = d.start("-d", LOON_TEST_DELAY_ATTACH="3")

@@ -6,6 +6,9 @@ product has no such hooks; without the variables below this file does nothing.
   ``up``'s cancellable start phase).
 - ``LOON_TEST_DELAY_ATTACH=s``: the background logger waits ``s`` seconds before it
   follows (a signal lands in the middle of a hand-over).
+- ``LOON_TEST_DELAY_LOGGER_BOOT=s``: the background logger sleeps ``s`` seconds before
+  Python runs any of its code, so a TERM in that window ends it at once, as one landing
+  before its signal handlers exist does.
 """
 
 import os
@@ -13,6 +16,12 @@ import sys
 
 _START = os.environ.get("LOON_TEST_DELAY_STARTING")
 _ATTACH = os.environ.get("LOON_TEST_DELAY_ATTACH")
+_BOOT = os.environ.get("LOON_TEST_DELAY_LOGGER_BOOT")
+
+if _BOOT and "_logger" in sys.argv:
+    import time
+
+    time.sleep(float(_BOOT))
 
 if _START or (_ATTACH and "_logger" in sys.argv):
     import anyio
