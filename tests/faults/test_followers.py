@@ -131,6 +131,18 @@ def test_down_during_a_foreground_run_is_a_normal_stop(deploy) -> None:  # type:
     assert containers_named(d.name) == []
 
 
+def ctrl_c_and_collected(d, proc, timeout: float) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Ctrl+C to ``up -d`` during its hand-over: it exits 130 with no logger and no
+    container left. (its output, alpha's host file)"""
+    logger = loggers(d)[0]
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 130, out
+    assert not os.path.exists(f"/proc/{logger}") or loggers(d) == []
+    assert containers_named(d.name) == []
+    return out, host_file(d, "alpha").decode()
+
+
 def test_ctrl_c_before_the_logger_can_handle_it_loses_nothing(deploy) -> None:  # type: ignore[no-untyped-def]
     """Ctrl+C so early in the hand-over that the logger's TERM lands before its signal
     handlers exist (CI hit it once): the logger ends at once, so `up -d` itself stops the
@@ -139,14 +151,8 @@ def test_ctrl_c_before_the_logger_can_handle_it_loses_nothing(deploy) -> None:  
     d = deploy({"alpha": ticker("alpha", "0.02")})
     proc = d.start("-d", LOON_TEST_DELAY_LOGGER_BOOT="3")
     wait_until(lambda: bool(loggers(d)), timeout=60, interval=0.02)
-    logger = loggers(d)[0]
     time.sleep(0.5)  # the service writes; nobody follows yet
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=90)
-    assert proc.returncode == 130, out
-    assert not os.path.exists(f"/proc/{logger}") or loggers(d) == []
-    assert containers_named(d.name) == []
-    text = host_file(d, "alpha").decode()
+    out, text = ctrl_c_and_collected(d, proc, timeout=90)
     assert text.startswith("alpha 1\n") and text.endswith("bye alpha\n"), out
     assert_consecutive(text, "alpha")
     assert "collected the log bytes the stopped follower had missed" in \
@@ -158,12 +164,6 @@ def test_ctrl_c_during_the_up_d_hand_over_stops_gracefully(deploy) -> None:  # t
     proc = d.start("-d", LOON_TEST_DELAY_ATTACH="3")
     wait_until(lambda: bool(loggers(d)) and lock_holder(d) in loggers(d), timeout=60,
                interval=0.02)
-    logger = loggers(d)[0]
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
-    assert not os.path.exists(f"/proc/{logger}") or loggers(d) == []
-    assert containers_named(d.name) == []
-    text = host_file(d, "alpha").decode()
+    _, text = ctrl_c_and_collected(d, proc, timeout=60)
     assert text.endswith("bye alpha\n")  # stopped with TERM by the logger, then collected
     assert_consecutive(text, "alpha")
