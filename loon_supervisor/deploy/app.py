@@ -16,7 +16,6 @@ logged or echoed: log lines name the client address and the outcome only.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import time
 from collections import deque
@@ -28,6 +27,8 @@ from aiohttp import web
 
 from loon_supervisor.deploy.auth import Verdict, check_signature, check_token
 from loon_supervisor.deploy.guard import JSON_HEADERS, GuardedHandler
+from loon_supervisor.deploy.logsafe import loggable_path
+from loon_supervisor.deploy.payload import BadPayload, parse_object
 from loon_supervisor.deploy.replay import DELIVERY_RE, DeliveryLog
 from loon_supervisor.deploy.runner import (
     DEPLOY_ID_PATTERN,
@@ -105,7 +106,7 @@ async def _connection_state(request: web.Request, handler: Handler) -> web.Strea
                 addr = None
             if addr is None or not any(addr in net for net in allowed):
                 log.warning("%s %s from %s refused: not in --allow-from (403)",
-                            request.method, request.path, request.remote or "?")
+                            request.method, loggable_path(request.path), request.remote or "?")
                 return _error(403, "this address may not use the deploy server")
         return await handler(request)
     finally:
@@ -140,25 +141,26 @@ def _authenticate(request: web.Request) -> web.Response | None:
     wait = failures.retry_after(who)
     if wait is not None:
         log.warning("%s %s from %s refused: too many failed authentications (429)",
-                    request.method, request.path, who)
+                    request.method, loggable_path(request.path), who)
         return _error(429, "too many failed authentications; try again later",
                       {"Retry-After": str(wait)})
     given = request.headers.getall("Authorization", [])
     if len(given) > 1:
         failures.failed(who)
         log.warning("%s %s from %s refused: %d Authorization headers (400)",
-                    request.method, request.path, who, len(given))
+                    request.method, loggable_path(request.path), who, len(given))
         return _error(400, "more than one Authorization header")
     verdict = check_token(given[0] if given else None, settings.token)
     if verdict is Verdict.OK:
         return None
     if verdict is Verdict.MISSING:
         log.warning("%s %s from %s refused: no Authorization header (401)",
-                    request.method, request.path, who)
+                    request.method, loggable_path(request.path), who)
         return _error(401, "missing Authorization header",
                       {"WWW-Authenticate": 'Bearer realm="loon-deploy"'})
     failures.failed(who)
-    log.warning("%s %s from %s refused: wrong token (403)", request.method, request.path, who)
+    log.warning("%s %s from %s refused: wrong token (403)", request.method,
+                loggable_path(request.path), who)
     return _error(403, "invalid token")
 
 
@@ -206,6 +208,11 @@ async def post_deploy(request: web.Request) -> web.Response:
             return _error(409, f"delivery {delivery} was already received; not deploying again")
     try:
         record = runner.submit()
+    except OSError as exc:  # e.g. a full disk: the deploy's directory cannot be made
+        log.warning("POST /deploy from %s refused: cannot create the deploy's directory "
+                    "(%s) (503)", request.remote or "?", exc.strerror or exc)
+        return _error(503, f"cannot create the deploy's directory: {exc.strerror or exc}; "
+                      "try again later")
     except DeployBusy as busy:
         running = busy.running
         log.info("POST /deploy from %s refused: deploy %s is %s (409)",
@@ -232,9 +239,9 @@ def _check_rules(request: web.Request, body: bytes) -> web.Response | None:
     if opts.require_ref is not None:
         want = f"refs/heads/{opts.require_ref}"
         try:
-            ref = json.loads(body or b"{}").get("ref")
-        except (ValueError, AttributeError):
-            return _error(400, "the body must be JSON with a ref field")
+            ref = parse_object(body).get("ref")
+        except BadPayload as exc:
+            return _error(400, f"{exc}; --require-ref needs a JSON object with a ref field")
         if ref != want:
             return _json(200, {"status": "ignored", "reason": f"ref is not {want}"})
     return None
@@ -246,7 +253,9 @@ async def get_deploy(request: web.Request) -> web.Response:
         return refused
     record = request.app[RUNNER_KEY].get(request.match_info["deploy_id"])
     if record is None:
-        return _error(404, "no such deploy (ids are kept until the server restarts)")
+        keep = request.app[SETTINGS_KEY].opts.keep_deploys
+        return _error(404, f"no such deploy (the newest {keep} deploys are kept, across "
+                      "restarts)")
     return _json(200, record.to_json())
 
 

@@ -30,7 +30,7 @@ def check_token(header: str | None, token: SecretStr) -> Verdict:
         return Verdict.MISSING
     want = _digest(token.get_secret_value())
     value = header.strip()
-    scheme, _, rest = value.partition(" ")
+    scheme, _, rest = value.replace("\t", " ").partition(" ")  # RFC 9110: SP or HTAB
     plain_ok = hmac.compare_digest(_digest(value), want)
     bearer_ok = hmac.compare_digest(_digest(rest.strip()), want)
     bearer_ok = bearer_ok and scheme.lower() == "bearer"

@@ -22,6 +22,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from loon_supervisor.deploy.logsafe import escape, loggable_path
+
 log = logging.getLogger("loon_supervisor.deploy")
 
 SERVER_HEADER = "loon-deploy"
@@ -29,11 +31,13 @@ JSON_HEADERS = {"Cache-Control": "no-store", "Server": SERVER_HEADER}
 
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
-    """One line per request with the path only: a query string may hold a token."""
+    """One line per request with the path only (a query string may hold a token), escaped,
+    and for unknown paths only their length (see logsafe.py)."""
 
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %d %s %.3fs', request.remote or "?", request.method,
-                         request.path, response.status, response.body_length, time)
+        self.logger.info('%s "%s %s" %d %s %.3fs', request.remote or "?",
+                         escape(request.method), loggable_path(request.path), response.status,
+                         response.body_length, time)
 
 
 class ConnectionLimits:

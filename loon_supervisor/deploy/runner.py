@@ -104,24 +104,34 @@ class DeployLog:
         self._fh: TextIO | None = None
 
     def open(self) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        """Raises DeployStepFailed (never OSError): with no descriptor left, a full disk or
+        a permission error the deploy fails with the reason and the server keeps serving."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise DeployStepFailed(f"cannot open the deploy's log {self.path}: "
+                                   f"{exc.strerror or exc}") from None
         self._fh = os.fdopen(fd, "a", encoding="utf-8", errors="replace", buffering=1)
 
     def close(self) -> None:
         if self._fh:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh.close()
             self._fh = None
 
     def line(self, text: str) -> None:
-        if self._fh is None:
-            return
-        self._fh.write(event_lines(text.rstrip("\n")))
-        self._fh.flush()
+        self.raw(event_lines(text.rstrip("\n")))
 
     def raw(self, text: str) -> None:
-        if self._fh is not None:
+        if self._fh is None:
+            return
+        try:
             self._fh.write(text)
             self._fh.flush()
+        except OSError as exc:  # e.g. the disk filled up: stop writing, keep deploying
+            log.warning("cannot write %s (%s); its further lines are dropped", self.path,
+                        exc.strerror or exc)
+            self.close()
 
 
 @dataclass
@@ -282,19 +292,19 @@ class DeployRunner:
 
     async def _execute(self, record: DeployRecord) -> None:
         sink = DeployLog(record.log_dir / "deploy.log")
-        sink.open()
-        record.status = DeployStatus.RUNNING
-        record.started_at = _now()
-        _write_status(record)
-        log.info("deploy %s started (log directory %s)", record.id, record.log_dir)
-        sink.line(f"deploy {record.id} started; config file {self.config_file}")
-        ctx = DeployContext(deploy_id=record.id, log_dir=record.log_dir,
-                            config_file=self.config_file, repo_dir=self.repo_dir,
-                            git_branch=self.git_branch, log=sink.line,
-                            kill_grace=self.kill_grace,
-                            cleanup_timeout=min(self.deploy_timeout, 120.0))
         scope = self._scopes[record.id]
         try:
+            sink.open()  # inside the try: a deploy that cannot start fails, the server stays
+            record.status = DeployStatus.RUNNING
+            record.started_at = _now()
+            _write_status(record)
+            log.info("deploy %s started (log directory %s)", record.id, record.log_dir)
+            sink.line(f"deploy {record.id} started; config file {self.config_file}")
+            ctx = DeployContext(deploy_id=record.id, log_dir=record.log_dir,
+                                config_file=self.config_file, repo_dir=self.repo_dir,
+                                git_branch=self.git_branch, log=sink.line,
+                                kill_grace=self.kill_grace,
+                                cleanup_timeout=min(self.deploy_timeout, 120.0))
             with scope:
                 with anyio.fail_after(self.deploy_timeout):
                     await self.step(ctx)

@@ -1,0 +1,138 @@
+"""Issue 26: the deploy server's second hardening pass, each attack reproduced on loopback
+(in-process server, stand-in deploy steps). Subprocess and engine-free attacks that need
+``prlimit`` or signals are in test_deploy_exhaustion.py and test_deploy_children.py."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from loon_supervisor.deploy import DeployContext
+from loon_supervisor.deploy import runner as runner_mod
+from tests.deploy.support import call, make_settings, new_token, running_server, wait_terminal
+
+pytestmark = pytest.mark.anyio
+
+
+async def ok_step(ctx: DeployContext) -> None:
+    ctx.log("stand-in step ran")
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(request)
+        s.settimeout(5)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        return data
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+async def test_percent_encoded_newline_in_a_path_cannot_forge_a_log_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    token = new_token()
+    caplog.set_level(logging.DEBUG)
+    fake = "2026-12-04 13:00:00,000 INFO deploy FAKE succeeded"
+    async with running_server(make_settings(tmp_path, token), ok_step) as srv:
+        port = _port(srv.url)
+        for path in ("/deploy%0A" + fake.replace(" ", "%20"),
+                     "/deploy%0D%0A" + fake.replace(" ", "%20"),
+                     "/healthz%0A" + fake.replace(" ", "%20"),
+                     f"/{token}", f"/deploy/{token}"):
+            answer = await anyio.to_thread.run_sync(
+                _raw, port, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                f"Connection: close\r\n\r\n".encode())
+            assert answer.startswith(b"HTTP/1.1 4"), answer[:40]
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages, "the access log logged nothing"
+    for message in messages:
+        assert "\n" not in message and "\r" not in message, message
+        assert "FAKE" not in message and token not in message, message
+    assert any("<other path" in m for m in messages)
+
+
+async def test_a_log_that_cannot_be_opened_fails_the_deploy_and_the_server_stays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Descriptors exhausted (EMFILE) while opening deploy.log: 202, then the deploy is
+    failed with the reason; the server keeps answering and deploys again afterwards."""
+    token = new_token()
+    real_open = os.open
+    broken = {"on": True}
+
+    def failing_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if broken["on"] and os.fspath(path).endswith("deploy.log"):
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(runner_mod.os, "open", failing_open)
+    async with running_server(make_settings(tmp_path, token), ok_step) as srv:
+        for _ in range(3):
+            ans = await call("POST", f"{srv.url}/deploy", token=token)
+            assert ans.status == 202, ans.text
+            done = await wait_terminal(srv.url, ans.body["id"], token)
+            assert done["status"] == "failed"
+            assert "cannot open the deploy's log" in done["reason"]
+            assert "Too many open files" in done["reason"]
+        broken["on"] = False
+        ans = await call("POST", f"{srv.url}/deploy", token=token)
+        assert (await wait_terminal(srv.url, ans.body["id"], token))["status"] == "succeeded"
+        assert (await call("GET", f"{srv.url}/healthz")).status == 200
+
+
+async def test_a_deploy_directory_that_cannot_be_made_is_503(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = new_token()
+    async with running_server(make_settings(tmp_path, token), ok_step) as srv:
+        def full(self: Path, *args: Any, **kwargs: Any) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(Path, "mkdir", full)
+        ans = await call("POST", f"{srv.url}/deploy", token=token)
+        monkeypatch.undo()
+        assert ans.status == 503 and "No space left on device" in ans.body["error"]
+        ans = await call("POST", f"{srv.url}/deploy", token=token)
+        assert ans.status == 202
+
+
+async def test_bearer_with_a_tab_is_accepted(tmp_path: Path) -> None:
+    token = new_token()
+    async with running_server(make_settings(tmp_path, token), ok_step) as srv:
+        ans = await anyio.to_thread.run_sync(
+            _raw, _port(srv.url), f"POST /deploy HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            f"Bearer\t{token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        assert ans.startswith(b"HTTP/1.1 202"), ans[:60]
+
+
+async def test_unknown_deploy_404_tells_the_retention_truth(tmp_path: Path) -> None:
+    token = new_token()
+    async with running_server(make_settings(tmp_path, token, keep_deploys=7), ok_step) as srv:
+        ans = await call("GET", f"{srv.url}/deploy/20250101T000000Z-00000000", token=token)
+        assert ans.status == 404
+        assert "restarts)" in ans.body["error"] and "newest 7" in ans.body["error"]
+        assert "until the server restarts" not in ans.body["error"]
+
+
+async def test_deeply_nested_json_is_400_not_500(tmp_path: Path) -> None:
+    token = new_token()
+    settings = make_settings(tmp_path, token, require_ref="main")
+    async with running_server(settings, ok_step) as srv:
+        for body in (b"[" * 30000 + b"]" * 30000, b'{"a":' * 10000 + b"1" + b"}" * 10000):
+            ans = await call("POST", f"{srv.url}/deploy", token=token, data=body)
+            assert ans.status == 400, ans.status
+            assert "nested deeper than" in ans.body["error"]
+        ans = await call("POST", f"{srv.url}/deploy", token=token, data=b'"[[[["')
+        assert ans.status == 400 and "JSON object" in ans.body["error"]
+        ok = await call("POST", f"{srv.url}/deploy", token=token,
+                        data=b'{"ref": "refs/heads/main", "x": [[["[[[[[[[[[[[[[[[[["]]]}')
+        assert ok.status == 202, ok.text
