@@ -266,9 +266,7 @@ def take_over_frames(stream: aiodocker.stream.Stream, delay: float = 0.0) -> Fra
     # Pause and resume go straight to asyncio's transport (public asyncio API): aiohttp's
     # protocol wrappers around them cost as much again, twice per tick and follower.
     reader = FrameReader(rawapi.exec_protocol(stream).transport, delay)
-    early = rawapi.replace_exec_parser(stream, reader)
-    for kind, data in early:  # before anything fed after the swap
-        reader.feed_data(_HEADER.pack(kind, len(data)) + data)
+    rawapi.replace_exec_parser(stream, reader)
     return reader
 
 

@@ -3,12 +3,15 @@ missing (aiodocker 0.24). Everything else in the package uses aiodocker's public
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiodocker
 import aiohttp
+
+_FRAME = struct.Struct(">BxxxL")  # the engine's exec frame header: stream, size
 
 
 def query(docker: aiodocker.Docker, path: str, **kwargs: Any
@@ -47,10 +50,13 @@ async def iter_chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def replace_exec_parser(stream: aiodocker.stream.Stream, parser: Any) -> list[tuple[int, bytes]]:
+def replace_exec_parser(stream: aiodocker.stream.Stream, parser: Any) -> None:
     """Feed an attached exec stream's socket to ``parser`` (aiohttp's payload-parser protocol:
-    ``feed_data``/``feed_eof``/``set_exception``/``is_eof``) instead of aiodocker's; returns
-    the frames aiodocker already parsed (from the upgrade response's tail), in order.
+    ``feed_data``/``feed_eof``/``set_exception``/``is_eof``) instead of aiodocker's. What
+    aiodocker already received is handed on first, in wire order: its parsed frames (from
+    the upgrade response's tail), then the partial frame its parser still buffers (bytes
+    that arrived right after the upgrade, cut anywhere, even inside a header), then its end
+    or error. Without the partial buffer the next bytes would be read as a header.
 
     Missing public API: ``Stream.read_out()`` hands over one frame at a time, each as its own
     Message, queue entry and task wake-up; a follower of a service that writes a line at a
@@ -62,13 +68,18 @@ def replace_exec_parser(stream: aiodocker.stream.Stream, parser: Any) -> list[tu
     protocol = resp.connection.protocol
     assert protocol is not None
     queue = stream._queue  # noqa: SLF001
-    early = [(msg.stream, msg.data) for msg, _ in list(getattr(queue, "_buffer", ()))]
+    old = getattr(protocol, "_payload_parser", None)
+    wire = bytearray()
+    for msg, _ in list(getattr(queue, "_buffer", ())):
+        wire += _FRAME.pack(msg.stream, len(msg.data)) + msg.data
+    wire += bytes(getattr(old, "_buf", b""))
+    if wire:
+        parser.feed_data(bytes(wire))
     if queue is not None and queue.exception() is not None:
         parser.set_exception(queue.exception())
     elif queue is not None and queue.is_eof():
         parser.feed_eof()
     protocol.set_parser(parser, parser)
-    return early
 
 
 def exec_protocol(stream: aiodocker.stream.Stream) -> Any:

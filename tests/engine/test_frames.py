@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
+from typing import Any
 
 import anyio
 import pytest
@@ -90,3 +92,30 @@ async def test_status_snapshots_are_cut_at_the_end_marker() -> None:
     assert await status.next() == b""  # a run that printed nothing
     reader.feed_eof()
     assert await status.next() is None
+
+
+async def test_the_swap_keeps_aiodocker_s_half_parsed_frame() -> None:
+    """Bytes that reached aiodocker's parser right after the upgrade, cut inside a frame
+    header, are parsed on by ours from that byte (not read as a new header)."""
+    from types import SimpleNamespace
+
+    from aiodocker._flow_control_queue import FlowControlDataQueue
+    from aiodocker.stream import _ExecParser
+    from aiohttp.client_proto import ResponseHandler
+
+    from loon_supervisor.engine.exec_streams import take_over_frames
+
+    wire = frame(1, b"one\n") + frame(2, b"note") + frame(1, b"two\n" * 100) + frame(1, b"3\n")
+    first = len(frame(1, b"one\n"))
+    for cut in (first + 3, first + len(frame(2, b"note")) + 20):  # in a header, in a payload
+        protocol = ResponseHandler(asyncio.get_running_loop())
+        queue: FlowControlDataQueue[Any] = FlowControlDataQueue(protocol, limit=2 ** 16)
+        protocol.set_parser(_ExecParser(queue), queue)  # as aiodocker's Stream._init does
+        protocol.data_received(wire[:cut])  # arrived before the loop handled the upgrade
+        stream = SimpleNamespace(_resp=SimpleNamespace(connection=SimpleNamespace(
+            protocol=protocol)), _queue=queue)
+        reader = take_over_frames(stream)  # type: ignore[arg-type]
+        protocol.data_received(wire[cut:])
+        await reader.wait()
+        assert reader.take() == b"one\n" + b"two\n" * 100 + b"3\n", cut
+        assert reader.notices == [b"note"]
