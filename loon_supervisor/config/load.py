@@ -158,8 +158,14 @@ def _problems_from(exc: ValidationError, data: dict[str, Any] | None = None) -> 
                                     else "must not be empty", "use a longer value"))
             continue
         if kind == "string_pattern_mismatch":
-            problems.append(Problem(path, "contains characters that are not allowed",
-                                    "use letters, digits, '_', '.' and '-' only"))
+            problems.append(Problem(path, "is not a valid container name (Docker's rule)",
+                                    "use at least two characters: a letter or digit, then "
+                                    "letters, digits, '_', '.' or '-'"))
+            continue
+        if kind in ("string_too_long", "too_long"):
+            n = err.get("ctx", {}).get("max_length", 0)
+            problems.append(Problem(path, f"is longer than {n} characters",
+                                    "use a shorter value"))
             continue
         if kind in ("greater_than_equal", "less_than_equal"):
             problems.append(Problem(path, msg.lower(), "choose a value in range"))

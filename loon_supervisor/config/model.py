@@ -101,8 +101,9 @@ class DeploymentSettings(Section):
 
     containerName: str = Field(
         default="loon",
-        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
-        description="Container name; also names this deployment for -D.",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$", max_length=128,
+        description="Container name (Docker's rule: at least two characters); also names "
+        "this deployment for -D.",
     )
     imageTag: Annotated[str, AfterValidator(check_image_reference)] = Field(
         default="loon:latest", description="Tag of the built image (a valid image reference).")

@@ -9,10 +9,12 @@ must work with a broken config.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loon_supervisor.errors import LoonError
 from loon_supervisor.paths import default_config
 
 if TYPE_CHECKING:
@@ -20,6 +22,33 @@ if TYPE_CHECKING:
 
 DEFAULT_NAME = "loon"
 DEFAULT_IMAGE = "loon:latest"
+NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
+"""Docker's rule for container names (at least two characters)."""
+MAX_NAME = 128
+"""Longer names would make ``.build-files/state.<name>.json.<pid>.tmp`` exceed a file
+name's 255 bytes; no deployment needs more."""
+
+
+class BadDeploymentName(LoonError):
+    """A deployment name Docker would refuse or that would leave ``.build-files/``."""
+
+    exit_code = 2
+
+
+def check_name(name: str, source: str) -> str:
+    """``name`` when it follows Docker's rule for container names; else one sentence naming
+    where it came from (``source``).
+
+    :raises BadDeploymentName: before any path is built from the name.
+    """
+    if len(name) > MAX_NAME:
+        raise BadDeploymentName(f"the deployment name from {source} is {len(name)} characters "
+                                f"long; use at most {MAX_NAME}")
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise BadDeploymentName(f"the deployment name {name[:60]!r} from {source} is not a "
+                                "valid container name; use at least two characters: a letter "
+                                "or digit, then letters, digits, '_', '.' or '-'")
+    return name
 
 
 @dataclass(frozen=True)
@@ -80,6 +109,22 @@ def resolve(config_file: Path | None = None, name: str | None = None) -> Identit
     """
     config_file = config_file if config_file is not None else default_config()
     settings = _lenient_settings(config_file)
-    return Identity(name=name or _text(settings.get("containerName"), DEFAULT_NAME),
-                    image=_text(settings.get("imageTag"), DEFAULT_IMAGE),
+    if name is not None:
+        check_name(name, "--name")
+    else:
+        name = _text(settings.get("containerName"), DEFAULT_NAME)
+        check_name(name, _name_source())
+    return Identity(name=name, image=_text(settings.get("imageTag"), DEFAULT_IMAGE),
                     config_file=config_file)
+
+
+def _name_source() -> str:
+    """Where the configured name came from: an override variable, else the config file."""
+    import os
+
+    for var in os.environ:
+        if var.upper() == "LOON_DEPLOYMENTSETTINGS__CONTAINERNAME":
+            return var
+        if var.upper() == "LOON_DEPLOYMENTSETTINGS" and "containerName" in os.environ[var]:
+            return var
+    return "deploymentSettings.containerName"

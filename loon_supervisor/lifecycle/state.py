@@ -25,18 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from loon_supervisor.engine.images import ImageContract
-from loon_supervisor.paths import build_files_dir
+from loon_supervisor.paths import build_file
 from loon_supervisor.streams.cursor import Position
 
 LOCK_FD_ENV = "LOON_LOCK_FD"
 
 
 def state_path(name: str) -> Path:
-    return build_files_dir() / f"state.{name}.json"
+    return build_file(f"state.{name}.json")
 
 
 def lock_path(name: str) -> Path:
-    return build_files_dir() / f"state.{name}.lock"
+    return build_file(f"state.{name}.lock")
 
 
 @dataclass(frozen=True)
