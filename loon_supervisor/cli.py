@@ -169,7 +169,8 @@ def attach(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
 @app.command()
 def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Show the deployment, each service's state and log file, and the background logger. Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached deployment without its logger); 3 not running."""
-    raise typer.Exit(call("status", name=_name(config_file, name)))
+    raise typer.Exit(call("status", name=_name(config_file, name),
+                         config_file=config_file))
 
 
 @app.command()

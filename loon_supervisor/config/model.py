@@ -169,6 +169,16 @@ class DeploymentSettings(Section):
         "hostdir (the log dir bind-mounted from .build-files/service-logs/, read with inotify; "
         "local engine only) or auto (hostdir when the engine is local); docs/log-faults.md.",
     )
+    logSessionsKept: int = Field(
+        default=20, ge=1, le=10000,
+        description="Session directories kept under logs/; when a session starts, older ones "
+        "are gzipped and the oldest pruned (never one being written); README 'Host logs'.",
+    )
+    logMaxMegabytes: int = Field(
+        default=1024, ge=16, le=10_000_000,
+        description="MiB that logs/ and the fast path's staging copy may use; oldest sessions "
+        "are pruned down to it when a session starts; loon status and doctor warn from 80 %.",
+    )
 
 
 class LoonConfig(Section):

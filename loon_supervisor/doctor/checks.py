@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.paths import build_files_dir
@@ -278,6 +280,21 @@ async def free_space(ctx: Context) -> str:
     return ", ".join(seen) + " free"
 
 
+async def host_logs(ctx: Context) -> str | Verdict:
+    """The host logs' disk usage against deploymentSettings.logMaxMegabytes (WARN from
+    80 %: sessions being written are never pruned, so only an operator can bound them)."""
+    from loon_supervisor.paths import logs_dir
+    from loon_supervisor.sinks import retention
+
+    d = ctx.config.deploymentSettings
+    limits = retention.Limits(d.logSessionsKept, d.logMaxMegabytes << 20)
+    use = await anyio.to_thread.run_sync(retention.measure, logs_dir(), build_files_dir(),
+                                         limits)
+    if (warning := use.warning()) is not None:
+        return Verdict("host logs", "disk usage", WARN, use.summary(), warning)
+    return use.summary()
+
+
 async def env_matches_config(ctx: Context) -> str:
     cfg = ctx.config
     key = secret_key(build_files_dir(), cfg.deploymentSettings.containerName)
@@ -313,4 +330,5 @@ CHECKS: list[tuple[str, str, Check]] = [
     ("duckdb", "query", duckdb_query),
     ("volumes", "free space", free_space),
     ("env file", "matches config", env_matches_config),
+    ("host logs", "disk usage", host_logs),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import time
 from datetime import datetime
@@ -45,11 +47,16 @@ def event_lines(text: str) -> str:
 
 
 class EventLog:
-    """out.log: the supervisor's own timestamped events, one line each, written at once."""
+    """out.log: the supervisor's own timestamped events, one line each, written at once.
+
+    Holds a shared ``flock`` on the file while open: log retention
+    (:mod:`loon_supervisor.sinks.retention`) leaves a session alone while anyone writes it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_SH)
         self.failed: str | None = None
 
     def event(self, text: str) -> None:

@@ -54,6 +54,11 @@ def host_log_dir(build_files: Path, deployment: str) -> Path:
     return build_files / "service-logs" / deployment
 
 
+def host_dir_of(kind: str, build_files: Path, deployment: str) -> Path | None:
+    """The staging directory a recorded choice uses, or None for exec."""
+    return host_log_dir(build_files, deployment) if kind == HOSTDIR else None
+
+
 def choose(setting: str, remote: bool, build_files: Path, deployment: str) -> SourceChoice:
     """Decide from ``deploymentSettings.logSource`` and the engine's place.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import anyio
 from rich.console import Console
 
 from loon_supervisor.engine.client import open_engine
@@ -12,7 +13,8 @@ from loon_supervisor.engine.containers import URL_LABEL
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.logger_process import start_logger
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
-from loon_supervisor.paths import logs_dir
+from loon_supervisor.paths import build_files_dir, logs_dir
+from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.session import new_session_dir
 from loon_supervisor.streams.source_choice import from_container
 
@@ -36,8 +38,13 @@ async def attach(name: str, console: Console) -> int:
                 info = await engine.inspect(cid) or {}
                 config = info.get("Config") or {}
                 contract = await engine.read_contract(config.get("Image", ""))
+                session = new_session_dir(logs_dir())
+                await anyio.to_thread.run_sync(
+                    retention.run_pass, logs_dir(), build_files_dir(), retention.limits_for(),
+                    session, lambda line: console.print(line, markup=False),
+                    lambda _line: None)
                 state = DeploymentState(
-                    name=name, cid=cid, session=new_session_dir(logs_dir()),
+                    name=name, cid=cid, session=session,
                     image=contract.image, services=contract.services,
                     log_dir=contract.log_dir, status_command=contract.status_command,
                     url=(config.get("Labels") or {}).get(URL_LABEL, ""),

@@ -17,10 +17,11 @@ from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy
 from loon_supervisor.lifecycle.deployment import Deployment, Phase
 from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
 from loon_supervisor.paths import build_files_dir
+from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
 from loon_supervisor.streams.cursor import Position
-from loon_supervisor.streams.source_choice import Sources, forget_host_dir, recorded
+from loon_supervisor.streams.source_choice import Sources, forget_host_dir, host_dir_of, recorded
 
 
 async def logger_main(name: str) -> int:
@@ -40,8 +41,11 @@ async def logger_main(name: str) -> int:
     control = Control(say=say)
     cid = state.cid
 
+    prune = retention.StagingPruner(host_dir_of(state.log_source, build_files_dir(), name))
+
     def save(positions: dict[str, Position]) -> None:
         statefile.update(name, cid, positions=positions)
+        prune(positions)
 
     try:
         async with open_engine() as engine, anyio.create_task_group() as tg:

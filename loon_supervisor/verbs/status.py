@@ -16,6 +16,7 @@ from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.crashloop import read_verdicts
 from loon_supervisor.lifecycle.state import lock_holder
 from loon_supervisor.paths import build_files_dir, logs_dir
+from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.session import latest_session
 from loon_supervisor.spec.client import absent_message, client_absence
 from loon_supervisor.streams.source_choice import from_container, recorded
@@ -35,7 +36,13 @@ def _uptime(started: str) -> str:
     return f"{secs // 3600}h{secs % 3600 // 60:02d}m{secs % 60:02d}s"
 
 
-async def show_status(name: str) -> int:
+def _log_usage(console: Console, config_file: Path | None) -> tuple[str, str | None]:
+    """The host logs' usage line and its warning, if any."""
+    use = retention.measure(logs_dir(), build_files_dir(), retention.limits_for(config_file))
+    return use.summary(), use.warning()
+
+
+async def show_status(name: str, config_file: Path | None = None) -> int:
     console = Console(soft_wrap=True)
     from loon_supervisor.swarm.verbs import swarm_status
 
@@ -49,6 +56,10 @@ async def show_status(name: str) -> int:
         if not running:
             console.print(f"deployment '{name}': not running"
                           + (f" (container {found[0].get('State')})" if found else ""))
+            used, warning = _log_usage(console, config_file)
+            console.print(f"host logs: {used}", markup=False, highlight=False)
+            if warning:
+                console.print(f"WARNING: {warning}", markup=False, highlight=False)
             return NOT_RUNNING
         cid = running[0]["Id"]
         info = await engine.inspect(cid) or {}
@@ -84,6 +95,8 @@ async def show_status(name: str) -> int:
     top.add_row("logger", f"foreground pid {logger_pid}" if foreground else
                 f"alive (pid {logger_pid})" if logger_ok else
                 "not running (dead: `loon attach` resumes it)")
+    used, log_warning = _log_usage(console, config_file)
+    top.add_row("host logs", used)
     console.print(top)
 
     table = Table("service", "state", "log file", "size")
@@ -106,12 +119,14 @@ async def show_status(name: str) -> int:
         console.print(MINIO_ABSENT_STATUS, markup=False, highlight=False)
     if client_absent:
         console.print(absent_message(client_absent), markup=False, highlight=False)
+    if log_warning:
+        console.print(f"WARNING: {log_warning}", markup=False, highlight=False)
     if ours and not logger_ok:
         healthy = False
     return HEALTHY if healthy else UNHEALTHY
 
 
-def main(name: str) -> int:
+def main(name: str, config_file: Path | None = None) -> int:
     from loon_supervisor.verbs.dispatch import run_sync
 
-    return run_sync(show_status, name)
+    return run_sync(show_status, name, config_file)

@@ -40,6 +40,7 @@ from loon_supervisor.lifecycle.recreate import remove_stopped
 from loon_supervisor.lifecycle.removal import remove_deployment
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
 from loon_supervisor.paths import build_files_dir, logs_dir
+from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.build_progress import BuildProgress
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog, new_session_dir
@@ -49,7 +50,13 @@ from loon_supervisor.spec.loon import build_request, container_spec, select_serv
 from loon_supervisor.spec.minio import align_env
 from loon_supervisor.spec.prepare import Prepared, prepare
 from loon_supervisor.streams.cursor import Position
-from loon_supervisor.streams.source_choice import Sources, choose, forget_host_dir, prepare_host_dir
+from loon_supervisor.streams.source_choice import (
+    Sources,
+    choose,
+    forget_host_dir,
+    host_dir_of,
+    prepare_host_dir,
+)
 
 
 @dataclass
@@ -99,6 +106,10 @@ async def up(opts: UpOptions) -> int:
         say(m)
     say(f"logs: {session}")
     say(f"engine: {resolve_endpoint().describe()}")
+    await anyio.to_thread.run_sync(
+        retention.run_pass, opts.logs_root or logs_dir(), build_files_dir(),
+        retention.Limits.from_settings(prepared.config.deploymentSettings.model_dump()),
+        session, say, say.log_only)
     control = Control(say=say)
     try:
         if opts.on_prepared is not None:
@@ -227,8 +238,11 @@ async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOption
     terminal = printer or Printer([])
     control.say.queue = terminal
 
+    prune = retention.StagingPruner(host_dir_of(state.log_source, build_files_dir(), name))
+
     def save(positions: dict[str, Position]) -> None:
         statefile.update(name, cid, positions=positions)
+        prune(positions)
 
     def announce() -> None:
         control.say(f"Loon is up: {prepared.config.url}")

@@ -1,0 +1,60 @@
+"""Host log retention through a real `up -d` on the engine: the start of a session prunes
+and compresses the old ones, and `loon status` shows (and warns about) the usage."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from loon_supervisor.sinks.retention import sessions
+from tests.test_up_flow import ticker
+
+pytestmark = [pytest.mark.usefixtures("engine"), pytest.mark.engine]
+MiB = 1 << 20
+
+
+def test_up_prunes_and_compresses_old_sessions_at_start(deploy) -> None:  # type: ignore[no-untyped-def]
+    d = deploy({"alpha": ticker("alpha")})
+    logs = d.logs
+    old = []
+    for i in range(5):
+        s = logs / f"logs_2026-01-0{i + 1}_10-00-00"
+        s.mkdir(parents=True)
+        (s / "out.log").write_text(f"old run {i}\n")
+        (s / "alpha.log").write_bytes(b"alpha line\n" * 1000)
+        old.append(s)
+    # 13 MiB that gzip cannot shrink, in a session that is kept: 80 % of the 16 MiB limit
+    (old[-1] / "big.log").write_bytes(os.urandom(13 * MiB))
+    config = json.loads(d.config.read_text())
+    config["deploymentSettings"].update(logSessionsKept=3, logMaxMegabytes=16)
+    d.config.write_text(json.dumps(config))
+
+    up = d.run("-d", timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        current = d.session()
+        # 6 sessions, 3 kept: the 3 oldest went, the 2 others are gzipped, the current not
+        assert sessions(logs) == [old[3], old[4], current]
+        for s in old[:3]:
+            assert not s.exists()
+        for s in old[3:]:
+            assert not list(s.glob("*.log")), sorted(s.iterdir())
+            assert gzip.decompress((s / "alpha.log.gz").read_bytes()) == b"alpha line\n" * 1000
+        assert (current / "out.log").exists() and not list(current.glob("*.gz"))
+        out = (current / "out.log").read_text()
+        assert "log retention: compressed 5 file(s), pruned 3 old session(s)" in out
+
+        status = d.loon("status", "--config-file", str(d.config))
+        text = status.stdout
+        assert "host logs" in text and "of 16.0 MiB" in text, text
+        assert "WARNING: host logs use 8" in text, text  # 13 MiB and more of 16
+        assert status.returncode == 0, text  # a warning, not an unhealthy deployment
+    finally:
+        down = d.run("-D", timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr
+    # the finished session is an old one for the next start
+    assert Path(current).is_dir()
