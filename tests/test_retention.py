@@ -12,7 +12,6 @@ import pytest
 from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.retention import Limits
 from loon_supervisor.sinks.session import EventLog, point_latest
-from loon_supervisor.streams.cursor import Position
 
 MiB = 1 << 20
 
@@ -143,23 +142,28 @@ def test_sessions_sort_by_stamp_then_same_second_number(tmp_path: Path) -> None:
     assert retention.sessions(logs) == [a, b, c, d]
 
 
-def test_staging_keeps_only_what_the_follower_still_reads(tmp_path: Path) -> None:
+def test_staging_keeps_the_current_file_and_the_one_the_follower_may_read(tmp_path: Path
+                                                                          ) -> None:
     host = tmp_path / "service-logs" / "loon"
     host.mkdir(parents=True)
-    for name in ("nginx.log", "nginx.log.1", "nginx.log.2", "nginx.log.3",
-                 "mysql.log", "mysql.log.1", "redis.log.1"):
+    names = ("nginx.log", "nginx.log.1", "nginx.log.2", "nginx.log.3", "mysql.log",
+             "mysql.log.1", "mysql.log.12", "odd.log.x", "plain.txt")
+    for name in names:
         (host / name).write_bytes(b"x\n")
-    nginx_now = (host / "nginx.log").stat().st_ino
-    mysql_old = (host / "mysql.log.1").stat().st_ino
-    positions = {"nginx": Position(nginx_now, 2, 2),   # past the rotation: .1 is done
-                 "mysql": Position(mysql_old, 1, 1)}   # still reading the rest of .1
 
-    removed = retention.prune_staging(host, positions)
+    removed = retention.prune_staging(host)
 
-    assert sorted(p.name for p in removed) == ["nginx.log.1", "nginx.log.2", "nginx.log.3"]
-    # mysql.log.1 is still being read; redis has no position yet and no current file
-    assert sorted(p.name for p in host.iterdir()) == ["mysql.log", "mysql.log.1",
-                                                      "nginx.log", "redis.log.1"]
+    assert sorted(p.name for p in removed) == ["mysql.log.12", "nginx.log.2", "nginx.log.3"]
+    assert sorted(p.name for p in host.iterdir()) == ["mysql.log", "mysql.log.1", "nginx.log",
+                                                      "nginx.log.1", "odd.log.x", "plain.txt"]
+    pruner = retention.StagingPruner(host, interval=3600)
+    (host / "nginx.log.2").write_bytes(b"x\n")
+    pruner()
+    assert not (host / "nginx.log.2").exists()
+    (host / "nginx.log.2").write_bytes(b"x\n")
+    pruner()  # at most once per interval: one directory listing, not one per save
+    assert (host / "nginx.log.2").exists()
+    retention.StagingPruner(None)()  # exec source: nothing to prune
 
 
 @pytest.mark.parametrize(("settings", "expected"), [

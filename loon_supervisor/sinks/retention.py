@@ -10,10 +10,10 @@ every session a deployment's state file names (a live logger writes it, or ``loo
 still collects into it from the saved positions).
 
 The staging copy ``.build-files/service-logs/<deployment>/`` is the container's log dir
-bind-mounted (``logSource`` hostdir). Its rotated files are only a staging area: the
-follower reads the rest of ``S.log.1`` after a rotation and never ``S.log.2`` or later, so
-those go at once, and ``S.log.1`` goes as soon as the saved position is on the current
-``S.log`` (every byte of ``.1`` is then in the session file).
+bind-mounted (``logSource`` hostdir), only a staging area: the follower reads the rest of
+``S.log.1`` after a rotation and never ``S.log.2`` or later, so those go within seconds
+and each service keeps at most its current file and one rotated one there (2 x 50 MB with
+the Loon images' rotation, instead of 4 x 50 MB).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 WARN_FRACTION = 0.8  # status and doctor warn from here on
 _SESSION = re.compile(r"^logs_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)(?:_(\d+))?$")
@@ -228,15 +227,10 @@ def _remove(session: Path, out: Outcome) -> bool:
     return True
 
 
-class _Pos(Protocol):
-    @property
-    def inode(self) -> int | None: ...
-
-
-def prune_staging(host_dir: Path, positions: Mapping[str, _Pos]) -> list[Path]:
-    """Remove the rotated files of one deployment's staging dir that the follower is done
-    with: ``S.log.N`` for N >= 2 always, ``S.log.1`` once the saved position of ``S`` is on
-    the current ``S.log``."""
+def prune_staging(host_dir: Path) -> list[Path]:
+    """Remove the rotated files of one deployment's staging dir that no follower reads:
+    ``S.log.N`` for N >= 2 (after a rotation the follower reads only the rest of
+    ``S.log.1``; supervisord rotates whether or not the older backups exist)."""
     removed: list[Path] = []
     try:
         entries = list(host_dir.iterdir())
@@ -244,17 +238,8 @@ def prune_staging(host_dir: Path, positions: Mapping[str, _Pos]) -> list[Path]:
         return removed
     for p in entries:
         m = _ROTATED.match(p.name)
-        if not m or not p.is_file():
+        if not m or int(m.group("n")) < 2 or not p.is_file():
             continue
-        svc, n = m.group("svc"), int(m.group("n"))
-        if n == 1:
-            pos = positions.get(svc)
-            try:
-                current = (host_dir / f"{svc}.log").stat().st_ino
-            except OSError:
-                continue
-            if pos is None or pos.inode != current:
-                continue
         try:
             p.unlink()
         except OSError:
@@ -264,19 +249,19 @@ def prune_staging(host_dir: Path, positions: Mapping[str, _Pos]) -> list[Path]:
 
 
 class StagingPruner:
-    """Called with each saved set of positions; prunes the staging dir at most every
-    ``interval`` seconds (a few stat calls)."""
+    """Called with each save of the positions; prunes the staging dir at most every
+    ``interval`` seconds (one directory listing)."""
 
     def __init__(self, host_dir: Path | None, interval: float = 10.0) -> None:
         self.host_dir = host_dir
         self.interval = interval
         self._next = 0.0
 
-    def __call__(self, positions: Mapping[str, _Pos]) -> None:
+    def __call__(self) -> None:
         if self.host_dir is None or time.monotonic() < self._next:
             return
         self._next = time.monotonic() + self.interval
-        prune_staging(self.host_dir, positions)
+        prune_staging(self.host_dir)
 
 
 def limits_for(config_file: Path | None = None) -> Limits:
