@@ -147,6 +147,32 @@ def test_in_container_stream_killed_reconnects(deploy) -> None:  # type: ignore[
     assert "re-attaching at byte" in out and "re-attached at byte" in out
 
 
+def test_service_lines_that_read_like_tail_notices_are_data(deploy) -> None:  # type: ignore[no-untyped-def]
+    """exec only (tail's notices exist only there): a service's own ``tail: ...`` lines reach
+    the host file and count towards the position, so a re-attach (tails killed) after them
+    adds no duplicate."""
+    count = 1500
+    fake = ("tail: inotify resources exhausted", "/usr/bin/tail: inotify cannot be used, "
+            "reverting to polling", "/usr/bin/tail: '/var/log/loon/w1.log' has been replaced; "
+            " following new file", "tail: /var/log/loon/w1.log: file truncated")
+    echoes = "; ".join(f"echo {json.dumps(line)}" for line in fake)
+    d = deploy({"w1": f'seq 1 {count} | while read n; do echo "w1 $n"; {echoes}; usleep 500; '
+                      'done; exec sleep 100000'})
+    use_log_source(d, "exec")
+    assert d.run("-d", timeout=120).returncode == 0
+    session = d.session()
+    wait_until(lambda: (session / "w1.log").stat().st_size > 20000, timeout=20)
+    anyio.run(_kill_tails, d.name, backend="asyncio")
+    wait_until(lambda: files_match_container(d, ["w1"]), timeout=60, interval=0.5)
+    expected = "".join(f"w1 {i}\n" + "".join(f"{line}\n" for line in fake)
+                       for i in range(1, count + 1))
+    assert (session / "w1.log").read_text() == expected
+    out = (session / "out.log").read_text()
+    assert "re-attached at byte" in out  # the kill did force a re-attach after such lines
+    assert "w1 follower: " not in out  # no notice was taken from the data
+    assert d.run("-D", timeout=60).returncode == 0
+
+
 @BOTH_SOURCES
 def test_engine_restart_is_survived(tmp_path: Path, log_source: str) -> None:
     engine = PrivateEngine(Path(f"/tmp/ldk-{uuid.uuid4().hex[:6]}"))

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import io
 import math
 import os
-import re
 import shlex
 import struct
 import tarfile
@@ -86,14 +84,14 @@ HOLD_GRACE = 0.2
 def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True) -> list[str]:
     """``tail`` from byte ``offset`` (0-based), following renames and re-creation.
 
-    stderr is merged into stdout inside the container: tail (GNU's error(), busybox's
-    direct writes) writes its notices after the data before them, so a rotation notice sits
-    exactly at the seam between the old and the new file in one ordered stream.
+    stdout and stderr stay apart: the engine frames each on its own, so tail's notices
+    (stderr) can never be confused with a service line that reads like one (stdout). See
+    :class:`FollowedFile` for where in the data a notice is placed.
     """
     args = [gnu or "tail", "-c", f"+{offset + 1}"]
     if follow:
         args += ["-F", "-s", "0.05"] if gnu else ["-F"]
-    return ["sh", "-c", f"exec {shlex.join(args)} {shlex.quote(path)} 2>&1"]
+    return ["sh", "-c", f"exec {shlex.join(args)} {shlex.quote(path)}"]
 
 
 Event = Literal["replaced", "truncated"]
@@ -132,7 +130,10 @@ class FrameReader:
         self._delay = delay
         self._raw = bytearray()
         self._out = bytearray()
-        self.notices: list[bytes] = []  # stderr frames (the exec's own messages)
+        # stderr frames (the exec's own messages), each with the number of stdout bytes
+        # parsed before it: where in the data the engine placed it
+        self.notices: list[tuple[int, bytes]] = []
+        self.parsed = 0  # stdout payload bytes parsed so far
         self._eof = False
         self._exc: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -155,9 +156,10 @@ class FrameReader:
                 if end > n:
                     break
                 if kind == 2:
-                    self.notices.append(bytes(view[pos + 8:end]))
+                    self.notices.append((self.parsed, bytes(view[pos + 8:end])))
                 else:
                     self._out += view[pos + 8:end]
+                    self.parsed += size
                 pos = end
         if pos:
             del raw[:pos]
@@ -272,113 +274,113 @@ def take_over_frames(stream: aiodocker.stream.Stream, delay: float = 0.0) -> Fra
 
 class FollowedFile:
     """An attached ``tail``: ``receive()`` gives stdout bytes, None at end of stream; after a
-    rotation notice it ends early and ``event`` says which (see :func:`split_notice`)."""
+    rotation notice it ends early and ``event`` says which.
+
+    Notices are read from the stderr frames only, never looked for in the data: a service
+    line that reads ``tail: inotify resources exhausted`` is data. tail writes a notice after
+    flushing the data before it; a notice is placed in the data where the engine's frames put
+    it (after the stdout bytes parsed before its first fragment), and the data after a
+    rotation notice is dropped: the resync reads the old file's rest and the new file by
+    position. A notice line may come in several frames (glibc's ``error()`` writes the
+    program name, the message and the newline apart): data past its start is held until the
+    line is complete, or ``HOLD_GRACE`` passed, or the stream ended.
+    """
 
     def __init__(self, stream: aiodocker.stream.Stream, path: str,
                  on_notice: Callable[[str], None], program: str = "tail") -> None:
         self._stream = stream
         self._frames = take_over_frames(stream, COALESCE)
         self._path = path
-        self._program = program
-        self._head = program.encode() + b": "
         self._on_notice = on_notice
-        self._held = b""
+        self._data = bytearray()  # stdout bytes taken from the frames, not yet handed on
+        self._given = 0  # stdout offset of _data's first byte
+        self._err = b""  # a notice line's start
+        self._err_at = 0  # where it began in the stdout bytes
+        self._err_since = 0.0  # when it began (loop clock)
+        self._cut: int | None = None  # where a rotation notice ends the data
         self.event: Event | None = None
 
     def close(self) -> None:
         self._frames.close()
 
-    async def _read(self) -> bytes | None:
-        """The next batch of stdout bytes (see :class:`FrameReader`); None at the end."""
+    def _notice_line(self, at: int, line: bytes) -> None:
+        text = line.decode(errors="replace").strip()
+        if text:
+            self._on_notice(text)
+        ev = classify(line)
+        if ev is not None and self.event is None:
+            self.event, self._cut = ev, at
+
+    def _stderr(self) -> None:
+        """Cut the stderr frames that came into notice lines."""
         frames = self._frames
-        while True:
-            await frames.wait()
-            if frames.notices:
-                for text in frames.notices:
-                    self._on_notice(text.decode(errors="replace").strip())
-                frames.notices.clear()
-            data = frames.take()
-            if data is None and frames.error is not None:
-                with map_engine_errors("reading a log stream"):
-                    raise frames.error
-            if data != b"":
-                return data
+        for at, chunk in frames.notices:
+            if not self._err:
+                self._err_at, self._err_since = at, anyio.current_time()
+            self._err += chunk
+            while (nl := self._err.find(b"\n")) >= 0:
+                line, self._err = self._err[:nl + 1], self._err[nl + 1:]
+                self._notice_line(self._err_at, line)
+        frames.notices.clear()
+
+    def _flush_notice(self) -> None:
+        """A notice line's start that was not completed in time counts as a whole line."""
+        if self._err:
+            line, self._err = self._err, b""
+            self._notice_line(self._err_at, line)
+
+    def _hand_on(self, upto: int | None) -> bytes:
+        """The held data before stdout offset ``upto`` (all of it when None)."""
+        n = len(self._data) if upto is None else max(0, min(len(self._data), upto - self._given))
+        out = bytes(self._data[:n])
+        del self._data[:n]
+        self._given += n
+        return out
 
     async def receive(self) -> bytes | None:
-        if self.event is not None:
-            return None
+        frames = self._frames
         while True:
-            if self._held:
-                data = None
-                with anyio.move_on_after(HOLD_GRACE) as scope:
-                    data = await self._read()
-                if scope.cancelled_caught:  # nothing more came: the held bytes were data
-                    out, self._held = self._held, b""
-                    return out
-            else:
-                data = await self._read()
-            if data is None:
-                out, self._held = self._held, b""
+            if self.event is not None:
+                out = self._hand_on(self._cut)
+                self._data.clear()
                 return out or None
-            if self._held:
-                data = self._held + data
-                self._held = b""
-            if self._head in data:
-                out, notice, rest = split_notice(data, self._path, self._program)
-                if notice is not None:
-                    self._on_notice(notice.decode(errors="replace").strip())
-                    ev = classify(notice)
-                    if ev is not None:
-                        self.event = ev
-                        return out or None
-                    out += rest
+            if self._data:
+                out = self._hand_on(self._err_at if self._err else None)
+                if out:
+                    return out
+            self._stderr()
+            data = frames.take()
+            if data:
+                self._data += data
+                continue
+            if self.event is not None:
+                continue
+            if data is None:  # the end (or an error) after every byte before it
+                self._flush_notice()
+                if self.event is not None or self._data:
+                    continue
+                if frames.error is not None:
+                    with map_engine_errors("reading a log stream"):
+                        raise frames.error
+                return None
+            if self._err:
+                with anyio.move_on_after(self._err_since + HOLD_GRACE - anyio.current_time()
+                                         ) as scope:
+                    await frames.wait()
+                if scope.cancelled_caught:
+                    self._flush_notice()
             else:
-                out = data
-            if not out.endswith(b"\n"):  # a notice's start may be cut off at the end
-                out, self._held = hold_back(out, self._program)
-            if out:
-                return out
-
-
-def split_notice(data: bytes, path: str, program: str = "tail"
-                 ) -> tuple[bytes, bytes | None, bytes]:
-    """(data before, the first complete tail notice about ``path`` or None, data after).
-    Notices start with the program name tail was run as (``/usr/bin/tail: ...``)."""
-    m = _notice_re(path, program).search(data)
-    if m is None:
-        return data, None, b""
-    return data[:m.start()], m.group(0), data[m.end():]
+                await frames.wait()
 
 
 def classify(notice: bytes) -> Event | None:
+    """The rotation a notice line of tail's reports, if any."""
     if b"truncated" in notice:
         return "truncated"
     if any(w in notice for w in (b"replaced", b"appeared", b"inaccessible", b"cannot open",
                                  b"No such file")):
         return "replaced"
     return None
-
-
-def hold_back(data: bytes, program: str = "tail") -> tuple[bytes, bytes]:
-    """Keep back what may be the start of a notice split across reads: an unterminated
-    ``tail: ...`` (short), or a tail of the data that is a prefix of ``tail: ``."""
-    head = program.encode() + b": "
-    cut = data.rfind(head, max(0, len(data) - 4096))
-    if cut >= 0 and b"\n" not in data[cut:]:
-        return data[:cut], data[cut:]
-    if data.endswith(b"\n"):  # no prefix of the head ends in a newline
-        return data, b""
-    for k in range(min(len(head) - 1, len(data)), 0, -1):
-        if head.startswith(data[-k:]):
-            return data[:-k], data[-k:]
-    return data, b""
-
-
-@functools.lru_cache(maxsize=64)
-def _notice_re(path: str, program: str) -> re.Pattern[bytes]:
-    p, head = re.escape(path.encode()), re.escape(program.encode() + b": ")
-    return re.compile(head + rb"(?:[^\n]{0,40}?)'?" + p + rb"'?[: ][^\n]*\n|" +
-                      head + rb"inotify[^\n]*\n")
 
 
 @asynccontextmanager

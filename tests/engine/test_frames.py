@@ -41,7 +41,7 @@ async def test_frames_split_anywhere_join_into_one_batch() -> None:
         reader.feed_data(wire[i:i + 1])
     await reader.wait()
     assert reader.take() == b"a\nb\nc\n"
-    assert reader.notices == [b"exec note"]
+    assert reader.notices == [(2, b"exec note")]
     assert reader.take() == b""
     reader.feed_eof()
     await reader.wait()
@@ -118,4 +118,4 @@ async def test_the_swap_keeps_aiodocker_s_half_parsed_frame() -> None:
         protocol.data_received(wire[cut:])
         await reader.wait()
         assert reader.take() == b"one\n" + b"two\n" * 100 + b"3\n", cut
-        assert reader.notices == [b"note"]
+        assert reader.notices == [(4, b"note")]
