@@ -15,7 +15,6 @@ logged or echoed: log lines name the client address and the outcome only.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections import deque
@@ -93,21 +92,11 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 @web.middleware
 async def _connection_state(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Tell the connection a request is being handled (its header deadline stops) and
-    when it is done; refuse addresses outside --allow-from."""
+    when it is done. (--allow-from is enforced at accept: handshake_guard.py.)"""
     protocol = request.protocol
     if isinstance(protocol, GuardedHandler):
         protocol.request_started()
     try:
-        allowed = request.app[SETTINGS_KEY].allow_from
-        if allowed:
-            try:
-                addr = ipaddress.ip_address(request.remote or "")
-            except ValueError:
-                addr = None
-            if addr is None or not any(addr in net for net in allowed):
-                log.warning("%s %s from %s refused: not in --allow-from (403)",
-                            request.method, loggable_path(request.path), request.remote or "?")
-                return _error(403, "this address may not use the deploy server")
         return await handler(request)
     finally:
         if isinstance(protocol, GuardedHandler):

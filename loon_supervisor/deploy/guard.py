@@ -1,6 +1,6 @@
 """Connection limits aiohttp does not have: a header-read deadline, a cap on open
-connections (overall and per client address), quiet one-line handling of malformed requests,
-and an access log without query strings.
+connections (overall and per client, counted from accept: handshake_guard.py), quiet one-line
+handling of malformed requests, and an access log without query strings.
 
 Hand-written on aiohttp's documented pieces (``RequestHandler``, ``TCPSite``,
 ``AbstractAccessLogger``) because aiohttp only offers a keep-alive timeout: a client that
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import Counter
 from http import HTTPStatus
 from typing import Any
 
@@ -22,6 +20,12 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from loon_supervisor.deploy.handshake_guard import (
+    Admission,
+    GuardedListener,
+    Ticket,
+    peer_host,
+)
 from loon_supervisor.deploy.logsafe import escape, loggable_path
 
 log = logging.getLogger("loon_supervisor.deploy")
@@ -40,47 +44,6 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
                          response.body_length, time)
 
 
-class ConnectionLimits:
-    """Counts open connections overall and per client address; says who may connect.
-
-    Refusals are logged at most once per ``quiet`` seconds with a count, so a flood of
-    connections cannot flood the log.
-    """
-
-    def __init__(self, total: int, per_client: int, quiet: float = 10.0) -> None:
-        self.total = total
-        self.per_client = per_client
-        self.open = 0
-        self.by_client: Counter[str] = Counter()
-        self._quiet = quiet
-        self._refused = 0
-        self._last_log = 0.0
-
-    def admit(self, client: str) -> bool:
-        if self.open >= self.total or self.by_client[client] >= self.per_client:
-            self._note_refusal(client)
-            return False
-        self.open += 1
-        self.by_client[client] += 1
-        return True
-
-    def release(self, client: str) -> None:
-        self.open -= 1
-        self.by_client[client] -= 1
-        if self.by_client[client] <= 0:
-            del self.by_client[client]
-
-    def _note_refusal(self, client: str) -> None:
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._last_log >= self._quiet:
-            log.warning("connection limit reached (%d open, at most %d per client): closed %d "
-                        "connection(s), the last from %s", self.open, self.per_client,
-                        self._refused, client)
-            self._refused = 0
-            self._last_log = now
-
-
 def json_error(status: int, message: str, headers: dict[str, str] | None = None
                ) -> web.Response:
     return web.json_response({"error": message}, status=status,
@@ -88,33 +51,35 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None
 
 
 class GuardedHandler(RequestHandler):
-    """aiohttp's per-connection protocol plus the header deadline and the connection caps."""
+    """aiohttp's per-connection protocol plus the header deadline and the connection caps.
 
-    def __init__(self, manager: web.Server, *, limits: ConnectionLimits, header_timeout: float,
-                 keepalive_timeout: float, **kwargs: Any) -> None:
+    On plain HTTP it is the listening socket's protocol and takes its :class:`Ticket` at
+    accept; behind TLS, :class:`TlsGate` took it at accept and passes it in."""
+
+    def __init__(self, manager: web.Server, *, admission: Admission, header_timeout: float,
+                 keepalive_timeout: float, ticket: Ticket | None = None, **kwargs: Any) -> None:
         super().__init__(manager, keepalive_timeout=keepalive_timeout, **kwargs)
-        self._limits = limits
+        self._admission = admission
         self._header_timeout = header_timeout
         self._idle_timeout = keepalive_timeout + header_timeout
-        self._client: str | None = None
+        self.ticket = ticket
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        peer = transport.get_extra_info("peername")
-        client = str(peer[0]) if peer else "?"
-        if not self._limits.admit(client):
-            self.force_close()
-            transport.close()
-            return
-        self._client = client
+        if self.ticket is None:
+            self.ticket = self._admission.admit(peer_host(transport))
+            if self.ticket is None:
+                self.force_close()
+                transport.close()
+                return
         self._arm(self._header_timeout)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
-        if self._client is not None:
-            self._limits.release(self._client)
-            self._client = None
+        if self.ticket is not None:
+            self.ticket.release()
+            self.ticket = None
         super().connection_lost(exc)
 
     def _arm(self, seconds: float) -> None:
@@ -137,7 +102,7 @@ class GuardedHandler(RequestHandler):
     def request_finished(self) -> None:
         """Idle again: aiohttp closes after the keep-alive timeout; this also bounds a next
         request whose headers arrive slowly."""
-        if self._client is not None:
+        if self.ticket is not None:
             self._arm(self._idle_timeout)
 
     def handle_error(self, request: BaseRequest, status: int = 500,
@@ -157,28 +122,40 @@ class GuardedHandler(RequestHandler):
 
 
 class GuardedSite(web.TCPSite):
-    """``TCPSite`` whose connections are :class:`GuardedHandler` protocols."""
+    """``TCPSite`` whose connections are :class:`GuardedHandler` protocols, admitted at
+    accept by a :class:`GuardedListener` (with TLS, under its handshake timeout)."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *, limits: ConnectionLimits,
-                 header_timeout: float, keepalive_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, admission: Admission,
+                 header_timeout: float, keepalive_timeout: float,
+                 handshake_timeout: float = 5.0, **kwargs: Any) -> None:
         super().__init__(runner, host, port, **kwargs)
+        self._admission = admission
+        self._handshake_timeout = handshake_timeout
         self._handler_kwargs: dict[str, Any] = {
-            "limits": limits, "header_timeout": header_timeout,
+            "admission": admission, "header_timeout": header_timeout,
             "keepalive_timeout": keepalive_timeout, "access_log_class": PathOnlyAccessLogger,
         }
 
     async def start(self) -> None:
-        # Mirrors TCPSite.start with our protocol factory in place of the runner's server.
+        # Mirrors TCPSite.start with our own listener in place of loop.create_server.
         await web.BaseSite.start(self)
         loop = asyncio.get_running_loop()
         server = self._runner.server
         assert server is not None
 
-        def factory() -> GuardedHandler:
-            return GuardedHandler(server, loop=loop, **self._handler_kwargs)
+        def handler(ticket: Ticket) -> GuardedHandler:
+            return GuardedHandler(server, loop=loop, ticket=ticket, **self._handler_kwargs)
 
-        self._server = await loop.create_server(
-            factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port)
-        self._bound_port = (self._server.sockets[0].getsockname()[1] if self._server.sockets
+        listener = GuardedListener.bind(
+            self._host or "0.0.0.0", self._port, self._backlog, admission=self._admission,
+            make_protocol=handler, ssl_context=self._ssl_context,
+            handshake_timeout=self._handshake_timeout)
+        self._server = listener
+        self._bound_port = (listener.sockets[0].getsockname()[1] if listener.sockets
                             else self._port)
+
+    async def stop(self) -> None:
+        listener = self._server
+        await super().stop()
+        if listener is not None:
+            await listener.wait_closed()

@@ -63,6 +63,8 @@ class ServerOptions:
                              "deleted", metavar="N")
     header_timeout: float = _opt(10.0, "seconds a client has to send a request's headers",
                                  metavar="S")
+    tls_handshake_timeout: float = _opt(5.0, "seconds a connection has to finish the TLS "
+                                        "handshake (counted from accept)", metavar="S")
     keepalive_timeout: float = _opt(15.0, "seconds an idle keep-alive connection stays open",
                                     metavar="S")
     body_timeout: float = _opt(10.0, "seconds a client has to send a request's body",

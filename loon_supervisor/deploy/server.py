@@ -13,7 +13,8 @@ import anyio
 from aiohttp import web
 
 from loon_supervisor.deploy.app import make_app
-from loon_supervisor.deploy.guard import ConnectionLimits, GuardedSite
+from loon_supervisor.deploy.guard import GuardedSite
+from loon_supervisor.deploy.handshake_guard import Admission
 from loon_supervisor.deploy.options import ServerOptions
 from loon_supervisor.deploy.runner import DeployRunner, DeployStep
 from loon_supervisor.deploy.settings import (
@@ -50,11 +51,13 @@ class DeployServer:
             self._app_runner = web.AppRunner(app, handle_signals=False)
             await self._app_runner.setup()
             opts = self.settings.opts
-            limits = ConnectionLimits(opts.max_connections, opts.max_connections_per_client)
+            admission = Admission(opts.max_connections, opts.max_connections_per_client,
+                                  self.settings.allow_from)
             site = GuardedSite(self._app_runner, self.settings.host, self.settings.port,
-                               ssl_context=self.settings.ssl_context, limits=limits,
+                               ssl_context=self.settings.ssl_context, admission=admission,
                                header_timeout=opts.header_timeout,
-                               keepalive_timeout=opts.keepalive_timeout)
+                               keepalive_timeout=opts.keepalive_timeout,
+                               handshake_timeout=opts.tls_handshake_timeout)
             await site.start()
         except BaseException:
             await self._cleanup()
@@ -113,11 +116,12 @@ def _configure_logging() -> None:
         logger.propagate = False
 
 
-def run_deploy_server(opts: ServerOptions | None = None, **overrides: Any) -> int:
+def run_deploy_server(opts: ServerOptions | None = None, step: DeployStep | None = None,
+                      **overrides: Any) -> int:
     """Check the settings, then serve until SIGINT/SIGTERM. Blocking; returns the exit code:
     0 after a signal, 2 when the settings are wrong (nothing was started), 1 when the server
     cannot run (e.g. the port is taken). ``opts`` comes from options.py (every front end);
-    ``overrides`` are ServerOptions fields.
+    ``overrides`` are ServerOptions fields; ``step`` replaces the real deploy step (tests).
     """
     _configure_logging()
     try:
@@ -134,7 +138,7 @@ def run_deploy_server(opts: ServerOptions | None = None, **overrides: Any) -> in
     if settings.webhook_secret is not None:
         log.info("X-Hub-Signature-256 is required on POST /deploy")
     try:
-        anyio.run(serve, settings, backend="asyncio")
+        anyio.run(serve, settings, step, backend="asyncio")
     except OSError as exc:
         print(f"loon deploy-server: cannot serve on {settings.host}:{settings.port}: "
               f"{exc.strerror or exc}",

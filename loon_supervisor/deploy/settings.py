@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from loon_supervisor import paths
+from loon_supervisor.deploy.fd_budget import fit_descriptors
 from loon_supervisor.deploy.options import DEFAULT_HOST, DEFAULT_PORT, ServerOptions
 from loon_supervisor.errors import ConfigError, Problem
 
@@ -215,7 +216,7 @@ def _networks(opts: ServerOptions, problems: list[Problem]
 
 def _check_limits(opts: ServerOptions, problems: list[Problem]) -> None:
     for name in ("deploy_timeout", "kill_grace", "header_timeout", "keepalive_timeout",
-                 "body_timeout"):
+                 "body_timeout", "tls_handshake_timeout"):
         if not getattr(opts, name) > 0:
             problems.append(Problem("--" + name.replace("_", "-"), "must be above 0 seconds",
                                     "pass a number of seconds such as 10"))
@@ -258,6 +259,8 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
     if not 0 <= opts.port <= 65535:
         problems.append(Problem("--port", f"{opts.port} is not a TCP port", "use 1-65535"))
     _check_limits(opts, problems)
+    if not problems:
+        opts = fit_descriptors(opts, warnings, problems)
     allow_from = _networks(opts, problems)
     config_file = (opts.config_file or default_config_file()).absolute()
     if not config_file.is_file():

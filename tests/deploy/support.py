@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import signal
 import ssl
 import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -131,3 +135,65 @@ def files_containing(root: Path, needle: str, skip: tuple[Path, ...] = ()) -> li
         except OSError:
             continue
     return hits
+
+
+class StubServer:
+    """``tests/deploy/stub_server.py`` as a child process (the production ``run_deploy_server``
+    with a stand-in step), optionally under ``prlimit --nofile=N``; stderr goes to a file.
+
+    ``with StubServer(tmp, "ok", token, [...]) as srv:`` waits for its URL; leaving sends
+    SIGTERM and waits for the exit code (``srv.returncode``)."""
+
+    def __init__(self, tmp: Path, step: str, token: str, args: list[str] | None = None, *,
+                 nofile: int | None = None, webhook_secret: str | None = None) -> None:
+        extra = {"DEPLOYMENT_WEBHOOK_SECRET": webhook_secret} if webhook_secret else {}
+        env_file = write_secrets(tmp / "secrets" / ".env.secrets", token, **extra)
+        config = tmp / "config.json"
+        if not config.exists():
+            config.write_text("{}")
+        self.logs_root = tmp / "deploy-logs"
+        self.stderr_path = tmp / "server.stderr"
+        cmd = [sys.executable, "-m", "tests.deploy.stub_server", step, "--env-file",
+               str(env_file), "--config-file", str(config), "--logs-dir", str(self.logs_root),
+               "--host", "127.0.0.1", "--port", "0", *(args or [])]
+        if nofile is not None:
+            cmd = ["prlimit", f"--nofile={nofile}", *cmd]
+        self.cmd = cmd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.returncode: int | None = None
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def __enter__(self) -> StubServer:
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            m = re.search(r"listening on (\S+)", self.stderr())
+            if m:
+                self.url = m.group(1)
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"stub server exited {self.proc.returncode}: "
+                                     f"{self.stderr()[-2000:]}")
+            time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError(f"stub server did not start: {self.stderr()[-2000:]}")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.returncode = self.proc.returncode
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])

@@ -136,3 +136,32 @@ async def test_deeply_nested_json_is_400_not_500(tmp_path: Path) -> None:
         ok = await call("POST", f"{srv.url}/deploy", token=token,
                         data=b'{"ref": "refs/heads/main", "x": [[["[[[[[[[[[[[[[[[[["]]]}')
         assert ok.status == 202, ok.text
+
+
+def test_ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() -> None:
+    from loon_supervisor.deploy.handshake_guard import Admission, client_key
+
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::9")
+    assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
+    assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
+    admission = Admission(total=100, per_client=3)
+    tickets = [admission.admit(f"2001:db8:1:2::{n:x}") for n in range(1, 4)]
+    assert all(tickets)
+    assert admission.admit("2001:db8:1:2::ffff") is None  # same /64: over its cap
+    assert admission.admit("2001:db8:1:3::1") is not None  # another /64
+    for ticket in tickets:
+        assert ticket is not None
+        ticket.release()
+        ticket.release()  # twice is harmless
+    assert admission.by_client.get(client_key("2001:db8:1:2::1")) is None
+
+
+def test_allow_from_is_decided_at_accept() -> None:
+    import ipaddress
+
+    from loon_supervisor.deploy.handshake_guard import Admission
+
+    admission = Admission(10, 10, [ipaddress.ip_network("192.0.2.0/24")])
+    assert admission.admit("192.0.2.9") is not None
+    assert admission.admit("::ffff:192.0.2.9") is not None
+    assert admission.admit("198.51.100.1") is None and admission.admit("nonsense") is None

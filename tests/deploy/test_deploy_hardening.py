@@ -8,6 +8,7 @@ import socket
 import time
 from pathlib import Path
 
+import aiohttp
 import anyio
 import pytest
 
@@ -196,10 +197,14 @@ async def test_event_and_ref_rules(tmp_path: Path) -> None:
 
 
 async def test_source_allowlist(tmp_path: Path) -> None:
+    """Enforced at accept: an address outside --allow-from gets its connection closed
+    before any HTTP (or TLS) work, so it gets no answer at all."""
     token = new_token()
     async with running_server(make_settings(tmp_path, token, allow_from=["10.0.0.0/8"]),
                               ok_step) as srv:
-        assert (await call("POST", f"{srv.url}/deploy", token=token)).status == 403
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await call("POST", f"{srv.url}/deploy", token=token)
+        assert not [p for p in srv.settings.logs_root.iterdir() if p.is_dir()]
     async with running_server(make_settings(tmp_path, token, allow_from=["127.0.0.1"]),
                               ok_step) as srv:
         assert (await call("POST", f"{srv.url}/deploy", token=token)).status == 202
