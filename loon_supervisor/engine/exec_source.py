@@ -36,6 +36,9 @@ class ExecSource:
         self._prepared = True
         return await exec_streams.kill_marked(self._docker, self._cid, f"{mark}/", exact=False)
 
+    def container_stopped(self) -> None:
+        """Nothing to do: every tail dies with the container and its stream ends."""
+
     async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         return await exec_streams.stat_files(self._docker, self._cid, paths)
 

@@ -252,6 +252,7 @@ class Deployment:
 
     async def _follow_until_stop(self, followers: Followers,
                                  on_attached: Callable[[], None] | None) -> None:
+        stopped_at = 0.0
         async with anyio.create_task_group() as streams:
             await followers.start(streams)
             if on_attached is not None:
@@ -268,10 +269,21 @@ class Deployment:
                 return
             self.say("stopping the container", terminal=self.control.stop_signal is not None)
             await self.stop()
-            # Followers end at EOF once the container is down; bound the wait. An engine
-            # that did not answer the stop will not end them either.
-            streams.cancel_scope.deadline = anyio.current_time() + (
+            # Followers end at their files' ends once the container is down; bound the wait.
+            # An engine that did not answer the stop will not end them either.
+            stopped_at = anyio.current_time()
+            if not self.teardown_failed:
+                followers.container_stopped()
+            streams.cancel_scope.deadline = stopped_at + (
                 0 if self.teardown_failed else DRAIN_GRACE)
+        if self.phase is Phase.STOPPED and not self.teardown_failed:
+            took = anyio.current_time() - stopped_at
+            if streams.cancel_scope.cancelled_caught:
+                self.say.log_only(f"the log followers had not ended {DRAIN_GRACE:.0f}s after "
+                                  "the stop; the rest is collected from the stopped container")
+            else:
+                self.say.log_only(f"the log followers read their files to the end "
+                                  f"{took:.2f}s after the stop")
 
     async def _wait_stop_request(self, watch: anyio.CancelScope) -> None:
         await self.control.stop_requested.wait()

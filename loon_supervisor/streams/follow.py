@@ -69,6 +69,11 @@ class Followers:
             self.copies[name] = copy
             self.cursors[name] = Cursor.resume(self.saved.get(name), copy)
 
+    def container_stopped(self) -> None:
+        """Nothing writes any more: the followers read their files to the end and end."""
+        self.stopping = True
+        self.source.container_stopped()
+
     def path(self, name: str) -> str:
         return f"{self.log_dir}/{name}.log"
 

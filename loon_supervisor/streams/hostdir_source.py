@@ -70,6 +70,8 @@ class HostDirSource:
         self.host_dir = host_dir
         self.chunk = chunk
         self._hub: _Hub | None = None  # while any file is followed
+        self._live: set[HostFollowedFile] = set()
+        self._stopped = False  # the container stopped: followers end at their files' ends
 
     def describe(self) -> str:
         return f"host directory {self.host_dir} (inotify, no exec)"
@@ -77,6 +79,15 @@ class HostDirSource:
     async def prepare(self, mark: str) -> int:
         """Nothing of ours runs in the container: no follower of a dead logger to stop."""
         return 0
+
+    def container_stopped(self) -> None:
+        """Nothing writes any more: every follower (and any opened later) reads its file to
+        the end and ends there, as tail's exec stream ends with the container. Without this
+        a follower here waited for inotify news that never came, and every teardown waited
+        out the whole drain grace."""
+        self._stopped = True
+        for followed in list(self._live):
+            followed.drain()
 
     def host_path(self, path: str) -> Path:
         """``<log_dir>/x`` -> ``<host_dir>/x``; a path outside the log dir is a bug."""
@@ -145,9 +156,13 @@ class HostDirSource:
         try:
             followed = HostFollowedFile(path, self.host_path(path), offset, on_notice, hub,
                                         self.chunk)
+            self._live.add(followed)
+            if self._stopped:
+                followed.drain()
             try:
                 yield followed
             finally:
+                self._live.discard(followed)
                 followed.close()
         finally:
             if hub is not None:
@@ -263,7 +278,8 @@ class _Hub:
 
 class HostFollowedFile:
     """One followed host file: ``receive()`` gives bytes, None at the end (``follow=False``:
-    at the file's current end; else after a rotation, with ``event`` set)."""
+    at the file's current end; else after a rotation, with ``event`` set, or at the file's
+    end once the container stopped, see :meth:`drain`)."""
 
     def __init__(self, path: str, host: Path, offset: int, on_notice: Callable[[str], None],
                  hub: _Hub | None, chunk: int) -> None:
@@ -279,6 +295,7 @@ class HostFollowedFile:
         self._news = False  # inotify reported something since the last wait
         self._news_suspect = False  # ... and it was more than a write
         self._waiter: asyncio.Future[None] | None = None
+        self._draining = False  # nothing writes any more: end at the end of the file
         if hub is not None:
             # Watch first, then open: a write between the two is seen either way.
             self._watches.append(hub.watch(str(host.parent), _DIR_MASK, self))
@@ -303,13 +320,18 @@ class HostFollowedFile:
         if w is not None and not w.done():
             w.set_result(None)
 
+    def drain(self) -> None:
+        """The container stopped: read on to the end of the file, then end (None)."""
+        self._draining = True
+        self.notify(suspect=True)
+
     def _end(self, event: Event, notice: str) -> None:
         self.event = event
         self._on_notice(notice)
 
     async def receive(self) -> bytes | None:
         while self.event is None and self._fd >= 0:
-            if self._at_end and not self._suspect:
+            if self._at_end and not self._suspect and not self._draining:
                 # A short read reached the end: nothing to read before inotify says so
                 # (the watch predates the read, so a write since then is queued).
                 await self._wait()
@@ -331,7 +353,10 @@ class HostFollowedFile:
                 return None
             # Only an event other than a write, or a write that brought nothing (a
             # truncation), can mean a rotation: plain appends skip the two stat calls.
-            if (self._suspect or not self._appended) and self._check_at_end():
+            if (self._suspect or not self._appended or self._draining) and \
+                    self._check_at_end():
+                return None
+            if self._draining:  # read to the end of a file nobody writes any more
                 return None
             await self._wait()
         return None

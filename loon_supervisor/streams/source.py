@@ -32,6 +32,11 @@ class LogSource(Protocol):
         """Ready to follow; stop followers left behind by an earlier logger (how many)."""
         ...
 
+    def container_stopped(self) -> None:
+        """The container stopped (nothing writes any more): followers end once they have
+        read their files to the end, instead of waiting for more."""
+        ...
+
     async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         """(inode, size) of each of ``paths`` that exists now."""
         ...

@@ -106,6 +106,9 @@ class FakeSource:
     async def prepare(self, mark: str) -> int:
         return 0
 
+    def container_stopped(self) -> None:
+        """The fake's followers end with the container on their own (as tail's do)."""
+
     async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         return {p: (f.inode, len(f.data)) for p in paths if (f := self.c.fs.paths.get(p))}
 

@@ -167,3 +167,46 @@ def test_ctrl_c_during_the_up_d_hand_over_stops_gracefully(deploy) -> None:  # t
     _, text = ctrl_c_and_collected(d, proc, timeout=60)
     assert text.endswith("bye alpha\n")  # stopped with TERM by the logger, then collected
     assert_consecutive(text, "alpha")
+
+
+DRAINED = "the log followers read their files to the end"
+NOT_DRAINED = "the log followers had not ended"
+
+
+def assert_drained_at_eof(d) -> None:  # type: ignore[no-untyped-def]
+    """The teardown did not wait out the drain grace: every follower (both sources) ended
+    at its file's end once the container had stopped (issue 23, defect 5)."""
+    out = (d.session() / "out.log").read_text()
+    assert DRAINED in out and NOT_DRAINED not in out, out[-2000:]
+
+
+def test_ctrl_c_ends_the_followers_at_their_files_ends(deploy) -> None:  # type: ignore[no-untyped-def]
+    """SIGINT on a foreground run whose services stop at once: the followers end at EOF
+    instead of waiting out the drain grace, and still get every line (the last ones
+    written during the stop included)."""
+    d = deploy({"alpha": ticker("alpha", "0.02"), "beta": ticker("beta", "0.05")})
+    proc = d.start()
+    d.wait_out_log("Loon is up")
+    wait_until(lambda: b"alpha 20\n" in host_file(d, "alpha"), timeout=30)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert_drained_at_eof(d)
+    for name in ("alpha", "beta"):
+        text = host_file(d, name).decode()
+        assert text.endswith(f"bye {name}\n")
+        assert_consecutive(text, name)
+    assert containers_named(d.name) == []
+
+
+def test_down_of_a_detached_run_ends_the_followers_at_their_files_ends(deploy) -> None:  # type: ignore[no-untyped-def]
+    d = deploy({"alpha": ticker("alpha", "0.02")})
+    assert d.run("-d", timeout=120).returncode == 0
+    wait_until(lambda: b"alpha 20\n" in host_file(d, "alpha"), timeout=30)
+    down = d.run("-D", timeout=60)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert_drained_at_eof(d)
+    text = host_file(d, "alpha").decode()
+    assert text.endswith("bye alpha\n")
+    assert_consecutive(text, "alpha")
+    assert containers_named(d.name) == []

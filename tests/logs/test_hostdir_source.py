@@ -296,3 +296,49 @@ async def test_a_write_after_an_empty_read_is_read_at_its_first_event(
             await anyio.sleep(0.2)  # the follower read nothing more and waits
             append(f, b"second\n")  # one event, and no other after it
     assert got == [b"second\n"]
+
+
+async def test_a_stopped_container_s_followers_end_at_their_files_ends(
+        src: HostDirSource, tmp_path: Path) -> None:
+    """After container_stopped() a waiting follower reads what is left and ends (None, no
+    event), without any further inotify news; one opened later ends at its file's end."""
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"a\n")
+    async with src.open_follow(P, 0, "m", lambda _: None) as followed:
+        assert await take(followed, 2) == b"a\n"
+        got: list[bytes | None] = []
+
+        async def receive_all() -> None:
+            while (data := await followed.receive()) is not None:
+                got.append(data)
+            got.append(None)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive_all)
+            await anyio.sleep(0.05)  # the follower waits on inotify
+            assert got == []
+            with open(f, "ab") as fh:  # the last bytes, written just before the stop
+                fh.write(b"last" * 40 + b"\n")
+            src.container_stopped()
+        assert b"".join(g for g in got if g) == b"last" * 40 + b"\n" and got[-1] is None
+        assert followed.event is None
+    append(f, b"more\n")
+    async with src.open_follow(P, 2, "m", lambda _: None) as later:
+        with anyio.fail_after(5):
+            rest = b""
+            while (data := await later.receive()) is not None:
+                rest += data
+        assert rest == b"last" * 40 + b"\nmore\n" and later.event is None
+
+
+async def test_a_stopped_container_s_rotation_is_still_reported(
+        src: HostDirSource, tmp_path: Path) -> None:
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"a\n")
+    async with src.open_follow(P, 0, "m", lambda _: None) as followed:
+        assert await take(followed, 2) == b"a\n"
+        f.rename(tmp_path / "svc.log.1")
+        f.write_bytes(b"b\n")
+        src.container_stopped()
+        with anyio.fail_after(5):
+            assert await followed.receive() is None
+        assert followed.event == "replaced"  # the collection reads the new file

@@ -164,6 +164,11 @@ def test_readme_command_in_a_terminal_survives_ctrl_c(stopped_engine: Engine,
                  "stopping, press Ctrl+C again to force", "stopping the container",
                  "removed container loon"):
         assert line in out, f"{line!r} missing from out.log:\n{out[-3000:]}"
+    # The teardown did not wait out the drain grace (issue 23): the fast path's followers
+    # ended at their files' ends once the services had stopped.
+    assert "log source: host directory" in out, out[-3000:]
+    assert "the log followers read their files to the end" in out, out[-3000:]
+    assert "the log followers had not ended" not in out, out[-3000:]
     mysql = (session / "mysql.log").read_text(errors="replace")
     assert "Shutdown complete" in mysql, mysql[-3000:]
 
