@@ -34,6 +34,7 @@ from typing import Any, TextIO
 import anyio
 from anyio.abc import TaskGroup
 
+from loon_supervisor.deploy.children import run_grouped
 from loon_supervisor.sinks.session import event_lines
 
 log = logging.getLogger("loon_supervisor.deploy")
@@ -354,17 +355,17 @@ async def _git(ctx: DeployContext, *args: str) -> tuple[int, str, str]:
     ctx.log("$ " + " ".join(cmd))
     try:
         with anyio.fail_after(GIT_TIMEOUT_S):
-            proc = await anyio.run_process(cmd, check=False, stdin=subprocess.DEVNULL, env=env)
+            code, stdout, stderr = await run_grouped(cmd, env=env, grace=ctx.kill_grace)
     except FileNotFoundError:
         raise DeployStepFailed("git is not installed on the deploy host") from None
     except TimeoutError:
         raise DeployStepFailed(f"git {args[0]} did not finish within {GIT_TIMEOUT_S} s") from None
-    out = proc.stdout.decode("utf-8", "replace")
-    err = proc.stderr.decode("utf-8", "replace")
+    out = stdout.decode("utf-8", "replace")
+    err = stderr.decode("utf-8", "replace")
     for text in (out, err):
         if text.strip():
             ctx.log(text)
-    return proc.returncode, out.strip(), err.strip()
+    return code, out.strip(), err.strip()
 
 
 def _last_line(text: str) -> str:

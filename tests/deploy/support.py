@@ -145,7 +145,8 @@ class StubServer:
     SIGTERM and waits for the exit code (``srv.returncode``)."""
 
     def __init__(self, tmp: Path, step: str, token: str, args: list[str] | None = None, *,
-                 nofile: int | None = None, webhook_secret: str | None = None) -> None:
+                 nofile: int | None = None, webhook_secret: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         extra = {"DEPLOYMENT_WEBHOOK_SECRET": webhook_secret} if webhook_secret else {}
         env_file = write_secrets(tmp / "secrets" / ".env.secrets", token, **extra)
         config = tmp / "config.json"
@@ -159,6 +160,7 @@ class StubServer:
         if nofile is not None:
             cmd = ["prlimit", f"--nofile={nofile}", *cmd]
         self.cmd = cmd
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.returncode: int | None = None
@@ -169,7 +171,7 @@ class StubServer:
     def __enter__(self) -> StubServer:
         with self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err)
+                                         stdout=subprocess.DEVNULL, stderr=err, env=self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             m = re.search(r"listening on (\S+)", self.stderr())
