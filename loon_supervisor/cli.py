@@ -241,6 +241,14 @@ def ps(config_file: ConfigOpt = None, name: NameOpt = None,
 
 
 @app.command()
+def versions(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
+    """List the deployment's versions (image tags): revision, built, deployed, outcome."""
+    from loon_supervisor.lifecycle.identity import resolve
+
+    raise typer.Exit(call("versions", identity=resolve(_config(config_file), name)))
+
+
+@app.command()
 def restart(services: Annotated[list[str] | None, typer.Argument(
                 help="Services to restart inside the container (default: the whole "
                 "container).")] = None,

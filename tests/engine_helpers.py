@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from tests.conftest import ROOT, base_config
 from tests.images import write_context
 
 HOOKS = ROOT / "tests" / "hooks"
+VERSION_PROJECT_LABEL = "org.loon.version.project"
+VERSION_TAG = re.compile(r"-[0-9]{8}T[0-9]{6}Z(-[0-9a-f]{7})?$")
 
 
 @dataclass
@@ -95,14 +98,21 @@ def make_deployment(tmp_path: Path, services: dict[str, str], *, stop_timeout: i
 
 
 async def remove_containers(name: str) -> None:
-    """Remove the deployment's container and its test image tag (layers stay cached)."""
+    """Remove the deployment's container, its test image tag and its version tags (layers
+    stay cached; a shared imageTag such as loon-ci:prod stays)."""
     async with aiodocker.Docker() as docker:
         for c in await docker.containers.list(all=True, filters={"name": [f"^/{name}$"]}):
             await c.delete(force=True, v=True)
-        try:
-            await docker.images.delete(f"loon-test:{name}", noprune=True)
-        except aiodocker.DockerError:
-            pass
+        refs = [f"loon-test:{name}"]
+        for image in await docker.images.list(filters={"label": [VERSION_PROJECT_LABEL]}):
+            if str((image.get("Labels") or {}).get(VERSION_PROJECT_LABEL, "")
+                   ).startswith(f"{name}@"):
+                refs += [t for t in image.get("RepoTags") or [] if VERSION_TAG.search(t)]
+        for ref in refs:
+            try:
+                await docker.images.delete(ref, noprune=True)
+            except aiodocker.DockerError:
+                pass
 
 
 async def _containers(label: str | None, name: str | None) -> list[dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from loon_supervisor.config.formats import check_image_reference, split_base_url
 
@@ -163,6 +163,19 @@ class DeploymentSettings(Section):
         default="https://dl.min.io/server/minio/release/linux-amd64/minio",
         description="Where the build fetches the MinIO server binary; null builds without MinIO.",
     )
+    keepVersions: int = Field(
+        default=3, ge=1, le=100,
+        description="Versions (image tags) kept for rollback; older ones and their build's "
+        "dangling images are pruned after each deploy (docs/upgrades.md).")
+    image: str | None = Field(
+        default=None,
+        description="Deploy this prebuilt image (a registry reference, e.g. "
+        "ghcr.io/lab/loon:v1.42) instead of building; pulled with the engine's credentials "
+        "(docs/upgrades.md).")
+    webhookRepository: str | None = Field(
+        default=None,
+        description="Repository the deploy webhook may name a version of (its 'image' "
+        "field); default: the repository of image; neither set: the webhook cannot name one.")
     logSource: Literal["auto", "exec", "hostdir"] = Field(
         default="auto",
         description="How service logs are read: exec (a tail in the container, any engine), "
@@ -179,6 +192,12 @@ class DeploymentSettings(Section):
         description="MiB that logs/ and the fast path's staging copy may use; oldest sessions "
         "are pruned down to it when a session starts; loon status and doctor warn from 80 %.",
     )
+
+
+    @field_validator("image", "webhookRepository")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return None if value is None else check_image_reference(value)
 
 
 class LoonConfig(Section):

@@ -50,6 +50,8 @@ class BuildRequest:
     network_mode: str = "default"
     build_args: dict[str, str] | None = None
     extra_files: dict[str, Path | bytes | None] | None = None
+    # Set on the final image (the classic builder adds them as a last LABEL step).
+    labels: dict[str, str] | None = None
 
 
 async def build_image(docker: aiodocker.Docker, req: BuildRequest,
@@ -66,6 +68,8 @@ async def build_image(docker: aiodocker.Docker, req: BuildRequest,
         params["networkmode"] = req.network_mode
     if req.build_args:
         params["buildargs"] = json.dumps(req.build_args)
+    if req.labels:
+        params["labels"] = json.dumps(req.labels)
     step = ""
     send, receive = anyio.create_memory_object_stream[bytes](4)
     async with anyio.create_task_group() as tg:

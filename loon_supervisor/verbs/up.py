@@ -19,6 +19,7 @@ from pathlib import Path
 import anyio
 from rich.console import Console
 
+from loon_supervisor import versions
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.engine.endpoint import resolve_endpoint
@@ -41,12 +42,11 @@ from loon_supervisor.lifecycle.removal import remove_deployment
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
 from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks import retention
-from loon_supervisor.sinks.build_progress import BuildProgress
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog, new_session_dir
 from loon_supervisor.sinks.terminal import Printer
 from loon_supervisor.spec.client import absent_message, client_absence
-from loon_supervisor.spec.loon import build_request, container_spec, select_services
+from loon_supervisor.spec.loon import container_spec, select_services
 from loon_supervisor.spec.minio import align_env
 from loon_supervisor.spec.prepare import Prepared, prepare
 from loon_supervisor.streams.cursor import Position
@@ -57,6 +57,8 @@ from loon_supervisor.streams.source_choice import (
     host_dir_of,
     prepare_host_dir,
 )
+from loon_supervisor.versions.build import promote
+from loon_supervisor.versions.swap import Swap
 
 
 @dataclass
@@ -75,20 +77,11 @@ class UpOptions:
 
 async def build_phase(engine: DockerEngine, prepared: Prepared, say: Reporter,
                       verbose: bool, console: Console | None) -> ImageContract:
-    tag = prepared.config.deploymentSettings.imageTag
-    req = await build_request(prepared, say)
-    say(f"building image {tag} from {req.context}")
+    """A new version: built (or pulled, with ``deploymentSettings.image``) under its own
+    immutable tag (:mod:`loon_supervisor.versions`); ``imageTag`` moves to it once it runs."""
+    from loon_supervisor.versions.build import build_version
 
-    def on_line(line: str) -> None:
-        say.log_only(f"build: {line}")
-        if verbose and console is not None:
-            console.print(line, markup=False, highlight=False)
-
-    with BuildProgress(say, tag, None if verbose else console) as progress:
-        await engine.build(req, on_line, progress.step)
-        progress.done()
-    say(f"built {tag}")
-    return await engine.read_contract(tag)
+    return await build_version(engine, prepared, say, verbose, console)
 
 
 async def up(opts: UpOptions) -> int:
@@ -131,12 +124,24 @@ async def up(opts: UpOptions) -> int:
 
 async def _up(prepared: Prepared, control: Control, opts: UpOptions, session: Path,
               console: Console) -> int:
-    name = prepared.config.deploymentSettings.containerName
-    lock = await _take_lock(name, opts.replace, console)
+    d = prepared.config.deploymentSettings
+    # --replace builds first, without the lock: the running version keeps serving (and its
+    # follower keeps following) until the new image exists; a failed build changes nothing.
+    build_first = opts.replace and d.orchestrator == "container"
+    held = _Held(None if build_first else await _take_lock(d.containerName, opts.replace,
+                                                              console))
     try:
-        return await _up_locked(prepared, control, opts, session, console, lock)
+        return await _up_locked(prepared, control, opts, session, console, held)
     finally:
-        lock.release()
+        if held.lock is not None:
+            held.lock.release()
+
+
+@dataclass
+class _Held:
+    """The deployment's lock once this run holds it (a build-first run takes it late)."""
+
+    lock: DeploymentLock | None
 
 
 async def _take_lock(name: str, replace: bool, console: Console) -> DeploymentLock:
@@ -165,7 +170,9 @@ def run_state(prepared: Prepared, contract: ImageContract, cid: str, session: Pa
 
 
 async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, session: Path,
-                     console: Console, lock: DeploymentLock) -> int:
+                     console: Console, held: _Held) -> int:
+    """Without ``held.lock`` (build first), the lock is taken after the build, which stops
+    the old version; the swap's downtime is measured from there."""
     cfg = prepared.config
     d = cfg.deploymentSettings
     name = d.containerName
@@ -174,13 +181,23 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
     async with open_engine() as engine:
         contract: ImageContract | None = None
         dep: Deployment | None = None
+        swap = Swap()
         try:
             with control.phase_scope:
-                built = await build_phase(engine, prepared, control.say, opts.verbose, console)
+                try:
+                    built = await build_phase(engine, prepared, control.say, opts.verbose,
+                                              console)
+                except (LoonError, BaseExceptionGroup) as exc:
+                    if held.lock is None:  # built first: nothing was stopped
+                        raise _kept_serving(operator_error(exc), name) from None
+                    raise
+                if held.lock is None:
+                    await swap.start(engine, name)
+                    held.lock = await _take_lock(name, True, console)
                 align_env(prepared, built.services, control.say)
                 contract = select_services(built, opts.only, control.say)
                 if remote:  # volume dirs live there: check/make them there
-                    for line in await ensure_on_engine(engine.docker, d.imageTag,
+                    for line in await ensure_on_engine(engine.docker, contract.image,
                                                        resolve_endpoint().describe(),
                                                        cfg.volume_dirs()):
                         control.say(line)
@@ -197,16 +214,23 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                                      crash_policy=CrashLoopPolicy(d.crashLoopRestarts,
                                                                   d.crashLoopWindow),
                                      source=sources)
-                    cid = await dep.start(replace(container_spec(prepared, contract, remote),
-                                                  log_host_dir=choice.host_dir))
+                    try:
+                        cid = await dep.start(replace(container_spec(prepared, contract,
+                                                                     remote),
+                                                      log_host_dir=choice.host_dir))
+                    except LoonError as exc:
+                        versions.record_outcome(name, contract.image, versions.FAILED, str(exc))
+                        raise
                     control.say(f"started container {name} ({cid[:12]})")
                     await sources.verify(cid, control.say)
+                    downtime = swap.done(control.say)
+                    await promote(engine, prepared, contract.image, control.say, downtime)
                     control.say.log_only(f"log source chosen: {sources.choice.describe()}; "
                                          f"{sources.choice.reason}")
                     if why := await client_absence(engine, cid, contract.services):
                         control.say(absent_message(why))
         finally:
-            if control.stop_signal is not None:
+            if control.stop_signal is not None and held.lock is not None:
                 with anyio.CancelScope(shield=True):
                     if await remove_unstarted(engine, name):
                         control.say(f"removed container {name}")
@@ -216,15 +240,27 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
         if d.orchestrator == "swarm":
             from loon_supervisor.swarm.up import swarm_up
 
+            await promote(engine, prepared, contract.image, control.say)
             spec = container_spec(prepared, contract, remote)
             return await swarm_up(engine, cfg, contract, spec.env, spec.binds, control,
                                   session, opts.detached)
         assert dep is not None and dep.cid is not None
         state = replace(run_state(prepared, contract, dep.cid, session),
                         log_source=sources.kind)
+        assert held.lock is not None
         if opts.detached:
-            return await hand_over(engine, dep, lock, state)
-        return await _follow_foreground(dep, prepared, opts, lock, state)
+            return await hand_over(engine, dep, held.lock, state)
+        return await _follow_foreground(dep, prepared, opts, held.lock, state)
+
+
+def _kept_serving(exc: LoonError, name: str) -> LoonError:
+    """A build-first failure: the running version was never touched; say so."""
+    now = versions.current(name)
+    err = LoonError(f"{exc}; nothing was stopped: "
+                    + (f"the running version {now.tag} keeps serving" if now else
+                       "what runs (if anything) keeps running"))
+    err.exit_code = exc.exit_code
+    return err
 
 
 async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOptions,

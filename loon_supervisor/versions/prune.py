@@ -1,0 +1,87 @@
+"""Bound a deployment's versions to ``deploymentSettings.keepVersions``.
+
+Only images carrying this project's :data:`~.naming.PROJECT_LABEL` value are looked at,
+so another project's images (or another deployment's) are never touched. The current
+version is always kept. With a pruned version go the dangling images its build left (the
+other stages' last images, recorded in the store), unless a kept version's build made them
+too: those are the next build's cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiodocker
+
+from loon_supervisor.engine import image_store
+from loon_supervisor.versions import store
+from loon_supervisor.versions.naming import BUILT_LABEL, PROJECT_LABEL, REFERENCE_LABEL
+
+
+def _version_tags(image: dict[str, object], keep_ref: str) -> list[str]:
+    tags = image.get("RepoTags") or []
+    assert isinstance(tags, list)
+    return [t for t in tags if isinstance(t, str) and t != keep_ref and t != "<none>:<none>"]
+
+
+async def prune(docker: aiodocker.Docker, name: str, project: str, keep: int,
+                image_tag: str, say: Callable[[str], None]) -> list[str]:
+    """Remove all but the ``keep`` newest versions (the current one always stays); the
+    tags removed. ``image_tag`` (what runs) is never removed itself."""
+    images = await image_store.labelled(docker, PROJECT_LABEL, project)
+    saved = store.load(name)
+    current = saved.current
+    images.sort(key=lambda i: _label(i, BUILT_LABEL), reverse=True)
+    running = [i for i in images if _runs(i, current, image_tag)]
+    kept = running[:1]
+    for image in images:
+        if len(kept) >= keep:
+            break
+        if image not in kept:
+            kept.append(image)
+    drop = [i for i in images if i not in kept]
+    removed: list[str] = []
+    for image in drop:
+        for ref in _version_tags(image, image_tag):
+            why = await image_store.delete(docker, ref)
+            if why is None:
+                removed.append(ref)
+            else:
+                say(f"kept version {ref}: {why}")
+    kept_refs = {_label(i, REFERENCE_LABEL) for i in kept}
+    for ref in {_label(i, REFERENCE_LABEL) for i in drop} - kept_refs - {""}:
+        if ref != image_tag:  # the pulled reference, once no kept version comes from it
+            await image_store.delete(docker, ref)
+    if removed:
+        say(f"pruned {len(removed)} old version(s) (keepVersions {keep}): {', '.join(removed)}")
+    await _prune_intermediates(docker, saved, set(removed))
+    if removed:
+        store.forget(name, set(removed))
+    return removed
+
+
+def _label(image: dict[str, object], key: str) -> str:
+    labels = image.get("Labels") or {}
+    assert isinstance(labels, dict)
+    return str(labels.get(key) or "")
+
+
+def _runs(image: dict[str, object], current: str | None, image_tag: str) -> bool:
+    """Is this the current version (the store says so, or ``imageTag`` points at it)?"""
+    tags = image.get("RepoTags") or []
+    assert isinstance(tags, list)
+    return (current is not None and current in tags) or image_tag in tags
+
+
+async def _prune_intermediates(docker: aiodocker.Docker, saved: store.Store,
+                               removed: set[str]) -> None:
+    gone = {i for v in saved.versions if v.tag in removed for i in v.intermediates}
+    kept = {i for v in saved.versions if v.tag not in removed for i in v.intermediates}
+    candidates = gone - kept
+    if not candidates:
+        return
+    dangling = await image_store.dangling_ids(docker)
+    for short in sorted(candidates):
+        for full in dangling:
+            if full.removeprefix("sha256:").startswith(short):
+                await image_store.delete(docker, full)
