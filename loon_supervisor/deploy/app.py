@@ -25,7 +25,9 @@ import anyio
 from aiohttp import web
 
 from loon_supervisor.deploy.auth import Verdict, check_signature, check_token
+from loon_supervisor.deploy.client_id import client_address
 from loon_supervisor.deploy.guard import JSON_HEADERS, GuardedHandler
+from loon_supervisor.deploy.handshake_guard import Throttled, client_key
 from loon_supervisor.deploy.logsafe import loggable_path
 from loon_supervisor.deploy.payload import BadPayload, parse_object
 from loon_supervisor.deploy.replay import DELIVERY_RE, DeliveryLog
@@ -44,8 +46,9 @@ RUNNER_KEY: web.AppKey[DeployRunner] = web.AppKey("runner", DeployRunner)
 
 
 class AuthFailures:
-    """Failed authentications per client address in the last ``window`` seconds; a client
-    at the limit gets 429 for every request until old failures age out."""
+    """Failed authentications per client (an IPv4 address or an IPv6 /64) in the last
+    ``window`` seconds; a client at the limit gets 429 for every request without the right
+    token until old failures age out."""
 
     def __init__(self, limit: int, window: float = 60.0, max_clients: int = 10_000) -> None:
         self.limit = limit
@@ -76,6 +79,7 @@ class AuthFailures:
 
 
 FAILURES_KEY: web.AppKey[AuthFailures] = web.AppKey("failures", AuthFailures)
+LOCKOUT_LOG_KEY: web.AppKey[Throttled] = web.AppKey("lockout_log", Throttled)
 DELIVERIES_KEY: web.AppKey[DeliveryLog] = web.AppKey("deliveries", DeliveryLog)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -122,34 +126,46 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     return response
 
 
+def who(request: web.Request) -> str:
+    """The client address logged and locked out (the forwarded one behind a trusted proxy)."""
+    return client_address(request, request.app[SETTINGS_KEY].trusted_proxies)
+
+
 def _authenticate(request: web.Request) -> web.Response | None:
-    """None when the token is right; otherwise the 401/403 answer."""
+    """None when the token is right; otherwise the 400/401/403/429 answer.
+
+    The right token is never refused for failures counted against its address: behind a
+    shared NAT or proxy, ten wrong requests from anyone would otherwise lock CI out. The
+    lockout does not protect the token (its 128+ random bits do, checked at start-up); it
+    keeps a failing client from being answered, and logged, at full length."""
     settings = request.app[SETTINGS_KEY]
     failures = request.app[FAILURES_KEY]
-    who = request.remote or "?"
-    wait = failures.retry_after(who)
-    if wait is not None:
-        log.warning("%s %s from %s refused: too many failed authentications (429)",
-                    request.method, loggable_path(request.path), who)
-        return _error(429, "too many failed authentications; try again later",
-                      {"Retry-After": str(wait)})
+    client = who(request)
+    key = client_key(client)
+    path = loggable_path(request.path)
     given = request.headers.getall("Authorization", [])
-    if len(given) > 1:
-        failures.failed(who)
-        log.warning("%s %s from %s refused: %d Authorization headers (400)",
-                    request.method, loggable_path(request.path), who, len(given))
-        return _error(400, "more than one Authorization header")
-    verdict = check_token(given[0] if given else None, settings.token)
+    verdict = check_token(given[0] if len(given) == 1 else None, settings.token)
     if verdict is Verdict.OK:
         return None
+    wait = failures.retry_after(key)
+    if wait is not None:
+        request.app[LOCKOUT_LOG_KEY].note(
+            lambda n: f"{request.method} {path} from {client} refused: too many failed "
+            f"authentications from {key} (429; {n} such refusal(s))")
+        return _error(429, "too many failed authentications; try again later",
+                      {"Retry-After": str(wait)})
+    if len(given) > 1:
+        failures.failed(key)
+        log.warning("%s %s from %s refused: %d Authorization headers (400)",
+                    request.method, path, client, len(given))
+        return _error(400, "more than one Authorization header")
     if verdict is Verdict.MISSING:
         log.warning("%s %s from %s refused: no Authorization header (401)",
-                    request.method, loggable_path(request.path), who)
+                    request.method, path, client)
         return _error(401, "missing Authorization header",
                       {"WWW-Authenticate": 'Bearer realm="loon-deploy"'})
-    failures.failed(who)
-    log.warning("%s %s from %s refused: wrong token (403)", request.method,
-                loggable_path(request.path), who)
+    failures.failed(key)
+    log.warning("%s %s from %s refused: wrong token (403)", request.method, path, client)
     return _error(403, "invalid token")
 
 
@@ -170,7 +186,7 @@ async def post_deploy(request: web.Request) -> web.Response:
             body = await request.read()  # raises 413 past client_max_size (chunked too)
     except TimeoutError:
         log.warning("POST /deploy from %s refused: body not received within %g s (408)",
-                    request.remote or "?", settings.opts.body_timeout)
+                    who(request), settings.opts.body_timeout)
         return _error(408, f"request body not received within {settings.opts.body_timeout:g} s",
                       {"Connection": "close"})
     if settings.webhook_secret is not None:
@@ -179,9 +195,9 @@ async def post_deploy(request: web.Request) -> web.Response:
         if verdict is not Verdict.OK:
             code = 401 if verdict is Verdict.MISSING else 403
             what = "missing" if verdict is Verdict.MISSING else "wrong"
-            request.app[FAILURES_KEY].failed(request.remote or "?")
+            request.app[FAILURES_KEY].failed(client_key(who(request)))
             log.warning("POST /deploy from %s refused: %s X-Hub-Signature-256 (%d)",
-                        request.remote or "?", what, code)
+                        who(request), what, code)
             return _error(code, f"{what} X-Hub-Signature-256 signature")
     refused = _check_rules(request, body)
     if refused is not None:
@@ -193,25 +209,25 @@ async def post_deploy(request: web.Request) -> web.Response:
                           "a webhook secret, against replays)")
         if delivery in request.app[DELIVERIES_KEY]:
             log.warning("POST /deploy from %s refused: delivery %s was already received (409)",
-                        request.remote or "?", delivery)
+                        who(request), delivery)
             return _error(409, f"delivery {delivery} was already received; not deploying again")
     try:
         record = runner.submit()
     except OSError as exc:  # e.g. a full disk: the deploy's directory cannot be made
         log.warning("POST /deploy from %s refused: cannot create the deploy's directory "
-                    "(%s) (503)", request.remote or "?", exc.strerror or exc)
+                    "(%s) (503)", who(request), exc.strerror or exc)
         return _error(503, f"cannot create the deploy's directory: {exc.strerror or exc}; "
                       "try again later")
     except DeployBusy as busy:
         running = busy.running
         log.info("POST /deploy from %s refused: deploy %s is %s (409)",
-                 request.remote or "?", running.id, running.status)
+                 who(request), running.id, running.status)
         return _json(409, {"error": f"deploy {running.id} is {running.status}; try again later",
                            "running": running.id, "status": str(running.status),
                            "statusUrl": f"/deploy/{running.id}"})
     if settings.webhook_secret is not None and delivery is not None:
         request.app[DELIVERIES_KEY].remember(delivery)
-    log.info("deploy %s accepted from %s", record.id, request.remote or "?")
+    log.info("deploy %s accepted from %s", record.id, who(request))
     url = f"/deploy/{record.id}"
     return _json(202, {**record.to_json(), "statusUrl": url}, {"Location": url})
 
@@ -261,7 +277,7 @@ async def delete_deploy(request: web.Request) -> web.Response:
         return _error(409, f"deploy {deploy_id} has already finished")
     if record is None:
         return _error(404, "no such deploy")
-    log.info("deploy %s cancelled by %s", deploy_id, request.remote or "?")
+    log.info("deploy %s cancelled by %s", deploy_id, who(request))
     return _json(202, {**record.to_json(), "statusUrl": f"/deploy/{deploy_id}"})
 
 
@@ -270,6 +286,7 @@ def make_app(settings: ServerSettings, runner: DeployRunner) -> web.Application:
                           middlewares=[_connection_state, _json_errors])
     app[SETTINGS_KEY] = settings
     app[FAILURES_KEY] = AuthFailures(settings.opts.max_auth_failures)
+    app[LOCKOUT_LOG_KEY] = Throttled()
     app[DELIVERIES_KEY] = DeliveryLog(settings.logs_root / ".deliveries.json")
     app[RUNNER_KEY] = runner
     app.router.add_get("/healthz", healthz)

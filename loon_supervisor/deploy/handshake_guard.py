@@ -83,25 +83,28 @@ class Admission:
     """Open connections overall and per client; ``--allow-from``; refusals throttled."""
 
     def __init__(self, total: int, per_client: int, allow_from: Sequence[Network] = (),
-                 quiet: float = 10.0) -> None:
+                 quiet: float = 10.0, proxies: Sequence[Network] = ()) -> None:
         self.total = total
         self.per_client = per_client
         self.allow_from = tuple(allow_from)
+        self.proxies = tuple(proxies)  # --trusted-proxy: only the total cap applies
         self.open = 0
         self.by_client: dict[str, int] = {}
         self._full = Throttled(quiet)
         self._outside = Throttled(quiet)
 
     def allowed(self, host: str) -> bool:
-        if not self.allow_from:
-            return True
+        return not self.allow_from or self._in(host, self.allow_from)
+
+    @staticmethod
+    def _in(host: str, nets: Sequence[Network]) -> bool:
         try:
             addr = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return False
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
-        return any(addr in net for net in self.allow_from)
+        return any(addr in net for net in nets)
 
     def admit(self, host: str) -> Ticket | None:
         """A ticket, or None (the caller closes the connection at once)."""
@@ -110,7 +113,8 @@ class Admission:
                                f"the last from {host}")
             return None
         key = client_key(host)
-        if self.open >= self.total or self.by_client.get(key, 0) >= self.per_client:
+        per_client = self.total if self._in(host, self.proxies) else self.per_client
+        if self.open >= self.total or self.by_client.get(key, 0) >= per_client:
             self._full.note(lambda n: f"connection limit reached ({self.open} open, at most "
                             f"{self.per_client} per client): closed {n} connection(s), the "
                             f"last from {key}")

@@ -51,6 +51,11 @@ class ServerOptions:
                                     "(answered, no deploy)", flag=True)
     allow_from: list[str] = _opt(None, "only accept requests from this address or network "
                                  "(repeatable; default: everyone)", metavar="CIDR", repeat=True)
+    trusted_proxy: list[str] = _opt(None, "a reverse proxy at this address or network: "
+                                    "lockouts and logs use the X-Forwarded-For address it "
+                                    "adds, and it has no per-client connection cap "
+                                    "(repeatable; default: none, the header is ignored)",
+                                    metavar="CIDR", repeat=True)
     logs_dir: Path | None = _opt(None, "where each deploy's directory goes "
                                  "(default: logs/deploys)", metavar="PATH")
     repo_dir: Path | None = _opt(None, "working copy --git-branch updates "
@@ -74,7 +79,8 @@ class ServerOptions:
     max_connections_per_client: int = _opt(10, "open connections at most per client address",
                                            metavar="N")
     max_auth_failures: int = _opt(10, "failed authentications per client address per "
-                                  "minute before it gets 429", metavar="N")
+                                  "minute before its requests without the right token get "
+                                  "429", metavar="N")
 
     @classmethod
     def names(cls) -> set[str]:
@@ -110,6 +116,7 @@ def parse_options(argv: Sequence[str], prog: str,
     """Parse a command line (exits 2 with argparse's one-line message on bad usage)."""
     values = vars(build_parser(prog, defaults).parse_args(list(argv)))
     values["allow_from"] = values["allow_from"] or []
+    values["trusted_proxy"] = values["trusted_proxy"] or []
     return ServerOptions(**values)
 
 

@@ -52,7 +52,8 @@ class DeployServer:
             await self._app_runner.setup()
             opts = self.settings.opts
             admission = Admission(opts.max_connections, opts.max_connections_per_client,
-                                  self.settings.allow_from)
+                                  self.settings.allow_from,
+                                  proxies=self.settings.trusted_proxies)
             site = GuardedSite(self._app_runner, self.settings.host, self.settings.port,
                                ssl_context=self.settings.ssl_context, admission=admission,
                                header_timeout=opts.header_timeout,

@@ -72,6 +72,7 @@ class ServerSettings:
     webhook_secret: SecretStr | None = None
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
     allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_body_bytes: int = MAX_BODY_BYTES
     warnings: tuple[str, ...] = ()
 
@@ -202,14 +203,14 @@ def _ssl_context(cert: Path | None, key: Path | None, problems: list[Problem]
     return ctx
 
 
-def _networks(opts: ServerOptions, problems: list[Problem]
+def _networks(texts: list[str], option: str, problems: list[Problem]
               ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     nets = []
-    for text in opts.allow_from:
+    for text in texts:
         try:
             nets.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
-            problems.append(Problem("--allow-from", f"{text!r} is not an address or network",
+            problems.append(Problem(option, f"{text!r} is not an address or network",
                                     "pass e.g. 192.0.2.10 or 192.0.2.0/24"))
     return tuple(nets)
 
@@ -261,7 +262,8 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
     _check_limits(opts, problems)
     if not problems:
         opts = fit_descriptors(opts, warnings, problems)
-    allow_from = _networks(opts, problems)
+    allow_from = _networks(opts.allow_from, "--allow-from", problems)
+    trusted_proxies = _networks(opts.trusted_proxy, "--trusted-proxy", problems)
     config_file = (opts.config_file or default_config_file()).absolute()
     if not config_file.is_file():
         problems.append(Problem(str(config_file), "config file not found",
@@ -299,5 +301,6 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
         repo_dir=repo_dir,
         ssl_context=ssl_context,
         allow_from=allow_from,
+        trusted_proxies=trusted_proxies,
         warnings=tuple(warnings),
     )

@@ -165,3 +165,51 @@ def test_allow_from_is_decided_at_accept() -> None:
     assert admission.admit("192.0.2.9") is not None
     assert admission.admit("::ffff:192.0.2.9") is not None
     assert admission.admit("198.51.100.1") is None and admission.admit("nonsense") is None
+
+
+def _through_proxy(port: int, forwarded_for: str, auth: str, method: str = "POST",
+                   path: str = "/deploy") -> int:
+    """What a reverse proxy at 127.0.0.3 sends: the client's request plus the address it
+    saw, appended to X-Forwarded-For (here the attacker also sent one of its own)."""
+    with socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.3", 0)) as s:
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+                  f"X-Forwarded-For: {forwarded_for}\r\nContent-Length: 0\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        s.settimeout(5)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_wrong_tokens_through_a_proxy_never_lock_ci_out(tmp_path: Path,
+                                                              trusted: bool) -> None:
+    """10 wrong requests through the proxy (the attacker's address in X-Forwarded-For, and
+    a forged one before it), then CI's right request through the same proxy is accepted.
+    With --trusted-proxy the attacker alone is locked out; without it X-Forwarded-For is
+    ignored (no escape by inventing addresses) and only the right token passes."""
+    token = new_token()
+    extra = {"trusted_proxy": ["127.0.0.3"]} if trusted else {}
+    settings = make_settings(tmp_path, token, max_auth_failures=10, **extra)
+    async with running_server(settings, ok_step) as srv:
+        port = _port(srv.url)
+
+        def attack(n: int) -> list[int]:
+            return [_through_proxy(port, f"10.9.9.{i}, 198.51.100.7", f"Bearer {'x' * 48}")
+                    for i in range(n)]
+
+        codes = await anyio.to_thread.run_sync(attack, 12)
+        assert codes[:10] == [403] * 10 and codes[10:] == [429] * 2, codes
+        ci = await anyio.to_thread.run_sync(_through_proxy, port, "203.0.113.5",
+                                            f"Bearer {token}")
+        assert ci == 202
+        # the right token from the attacker's own address passes too: the lockout never
+        # refuses the right credentials
+        again = await anyio.to_thread.run_sync(_through_proxy, port, "198.51.100.7",
+                                               f"Bearer {token}", "GET", "/healthz")
+        assert again == 200
+        other_wrong = await anyio.to_thread.run_sync(_through_proxy, port, "203.0.113.5",
+                                                     "Bearer " + "z" * 48)
+        # trusted: another client is not locked out by the attacker; untrusted: all one key
+        assert other_wrong == (403 if trusted else 429)
