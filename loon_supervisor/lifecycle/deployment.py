@@ -184,10 +184,13 @@ class Deployment:
             followers = self._followers(None, saved)
             self.say.log_only(f"log source: {followers.source.describe()} (collecting what "
                               "the stopped follower had not read)")
-        with self.bounded("collecting the final log bytes", ENGINE_GRACE):
-            await followers.collect()
-            if output:
-                await followers.collect_output()
+        with self.bounded("collecting the final log bytes", ENGINE_GRACE) as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_extend_while_bytes_come, scope, followers)
+                await followers.collect()
+                if output:
+                    await followers.collect_output()
+                tg.cancel_scope.cancel()
         if not self.teardown_failed:
             self.phase = Phase.COLLECTED
 
@@ -363,6 +366,20 @@ class Deployment:
                     await anyio.sleep(delay)
                     delay = min(delay * 2, 5.0)
         return False
+
+
+async def _extend_while_bytes_come(scope: anyio.CancelScope, followers: Followers,
+                                   every: float = 0.5) -> None:
+    """The collection's bound is an idle timeout, not a total budget: while bytes keep
+    arriving (a large backlog from a slow remote engine) its deadline moves on, so only an
+    engine that sent nothing for ``ENGINE_GRACE`` seconds is given up on."""
+    last = -1
+    while True:
+        got = sum(c.written for c in followers.copies.values())
+        if got != last:
+            last = got
+            scope.deadline = anyio.current_time() + ENGINE_GRACE
+        await anyio.sleep(min(every, ENGINE_GRACE / 4))
 
 
 async def _save_positions(followers: Followers,

@@ -60,6 +60,7 @@ class FakeContainer:
     exit_code: int = 0
     stopped: anyio.Event = field(default_factory=anyio.Event)
     status: bytes = b""
+    pace: tuple[float, int] | None = None  # the final collection's speed (seconds, bytes)
 
     def exit(self, code: int) -> None:
         self.running, self.exit_code = False, code
@@ -128,8 +129,15 @@ class FakeSource:
 
     async def stream(self, path: str, offset: int) -> AsyncIterator[bytes]:
         f = self.c.fs.paths.get(path)
-        if f is not None and len(f.data) > offset:
+        if f is None or len(f.data) <= offset:
+            return
+        if not self.c.pace:
             yield bytes(f.data[offset:])
+            return
+        seconds, size = self.c.pace  # a slow engine: ``size`` bytes every ``seconds``
+        for at in range(offset, len(f.data), size):
+            await anyio.sleep(seconds)
+            yield bytes(f.data[at:at + size])
 
 
 class FakeEngine:

@@ -172,6 +172,31 @@ async def test_an_engine_that_hangs_on_stop_is_given_up_on(
     assert "did not answer" in (tmp_path / "out.log").read_text()
 
 
+async def test_the_final_collection_gives_up_only_on_an_idle_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow engine that keeps sending (a large backlog) is waited for well past the
+    bound; one that sends nothing for the bound is given up on (issue 23)."""
+    monkeypatch.setattr(deployment_module, "ENGINE_GRACE", 0.3)
+    for pace, completes in (((0.05, 10), True), ((0.6, 10), False)):
+        (tmp_path / str(pace[0])).mkdir()
+        dep, engine, events = _deployment(tmp_path / str(pace[0]))
+        await dep.start(SPEC)
+        c = _container(engine)
+        c.fs.append(f"{LOG}/web.log", b"x" * 199 + b"\n")  # 20 chunks: 1 s at 0.05 s each
+        c.pace = pace
+        await dep.stop()
+        with anyio.fail_after(10):
+            await dep.collect()
+        events.close()
+        got = (tmp_path / str(pace[0]) / "web.log").read_bytes()
+        if completes:
+            assert not dep.teardown_failed and dep.phase is Phase.COLLECTED, dep.failure
+            assert got == b"x" * 199 + b"\n"
+        else:
+            assert dep.teardown_failed
+            assert "while collecting the final log bytes" in (dep.failure or "")
+
+
 async def test_a_second_signal_kills(tmp_path: Path) -> None:
     dep, engine, _ = _deployment(tmp_path)
     await dep.start(SPEC)
