@@ -20,13 +20,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import fastpath, profiles, real_image, report, steady, teardown, throughput, validation
+from bench import (
+    drain,
+    fastpath,
+    profiles,
+    real_image,
+    report,
+    steady,
+    teardown,
+    throughput,
+    validation,
+)
 from bench.common import ROOT, loadavg, machine, other_containers, say
 
 # validation first: it times process start-ups (~0.2 s), which the page-cache writeback of
 # the teardown part's 400 MiB slowed by half in a run that had it after that part.
-SECTIONS = ("validation", "throughput", "steady", "sweep", "teardown", "real", "fastpath",
-            "profile")
+SECTIONS = ("validation", "throughput", "steady", "sweep", "teardown", "drain", "real",
+            "fastpath", "profile")
 SWEEP = "0,5,10,15,20"
 
 
@@ -42,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", type=int, default=throughput.LINES,
                    help="lines per service in the throughput case (default 1,000,000; "
                    "100000 gives the up-flow issue's 8 x 100k)")
+    p.add_argument("--baseline", default=drain.BASELINE, help="git revision the drain part "
+                   f"compares the current code with (default {drain.BASELINE})")
+    p.add_argument("--drain-window", type=float, default=20.0, help="drain part: steady-state "
+                   "window per paired run, seconds (default 20)")
     p.add_argument("--only", action="append", choices=SECTIONS,
                    help="run only this part (repeatable)")
     p.add_argument("--skip", action="append", choices=SECTIONS, default=[],
@@ -69,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "steady": lambda: steady.bench(work, ns.window),
         "sweep": lambda: steady.sweep(work, delays, steady.CONTROL, ns.runs),
         "teardown": lambda: teardown.bench(work, ns.runs),
+        "drain": lambda: drain.bench(work, ns.runs, ns.drain_window, ns.baseline),
         "real": lambda: real_image.bench(work, ns.window),
         "fastpath": lambda: fastpath.bench(work, ns.runs, ns.lines),
         "profile": lambda: profiles.bench(work, lines=ns.lines),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench import fastpath, profiles
+from bench import drain, fastpath, profiles
 from bench.common import median
 
 HEADER = """\
@@ -143,6 +143,9 @@ def section(r: dict) -> str:
         for target, measured, ok in fastpath.verdicts(fp):
             if ok is not None:
                 targets.append((f"Fast path (hostdir): {target} (issue 17)", measured, _ok(ok)))
+    dr = r.get("drain")
+    if dr:
+        targets += drain.verdicts(dr)
     for part, why in r.get("failed", {}).items():
         targets.append((f"part `{part}` did not complete", why[:300], "**not measured**"))
     if targets:
@@ -315,6 +318,9 @@ def section(r: dict) -> str:
                        f"{1000 * c['pread_write']:.3f} ms, copy_file_range "
                        f"{1000 * c['copy_file_range']:.3f} ms |")
         out.append("")
+    if dr:
+        out += ["### Teardown drain (issue 23): current code against a baseline in the same "
+                "run", "", drain.table(dr), ""]
     pf = r.get("profile")
     if pf:
         out += ["### Profiles (py-spy --nonblocking, after the measured parts)", ""]
