@@ -26,6 +26,7 @@ from aiohttp import web
 
 from loon_supervisor.deploy.auth import Verdict, check_signature, check_token
 from loon_supervisor.deploy.client_id import client_address
+from loon_supervisor.deploy.commits import CommitLog, NoCommit, older_than_head, pushed_commit
 from loon_supervisor.deploy.guard import JSON_HEADERS, GuardedHandler
 from loon_supervisor.deploy.handshake_guard import Throttled, client_key
 from loon_supervisor.deploy.logsafe import loggable_path
@@ -35,6 +36,7 @@ from loon_supervisor.deploy.runner import (
     DEPLOY_ID_PATTERN,
     DeployBusy,
     DeployRunner,
+    DeployStatus,
     NotActive,
 )
 from loon_supervisor.deploy.settings import ServerSettings
@@ -81,6 +83,7 @@ class AuthFailures:
 FAILURES_KEY: web.AppKey[AuthFailures] = web.AppKey("failures", AuthFailures)
 LOCKOUT_LOG_KEY: web.AppKey[Throttled] = web.AppKey("lockout_log", Throttled)
 DELIVERIES_KEY: web.AppKey[DeliveryLog] = web.AppKey("deliveries", DeliveryLog)
+COMMITS_KEY: web.AppKey[CommitLog] = web.AppKey("commits", CommitLog)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -211,6 +214,12 @@ async def post_deploy(request: web.Request) -> web.Response:
             log.warning("POST /deploy from %s refused: delivery %s was already received (409)",
                         who(request), delivery)
             return _error(409, f"delivery {delivery} was already received; not deploying again")
+    commit: str | None = None
+    if settings.webhook_secret is not None:
+        checked = await _check_commit(request, body)
+        if isinstance(checked, web.Response):
+            return checked
+        commit = checked
     try:
         record = runner.submit()
     except OSError as exc:  # e.g. a full disk: the deploy's directory cannot be made
@@ -227,9 +236,41 @@ async def post_deploy(request: web.Request) -> web.Response:
                            "statusUrl": f"/deploy/{running.id}"})
     if settings.webhook_secret is not None and delivery is not None:
         request.app[DELIVERIES_KEY].remember(delivery)
-    log.info("deploy %s accepted from %s", record.id, who(request))
+    if commit is not None:
+        request.app[COMMITS_KEY].remember(commit, record.id)
+    log.info("deploy %s accepted from %s%s", record.id, who(request),
+             f" (commit {commit})" if commit else "")
     url = f"/deploy/{record.id}"
     return _json(202, {**record.to_json(), "statusUrl": url}, {"Location": url})
+
+
+async def _check_commit(request: web.Request, body: bytes) -> str | web.Response:
+    """The commit a signed body deploys, or the answer refusing it (see commits.py)."""
+    settings = request.app[SETTINGS_KEY]
+    try:
+        payload = parse_object(body)
+        commit = pushed_commit(payload)
+    except (BadPayload, NoCommit) as exc:
+        return _error(400, str(exc))
+    if commit is None:
+        return _json(200, {"status": "ignored", "reason": "the push deleted the branch: "
+                           "nothing to deploy"})
+    force = payload.get("force") is True
+    previous = request.app[COMMITS_KEY].deploy_of(commit)
+    record = request.app[RUNNER_KEY].get(previous) if previous else None
+    done_before = previous is not None and (
+        record is None or record.status not in (DeployStatus.FAILED, DeployStatus.CANCELLED))
+    if done_before and not force:
+        log.warning("POST /deploy from %s refused: commit %s was already deployed by %s (409)",
+                    who(request), commit, previous)
+        return _error(409, f"commit {commit} was already deployed (deploy {previous}); a "
+                      'signed body with "force": true deploys it again')
+    if settings.git_branch and await older_than_head(settings.repo_dir, commit):
+        log.warning("POST /deploy from %s refused: commit %s is older than the working "
+                    "copy's HEAD (409)", who(request), commit)
+        return _error(409, f"commit {commit} is older than the deployed commit (an ancestor "
+                      "of the working copy's HEAD); not deploying it")
+    return commit
 
 
 def _check_rules(request: web.Request, body: bytes) -> web.Response | None:
@@ -288,6 +329,7 @@ def make_app(settings: ServerSettings, runner: DeployRunner) -> web.Application:
     app[FAILURES_KEY] = AuthFailures(settings.opts.max_auth_failures)
     app[LOCKOUT_LOG_KEY] = Throttled()
     app[DELIVERIES_KEY] = DeliveryLog(settings.logs_root / ".deliveries.json")
+    app[COMMITS_KEY] = CommitLog(settings.logs_root / ".commits.json")
     app[RUNNER_KEY] = runner
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/deploy", post_deploy)

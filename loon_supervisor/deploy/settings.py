@@ -292,6 +292,11 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
                                 "reaches this server over the network)"))
     if problems:
         raise ConfigError(problems, "the deploy server's settings")
+    if webhook is None:
+        warnings.append("no webhook secret: nothing but TLS and the token protects against a "
+                        "replayed request, and every replay is a redeploy; set "
+                        f"{DEFAULT_WEBHOOK_SECRET_VAR} (e.g. `openssl rand -hex 32`) and sign "
+                        "a body naming the commit (docs/deploy-server.md)")
     return ServerSettings(
         token=token,
         webhook_secret=webhook,

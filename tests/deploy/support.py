@@ -110,6 +110,13 @@ def signed(body: bytes, secret: str, delivery: str | None = None) -> dict[str, s
             "X-GitHub-Delivery": delivery or str(uuid.uuid4())}
 
 
+def push_body(commit: str | None = None, **extra: Any) -> bytes:
+    """A GitHub-style push body naming a commit (a fresh random one unless given): signed
+    deploys must name the commit they deploy, and each commit deploys once."""
+    return json.dumps({"ref": "refs/heads/main", "after": commit or secrets.token_hex(20),
+                       **extra}).encode()
+
+
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "cert.pem", directory / "key.pem"

@@ -213,3 +213,93 @@ async def test_wrong_tokens_through_a_proxy_never_lock_ci_out(tmp_path: Path,
                                                      "Bearer " + "z" * 48)
         # trusted: another client is not locked out by the attacker; untrusted: all one key
         assert other_wrong == (403 if trusted else 429)
+
+
+async def test_a_captured_signed_push_replayed_with_a_new_delivery_id_cannot_redeploy(
+        tmp_path: Path) -> None:
+    from tests.deploy.support import push_body, signed
+
+    token, secret = new_token(), new_token()
+    settings = make_settings(tmp_path, token, webhook_secret=secret)
+    commit = "a" * 39 + "1"
+    body = push_body(commit)
+    async with running_server(settings, ok_step) as srv:
+        url = f"{srv.url}/deploy"
+        first = await call("POST", url, token=token, data=body, headers=signed(body, secret))
+        assert first.status == 202
+        await wait_terminal(srv.url, first.body["id"], token)
+        replay = await call("POST", url, token=token, data=body, headers=signed(body, secret))
+        assert replay.status == 409, replay.text
+        assert f"commit {commit} was already deployed" in replay.body["error"]
+    async with running_server(settings, ok_step) as srv:  # remembered across a restart
+        url = f"{srv.url}/deploy"
+        replay = await call("POST", url, token=token, data=body, headers=signed(body, secret))
+        assert replay.status == 409
+        forced = push_body(commit, force=True)  # a new signed body: the secret's holder
+        again = await call("POST", url, token=token, data=forced,
+                           headers=signed(forced, secret))
+        assert again.status == 202, again.text
+        await wait_terminal(srv.url, again.body["id"], token)
+    deploys = [p for p in settings.logs_root.iterdir() if p.is_dir()]
+    assert len(deploys) == 2  # the first request and the forced one
+
+
+async def test_a_failed_commit_may_be_deployed_again(tmp_path: Path) -> None:
+    from loon_supervisor.deploy import DeployStepFailed
+    from tests.deploy.support import push_body, signed
+
+    outcomes = ["fail", "ok"]
+
+    async def flaky(ctx: DeployContext) -> None:
+        if outcomes.pop(0) == "fail":
+            raise DeployStepFailed("stand-in failure")
+
+    token, secret = new_token(), new_token()
+    body = push_body()
+    async with running_server(make_settings(tmp_path, token, webhook_secret=secret),
+                              flaky) as srv:
+        url = f"{srv.url}/deploy"
+        for want in ("failed", "succeeded"):
+            ans = await call("POST", url, token=token, data=body, headers=signed(body, secret))
+            assert ans.status == 202, ans.text
+            assert (await wait_terminal(srv.url, ans.body["id"], token))["status"] == want
+        ans = await call("POST", url, token=token, data=body, headers=signed(body, secret))
+        assert ans.status == 409
+
+
+async def test_a_push_older_than_the_deployed_commit_is_refused_even_forced(
+        tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.deploy.support import push_body, signed
+
+    work = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    commits = []
+    for n in range(2):
+        (work / "f").write_text(f"{n}\n")
+        subprocess.run(["git", "-C", str(work), "add", "f"], check=True)
+        subprocess.run(["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t",
+                        "commit", "-qm", f"c{n}"], check=True)
+        commits.append(subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"],
+                                      check=True, capture_output=True, text=True).stdout.strip())
+    token, secret = new_token(), new_token()
+    settings = make_settings(tmp_path, token, webhook_secret=secret, git_branch="main",
+                             repo_dir=work)
+    async with running_server(settings, ok_step) as srv:
+        url = f"{srv.url}/deploy"
+        for body in (push_body(commits[0]), push_body(commits[0], force=True)):
+            old = await call("POST", url, token=token, data=body, headers=signed(body, secret))
+            assert old.status == 409 and "older than the deployed commit" in old.body["error"]
+        head = push_body(commits[1])
+        ok = await call("POST", url, token=token, data=head, headers=signed(head, secret))
+        assert ok.status == 202, ok.text
+
+
+def test_without_a_webhook_secret_the_start_up_says_what_protects_against_replays(
+        tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, new_token())
+    assert any("nothing but TLS and the token protects against a replayed request" in w
+               for w in settings.warnings)
+    assert not any("replayed" in w for w in make_settings(
+        tmp_path, new_token(), webhook_secret=new_token()).warnings)

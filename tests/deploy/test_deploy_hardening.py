@@ -17,6 +17,7 @@ from tests.deploy.support import (
     call,
     make_settings,
     new_token,
+    push_body,
     running_server,
     signed,
     wait_terminal,
@@ -159,7 +160,7 @@ async def test_replayed_delivery_gets_409_and_no_deploy_even_after_restart(
         tmp_path: Path) -> None:
     token, secret = new_token(), new_token()
     settings = make_settings(tmp_path, token, webhook_secret=secret)
-    body = b'{"ref": "refs/heads/main"}'
+    body = push_body()
     headers = signed(body, secret, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
     async with running_server(settings, ok_step) as srv:
         first = await call("POST", f"{srv.url}/deploy", token=token, data=body, headers=headers)

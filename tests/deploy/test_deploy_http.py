@@ -21,6 +21,7 @@ from tests.deploy.support import (
     files_containing,
     make_settings,
     new_token,
+    push_body,
     running_server,
     self_signed_cert,
     signed,
@@ -198,7 +199,7 @@ async def test_hmac_signature(tmp_path: Path) -> None:
     async with running_server(make_settings(tmp_path, token, webhook_secret=secret),
                               ok_step) as srv:
         url = f"{srv.url}/deploy"
-        body = b'{"ref": "refs/heads/main"}'
+        body = push_body()
         missing = await call("POST", url, token=token, data=body)
         assert missing.status == 401 and "X-Hub-Signature-256" in missing.body["error"]
         wrong = await call("POST", url, token=token, data=body, headers=signed(body, "other"))
@@ -215,7 +216,7 @@ async def test_hmac_signature(tmp_path: Path) -> None:
         assert right.status == 202, right.text
         await wait_terminal(srv.url, right.body["id"], token)
         empty = await call("POST", url, raw_auth=token, headers=signed(b"", secret))
-        assert empty.status == 202
+        assert empty.status == 400 and "must name the commit" in empty.body["error"]
 
 
 async def test_tls(tmp_path: Path) -> None:
@@ -251,9 +252,10 @@ async def test_token_never_in_output_logs_or_answers(
         answers.append(await call("POST", url))
         for auth in (token[:-1], token + "0", f"Bearer {token[1:]}", f"Token {token}"):
             answers.append(await call("POST", url, raw_auth=auth))
-        answers.append(await call("POST", url, token=token, data=b"{}",
-                                  headers=signed(b"{}", secret[:-1])))
-        ok = await call("POST", url, token=token, data=b"{}", headers=signed(b"{}", secret))
+        body = push_body()
+        answers.append(await call("POST", url, token=token, data=body,
+                                  headers=signed(body, secret[:-1])))
+        ok = await call("POST", url, token=token, data=body, headers=signed(body, secret))
         answers.append(ok)
         answers.append(await call("GET", f"{url}/{ok.body['id']}", raw_auth=token[:-1]))
         await wait_terminal(srv.url, ok.body["id"], token)
