@@ -5,6 +5,7 @@ outside the project's .build-files/. Engine-free (engine verbs point at a missin
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,11 @@ from tests.conftest import base_config, write_config
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 
 
+def _cap_memory() -> None:
+    """1 GiB of address space: a read without bound ends in MemoryError, not a swapped host."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
 def loon(*args: str, cwd: Path, env: dict[str, str] | None = None,
          timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """The real front end in a subprocess, with no LOON_* from the caller and no engine."""
@@ -24,7 +30,8 @@ def loon(*args: str, cwd: Path, env: dict[str, str] | None = None,
     base.update(LOON_PROJECT_ROOT=str(cwd / "project"), DOCKER_HOST=NO_ENGINE)
     base.update(env or {})
     done = subprocess.run([sys.executable, "-m", "loon_supervisor", *args], cwd=cwd, env=base,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=_cap_memory)
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
 
@@ -88,3 +95,59 @@ def test_build_file_refuses_escapes(project: Path) -> None:
     for bad in ("..", "../x", "a/b", "", "a\0b"):
         with pytest.raises(EscapesBuildFiles):
             build_file(bad)
+
+
+# --- 5. endless inputs -------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+@pytest.mark.parametrize("verb", ["validate", "config", "down", "status", "ps", "attach",
+                                  "logs"])
+def test_config_from_a_device_refused(tmp_path: Path, project: Path, device: str,
+                                      verb: str) -> None:
+    done = loon(verb, "-c", device, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{device}" in done.stderr and "is a device, not a file" in done.stderr
+
+
+def test_config_too_large_refused(tmp_path: Path, project: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b"{" + b" " * (2 * 1024 * 1024) + b"}")
+    done = loon("validate", "-c", str(big), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "is 2.0 MiB, more than the 1.0 MiB" in done.stderr
+
+
+def test_fifo_without_writer_times_out(tmp_path: Path, project: Path) -> None:
+    """A FIFO nobody opens for writing blocked until Ctrl+C; now 10 s of silence end it."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    done = loon("validate", "-c", str(fifo), cwd=tmp_path, timeout=40)
+    assert done.returncode == 2
+    assert "sent no data for 10 s" in done.stderr
+
+
+def test_pipe_with_a_writer_still_read(tmp_path: Path, project: Path) -> None:
+    import json
+
+    (tmp_path / "c.json").write_text(json.dumps(base_config(tmp_path / "data")))
+    done = subprocess.run(["bash", "-c", f"{sys.executable} -m loon_supervisor validate -c "
+                           f"<(sleep 0.5; cat {tmp_path / 'c.json'})"], cwd=tmp_path,
+                          env={**os.environ, "LOON_PROJECT_ROOT": str(project)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_huge_certificate_refused(tmp_path: Path, project: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from loon_supervisor.verbs import validate
+    from tests.certs import make_pair
+
+    tls = tmp_path / "tls"
+    make_pair(tls / "server.crt", tls / "server.key")
+    (tls / "big.crt").write_bytes(b"x" * (5 * 1024 * 1024))
+    data = base_config(tmp_path / "data")
+    data["generalSettings"]["useHttp"] = False
+    data["nginxSettings"] = {"sourceVolumeLocation": str(tls), "targetVolumeLocation": "/ssl",
+                             "certFileLocation": "big.crt", "keyFileLocation": "server.key"}
+    assert validate.main(write_config(project / "config.json", data)) == 2
+    assert "big.crt is 5.0 MiB, more than the 4.0 MiB" in capsys.readouterr().err

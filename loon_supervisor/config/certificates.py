@@ -7,15 +7,22 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loon_supervisor.bounded import MiB, UnboundedInput, read_bounded
 from loon_supervisor.errors import Problem
 
 SOON_DAYS = 30
+MAX_PEM = 4 * MiB
+"""Far above any certificate, key or CA bundle (a full system bundle is about 200 KiB)."""
 
 
 def _certs(path: Path, json_path: str, problems: list[Problem]) -> list[object]:
 
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, MAX_PEM)
+    except UnboundedInput as exc:
+        what, _, fix = str(exc).partition("; ")
+        problems.append(Problem(json_path, f"{path} {what}", fix))
+        return []
     except OSError as exc:
         problems.append(Problem(json_path, f"{path} cannot be read ({exc.strerror or exc})",
                                 "fix its permissions"))
@@ -53,7 +60,10 @@ def check_tls_pair(cert_path: Path, key_path: Path) -> tuple[list[Problem], list
     certs = _certs(cert_path, "nginxSettings.certFileLocation", problems)
     key = None
     try:
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(read_bounded(key_path, MAX_PEM), password=None)
+    except UnboundedInput as exc:
+        what, _, fix = str(exc).partition("; ")
+        problems.append(Problem("nginxSettings.keyFileLocation", f"{key_path} {what}", fix))
     except OSError as exc:
         problems.append(Problem("nginxSettings.keyFileLocation",
                                 f"{key_path} cannot be read ({exc.strerror or exc})",

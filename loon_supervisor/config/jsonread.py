@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loon_supervisor.bounded import UnboundedInput, read_bounded
 from loon_supervisor.errors import ConfigError, Problem
 
+MAX_BYTES = 1024 * 1024
+"""A real config.json is a few KiB; a larger one is the wrong file (or /dev/zero)."""
 MAX_DEPTH = 64
 """config.json needs 3 levels; anything deeper than this is certainly not a config."""
 
@@ -31,8 +34,10 @@ def read_source(path: Path) -> ConfigSource:
     """Read the file's bytes once, or raise ConfigError naming the file and the fix."""
     name = str(path)
     try:
-        with open(path, "rb") as fh:
-            return ConfigSource(path, fh.read())
+        return ConfigSource(path, read_bounded(path, MAX_BYTES))
+    except UnboundedInput as exc:
+        raise ConfigError([Problem(name, str(exc).partition("; ")[0],
+                                   str(exc).partition("; ")[2])]) from None
     except FileNotFoundError:
         raise ConfigError([Problem(name, "file not found", "create it (see config.example.json) "
                                    "or pass --config-file with an existing file; looked for "

@@ -80,12 +80,15 @@ class Identity:
 
 def _lenient_settings(config_file: Path) -> dict[str, Any]:
     """deploymentSettings from the file merged with LOON_* overrides; {} where unreadable."""
+    from loon_supervisor.bounded import UnboundedInput, read_bounded
+    from loon_supervisor.config.jsonread import MAX_BYTES
     from loon_supervisor.config.load import env_overrides
-    from loon_supervisor.errors import LoonError
 
     try:
-        data = json.loads(config_file.read_text(encoding="utf-8"))
+        data = json.loads(read_bounded(config_file, MAX_BYTES).decode("utf-8"))
         settings = data.get("deploymentSettings") if isinstance(data, dict) else None
+    except UnboundedInput as exc:  # a device or an endless pipe is no config, not a broken one
+        raise UnboundedInput(f"{config_file} {exc}") from None
     except (OSError, ValueError, RecursionError):
         settings = None
     merged = dict(settings) if isinstance(settings, dict) else {}

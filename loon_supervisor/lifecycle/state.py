@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from loon_supervisor.bounded import MiB, UnboundedInput, read_bounded
 from loon_supervisor.engine.images import ImageContract
 from loon_supervisor.paths import build_file
 from loon_supervisor.streams.cursor import Position
@@ -91,9 +92,9 @@ class DeploymentState:
 def load(name: str) -> DeploymentState | None:
     """The deployment's state, or None (no file, or one this version cannot read)."""
     try:
-        data = json.loads(state_path(name).read_text())
+        data = json.loads(read_bounded(state_path(name), 64 * MiB))
         return DeploymentState.from_json(data) if isinstance(data, dict) else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, UnboundedInput):
         return None
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 
+from loon_supervisor.bounded import UnboundedInput, read_bounded
 from loon_supervisor.errors import ConfigError, Problem
 
 if TYPE_CHECKING:  # annotations only: `build.py -e` on an unchanged config skips pydantic
@@ -127,7 +128,9 @@ def read_secret_key(build_dir: Path, deployment: str) -> str | None:
     fix = f"delete {path} to have a new key generated, or write one line of at least " \
           f"{SECRET_KEY_MIN} characters into it"
     try:
-        key = path.read_text(encoding="utf-8").strip()
+        key = read_bounded(path, 64 * 1024).decode("utf-8").strip()
+    except UnboundedInput as exc:
+        raise ConfigError([Problem(str(path), str(exc).partition("; ")[0], fix)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise ConfigError([Problem(str(path), f"cannot be read ({reason})", fix)]) from None
