@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -201,6 +202,53 @@ def test_engine_restart_is_survived(tmp_path: Path, log_source: str) -> None:
         assert (session / "t.log").read_text().endswith("bye t\n")
         lines = (session / "t.log").read_text().splitlines()[:-1]
         assert lines == [f"t {i}" for i in range(1, len(lines) + 1)]
+    finally:
+        subprocess.run(["pkill", "-9", "-f", f"_logger {d.name}"], check=False)
+        engine.destroy()
+
+
+class RotatingLogsEngine(PrivateEngine):
+    """A private engine whose daemon default rotates container logs at 1 KB."""
+
+    def args(self) -> list[str]:
+        return [*super().args(), "--log-opt", "max-size=1k"]
+
+
+def test_container_log_resumes_on_an_engine_that_rotates_logs_by_default(
+        tmp_path: Path) -> None:
+    """The container names its log driver (json-file, max-size 1 TB), so a daemon default
+    of max-size=1k does not rotate its stored output away: container.log resumes after a
+    kill -9 + attach by skipping the bytes it has, with every tick once (issue 23)."""
+    engine = RotatingLogsEngine(Path(f"/tmp/ldk-{uuid.uuid4().hex[:6]}"))
+    engine.base.mkdir()
+    counter = 'i=0; while :; do i=$((i+1)); echo "tick $i"; usleep 10000; done'
+    d = make_deployment(tmp_path, {"w1": writer("w1", 10)}, main=counter)
+    use_log_source(d, "exec")
+    env = {"DOCKER_HOST": engine.host}
+    try:
+        engine.start()
+        result = d.run("-d", timeout=180, **env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        info = subprocess.run(["docker", "-H", engine.host, "inspect", "--format",
+                               "{{json .HostConfig.LogConfig}}", d.name], capture_output=True,
+                              text=True, check=True).stdout
+        log_config = json.loads(info)
+        assert log_config["Type"] == "json-file" and log_config["Config"]["max-size"] == "1t"
+        session = d.session()
+        wait_until(lambda: (session / "container.log").stat().st_size > 3000, timeout=30)
+        os.kill(state(d)["logger_pid"], signal.SIGKILL)
+        time.sleep(1.5)  # the engine's stored output grows past 1 KB meanwhile
+        attach = subprocess.run([sys.executable, "-m", "loon_supervisor", "attach", "--name",
+                                 d.name], cwd=d.root, env=d.env(**env), capture_output=True,
+                                text=True, timeout=120)
+        assert attach.returncode == 0, attach.stdout + attach.stderr
+        n = (session / "container.log").stat().st_size
+        wait_until(lambda: (session / "container.log").stat().st_size > n + 2000, timeout=30)
+        down = d.run("-D", timeout=120, **env)
+        assert down.returncode == 0, down.stdout + down.stderr
+        ticks = [ln for ln in (session / "container.log").read_text().splitlines()
+                 if ln.startswith("tick ")]
+        assert ticks == [f"tick {i}" for i in range(1, len(ticks) + 1)]
     finally:
         subprocess.run(["pkill", "-9", "-f", f"_logger {d.name}"], check=False)
         engine.destroy()

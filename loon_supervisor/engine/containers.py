@@ -39,12 +39,23 @@ class ContainerSpec:
     log_host_dir: Path | None = None
 
 
+# The container's own output (container.log) is resumed by re-reading the engine's stored
+# log from its first byte and skipping what the host file has (engine/exec_streams.py
+# container_output): that needs a stored log that is never rotated or dropped. A daemon-wide
+# default (journald, or json-file with max-size) would break it, so the container names its
+# driver. The engine merges the daemon's log-opts into a container's config of the same
+# driver, and json-file cannot be told "no limit" once a max-size is set, so max-size is
+# given as 1 TB (never reached by supervisord's output; max-file keeps its default, 1).
+LOG_CONFIG: dict[str, Any] = {"Type": "json-file", "Config": {"max-size": "1t"}}
+
+
 def _config(spec: ContainerSpec) -> dict[str, Any]:
     host: dict[str, Any] = {
         "Init": True,
         "Binds": spec.binds + ([f"{spec.log_host_dir}:{spec.log_dir}"]
                                if spec.log_host_dir is not None else []),
         "NetworkMode": spec.network_mode,
+        "LogConfig": LOG_CONFIG,
     }
     cfg: dict[str, Any] = {
         "Image": spec.image,
