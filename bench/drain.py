@@ -63,19 +63,34 @@ class Code:
 
     def run(self, d: Deployment, *args: str, timeout: float = 600
             ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.cmd(d, *args), cwd=d.root, env=self.env(d),
-                              capture_output=True, text=True, timeout=timeout)
+        for attempt in range(3):
+            res = subprocess.run(self.cmd(d, *args), cwd=d.root, env=self.env(d),
+                                 capture_output=True, text=True, timeout=timeout)
+            if res.returncode == 0 or not _engine_flake(res.stdout + res.stderr) or attempt:
+                return res
+            say(f"{self.label}: the shared engine lost a layer during the build; again")
+        return res
 
     def start(self, d: Deployment) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(self.cmd(d), cwd=d.root, env=self.env(d), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        d.procs.append(proc)
-        wait_for(lambda: out_log_has(d, "Loon is up") or proc.poll() is not None, 600,
-                 "the deployment to come up")
-        if proc.poll() is not None:
-            raise RuntimeError(f"{self.label}: build.py exited {proc.returncode}: "
-                               f"{proc.stdout.read() if proc.stdout else ''}")
-        return proc
+        for attempt in range(2):
+            proc = subprocess.Popen(self.cmd(d), cwd=d.root, env=self.env(d), text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            d.procs.append(proc)
+            wait_for(lambda p=proc: out_log_has(d, "Loon is up") or p.poll() is not None, 600,
+                     "the deployment to come up")
+            if proc.poll() is None:
+                return proc
+            said = proc.stdout.read() if proc.stdout else ""
+            if attempt or not _engine_flake(said):
+                raise RuntimeError(f"{self.label}: build.py exited {proc.returncode}: {said}")
+            say(f"{self.label}: the shared engine lost a layer during the build; again")
+        raise AssertionError("unreachable")
+
+
+def _engine_flake(said: str) -> bool:
+    """A build that failed because another user of the shared engine removed an image
+    layer under it (seen as 'unable to find image "sha256:...'): not ours, worth a retry."""
+    return "build failed" in said and "unable to find image" in said
 
 
 def baseline(work: Path, rev: str = BASELINE) -> Code:
