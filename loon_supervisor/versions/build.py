@@ -48,11 +48,16 @@ def loon_source(prepared: Prepared) -> Path | None:
 
 async def build_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
                         verbose: bool, console: Console | None) -> ImageContract:
-    """Build a new version (its contract names the version tag) and record it as built."""
+    """Build a new version (its contract names the version tag) and record it as built;
+    with ``deploymentSettings.image``, pull that instead (:mod:`.pull`)."""
     d = prepared.config.deploymentSettings
+    if d.image:
+        from loon_supervisor.versions.pull import pull_version
+
+        return await pull_version(engine, prepared, say, None if verbose else console)
     req = await build_request(prepared, say)
     revision = await anyio.to_thread.run_sync(source_revision, loon_source(prepared))
-    built, tag = await _unused_tag(engine, d.imageTag, revision)
+    built, tag = await unused_tag(engine, d.imageTag, revision)
     req = replace(req, tag=tag, labels=version_labels(deployment_project(prepared), built,
                                                        revision))
     say(f"building version {tag} from {req.context}"
@@ -78,7 +83,7 @@ async def build_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
     return contract
 
 
-async def _unused_tag(engine: DockerEngine, image_tag: str, revision: str | None
+async def unused_tag(engine: DockerEngine, image_tag: str, revision: str | None
                       ) -> tuple[datetime, str]:
     """A version tag no image has yet: two builds within one second would otherwise share
     one, and the first would lose its tag (a quick rebuild of the same source)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,3 +102,36 @@ def test_an_unreadable_store_reads_as_empty(project: Path) -> None:
     assert versions.versions("d") == [] and versions.current("d") is None
     versions.record("d", versions.Version(tag="loon:a", built="2026-01-01T00:00:00Z"))
     assert [v.tag for v in versions.versions("d")] == ["loon:a"]
+
+
+@pytest.mark.parametrize(("settings", "requested", "expected"), [
+    ({"image": "127.0.0.1:5000/lab/loon:v1.7"}, "v1.8", "127.0.0.1:5000/lab/loon:v1.8"),
+    ({"image": "127.0.0.1:5000/lab/loon:v1.7"}, "127.0.0.1:5000/lab/loon:v1.9",
+     "127.0.0.1:5000/lab/loon:v1.9"),
+    ({"webhookRepository": "ghcr.io/lab/loon"}, " v2.0 ", "ghcr.io/lab/loon:v2.0"),
+    ({"image": "a/b:1", "webhookRepository": "ghcr.io/lab/loon"}, "ghcr.io/lab/loon:x",
+     "ghcr.io/lab/loon:x"),
+])
+def test_webhook_version_within_the_repository(settings: dict[str, str], requested: str,
+                                               expected: str) -> None:
+    from loon_supervisor.config.model import DeploymentSettings
+    from loon_supervisor.versions.reference import webhook_version
+
+    assert webhook_version(requested, DeploymentSettings(**settings)) == expected
+
+
+@pytest.mark.parametrize(("settings", "requested", "says"), [
+    ({}, "v1", "does not accept a version from the webhook"),
+    ({"image": "ghcr.io/lab/loon:v1"}, "ghcr.io/evil/loon:v1", "not in the allowed repository"),
+    ({"image": "ghcr.io/lab/loon:v1"}, "ghcr.io/lab/loon-x:v1", "not in the allowed repository"),
+    ({"image": "ghcr.io/lab/loon:v1"}, "v1; rm -rf /", "neither a tag nor an image reference"),
+    ({"image": "ghcr.io/lab/loon:v1"}, "ghcr.io/lab/loon", "names no tag"),
+    ({"image": "ghcr.io/lab/loon:v1"}, "ghcr.io/lab/loon@sha256:" + "a" * 64, "digest"),
+    ({"image": "ghcr.io/lab/loon:v1"}, "../../etc", "neither a tag"),
+])
+def test_webhook_version_refusals(settings: dict[str, str], requested: str, says: str) -> None:
+    from loon_supervisor.config.model import DeploymentSettings
+    from loon_supervisor.versions.reference import NotAllowed, webhook_version
+
+    with pytest.raises(NotAllowed, match=re.escape(says)):
+        webhook_version(requested, DeploymentSettings(**settings))
