@@ -184,6 +184,29 @@ def doctor(config_file: ConfigOpt = None, env_file: EnvOpt = ".env",
 
 
 @app.command()
+def backup(config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
+    """Back up the running deployment (database dump, uploaded data, env file, config, with
+    a checksummed manifest) into backups/<UTC time>/ (docs/upgrades.md)."""
+    raise typer.Exit(call("backup", config_file=_config(config_file), env_file=env_file))
+
+
+@app.command()
+def backups() -> None:
+    """List the backups in backups/, oldest first."""
+    raise typer.Exit(call("backups"))
+
+
+@app.command()
+def restore(backup: Annotated[str, typer.Argument(help="A backup as `loon backups` lists it, "
+                                                  "latest, or a backup directory.")],
+            config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
+    """Verify a backup's checksums, stop the deployment, put its database and data back and
+    start it again; a damaged backup changes nothing (docs/upgrades.md)."""
+    raise typer.Exit(call("restore", config_file=_config(config_file), env_file=env_file,
+                          backup=backup))
+
+
+@app.command()
 def logs(
     services: Annotated[list[str] | None, typer.Argument(help="Services to show (default: "
                                                           "all).")] = None,

@@ -176,6 +176,17 @@ class DeploymentSettings(Section):
         default=None,
         description="Repository the deploy webhook may name a version of (its 'image' "
         "field); default: the repository of image; neither set: the webhook cannot name one.")
+    keepBackups: int = Field(
+        default=5, ge=1, le=1000,
+        description="Backups kept in backups/ (loon backup, and the one a redeploy takes "
+        "before its swap); older ones are removed (docs/upgrades.md).")
+    backupBeforeDeploy: bool = Field(
+        default=True, description="A redeploy backs up the database and the data right "
+        "before it replaces the running version (docs/upgrades.md).")
+    healthTimeout: float = Field(
+        default=180, gt=0, le=3600,
+        description="Seconds a new version has to pass its health gate (MariaDB, Redis, "
+        "nginx, the server, Celery) before it is rolled back (docs/upgrades.md).")
     logSource: Literal["auto", "exec", "hostdir"] = Field(
         default="auto",
         description="How service logs are read: exec (a tail in the container, any engine), "

@@ -71,6 +71,10 @@ class DockerEngine:
                             ) -> int | None:
         return await exec_streams.run_streaming(self.docker, cid, cmd, env, workdir, on_output)
 
+    async def run_feeding(self, cid: str, cmd: list[str], chunks: AsyncIterator[bytes],
+                          env: dict[str, str] | None = None) -> tuple[int, bytes]:
+        return await exec_streams.run_feeding(self.docker, cid, cmd, chunks, env)
+
     def container_output(self, cid: str, skip: int = 0) -> AsyncIterator[bytes]:
         return exec_streams.container_output(self.docker, cid, skip)
 

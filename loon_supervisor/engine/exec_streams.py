@@ -646,3 +646,36 @@ async def status_outputs(docker: aiodocker.Docker, cid: str, command: str, inter
         except LoonError:
             pass
         await anyio.sleep(interval)
+
+
+async def run_feeding(docker: aiodocker.Docker, cid: str, cmd: list[str],
+                      chunks: AsyncIterator[bytes], env: dict[str, str] | None = None,
+                      limit: int = 1 << 16) -> tuple[int, bytes]:
+    """Run ``cmd`` with ``chunks`` as its stdin (then end of file); (exit code, the last
+    ``limit`` bytes of stdout+stderr). A database restore streams its dump this way, so a
+    dump of any size never sits in memory whole, and ``env`` carries the password."""
+    with map_engine_errors(f"running {cmd[0]} in the container"):
+        ex = await docker.containers.container(cid).exec(
+            cmd, stdin=True, stdout=True, stderr=True,
+            environment=[f"{k}={v}" for k, v in (env or {}).items()] or None)
+        out = bytearray()
+        async with ex.start(detach=False) as stream, anyio.create_task_group() as tg:
+            async def read() -> None:
+                while (msg := await stream.read_out()) is not None:
+                    out.extend(msg.data)
+                    del out[:-limit]
+
+            tg.start_soon(read)
+            async for chunk in chunks:
+                await stream.write_in(chunk)
+            _half_close(stream)
+        info = await ex.inspect()
+    return int(info.get("ExitCode") or 0), bytes(out)
+
+
+def _half_close(stream: Any) -> None:
+    """End the command's stdin and keep reading its output: aiodocker's Stream.close()
+    closes both directions, so the write side of the hijacked connection is ended here."""
+    transport = stream._resp.connection.transport
+    if transport is not None and transport.can_write_eof():
+        transport.write_eof()
