@@ -57,13 +57,14 @@ async def restore_into(engine: database.ExecEngine, directory: Path, manifest: M
                        config: LoonConfig, *, stop: Callable[[], Awaitable[None]],
                        start_database_only: Callable[[], Awaitable[str]],
                        start_all: Callable[[], Awaitable[None]],
-                       say: Callable[[str], None]) -> None:
+                       say: Callable[[str], None], data: bool = True) -> None:
     """The restore itself, with the deployment's lifecycle handed in (the verb uses up and
     down; a rollback its own starts). ``start_database_only`` returns the id of a container
-    running MariaDB alone."""
+    running MariaDB alone. ``data=False`` puts back the database only (a rollback: files
+    uploaded since stay)."""
     say(f"restore: stopping deployment {config.deploymentSettings.containerName}")
     await stop()
-    if manifest.data_dir is not None and config.minio is not None:
+    if data and manifest.data_dir is not None and config.minio is not None:
         live = Path(config.minio.sourceVolumeLocation)
         copied = restore_tree(directory, manifest.files, DATA + "/", live)
         say(f"restore: data in {live} is the backup's again ({copied} files copied)")

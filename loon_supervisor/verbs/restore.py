@@ -35,9 +35,11 @@ async def restore(config_file: Path, env_file: str, backup: str) -> int:
         if await down(config_file, name) != 0:
             raise BackupError(f"deployment '{name}' did not stop; nothing was restored")
 
+    image = await version_to_run(name, config.deploymentSettings.imageTag)
+
     async def start(only: tuple[str, ...] | None, what: str) -> None:
         code = await up(UpOptions(config_file, env_file, detached=True, replace=True,
-                                  only=only))
+                                  only=only, image=image))
         if code != 0:
             raise BackupError(f"starting {what} failed (exit code {code}); see the "
                               "session's out.log under logs/")
@@ -57,6 +59,19 @@ async def restore(config_file: Path, env_file: str, backup: str) -> int:
                               f"`loon restore {directory.name}` again") from None
     say(f"restored {directory.name}: deployment '{name}' runs again")
     return 0
+
+
+async def version_to_run(name: str, image_tag: str) -> str:
+    """The image the deployment runs (else its current version, else imageTag): a restore
+    starts that again as it is, without building a new version."""
+    from loon_supervisor import versions
+
+    async with open_engine() as engine:
+        running = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
+    if running and running[0].get("Image"):
+        return str(running[0]["Image"])
+    now = versions.current(name)
+    return now.tag if now is not None else image_tag
 
 
 def main(config_file: Path, env_file: str, backup: str) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -73,6 +73,11 @@ class UpOptions:
     only: tuple[str, ...] | None = None
     # Called once the config is valid and the env file written (``loon dev``'s env file).
     on_prepared: Callable[[Prepared, Reporter], object] | None = None
+    # Start this existing version as it is, without a build (restore, rollback).
+    image: str | None = None
+    # Called after the build, before the running version is stopped (the pre-swap backup);
+    # an error there stops the deploy with the old version still serving.
+    before_swap: Callable[[DockerEngine, Reporter], Awaitable[object]] | None = None
 
 
 async def build_phase(engine: DockerEngine, prepared: Prepared, say: Reporter,
@@ -185,8 +190,11 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
         try:
             with control.phase_scope:
                 try:
-                    built = await build_phase(engine, prepared, control.say, opts.verbose,
-                                              console)
+                    built = (await engine.read_contract(opts.image) if opts.image else
+                             await build_phase(engine, prepared, control.say, opts.verbose,
+                                               console))
+                    if held.lock is None and opts.before_swap is not None:
+                        await opts.before_swap(engine, control.say)
                 except (LoonError, BaseExceptionGroup) as exc:
                     if held.lock is None:  # built first: nothing was stopped
                         raise _kept_serving(operator_error(exc), name) from None

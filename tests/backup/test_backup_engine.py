@@ -14,8 +14,15 @@ import pytest
 
 from tests.engine_helpers import containers_named
 from tests.loon_images import checks
-from tests.loon_images.support import HTTP_PORT, Loon, deploy, ensure_base_image, http, \
-    mariadb_ok, retry
+from tests.loon_images.support import (
+    HTTP_PORT,
+    Loon,
+    deploy,
+    ensure_base_image,
+    http,
+    mariadb_ok,
+    retry,
+)
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
@@ -87,8 +94,8 @@ def test_backup_then_restore_round_trips_a_row_and_a_file(loon: Loon) -> None:
     assert "migrations applied" in out, out
     assert loon.mysql["databasePassword"] not in out
 
-    code, listed = _loon(loon, "backups")
-    assert code == 0 and backup.name in listed, listed
+    listed = loon.deployment.loon("backups")
+    assert listed.returncode == 0 and backup.name in listed.stdout, listed
 
     # what an upgrade gone wrong would do: a new column, a changed row, a replaced file
     mariadb_ok(loon, "ALTER TABLE ci_kept ADD COLUMN added INT; "
