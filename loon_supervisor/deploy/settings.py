@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from loon_supervisor import paths
 from loon_supervisor.deploy.fd_budget import fit_descriptors
 from loon_supervisor.deploy.options import DEFAULT_HOST, DEFAULT_PORT, ServerOptions
+from loon_supervisor.deploy.secret_strength import MAKE_ONE, MIN_BITS, guessable
 from loon_supervisor.errors import ConfigError, Problem
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings", "load_settings"]
@@ -152,7 +153,15 @@ def _check_token(env_file: Path, values: dict[str, str], problems: list[Problem]
     elif not _TOKEN_RE.match(token):
         problems.append(Problem(where, "contains spaces, control or non-ASCII characters",
                                 "use a random value such as `openssl rand -hex 32` prints"))
+    elif guessable(token):
+        problems.append(_guessable(where))
     return SecretStr(token)
+
+
+def _guessable(where: str) -> Problem:
+    return Problem(where, f"looks guessable: repeats, sequences, common words or too few "
+                   f"different characters leave less than {MIN_BITS} bits of randomness",
+                   f"make one with a generator, e.g. {MAKE_ONE}")
 
 
 def _check_webhook_secret(env_file: Path, values: dict[str, str], var: str | None,
@@ -175,6 +184,8 @@ def _check_webhook_secret(env_file: Path, values: dict[str, str], var: str | Non
     if len(secret) < 16:
         problems.append(Problem(where, "is shorter than 16 characters",
                                 "use a long random value, e.g. `openssl rand -hex 32`"))
+    elif guessable(secret):
+        problems.append(_guessable(where))
     return SecretStr(secret)
 
 

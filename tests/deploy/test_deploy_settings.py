@@ -51,8 +51,32 @@ def test_short_token_refused_without_showing_it(tmp_path: Path, config: Path) ->
     assert short not in msg and "s3cr3t" not in msg
 
 
-def test_token_of_32_characters_is_accepted(tmp_path: Path, config: Path) -> None:
-    token = "a" * 32
+@pytest.mark.parametrize("weak", ["a" * 32, "changeme-changeme-changeme-changeme",
+                                  "0123456789abcdef0123456789abcdef", "Xk9#" * 10,
+                                  "Password1Password1Password1Password1"])
+def test_guessable_tokens_are_refused(tmp_path: Path, config: Path, weak: str) -> None:
+    message = refused(write_secrets(tmp_path / "s", weak), config_file=config)
+    assert "DEPLOYMENT_AUTH_TOKEN: looks guessable" in message
+    assert "openssl rand -hex 32" in message and weak not in message
+
+
+def test_guessable_webhook_secrets_are_refused(tmp_path: Path, config: Path) -> None:
+    for weak in ("0123456789abcdef", "changeme-changeme-changeme", "w" * 40):
+        env = write_secrets(tmp_path / "s", new_token(), DEPLOYMENT_WEBHOOK_SECRET=weak)
+        assert "DEPLOYMENT_WEBHOOK_SECRET: looks guessable" in refused(env, config_file=config)
+
+
+def test_generated_secrets_pass(tmp_path: Path, config: Path) -> None:
+    import secrets as rnd
+
+    for _ in range(200):  # generator output always clears the bar, with a wide margin
+        token, hook = rnd.token_hex(32), rnd.token_urlsafe(32)
+        load_settings(write_secrets(tmp_path / "s", token, DEPLOYMENT_WEBHOOK_SECRET=hook),
+                      config_file=config)
+
+
+def test_generated_token_is_accepted(tmp_path: Path, config: Path) -> None:
+    token = new_token()
     settings = load_settings(write_secrets(tmp_path / "s", token), config_file=config)
     assert settings.token.get_secret_value() == token
     assert token not in repr(settings) and settings.webhook_secret is None
@@ -88,11 +112,12 @@ def test_webhook_secret(tmp_path: Path, config: Path) -> None:
     env = write_secrets(tmp_path / "s", token)
     msg = refused(env, config_file=config, webhook_secret_env="HOOK_SECRET")
     assert "HOOK_SECRET: is missing or empty" in msg
-    env = write_secrets(tmp_path / "s", token, HOOK_SECRET="x" * 20,
-                        DEPLOYMENT_WEBHOOK_SECRET="y" * 20)
+    hook_x, hook_y = new_token(), new_token()
+    env = write_secrets(tmp_path / "s", token, HOOK_SECRET=hook_x,
+                        DEPLOYMENT_WEBHOOK_SECRET=hook_y)
     assert load_settings(env, config_file=config, webhook_secret_env="HOOK_SECRET"
-                         ).webhook_secret.get_secret_value() == "x" * 20  # type: ignore[union-attr]
-    assert load_settings(env, config_file=config).webhook_secret.get_secret_value() == "y" * 20  # type: ignore[union-attr]
+                         ).webhook_secret.get_secret_value() == hook_x  # type: ignore[union-attr]
+    assert load_settings(env, config_file=config).webhook_secret.get_secret_value() == hook_y  # type: ignore[union-attr]
 
 
 def test_secrets_file_at_0644_is_refused(tmp_path: Path, config: Path) -> None:
