@@ -203,3 +203,20 @@ async def test_doctor_shows_usage_and_warns_from_80_percent(
     (build / "service-logs" / "loon" / "a.log").write_bytes(b"x" * MiB)  # staging counts
     v = await run_check(ctx, "host logs", "disk usage", host_logs)
     assert v.result == "warn" and "81 %" in v.hint, v
+
+
+def test_the_newest_session_with_service_logs_stays_readable(tmp_path: Path) -> None:
+    """A run that stopped before following anything leaves only out.log; `loon logs` then
+    shows the newest session with service files, so that one is not gzipped or pruned."""
+    logs, build = _dirs(tmp_path)
+    older = _session(logs, 0, {"out": b"o\n", "mysql": b"m\n"})
+    shown = _session(logs, 1, {"out": b"o\n", "mysql": b"m\n"})
+    failed = [_session(logs, i, {"out": b"build failed\n"}) for i in (2, 3, 4)]
+    point_latest(logs, failed[-1])
+
+    out = retention.apply(logs, build, Limits(sessions=3, max_bytes=1 << 40))
+
+    assert out.pruned == [older, failed[0]]
+    assert retention.sessions(logs) == [shown, failed[1], failed[2]]
+    assert (shown / "mysql.log").read_bytes() == b"m\n"
+    assert (failed[1] / "out.log.gz").exists()

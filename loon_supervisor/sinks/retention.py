@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loon_supervisor.sinks.session_pick import has_service_files
+
 WARN_FRACTION = 0.8  # status and doctor warn from here on
 _SESSION = re.compile(r"^logs_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)(?:_(\d+))?$")
 _ROTATED = re.compile(r"^(?P<svc>.+)\.log\.(?P<n>\d+)$")
@@ -188,7 +190,8 @@ def apply(logs_root: Path, build_files: Path, limits: Limits,
     finished ones, then prune the oldest while over the byte limit.
 
     :param keep: sessions never touched (the caller's current one) besides ``latest``,
-        those a state file names and those a live process writes.
+        those a state file names, those a live process writes and the newest with service
+        logs (``loon logs`` shows it when a run stopped before following anything).
     """
     out = Outcome()
     protected = {p.resolve() for p in keep}
@@ -198,6 +201,10 @@ def apply(logs_root: Path, build_files: Path, limits: Limits,
         protected.add(latest.resolve())
     all_sessions = sessions(logs_root)
     protected |= {s.resolve() for s in all_sessions if written_now(s)}
+    for s in reversed(all_sessions):  # what `loon logs` falls back to stays readable
+        if has_service_files(s):
+            protected.add(s.resolve())
+            break
     left = [s for s in all_sessions if s.resolve() not in protected]  # oldest first
     excess = len(all_sessions) - limits.sessions
     while excess > 0 and left:  # by count first: nothing is compressed only to go
