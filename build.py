@@ -47,8 +47,9 @@ def parser() -> argparse.ArgumentParser:
                    "write the env file")
     p.add_argument("--env-file", default=".env", metavar="NAME",
                    help="name of the env file to create in .build-files/ (default: .env)")
-    p.add_argument("-c", "--config-file", default="config.json", metavar="PATH",
-                   help="configuration file to use (default: config.json)")
+    p.add_argument("-c", "--config-file", default=None, metavar="PATH",
+                   help="configuration file to use (default: config.json beside build.py; a "
+                   "PATH given is taken from the current directory)")
     p.add_argument("-D", "--down", action="store_true",
                    help="stop and remove the containers and the background logger; does not "
                    "build, start or validate anything")
@@ -60,9 +61,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def plan(ns: argparse.Namespace) -> tuple[str, dict[str, object]]:
+def project_dir(environ: dict[str, str]) -> tuple[Path, str | None]:
+    """The project build.py acts on: its own directory, unless LOON_PROJECT_ROOT names
+    another (the tests' isolated projects, a wrapper script); then also the one-line note
+    that says so, so an inherited variable never moves it silently."""
+    inherited = environ.get("LOON_PROJECT_ROOT")
+    if not inherited or Path(inherited).resolve() == ROOT:
+        return ROOT, None
+    return Path(inherited), (f"note: LOON_PROJECT_ROOT={inherited} (from the environment) "
+                             f"is the project, not {ROOT}: its config.json, .build-files/ and "
+                             "logs/ are used; unset it to use this directory")
+
+
+def plan(ns: argparse.Namespace, project: Path = ROOT) -> tuple[str, dict[str, object]]:
     """The loon verb (a module of loon_supervisor.verbs) and its arguments for these flags."""
-    config = Path(ns.config_file)
+    config = Path(ns.config_file) if ns.config_file else project / "config.json"
     if ns.down:
         return "down", {"config_file": config, **({"name": ns.name} if ns.name else {})}
     if ns.validate_build:
@@ -151,10 +164,13 @@ def main(argv: list[str] | None = None) -> None:
         _reexec_in_venv()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("LOON_PROJECT_ROOT", str(ROOT))
+    project, note = project_dir(dict(os.environ))
+    if note and os.environ.get("LOON_BUILD_IN_VENV") != "1":  # said once, not again in the venv
+        print(note, file=sys.stderr)
+    os.environ["LOON_PROJECT_ROOT"] = str(project)
     from loon_supervisor.verbs.dispatch import call
 
-    verb, kwargs = plan(ns)
+    verb, kwargs = plan(ns, project)
     sys.exit(call(verb, **kwargs))
 
 

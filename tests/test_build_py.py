@@ -26,7 +26,7 @@ def run_build(args: list[str], cwd: Path, project: Path, python: str = sys.execu
                           capture_output=True, text=True, timeout=timeout)
 
 
-C = Path("config.json")
+C = build.ROOT / "config.json"  # beside build.py, wherever it runs from
 UP = {"config_file": C, "env_file": ".env", "verbose": False, "detached": False,
       "replace": False}
 
@@ -111,8 +111,8 @@ def test_invalid_config_lists_all_problems_exit_2(tmp_path: Path) -> None:
 
 
 def test_missing_config_says_where(tmp_path: Path) -> None:
-    result = run_build(["-e"], tmp_path, tmp_path / "p")
-    assert result.returncode == 2 and str(tmp_path / "config.json") in result.stderr
+    result = run_build(["-e"], tmp_path, tmp_path / "p")  # the default is the project's file
+    assert result.returncode == 2 and str(tmp_path / "p" / "config.json") in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -188,3 +188,44 @@ def test_stamp_still_checks_the_file_system(tmp_path: Path) -> None:
     (ssl / "c" / "key.pem").unlink()
     result = run_build(["-e", "--config-file", str(config)], tmp_path, project)
     assert result.returncode == 2 and "nginxSettings.keyFileLocation" in result.stderr
+
+
+def test_config_default_is_beside_build_py_not_the_current_directory(tmp_path: Path) -> None:
+    """Run from elsewhere without -c: build.py reads its own directory's config.json (the
+    README's claim); a -c PATH is taken from the current directory like any path."""
+    project = tmp_path / "clone"
+    project.mkdir()
+    shutil.copy(ROOT / "build.py", project / "build.py")
+    write_config(project / "config.json", base_config(tmp_path / "data"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOON_")}
+    env["PYTHONPATH"] = str(ROOT)  # the package; the project is the copy's directory
+    r = subprocess.run([sys.executable, str(project / "build.py"), "-e"], cwd=elsewhere,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (project / ".build-files" / ".env").is_file()
+    assert not (elsewhere / ".build-files").exists()
+    assert "LOON_PROJECT_ROOT" not in r.stderr
+    missing = subprocess.run([sys.executable, str(project / "build.py"), "-e", "-c", "x.json"],
+                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and str(elsewhere / "x.json") in missing.stdout + missing.stderr
+
+
+def test_inherited_project_root_is_used_and_said(tmp_path: Path) -> None:
+    """An inherited LOON_PROJECT_ROOT (a wrapper's, the tests') moves build.py to that
+    project, never silently: one note on stderr names it and how to undo it."""
+    other = tmp_path / "other"
+    other.mkdir()
+    write_config(other / "config.json", base_config(tmp_path / "data"))
+    r = run_build(["-e"], tmp_path, other)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (other / ".build-files" / ".env").is_file()
+    notes = [line for line in r.stderr.splitlines() if "LOON_PROJECT_ROOT" in line]
+    assert notes == [f"note: LOON_PROJECT_ROOT={other} (from the environment) is the project, "
+                     f"not {ROOT}: its config.json, .build-files/ and logs/ are used; unset it "
+                     "to use this directory"]
+    same = run_build(["-e", "-c", str(other / "config.json")], tmp_path, ROOT)
+    assert "LOON_PROJECT_ROOT" not in same.stderr  # naming build.py's own directory: no note
+    assert build.project_dir({"LOON_PROJECT_ROOT": str(ROOT)}) == (ROOT, None)
+    assert build.project_dir({}) == (ROOT, None)
