@@ -14,6 +14,21 @@ set -euo pipefail
 
 engine_answers() { docker info >/dev/null 2>&1; }
 
+# build.py makes its own venv (.build-files/.venv) the first time: Debian's python3 needs
+# python3-venv (ensurepip) for that, whether or not an engine answers already.
+venv_ok() { python3 -c 'import venv, ensurepip' >/dev/null 2>&1; }
+if ! venv_ok; then
+  if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
+    echo "installing python3-venv from Debian (build.py makes its venv with it)..." >&2
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+  else
+    echo "warning: python3 cannot make a virtual environment (no ensurepip), which build.py" \
+         "needs on its first run: install python3-venv (Debian, Ubuntu: sudo apt-get" \
+         "install python3-venv)" >&2
+  fi
+fi
+
 if command -v docker >/dev/null 2>&1 && engine_answers; then
   exit 0
 fi
@@ -32,8 +47,6 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 # The remote-engine tests serve an engine over ssh and TLS on loopback.
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
-# build.py makes its own venv: Debian's python3 needs python3-venv for that.
-python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} from Debian..." >&2
   apt-get update -q >/dev/null
