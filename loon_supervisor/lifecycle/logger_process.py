@@ -71,7 +71,17 @@ async def start_logger(state: DeploymentState, lock: DeploymentLock,
     ok = await wait_attached(state.name, proc, give_up)
     if ok:
         lock.release()
+    elif proc.poll() is not None:
+        reclaim(lock)
     return proc, ok
+
+
+def reclaim(lock: DeploymentLock) -> None:
+    """The logger died before it attached: the lock file names it (it wrote its pid when it
+    took the inherited lock), but the lock is still ours. Name ourselves again, so ``down``
+    signals the process that owns the deployment now, not a dead (or reused) pid."""
+    if lock.fd >= 0:
+        lock.set_owner(os.getpid())
 
 
 async def hand_over(engine: DockerEngine, dep: Deployment, lock: DeploymentLock,
@@ -94,6 +104,7 @@ async def hand_over(engine: DockerEngine, dep: Deployment, lock: DeploymentLock,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reclaim(lock)
         # Whatever the logger left undone (it may have died before it could stop anything:
         # a TERM that lands before its signal handlers exist ends it at once) is done here
         # as `down` does it for a dead logger: stop, collect every byte from the saved
@@ -129,7 +140,19 @@ async def stop_logger(name: str, console: Console) -> bool:
         statefile.update(name, current.cid, down_requested=True)
     console.print(f"stopping the process following '{name}' (pid {holder}); it stops the "
                   "container and drains every stream...")
-    os.kill(holder, signal.SIGTERM)
+    for _ in range(50):
+        try:
+            os.kill(holder, signal.SIGTERM)
+            break
+        except ProcessLookupError:
+            # It died between the lock check and the signal (a logger that failed during
+            # a hand-over): whoever holds the lock now names itself in a moment.
+            await anyio.sleep(0.1)
+            again = lock_holder(name)
+            if again is None:
+                console.print(f"pid {holder} is gone and nobody holds the lock now")
+                return True
+            holder = again or holder
     limit = (current.stop_timeout if current else 10) + 2 * ENGINE_GRACE
     if not await anyio.to_thread.run_sync(wait_unlocked, name, limit):
         again = lock_holder(name)

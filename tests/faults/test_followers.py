@@ -159,6 +159,27 @@ def test_ctrl_c_before_the_logger_can_handle_it_loses_nothing(deploy) -> None:  
         (d.session() / "out.log").read_text()
 
 
+def test_a_logger_that_dies_before_attaching_leaves_no_stale_pid(deploy) -> None:  # type: ignore[no-untyped-def]
+    """The logger wrote its pid into the lock file when it took the inherited lock, then
+    died before attaching: `up -d` (still holding the lock while it cleans up) names itself
+    again, so `down` would signal it and not a dead or reused pid (issue 23)."""
+    d = deploy({"alpha": ticker("alpha", "0.02")})
+    proc = d.start("-d", LOON_TEST_DELAY_ATTACH="5")
+    wait_until(lambda: bool(loggers(d)) and lock_holder(d) in loggers(d), timeout=60,
+               interval=0.02)
+    logger = lock_holder(d)
+    assert logger is not None
+    os.kill(logger, signal.SIGKILL)
+    wait_until(lambda: lock_holder(d) == proc.pid, timeout=10, interval=0.02)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 1, out
+    assert "did not attach" in out and "Traceback" not in out
+    assert containers_named(d.name) == []
+    text = host_file(d, "alpha").decode()
+    assert text.endswith("bye alpha\n")
+    assert_consecutive(text, "alpha")
+
+
 def test_ctrl_c_during_the_up_d_hand_over_stops_gracefully(deploy) -> None:  # type: ignore[no-untyped-def]
     d = deploy({"alpha": ticker("alpha", "0.02")})
     proc = d.start("-d", LOON_TEST_DELAY_ATTACH="3")
