@@ -35,6 +35,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from loon_supervisor.deploy.children import run_grouped
+from loon_supervisor.deploy.session_prune import prune_sessions
 from loon_supervisor.sinks.session import event_lines
 
 log = logging.getLogger("loon_supervisor.deploy")
@@ -247,6 +248,7 @@ class DeployRunner:
             if record.active:
                 continue
             del self._records[deploy_id]
+            prune_sessions(record.log_dir)  # its logs/logs_<time> session (not the latest)
             shutil.rmtree(record.log_dir, ignore_errors=True)
 
     async def __aenter__(self) -> DeployRunner:

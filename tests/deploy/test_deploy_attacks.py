@@ -303,3 +303,42 @@ def test_without_a_webhook_secret_the_start_up_says_what_protects_against_replay
                for w in settings.warnings)
     assert not any("replayed" in w for w in make_settings(
         tmp_path, new_token(), webhook_secret=new_token()).warnings)
+
+
+async def test_each_deploys_session_logs_are_pruned_with_its_record(tmp_path: Path) -> None:
+    """A stand-in for ``up -d``: each deploy makes a session directory the way the real
+    one does (new_session_dir, the ``latest`` link) and says where, as up does."""
+    from loon_supervisor.sinks.session import new_session_dir
+
+    project_logs = tmp_path / "logs"
+    sessions: list[Path] = []
+
+    async def up_like(ctx: DeployContext) -> None:
+        await anyio.sleep(1.1)  # session names are per second
+        session = new_session_dir(project_logs)
+        (session / "out.log").write_text("x\n")
+        sessions.append(session)
+        ctx.log(f"logs are in {session} (a background logger keeps writing them)")
+
+    token = new_token()
+    settings = make_settings(tmp_path, token, keep_deploys=2)
+    async with running_server(settings, up_like) as srv:
+        for _ in range(4):
+            ans = await call("POST", f"{srv.url}/deploy", token=token)
+            await wait_terminal(srv.url, ans.body["id"], token)
+    assert [s.exists() for s in sessions] == [False, False, True, True]
+    assert (project_logs / "latest").resolve() == sessions[-1]
+
+
+def test_the_latest_session_is_never_pruned(tmp_path: Path) -> None:
+    from loon_supervisor.deploy.session_prune import prune_sessions
+    from loon_supervisor.sinks.session import new_session_dir
+
+    live = new_session_dir(tmp_path / "logs")
+    deploy_dir = tmp_path / "d"
+    deploy_dir.mkdir()
+    (deploy_dir / "deploy.log").write_text(f"x logs are in {live} (...)\n"
+                                           f"x logs are in {tmp_path / 'etc'}\n")
+    (tmp_path / "etc").mkdir()
+    prune_sessions(deploy_dir)
+    assert live.exists() and (tmp_path / "etc").exists()  # latest; not a session name
