@@ -362,6 +362,8 @@ async def _git(ctx: DeployContext, *args: str) -> tuple[int, str, str]:
         raise DeployStepFailed("git is not installed on the deploy host") from None
     except TimeoutError:
         raise DeployStepFailed(f"git {args[0]} did not finish within {GIT_TIMEOUT_S} s") from None
+    except OSError as exc:  # e.g. no descriptor left for its pipes
+        raise DeployStepFailed(f"cannot start git {args[0]}: {exc.strerror or exc}") from None
     out = stdout.decode("utf-8", "replace")
     err = stderr.decode("utf-8", "replace")
     for text in (out, err):
@@ -424,8 +426,12 @@ async def run_loon(ctx: DeployContext, *args: str) -> int:
     cmd = [sys.executable, "-m", "loon_supervisor", *args]
     ctx.log("$ loon " + " ".join(args))
     env = dict(os.environ, NO_COLOR="1", TERM="dumb")
-    proc = await anyio.open_process(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    try:
+        proc = await anyio.open_process(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        env=env)
+    except OSError as exc:  # e.g. no descriptor left for its pipes
+        raise DeployStepFailed(f"cannot start loon {args[0]}: {exc.strerror or exc}") from None
     try:
         assert proc.stdout is not None
         await _stream(ctx, proc.stdout)

@@ -342,3 +342,26 @@ def test_the_latest_session_is_never_pruned(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     prune_sessions(deploy_dir)
     assert live.exists() and (tmp_path / "etc").exists()  # latest; not a session name
+
+
+async def test_a_child_that_cannot_start_fails_the_deploy_with_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No descriptor left for a child's pipes: the deploy fails saying so (no traceback,
+    no 'unexpected error'), and the server keeps serving."""
+    from loon_supervisor.deploy.runner import run_loon
+
+    async def no_pipes(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(runner_mod.anyio, "open_process", no_pipes)
+
+    async def step(ctx: DeployContext) -> None:
+        await run_loon(ctx, "down")
+
+    token = new_token()
+    async with running_server(make_settings(tmp_path, token), step) as srv:
+        ans = await call("POST", f"{srv.url}/deploy", token=token)
+        done = await wait_terminal(srv.url, ans.body["id"], token)
+        assert done["status"] == "failed"
+        assert done["reason"] == "cannot start loon down: Too many open files"
+        assert (await call("GET", f"{srv.url}/healthz")).status == 200
