@@ -31,6 +31,7 @@ missing at open -> ``"replaced"``. The follower then resyncs (streams/follow.py)
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import posixpath
 from collections.abc import AsyncIterator, Callable
@@ -51,6 +52,7 @@ Event = Literal["replaced", "truncated"]
 # path's p99 target (5 ms) bounds it; LOON_HOSTDIR_COALESCE_MS overrides it (0: off).
 COALESCE = float(os.environ.get("LOON_HOSTDIR_COALESCE_MS", "3")) / 1000
 SWEEP = 1.0  # seconds between the hub's safety re-reads (see _Hub)
+POLL = 0.1  # seconds between re-reads of a file inotify cannot watch (its limits)
 
 _FILE_MASK = F.MODIFY | F.ATTRIB | F.MOVE_SELF | F.DELETE_SELF
 _DIR_MASK = F.CREATE | F.MOVED_TO | F.MOVED_FROM | F.DELETE
@@ -189,15 +191,26 @@ class _Hub:
 
     def __init__(self, delay: float) -> None:
         self._loop = asyncio.get_running_loop()
-        self._inotify = INotify()
-        self._fd = self._inotify.fileno()
         self._delay = delay
         self._by_wd: dict[int, set[HostFollowedFile]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.users = 0
         self._last = float("-inf")  # when events were last read
-        self._loop.add_reader(self._fd, self._read)
-        self._listening = True
+        # Followers whose file or directory inotify cannot watch (the watch or instance
+        # limit): woken every POLL seconds instead, as tail falls back to polling.
+        self._polled: set[HostFollowedFile] = set()
+        self._poll_timer: asyncio.TimerHandle | None = None
+        self.no_inotify: str | None = None  # why this hub polls everything
+        self._listening = False
+        self._inotify: INotify | None = None
+        try:
+            self._inotify = INotify()
+        except OSError as exc:  # EMFILE: fs.inotify.max_user_instances; ENFILE; ENOMEM
+            self.no_inotify = _limit_text(exc, "fs.inotify.max_user_instances")
+        else:
+            self._fd = self._inotify.fileno()
+            self._loop.add_reader(self._fd, self._read)
+            self._listening = True
         # Once a second every follower re-reads its file, as tail -F re-checks: a wake-up
         # lost anywhere costs a second, never the stream. (CI once saw a stream stall at
         # the end of a burst: a follower spent a wake-up on a second wait; fixed in
@@ -214,12 +227,37 @@ class _Hub:
         self._sweep_timer = self._loop.call_later(SWEEP, self._sweep)
 
     def watch(self, path: str, mask: int, follower: HostFollowedFile) -> int:
+        """A watch for ``follower``; -1 when inotify cannot watch (then the follower is
+        polled, and ``OSError`` says why: the caller says it once)."""
+        if self._inotify is None:
+            self.poll(follower)
+            return -1
         # MASK_ADD: a directory shared by several followers keeps every follower's mask.
-        wd = int(self._inotify.add_watch(path, mask | F.MASK_ADD))
+        try:
+            wd = int(self._inotify.add_watch(path, mask | F.MASK_ADD))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.ENOMEM):
+                raise
+            self.poll(follower)
+            raise
         self._by_wd.setdefault(wd, set()).add(follower)
         return wd
 
+    def poll(self, follower: HostFollowedFile) -> None:
+        """Wake ``follower`` every ``POLL`` seconds (inotify cannot watch its file)."""
+        self._polled.add(follower)
+        if self._poll_timer is None:
+            self._poll_timer = self._loop.call_later(POLL, self._poll)
+
+    def _poll(self) -> None:
+        for f in list(self._polled):
+            f.notify(suspect=True)
+        self._poll_timer = self._loop.call_later(POLL, self._poll) if self._polled else None
+
     def unwatch(self, wd: int, follower: HostFollowedFile) -> None:
+        self._polled.discard(follower)
+        if self._inotify is None or wd < 0:
+            return
         users = self._by_wd.get(wd)
         if users is None:
             return
@@ -239,6 +277,7 @@ class _Hub:
         events keeps the hub ticking."""
         now = self._loop.time()
         busy = ticking or now - self._last < self._delay
+        assert self._inotify is not None
         events = self._inotify.read(timeout=0)
         if events:
             self._last = now
@@ -267,13 +306,23 @@ class _Hub:
 
     def close(self) -> None:
         self._sweep_timer.cancel()
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._listening:
             self._loop.remove_reader(self._fd)
             self._listening = False
-        self._inotify.close()
+        if self._inotify is not None:
+            self._inotify.close()
+
+
+def _limit_text(exc: OSError, knob: str) -> str:
+    """Why inotify cannot be used, and the kernel setting behind it."""
+    what = os.strerror(exc.errno) if exc.errno else str(exc)
+    return f"inotify cannot be used ({what}; the limit is {knob}); polling every {POLL:g}s"
 
 
 class HostFollowedFile:
@@ -296,9 +345,10 @@ class HostFollowedFile:
         self._news_suspect = False  # ... and it was more than a write
         self._waiter: asyncio.Future[None] | None = None
         self._draining = False  # nothing writes any more: end at the end of the file
+        self._polling = False  # inotify could not watch: the hub polls this file
         if hub is not None:
             # Watch first, then open: a write between the two is seen either way.
-            self._watches.append(hub.watch(str(host.parent), _DIR_MASK, self))
+            self._watch(str(host.parent), _DIR_MASK)
         try:
             self._fd = os.open(host, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -310,7 +360,26 @@ class HostFollowedFile:
         self._ino = os.fstat(self._fd).st_ino
         if hub is not None:
             # The inode we hold, not whatever the path names by now.
-            self._watches.append(hub.watch(f"/proc/self/fd/{self._fd}", _FILE_MASK, self))
+            self._watch(f"/proc/self/fd/{self._fd}", _FILE_MASK)
+
+    def _watch(self, target: str, mask: int) -> None:
+        """An inotify watch through the hub; when inotify cannot watch (its watch or
+        instance limit), the hub polls this file instead and the notice says so once."""
+        assert self._hub is not None
+        try:
+            wd = self._hub.watch(target, mask, self)
+        except OSError as exc:  # ENOSPC: fs.inotify.max_user_watches
+            if not self._polling:
+                self._polling = True
+                self._on_notice(f"{self._path}: "
+                                + _limit_text(exc, "fs.inotify.max_user_watches"))
+            return
+        if wd < 0:
+            if not self._polling and self._hub.no_inotify is not None:
+                self._polling = True
+                self._on_notice(f"{self._path}: {self._hub.no_inotify}")
+            return
+        self._watches.append(wd)
 
     def notify(self, suspect: bool) -> None:
         """The hub's word: the file or its directory changed."""
@@ -399,6 +468,7 @@ class HostFollowedFile:
             for wd in self._watches:
                 self._hub.unwatch(wd, self)
             self._watches.clear()
+            self._hub.unwatch(-1, self)  # and its polling, if any
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -342,3 +342,41 @@ async def test_a_stopped_container_s_rotation_is_still_reported(
         with anyio.fail_after(5):
             assert await followed.receive() is None
         assert followed.event == "replaced"  # the collection reads the new file
+
+
+@pytest.mark.parametrize("limit", ["instances", "watches"])
+async def test_inotify_limits_fall_back_to_polling(
+        src: HostDirSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    """No inotify instance left (EMFILE: fs.inotify.max_user_instances) or no watch left
+    (ENOSPC: fs.inotify.max_user_watches): the file is polled, appends and a rotation are
+    still seen, the run goes on, and the notice says why once (issue 23)."""
+    import errno
+
+    from inotify_simple import INotify
+
+    from loon_supervisor.streams import hostdir_source
+
+    if limit == "instances":
+        def no_instance() -> INotify:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        monkeypatch.setattr(hostdir_source, "INotify", no_instance)
+    else:
+        def no_watch(self: INotify, path: str, mask: int) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        monkeypatch.setattr(INotify, "add_watch", no_watch)
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"a\n")
+    notices: list[str] = []
+    async with src.open_follow(P, 0, "m", notices.append) as followed:
+        assert await take(followed, 2) == b"a\n"
+        append(f, b"b\n")
+        assert await take(followed, 2, timeout=2) == b"b\n"
+        f.rename(tmp_path / "svc.log.1")
+        f.write_bytes(b"c\n")
+        with anyio.fail_after(2):
+            assert await followed.receive() is None
+        assert followed.event == "replaced"
+    knob = "max_user_instances" if limit == "instances" else "max_user_watches"
+    polls = [n for n in notices if "polling every" in n]
+    assert len(polls) == 1 and knob in polls[0], notices
+    assert ours(tmp_path) == 0
