@@ -57,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
                    help="with -D: the deployment (container) to stop; default: from the "
                    "config, else loon")
     p.add_argument("--replace", action="store_true",
-                   help="remove an existing container of this deployment before starting")
+                   help="replace a running deployment: build the new version first while "
+                   "the old one serves, then swap (a failed build stops nothing)")
     return p
 
 

@@ -107,8 +107,9 @@ def up(
     env_file: EnvOpt = ".env",
     verbose: VerboseOpt = False,
     detached: DetachedOpt = False,
-    replace: Annotated[bool, typer.Option("--replace", help="Remove an existing container of "
-                                          "this deployment first.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a running deployment: "
+                                          "build the new version first while the old one "
+                                          "serves, then swap.")] = False,
     only: Annotated[str | None, typer.Option(
         "--only", metavar="SERVICE,...", help="Run only these of the image's services "
         "(run-time service selection; the image needs the org.loon.run-services-env "

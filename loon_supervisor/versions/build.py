@@ -16,6 +16,7 @@ from rich.console import Console
 from loon_supervisor.engine import image_store
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.engine.images import ImageContract
+from loon_supervisor.errors import LoonError
 from loon_supervisor.paths import project_root
 from loon_supervisor.sinks.build_progress import BuildProgress
 from loon_supervisor.sinks.reporter import Reporter
@@ -98,10 +99,15 @@ async def unused_tag(engine: DockerEngine, image_tag: str, revision: str | None
 async def promote(engine: DockerEngine, prepared: Prepared, tag: str, say: Reporter,
                   downtime: float | None = None) -> None:
     """``tag`` runs now: point ``imageTag`` at it, record it as deployed (current), and
-    prune old versions beyond ``keepVersions``."""
+    prune old versions beyond ``keepVersions``. The container already runs: an engine that
+    refuses the tag or a removal is said, never a failed deploy."""
     d = prepared.config.deploymentSettings
-    if tag != d.imageTag:
-        await image_store.tag(engine.docker, tag, d.imageTag)
     store.mark_deployed(d.containerName, tag, downtime)
-    await prune(engine.docker, d.containerName, deployment_project(prepared), d.keepVersions,
-                d.imageTag, say)
+    try:
+        if tag != d.imageTag:
+            await image_store.tag(engine.docker, tag, d.imageTag)
+        await prune(engine.docker, d.containerName, deployment_project(prepared),
+                    d.keepVersions, d.imageTag, say)
+    except LoonError as exc:
+        say(f"version {tag} runs, but tidying the versions failed: {exc}; `loon versions` "
+            "shows what is left")
