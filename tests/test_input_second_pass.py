@@ -151,3 +151,48 @@ def test_huge_certificate_refused(tmp_path: Path, project: Path,
                              "certFileLocation": "big.crt", "keyFileLocation": "server.key"}
     assert validate.main(write_config(project / "config.json", data)) == 2
     assert "big.crt is 5.0 MiB, more than the 4.0 MiB" in capsys.readouterr().err
+
+
+# --- 1. the validation cache -------------------------------------------------------------
+
+def _tls_config(tmp_path: Path, project: Path) -> Path:
+    from tests.certs import make_pair
+
+    tls = tmp_path / "tls"
+    make_pair(tls / "good.crt", tls / "good.key")
+    make_pair(tls / "copy.crt", tls / "copy.key")
+    data = base_config(tmp_path / "data")
+    data["generalSettings"]["useHttp"] = False
+    data["nginxSettings"] = {"sourceVolumeLocation": str(tls), "targetVolumeLocation": "/ssl",
+                             "certFileLocation": "good.crt", "keyFileLocation": "good.key"}
+    return write_config(project / "config.json", data)
+
+
+def test_cache_rechecks_the_overridden_certificate(tmp_path: Path, project: Path) -> None:
+    from tests.certs import make_pair
+
+    _tls_config(tmp_path, project)
+    env = {"LOON_NGINXSETTINGS__CERTFILELOCATION": "copy.crt",
+           "LOON_NGINXSETTINGS__KEYFILELOCATION": "copy.key"}
+    assert loon("validate", cwd=tmp_path, env=env).returncode == 0
+    make_pair(tmp_path / "tls" / "copy.crt", tmp_path / "tls" / "copy.key", days=-1)
+    done = loon("validate", cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stdout
+    assert "copy.crt" in done.stderr and "expired" in done.stderr
+
+
+def test_cache_never_hides_the_misspelt_variable_warning(tmp_path: Path, config: Path) -> None:
+    env = {"LOON_MYSQLSETTINGS__DATABASEPASWORD": "x"}
+    for _ in range(2):
+        done = loon("validate", cwd=tmp_path, env=env)
+        assert done.returncode == 0
+        assert "LOON_MYSQLSETTINGS__DATABASEPASWORD matches no setting" in \
+            done.stdout + done.stderr
+
+
+def test_cache_follows_the_engine_endpoint(tmp_path: Path, config: Path) -> None:
+    local = loon("validate", cwd=tmp_path, env={"DOCKER_HOST": "unix:///run/docker.sock"})
+    assert local.returncode == 0 and "up creates it" in local.stdout
+    remote = loon("validate", cwd=tmp_path, env={"DOCKER_HOST": "ssh://nobody@127.0.0.1"})
+    assert remote.returncode == 0
+    assert "on the engine's machine" in remote.stdout and "up creates it" not in remote.stdout

@@ -18,15 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from loon_supervisor.config.envnames import ENV_PREFIX as ENV_PREFIX
+from loon_supervisor.config.envnames import NOT_CONFIG as NOT_CONFIG
+from loon_supervisor.config.envnames import NOT_CONFIG_PREFIXES as NOT_CONFIG_PREFIXES
+from loon_supervisor.config.envnames import override_names
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.errors import ConfigError, Problem
-
-ENV_PREFIX = "LOON_"
-NOT_CONFIG = frozenset({"LOON_PROJECT_ROOT", "LOON_BUILD_IN_VENV", "LOON_CI_CACHE_DIR",
-                        "LOON_DOCKERD_ROOT", "LOON_SERVICE", "LOON_SERVICES",
-                        "LOON_WAIT_TIMEOUT"})
-NOT_CONFIG_PREFIXES = ("LOON_FAULT_",)
-"""LOON_* variables the tool, its scripts and tests use for other purposes."""
 
 
 @dataclass
@@ -104,9 +101,7 @@ def read_overrides(environ: dict[str, str]) -> Overrides:
     """Every LOON_* config variable parsed; ConfigError lists all bad ones at once."""
     out = Overrides()
     problems: list[Problem] = []
-    names = sorted(k for k in environ if k.upper().startswith(ENV_PREFIX)
-                   and k.upper() not in NOT_CONFIG
-                   and not k.upper().startswith(NOT_CONFIG_PREFIXES))
+    names = override_names(environ)
     known_vars = [f"{ENV_PREFIX}{s}" for s in SECTIONS] + [
         f"{ENV_PREFIX}{s}__{f}" for s, real in SECTIONS.items()
         for f in section_model(real).model_fields]  # type: ignore[union-attr]
