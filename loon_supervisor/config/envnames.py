@@ -6,11 +6,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 ENV_PREFIX = "LOON_"
-NOT_CONFIG = frozenset({"LOON_PROJECT_ROOT", "LOON_BUILD_IN_VENV", "LOON_CI_CACHE_DIR",
-                        "LOON_DOCKERD_ROOT", "LOON_SERVICE", "LOON_SERVICES",
-                        "LOON_WAIT_TIMEOUT"})
-NOT_CONFIG_PREFIXES = ("LOON_FAULT_",)
-"""LOON_* variables the tool, its scripts and tests use for other purposes."""
+NOT_CONFIG = frozenset({
+    # the tool and its scripts
+    "LOON_PROJECT_ROOT", "LOON_BUILD_IN_VENV", "LOON_CI_CACHE_DIR", "LOON_DOCKERD_ROOT",
+    "LOON_WAIT_TIMEOUT", "LOON_LOCK_FD",
+    # tuning knobs read at import (docs/log-faults.md)
+    "LOON_COALESCE_MS", "LOON_HOSTDIR_COALESCE_MS", "LOON_ENGINE_GRACE",
+    # the images' own variables (build arguments and the container's environment)
+    "LOON_SERVICE", "LOON_SERVICES", "LOON_RUN_SERVICES", "LOON_MEDIA_DIR",
+    "LOON_CLIENT_REQUIRED", "LOON_CLIENT_NODE_VERSION", "LOON_SERVER_DIR",
+    "LOON_DJANGO_PROJECT", "LOON_FOLLOWER",
+    # the deploy server's clients
+    "LOON_DEPLOY_URL", "LOON_DEPLOY_TOKEN",
+})
+NOT_CONFIG_PREFIXES = ("LOON_FAULT_", "LOON_TEST_")
+"""LOON_* variables the tool, its scripts, its images and tests use for other purposes: set
+in the environment they draw no "matches no setting" warning (tests/docs checks that every
+name a doc mentions is here or a setting)."""
 
 
 def is_override(name: str) -> bool:

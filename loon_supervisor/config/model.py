@@ -140,12 +140,14 @@ class DeploymentSettings(Section):
                            description="Port nginx listens on inside the container (HTTPS).")
     extraCaCertificate: str | None = Field(
         default=None,
-        description="PEM file added to the build's trust store (TLS-intercepting proxies).",
+        description="PEM file added to the build's trust store (TLS-intercepting proxies); "
+        "a relative path is taken from the config file's directory.",
     )
     buildArgs: dict[str, str] = Field(default_factory=dict, description="Extra build arguments.")
     loonSourceLocation: str | None = Field(
         default=None,
-        description="Loon source checkout; when set, server, celery and the client are built in.",
+        description="Loon source checkout; when set, server, celery and the client are built "
+        "in; a relative path is taken from the config file's directory.",
     )
     orchestrator: Literal["container", "swarm"] = Field(
         default="container", description="container: one container (docker); swarm: a core "
@@ -161,7 +163,9 @@ class DeploymentSettings(Section):
     )
     minioSourceUrl: str | None = Field(
         default="https://dl.min.io/server/minio/release/linux-amd64/minio",
-        description="Where the build fetches the MinIO server binary; null builds without MinIO.",
+        description="Where the build fetches the MinIO server binary (the default is "
+        "linux-amd64 only); fetched once into .build-files/cache/minio, which later builds "
+        "reuse even when the URL changes (delete it to fetch again); null builds without MinIO.",
     )
     keepVersions: int = Field(
         default=3, ge=1, le=100,

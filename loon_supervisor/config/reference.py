@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -37,6 +38,39 @@ def _when(section: str) -> str:
     }.get(section, "")
 
 
+def limits_text(metadata: list[Any]) -> str:
+    """The schema's limits of one field in words (ge/le/gt/lt, lengths, a pattern)."""
+    got: dict[str, Any] = {}
+    for m in metadata:
+        for key in ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern"):
+            value = getattr(m, key, None)
+            if value is not None:
+                got[key] = value
+    parts: list[str] = []
+    low = (f"{got['ge']:g}" if "ge" in got else None)
+    high = (f"{got['le']:g}" if "le" in got else None)
+    if low is not None and high is not None:
+        parts.append(f"{low} to {high}")
+    else:
+        if low is not None:
+            parts.append(f"at least {low}")
+        if high is not None:
+            parts.append(f"at most {high}")
+    if "gt" in got:
+        parts.insert(0, f"more than {got['gt']:g}")
+    if "lt" in got:
+        parts.append(f"less than {got['lt']:g}")
+    if "min_length" in got and "max_length" in got:
+        parts.append(f"{got['min_length']} to {got['max_length']} characters")
+    elif "min_length" in got:
+        parts.append(f"at least {got['min_length']} characters")
+    elif "max_length" in got:
+        parts.append(f"at most {got['max_length']} characters")
+    if "pattern" in got:
+        parts.append(f"matches `{str(got['pattern']).replace('|', chr(92) + '|')}`")
+    return ", ".join(parts) or "-"
+
+
 def reference_markdown() -> str:
     out = [BEGIN, ""]
     for section in LoonConfig.model_fields:
@@ -45,8 +79,8 @@ def reference_markdown() -> str:
             continue
         out.append(f"#### `{section}` ({_when(section)})")
         out.append("")
-        out.append("| field | type | default | meaning | env override |")
-        out.append("|---|---|---|---|---|")
+        out.append("| field | type | default | limits | meaning | env override |")
+        out.append("|---|---|---|---|---|---|")
         for name, f in model.model_fields.items():
             ann = f.annotation
             meta = f.metadata
@@ -61,7 +95,8 @@ def reference_markdown() -> str:
                 value = f.default_factory() if f.default_factory else f.default  # type: ignore[call-arg]
                 default = f"`{json.dumps(value)}`"
             env = f"`{ENV_PREFIX}{section.upper()}__{name.upper()}`"
-            out.append(f"| `{name}` | {kind} | {default} | {f.description or ''} | {env} |")
+            out.append(f"| `{name}` | {kind} | {default} | {limits_text(meta)} | "
+                       f"{f.description or ''} | {env} |")
         out.append("")
     out.append(END)
     return "\n".join(out)
