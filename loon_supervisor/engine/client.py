@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiodocker
 import aiohttp
+import anyio
 
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import EngineError, EngineUnreachable
@@ -97,6 +98,25 @@ async def open_engine() -> AsyncIterator[DockerEngine]:
             await docker.close()
         finally:
             loop.set_exception_handler(previous)
+
+
+async def answers_anew(timeout: float = 5.0) -> bool:
+    """Whether the engine accepts a *new* connection now.
+
+    A dockerd that shuts down closes its listener first and then stops the containers, while
+    the connections already open (aiodocker keeps them alive) are still answered: the
+    container's wait ends with its exit code as if it had exited by itself. Only a fresh
+    connection tells the two apart."""
+    try:
+        with anyio.fail_after(timeout):
+            docker = _client()
+            try:
+                await docker.version()
+            finally:
+                await docker.close()
+        return True
+    except Exception:  # refused, reset, timed out, unreadable context: not answering
+        return False
 
 
 def _quiet_ssh_relay_loss(previous: Handler | None) -> Handler:

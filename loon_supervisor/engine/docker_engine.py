@@ -10,7 +10,7 @@ from typing import Any
 
 import aiodocker
 
-from loon_supervisor.engine import containers, exec_streams, images
+from loon_supervisor.engine import client, containers, exec_streams, images
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.exec_source import ExecSource
 
@@ -24,6 +24,10 @@ class DockerEngine:
     async def version(self) -> dict[str, Any]:
         with map_engine_errors("asking for its version"):
             return dict(await self.docker.version())
+
+    async def answers_anew(self) -> bool:
+        """Whether the engine takes a new connection (see :func:`client.answers_anew`)."""
+        return await client.answers_anew()
 
     # images
     async def build(self, req: images.BuildRequest, on_line: Callable[[str], None],

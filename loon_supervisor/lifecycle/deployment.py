@@ -20,6 +20,11 @@ it only through its :class:`~loon_supervisor.lifecycle.control.Control`.
                                    ▼
                                 REMOVED
 
+A container that stops because it is restarted on purpose (``loon restart``, see
+:mod:`~loon_supervisor.lifecycle.restart_marker`) or with the Docker engine (its restart
+policy starts it again) is waited for: the followers re-attach from their positions and the
+run goes on. Any other stop is "the container exited on its own", a failure.
+
 Every teardown step is bounded (:meth:`Deployment.bounded`): an engine that stops answering
 gives one sentence, ``teardown_failed`` and exit 1 instead of a hang.
 """
@@ -38,6 +43,7 @@ import anyio
 from loon_supervisor.engine.containers import TOOL_LABEL, ContainerSpec
 from loon_supervisor.engine.images import ImageContract, parse_status
 from loon_supervisor.errors import EngineError
+from loon_supervisor.lifecycle import restart_marker
 from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy, CrashLoopWatch
 from loon_supervisor.sinks.reporter import Reporter
@@ -51,6 +57,10 @@ FAILED_STATES = ("FATAL", "EXITED")
 DRAIN_GRACE = 10.0
 # How long a teardown step waits for the engine (on top of the stop timeout for the stop).
 ENGINE_GRACE = float(os.environ.get("LOON_ENGINE_GRACE", "30"))
+# How long a container may take to run again after a restart we expect (on top of its stop
+# timeout), and how long an engine that went away may take to come back.
+RESTART_GRACE = float(os.environ.get("LOON_RESTART_GRACE", "60"))
+ENGINE_BACK_LIMIT = 600.0
 # For a container whose streams are not followed or collected (stop and remove only).
 NO_STREAMS = ImageContract("", (), "/", None)
 
@@ -60,6 +70,7 @@ class ContainerEngine(Protocol):
     DockerEngine`, or the engine-free tests' fake)."""
 
     async def version(self) -> dict[str, Any]: ...
+    async def answers_anew(self) -> bool: ...
     async def find(self, name: str) -> dict[str, Any] | None: ...
     async def create_and_start(self, spec: ContainerSpec) -> str: ...
     async def inspect(self, cid: str) -> dict[str, Any] | None: ...
@@ -106,6 +117,10 @@ class Deployment:
         self.failure: str | None = None  # why the run failed (exit 1), said once
         self.teardown_failed = False  # an engine call in teardown gave up
         self.engine_lost = False
+        self.restarts = 0  # restarts seen through (planned or with the engine)
+        self._coming_back: anyio.Event | None = None
+        self._back_reason: str | None = None
+        self._stopped_by_engine = False
 
     @property
     def say(self) -> Reporter:
@@ -295,9 +310,9 @@ class Deployment:
     async def _wait_exit(self, watch: anyio.CancelScope) -> None:
         assert self.cid is not None
         while True:
+            seen = self.restarts
             try:
                 code = await self.engine.wait_exit(self.cid)
-                break
             except EngineError:
                 if await self._running():
                     continue
@@ -309,10 +324,79 @@ class Deployment:
                     watch.cancel()
                     return
                 code = int(info.get("State", {}).get("ExitCode", -1))
+            if self.control.stop_signal is not None:
                 break
+            # A restart someone else already saw through, or one we expect: follow on.
+            if self.restarts > seen or await self._comes_back() is not None:
+                continue
+            break
         if self.control.stop_signal is None:
-            self.fail(f"the container exited on its own with code {code}")
+            if self._stopped_by_engine:
+                self.fail(f"the container stopped with the Docker engine (code {code}) and "
+                          "did not run again (a container created without a restart policy, "
+                          "by an older loon: `loon up` recreates it)")
+            else:
+                self.fail(f"the container exited on its own with code {code}")
         watch.cancel()
+
+    async def _comes_back(self) -> str | None:
+        """The container is not running. If its stop was expected (``loon restart`` asked,
+        or the engine itself is going away), wait until it runs again: why it restarted, or
+        None (a real exit, or it did not come back). Concurrent callers (every follower and
+        the exit watch) share one wait."""
+        if self._coming_back is not None:
+            await self._coming_back.wait()
+            return self._back_reason
+        self._coming_back = anyio.Event()
+        self._back_reason = None
+        try:
+            self._back_reason = await self._wait_back()
+        finally:
+            self._coming_back.set()
+            self._coming_back = None
+        return self._back_reason
+
+    async def _wait_back(self) -> str | None:
+        assert self.cid is not None
+        if self.control.stop_requested.is_set():
+            return None
+        req = restart_marker.pending(self.name, self.cid, self.stop_timeout)
+        if req is not None:
+            reason = f"restarted by {req.by}"
+            self.say(f"the container is restarting ({req.by} asked for it); the followers "
+                     "continue from their positions once it runs again")
+        elif not await self.engine.answers_anew():
+            # A dockerd shutting down stops its containers after closing its listener.
+            reason = "restarted with the Docker engine"
+            self._stopped_by_engine = True
+            self.say("the container stopped because the Docker engine is going away; "
+                     "waiting for the engine and for the container to run again")
+            if not await self._engine_back():
+                return None
+        else:
+            return None
+        self.restarts += 1
+        limit = self.stop_timeout + RESTART_GRACE
+        with anyio.move_on_after(limit):
+            while not self.control.stop_requested.is_set():
+                try:
+                    info = await self.engine.inspect(self.cid)
+                except EngineError:  # the old engine's connections, or it is away again
+                    if not await self._engine_back():
+                        return None
+                    continue
+                if info is None:
+                    return None
+                if info.get("State", {}).get("Running"):
+                    restart_marker.clear(self.name, self.cid)
+                    self.say(f"the container runs again ({reason}); following it on")
+                    return reason
+                await anyio.sleep(0.2)
+        if req is not None:
+            restart_marker.clear(self.name, self.cid)
+        if not self.control.stop_requested.is_set():
+            self.say(f"the container did not run again within {limit:.0f}s after it stopped")
+        return None
 
     async def _watch_status(self, watch: anyio.CancelScope) -> None:
         """Poll the image's status command: report changes, count restarts (crash loops),
@@ -324,9 +408,14 @@ class Deployment:
             return
         seen: dict[str, str] = {}
         loops = CrashLoopWatch(self.session, self.say, last_lines, self.crash_policy)
+        run = self.restarts
         async with contextlib.aclosing(self.engine.status_outputs(  # one long-lived exec
                 self.cid, command, STATUS_INTERVAL, f"{self.name}/status")) as outputs:
             async for out in outputs:
+                if run != self.restarts:  # a whole-container restart: new pids, not crashes
+                    run = self.restarts
+                    loops = CrashLoopWatch(self.session, self.say, last_lines,
+                                           self.crash_policy)
                 for name, state, line in parse_status(out, self.contract.services):
                     loops.observe(name, line)
                     if seen.get(name) != state:
@@ -339,32 +428,44 @@ class Deployment:
                         return
 
     async def _running(self) -> bool:
-        """Is the container still running? Waits out an engine that went away."""
+        """Is the container still running? Waits out an engine that went away, and a
+        restart that was expected (:meth:`_comes_back`)."""
         assert self.cid is not None
         while True:
             try:
                 info = await self.engine.inspect(self.cid)
-                return bool(info and info.get("State", {}).get("Running"))
             except EngineError:
-                if not self.engine_lost:
-                    self.engine_lost = True
-                    self.say("the Docker engine went away; waiting for it to come back")
                 if not await self._engine_back():
                     return False
-                if self.engine_lost:
-                    self.engine_lost = False
-                    self.say("the Docker engine is back")
+                continue
+            if info and info.get("State", {}).get("Running"):
+                return True
+            if info is None or self.stopping_run():
+                return False
+            return await self._comes_back() is not None
 
-    async def _engine_back(self, limit: float = 600) -> bool:
+    def stopping_run(self) -> bool:
+        """This run is ending (a stop was asked, or the followers were told to stop)."""
+        return self.control.stop_requested.is_set() or (
+            self.followers is not None and self.followers.stopping)
+
+    async def _engine_back(self, limit: float = ENGINE_BACK_LIMIT) -> bool:
+        """Wait until the engine takes new connections again (a dying dockerd still answers
+        on connections opened before it closed its listener)."""
+        if await self.engine.answers_anew():
+            return True
+        if not self.engine_lost:
+            self.engine_lost = True
+            self.say("the Docker engine went away; waiting for it to come back")
         delay = 0.2
         with anyio.move_on_after(limit):
-            while True:
-                try:
-                    await self.engine.version()
-                    return True
-                except Exception:
-                    await anyio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+            while not await self.engine.answers_anew():
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            self.engine_lost = False
+            self.restarts += 1  # the containers may have restarted with it
+            self.say("the Docker engine is back")
+            return True
         return False
 
 

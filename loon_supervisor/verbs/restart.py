@@ -10,14 +10,18 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+import anyio
 from rich.console import Console
 
 from loon_supervisor.engine import images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.errors import ConfigError, LoonError, Problem
+from loon_supervisor.lifecycle import restart_marker
+from loon_supervisor.lifecycle.state import lock_holder
 
 RESTART_LABEL = "org.loon.restart-command"
+FOLLOWER_CONFIRMS = 30.0  # how long `loon restart` waits for the follower to see it through
 
 
 async def running_container(engine: DockerEngine, name: str) -> dict[str, Any]:
@@ -47,11 +51,7 @@ async def restart(name: str, services: list[str]) -> int:
         container = await running_container(engine, name)
         cid = container["Id"]
         if not services:
-            console.print(f"restarting container {name} ({cid[:12]})...")
-            await engine.restart(cid)
-            console.print(f"restarted {name}; a background logger stops with the old "
-                          "process: `loon attach` follows it again")
-            return 0
+            return await restart_container(engine, name, cid, console)
         contract = await check_services(engine, container, services)
         template = (container.get("Labels") or {}).get(RESTART_LABEL)
         if not template:
@@ -68,6 +68,36 @@ async def restart(name: str, services: list[str]) -> int:
                           + (f": {text}" if text else ""), markup=False, highlight=False)
             failed |= code != 0
         return 1 if failed else 0
+
+
+async def restart_container(engine: DockerEngine, name: str, cid: str, console: Console
+                            ) -> int:
+    """Restart the whole container, telling its follower first (a planned stop, not an
+    exit), so the deployment and its session files go on."""
+    follower = lock_holder(name)
+    restart_marker.request(name, cid)
+    console.print(f"restarting container {name} ({cid[:12]})...")
+    try:
+        await engine.restart(cid)
+    except BaseException:
+        restart_marker.clear(name, cid)
+        raise
+    if follower:
+        with anyio.move_on_after(FOLLOWER_CONFIRMS):
+            while restart_marker.pending(name, cid) is not None:
+                await anyio.sleep(0.1)
+        if restart_marker.pending(name, cid) is None:
+            console.print(f"restarted {name}; its follower (pid {follower}) continues the "
+                          "same session files from where it was")
+        else:
+            console.print(f"restarted {name}; its follower (pid {follower}) has not confirmed "
+                          f"it within {FOLLOWER_CONFIRMS:.0f}s: see out.log of the session "
+                          "and `loon status`")
+    else:
+        restart_marker.clear(name, cid)
+        console.print(f"restarted {name}; nobody follows it (no background logger): "
+                      "`loon attach` writes its logs again")
+    return 0
 
 
 def main(name: str, services: list[str]) -> int:

@@ -157,6 +157,9 @@ class FakeEngine:
     async def version(self) -> dict[str, Any]:
         return {"Version": "fake"}
 
+    async def answers_anew(self) -> bool:
+        return True
+
     async def find(self, name: str) -> dict[str, Any] | None:
         for c in self.containers.values():
             if c.spec.name == name:
