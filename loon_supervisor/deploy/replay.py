@@ -2,7 +2,8 @@
 
 A valid signature proves who made a request, not that it is new: a captured request could be
 sent again. The ids are kept (the newest :data:`KEEP` of them) in a 0600 JSON file so a
-restart does not forget them.
+restart does not forget them. The signature does not cover the id, so this only stops a
+verbatim resend; what stops a replay with a new id is the signed commit (commits.py).
 """
 
 from __future__ import annotations

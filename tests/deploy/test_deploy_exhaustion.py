@@ -142,3 +142,30 @@ def test_a_descriptor_limit_too_low_for_the_server_is_refused(tmp_path: Path) ->
     assert done.returncode == 2, done.stderr
     assert "descriptor limit: is 24 (ulimit -n)" in done.stderr
     assert "LimitNOFILE" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_failed_accepts_are_one_line_per_interval_and_serving_resumes(
+        tmp_path: Path) -> None:
+    """Descriptors exhausted inside the process (a stand-in step takes every free one for
+    3 s): accept fails for a flood of connections; asyncio logged a traceback for each
+    queued connection and retry (213k lines in the issue), here it is one line per 10 s
+    with a count, and the server answers again once descriptors are free."""
+    token = new_token()
+    with StubServer(tmp_path, "hog", token) as srv:
+        ans = await call("POST", f"{srv.url}/deploy", token=token)
+        assert ans.status == 202
+        await anyio.sleep(0.5)  # the step now holds every descriptor
+        flood = await anyio.to_thread.run_sync(_flood, srv.port, ["127.0.0.2"], 300)
+        try:
+            done = await wait_terminal(srv.url, ans.body["id"], token)
+            assert done["status"] == "succeeded"
+            assert (await call("GET", f"{srv.url}/healthz")).status == 200
+        finally:
+            for s in flood:
+                s.close()
+        err = srv.stderr()
+    assert srv.returncode == 0, err[-2000:]
+    lines = [ln for ln in err.splitlines() if "cannot accept connections" in ln]
+    assert 1 <= len(lines) <= 2, lines
+    assert "Too many open files" in lines[0]
+    assert "Traceback" not in err and len(err.encode()) < 100_000
