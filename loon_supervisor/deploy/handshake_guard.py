@@ -48,20 +48,41 @@ def peer_host(transport: asyncio.BaseTransport) -> str:
 
 
 class Throttled:
-    """A warning logged at most once per ``quiet`` seconds, with how often it happened."""
+    """A warning logged at most once per ``quiet`` seconds, with how often it happened.
+
+    What happened after a logged line is summed up one interval later (when an event loop
+    runs), so a burst that stops is still counted in the log."""
 
     def __init__(self, quiet: float = 10.0) -> None:
         self.quiet = quiet
         self.count = 0
         self._last = float("-inf")
+        self._message: Callable[[int], str] | None = None
+        self._flush: asyncio.TimerHandle | None = None
 
     def note(self, message: Callable[[int], str]) -> None:
         self.count += 1
+        self._message = message
         now = time.monotonic()
         if now - self._last >= self.quiet:
-            log.warning("%s", message(self.count))
-            self.count = 0
-            self._last = now
+            self._emit(now)
+        elif self._flush is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._flush = loop.call_later(self.quiet - (now - self._last), self._flushed)
+
+    def _flushed(self) -> None:
+        self._flush = None
+        if self.count:
+            self._emit(time.monotonic())
+
+    def _emit(self, now: float) -> None:
+        assert self._message is not None
+        log.warning("%s", self._message(self.count))
+        self.count = 0
+        self._last = now
 
 
 class Ticket:

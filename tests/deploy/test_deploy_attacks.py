@@ -365,3 +365,18 @@ async def test_a_child_that_cannot_start_fails_the_deploy_with_the_reason(
         assert done["status"] == "failed"
         assert done["reason"] == "cannot start loon down: Too many open files"
         assert (await call("GET", f"{srv.url}/healthz")).status == 200
+
+
+async def test_throttled_warnings_sum_up_a_burst_that_stopped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from loon_supervisor.deploy.handshake_guard import Throttled
+
+    caplog.set_level(logging.WARNING, logger="loon_supervisor.deploy")
+    throttle = Throttled(quiet=0.3)
+    for _ in range(500):
+        throttle.note(lambda n: f"refused {n} time(s)")
+    with anyio.fail_after(10):
+        while len(caplog.records) < 2:
+            await anyio.sleep(0.05)
+    assert [r.getMessage() for r in caplog.records] == ["refused 1 time(s)",
+                                                        "refused 499 time(s)"]
