@@ -292,9 +292,12 @@ def exec_cmd(service: Annotated[str, typer.Argument(help="Service whose environm
 
 
 @app.command()
-def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
-    """Print (or write) the JSON Schema of config.json, for editor completion."""
-    raise typer.Exit(call("schema", output=output))
+def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+           force: Annotated[bool, typer.Option("--force", help="Replace -o's file even when "
+                                               "it is not a schema.")] = False) -> None:
+    """Print (or write) the JSON Schema of config.json, for editor completion; -o replaces
+    only a missing file or an earlier schema unless --force."""
+    raise typer.Exit(call("schema", output=output, force=force))
 
 
 @app.command(name="deploy-server", add_help_option=False, context_settings={

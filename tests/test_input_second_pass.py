@@ -4,6 +4,7 @@ outside the project's .build-files/. Engine-free (engine verbs point at a missin
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -196,3 +197,75 @@ def test_cache_follows_the_engine_endpoint(tmp_path: Path, config: Path) -> None
     remote = loon("validate", cwd=tmp_path, env={"DOCKER_HOST": "ssh://nobody@127.0.0.1"})
     assert remote.returncode == 0
     assert "on the engine's machine" in remote.stdout and "up creates it" not in remote.stdout
+
+
+# --- 3. writes that would destroy --------------------------------------------------------
+
+@pytest.mark.parametrize("victim", ["config.json", "build.py", "README.md"])
+def test_schema_output_never_overwrites_another_file(tmp_path: Path, config: Path,
+                                                     victim: str) -> None:
+    target = config.parent / victim
+    if not target.exists():
+        target.write_text("operator's own file\n")
+    before = target.read_bytes()
+    done = loon("schema", "-o", str(target), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "is not a config schema" in done.stderr and "--force" in done.stderr
+    assert target.read_bytes() == before
+    assert loon("schema", "-o", str(target), "--force", cwd=tmp_path).returncode == 0
+    assert b'"LoonConfig"' in target.read_bytes()
+
+
+def test_schema_output_replaces_its_own_schema(tmp_path: Path, project: Path) -> None:
+    target = project / "config.schema.json"
+    target.write_text('{"title": "LoonConfig", "properties": {}}')
+    assert loon("schema", "-o", str(target), cwd=tmp_path).returncode == 0
+    assert "generalSettings" in target.read_text()
+    fresh = project / "new.schema.json"
+    assert loon("schema", "-o", str(fresh), cwd=tmp_path).returncode == 0
+
+
+# --- 6. overrides parsed as the field's type ---------------------------------------------
+
+@pytest.mark.parametrize("var,value,expect", [
+    ("STOPTIMEOUT", "--5", "'--5' is not a whole number"),
+    ("STOPTIMEOUT", "²", "'²' is not a whole number"),
+    ("STOPTIMEOUT", "٣٠", "is not a whole number"),
+    ("STOPTIMEOUT", "9999999999", "less than or equal to 600"),
+    ("STOPTIMEOUT", "9" * 5000, "has more than 18 digits"),
+    ("STOPTIMEOUT", "-1", "greater than or equal to 0"),
+    ("CRASHLOOPWINDOW", "abc", "'abc' is not a number"),
+    ("CRASHLOOPWINDOW", "nan", "'nan' is not a number"),
+    ("CRASHLOOPWINDOW", "1e999", "less than or equal to 86400"),
+    ("CRASHLOOPWINDOW", "0", "greater than 0"),
+])
+def test_bad_numeric_override(tmp_path: Path, config: Path, var: str, value: str,
+                              expect: str) -> None:
+    for verb in ("validate", "status"):
+        done = loon(verb, cwd=tmp_path, env={f"LOON_DEPLOYMENTSETTINGS__{var}": value})
+        if verb == "status":  # reads the name leniently: a bad number is not its business
+            assert done.returncode in (1, 2, 3)
+            continue
+        assert done.returncode == 2, done.stderr
+        assert expect in done.stderr and f"LOON_DEPLOYMENTSETTINGS__{var}" in done.stderr
+
+
+@pytest.mark.parametrize("var,value,shown", [
+    ("CRASHLOOPWINDOW", "60", "60"), ("CRASHLOOPWINDOW", "1.5", "1.5"),
+    ("STOPTIMEOUT", "+45", "45"), ("STOPTIMEOUT", " 7 ", "7"),
+])
+def test_good_numeric_override(tmp_path: Path, config: Path, var: str, value: str,
+                               shown: str) -> None:
+    done = loon("config", cwd=tmp_path, env={f"LOON_DEPLOYMENTSETTINGS__{var}": value})
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout
+
+
+def test_huge_number_in_the_file_names_its_field(tmp_path: Path, project: Path) -> None:
+    text = json.dumps(base_config(tmp_path / "data", stopTimeout=1)).replace(
+        '"stopTimeout": 1', '"stopTimeout": ' + "9" * 5000)
+    (project / "config.json").write_text(text)
+    done = loon("validate", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "deploymentSettings.stopTimeout: is a number with 5000 digits" in done.stderr
+    assert "set_int_max_str_digits" not in done.stderr

@@ -75,6 +75,37 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class _HugeNumber:
+    """An integer literal with more digits than any field can use (Python refuses to
+    convert beyond 4300): kept as its length so the problem can name its JSON path."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+MAX_DIGITS = 100
+
+
+def _parse_int(literal: str) -> int | _HugeNumber:
+    return _HugeNumber(len(literal)) if len(literal) > MAX_DIGITS else int(literal)
+
+
+def _huge_numbers(value: Any) -> list[Problem]:
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, _HugeNumber):
+            problems.append(Problem(path.rstrip(".") or "(top level)",
+                                    f"is a number with {item.digits} digits",
+                                    "use a value in the field's range"))
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}{k}.") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}{i}.") for i, v in enumerate(item))
+    return sorted(problems, key=lambda p: p.path)
+
+
 def _hint(text: str, exc: json.JSONDecodeError) -> str:
     rest = text[exc.pos:exc.pos + 2]
     before = text[:exc.pos].rstrip()
@@ -137,7 +168,7 @@ def parse_source(source: ConfigSource) -> dict[str, Any]:
     if not text.strip():
         raise ConfigError([Problem(name, "is empty", "copy config.example.json and edit it")])
     try:
-        data = json.loads(text, object_pairs_hook=_pairs)
+        data = json.loads(text, object_pairs_hook=_pairs, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise ConfigError([Problem(f"{name}:{exc.lineno}:{exc.colno}",
                                    f"invalid JSON ({exc.msg.lower()})", _hint(text, exc))]) from None
@@ -154,7 +185,7 @@ def parse_source(source: ConfigSource) -> dict[str, Any]:
     deep = _depth_problem(data, name)
     if deep:
         raise ConfigError([deep])
-    dups = _duplicates(data)
+    dups = _duplicates(data) + _huge_numbers(data)
     if dups:
         raise ConfigError(dups)
     return data

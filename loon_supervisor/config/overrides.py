@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -49,6 +50,12 @@ def section_model(name: str) -> type[BaseModel] | None:
 SECTIONS = {n.lower(): n for n in LoonConfig.model_fields if section_model(n)}
 
 
+_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_FLOAT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+MAX_DIGITS = 18
+"""No field's range needs more digits; more would only reach Python's conversion limit."""
+
+
 def _nullable(annotation: Any) -> bool:
     return isinstance(annotation, types.UnionType) and type(None) in typing.get_args(annotation)
 
@@ -71,10 +78,19 @@ def parse_value(var: str, annotation: Any, text: str) -> Any:
                                    "set it to true or false")])
     if base is int:
         stripped = text.strip()
-        if stripped.lstrip("-").isdigit() and len(stripped) < 10:
-            return int(stripped)
-        raise ConfigError([Problem(var, "is not a whole number", "set it to digits only, "
-                                   "e.g. 30")])
+        if _INT.fullmatch(stripped):
+            if len(stripped.lstrip("+-")) > MAX_DIGITS:
+                raise ConfigError([Problem(var, f"has more than {MAX_DIGITS} digits",
+                                           "set it to a value in the field's range")])
+            return int(stripped)  # the model checks the range, as for the file's value
+        raise ConfigError([Problem(var, f"'{text[:20]}' is not a whole number",
+                                   "set it to digits only (ASCII 0-9), e.g. 30")])
+    if base is float:
+        stripped = text.strip()
+        if _FLOAT.fullmatch(stripped) and len(stripped) <= 4 * MAX_DIGITS:
+            return float(stripped)
+        raise ConfigError([Problem(var, f"'{text[:20]}' is not a number",
+                                   "set it to a decimal number such as 60 or 1.5")])
     if origin is dict or (isinstance(base, type) and issubclass(base, BaseModel)):
         return _json_object(var, text)
     return text
