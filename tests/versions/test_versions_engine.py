@@ -5,11 +5,13 @@ stand-in Loon, so every version carries a revision (see support.py)."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.engine_helpers import wait_until
 from tests.versions.support import Poller, Site, commit, make_site
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
@@ -123,3 +125,29 @@ def test_pruning_keeps_exactly_keep_versions_and_other_images(site: Site,
         assert [v["tag"] for v in stored["versions"]] == ours
     finally:
         subprocess.run(["docker", "rmi", *foreign], capture_output=True)
+
+
+def test_ctrl_c_during_the_new_build_leaves_the_old_version_serving(site: Site) -> None:
+    _up_ok(site)
+    before = subprocess.run(["docker", "inspect", "--format", "{{.Id}}", site.name],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    current = site.versions_file()["current"]
+    commit(site.checkout, {"index.html": "version 2\n", "build.sh": "sleep 120\n"}, "slow")
+    first = site.deployment.session()
+    with Poller(site) as poll:
+        proc = site.deployment.start("-d", "--replace")
+
+        def building() -> bool:  # the new run's session, at the slow step
+            now = site.deployment.session()
+            return now != first and "RUN sh /app/src/build.sh" in (
+                (now / "out.log").read_text() if (now / "out.log").exists() else "")
+        wait_until(building, timeout=120)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert poll.failures == [] and set(poll.answers) == {"version 1\n"}, poll.failures
+    after = subprocess.run(["docker", "inspect", "--format", "{{.Id}}", site.name],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert after == before and site.get() == "version 1\n"
+    assert site.versions_file()["current"] == current
+    assert site.loon("status").returncode == 0  # its logger still follows it
