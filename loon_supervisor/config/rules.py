@@ -33,13 +33,22 @@ def raw_volume_dirs(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def check_rules(data: dict[str, Any], base_dir: Path | None = None,
-                notes: list[str] | None = None) -> list[Problem]:
+                notes: list[str] | None = None, remote: bool | None = None) -> list[Problem]:
     """Problems spanning sections or the file system; ``notes`` collects remarks such as a
-    certificate's days to expiry."""
+    certificate's days to expiry.
+
+    :param remote: the engine is remote (default: as the environment says): volume
+        directories are then on its machine and nothing about them is looked up here (TLS
+        files and the other paths are this machine's: they are sent from here).
+    """
     from loon_supervisor.config.volumes import check_volume_paths
 
+    if remote is None:
+        from loon_supervisor.engine.endpoint import resolve_endpoint
+
+        remote = resolve_endpoint().remote
     notes = [] if notes is None else notes
-    problems: list[Problem] = check_volume_paths(raw_volume_dirs(data))
+    problems: list[Problem] = check_volume_paths(raw_volume_dirs(data), local=not remote)
     general = _section(data, "generalSettings") or {}
     use_http = general.get("useHttp")
     env = general.get("environment")
@@ -80,7 +89,8 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
     if env == "local":
         local = _section(data, "localDataSettings") or {}
         src = local.get("sourceVolumeLocation")
-        if isinstance(src, str) and src.startswith("/") and not Path(src).is_dir():
+        if isinstance(src, str) and src.startswith("/") and not remote \
+                and not Path(src).is_dir():
             problems.append(Problem("localDataSettings.sourceVolumeLocation",
                                     f"{src} is not an existing directory",
                                     "point it at the directory holding your experiment data"))

@@ -38,13 +38,19 @@ def _inside(child: PurePosixPath, parent: PurePosixPath) -> bool:
     return child == parent or parent in child.parents
 
 
-def check_volume_paths(dirs: list[tuple[str, str]]) -> list[Problem]:
-    """Dangerous or overlapping volume directories; checks symlinks' targets too."""
+def check_volume_paths(dirs: list[tuple[str, str]], local: bool = True) -> list[Problem]:
+    """Dangerous or overlapping volume directories; checks symlinks' targets too.
+
+    :param local: False with a remote engine: the directories are on the engine's machine,
+        so only their names are checked (no symlink of this machine resolved, no comparison
+        with this machine's home or checkout).
+    """
     problems: list[Problem] = []
-    home = _real(str(Path.home()))
-    root = _real(str(project_root()))
+    real_of = _real if local else PurePosixPath
+    home = _real(str(Path.home())) if local else None
+    root = _real(str(project_root())) if local else None
     for json_path, directory in dirs:
-        real = _real(directory)
+        real = real_of(directory)
         shown = directory if str(real) == directory else f"{directory} (resolves to {real})"
         if str(real) in SYSTEM_DIRS or real == home:
             problems.append(Problem(json_path, f"{shown} is a system directory; the container "
@@ -53,14 +59,14 @@ def check_volume_paths(dirs: list[tuple[str, str]]) -> list[Problem]:
         elif any(_inside(real, PurePosixPath(t)) for t in SYSTEM_TREES):
             problems.append(Problem(json_path, f"{shown} is inside a system directory",
                                     "choose a dedicated directory such as /srv/loon/mysql"))
-        elif json_path in WRITABLE and _inside(root, real):
+        elif root is not None and json_path in WRITABLE and _inside(root, real):
             problems.append(Problem(json_path, f"{shown} contains this project's checkout "
                                     f"({root}), which the container would take over",
                                     "choose a directory of its own, e.g. "
                                     f"{root}/data/mysql"))
     for i, (path_a, dir_a) in enumerate(dirs):
         for path_b, dir_b in dirs[i + 1:]:
-            real_a, real_b = _real(dir_a), _real(dir_b)
+            real_a, real_b = real_of(dir_a), real_of(dir_b)
             if _inside(real_a, real_b) or _inside(real_b, real_a):
                 problems.append(Problem(path_b, f"{dir_b} overlaps {path_a} ({dir_a}); each "
                                         "service needs a directory of its own",

@@ -263,12 +263,45 @@ async def duckdb_query(ctx: Context) -> str:
     return "SELECT 42 -> 42"
 
 
+def _mounted_at(ctx: Context, directory: str) -> str | None:
+    """Where the running container mounts the host directory ``directory``."""
+    for m in ctx.info.get("Mounts") or []:
+        if m.get("Type") == "bind" and str(m.get("Source", "")).rstrip("/") == directory:
+            return str(m.get("Destination"))
+    return None
+
+
+async def free_on_engine(ctx: Context, directory: str) -> int:
+    """Free bytes of a volume directory on the engine's machine: ``df`` on its mount point
+    inside the running container (the file system is the host's, seen through the bind).
+
+    :raises CheckFailed: when the container does not mount it or ``df`` cannot tell.
+    """
+    target = _mounted_at(ctx, directory)
+    if target is None:
+        raise CheckFailed(f"the container does not mount {directory}",
+                          "restart the deployment so that it mounts the configured directory")
+    code, out = await exec_in(ctx, ["df", "-Pk", target])
+    fields = out.strip().splitlines()[-1].split() if out.strip() else []
+    if code != 0 or len(fields) < 4 or not fields[3].isdigit():
+        raise CheckFailed(f"df in the container could not measure {target}: "
+                          f"{out.strip()[-200:]!r}", "the image needs a df command (coreutils "
+                          "or busybox) for this check with a remote engine")
+    return int(fields[3]) * 1024
+
+
 async def free_space(ctx: Context) -> str:
+    """Free space where the data is: on this machine with a local engine, on the engine's
+    machine (through the running container) with a remote one."""
+    from loon_supervisor.engine.endpoint import resolve_endpoint
+
+    engine = resolve_endpoint()
     low, seen = [], []
     for where, directory in ctx.config.volume_dirs():
         try:
-            free = shutil.disk_usage(directory).free
-        except OSError as exc:
+            free = (await free_on_engine(ctx, directory) if engine.remote
+                    else shutil.disk_usage(directory).free)
+        except (OSError, CheckFailed) as exc:
             low.append(f"{where}: {exc}")
             continue
         seen.append(f"{Path(directory).name} {free / 2**30:.1f} GiB")
@@ -277,7 +310,8 @@ async def free_space(ctx: Context) -> str:
     if low:
         raise CheckFailed("; ".join(low), "free space on that file system (MariaDB and "
                           "uploads need at least 1 GiB)")
-    return ", ".join(seen) + " free"
+    place = f" on the engine's machine ({engine.describe()})" if engine.remote else ""
+    return ", ".join(seen) + " free" + place
 
 
 async def host_logs(ctx: Context) -> str | Verdict:

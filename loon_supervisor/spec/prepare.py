@@ -54,7 +54,7 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
         # The volumes are directories on the engine's machine: nothing is checked or made
         # here; the engine creates missing bind sources when the container starts.
         create_dirs = False
-        problems = check_volume_paths(dirs)
+        problems = check_volume_paths(dirs, local=False)
         dir_messages = [f"{d} ({path}) is a directory on the engine's machine "
                         f"({engine.describe()}); the engine creates it if missing"
                         for path, d in dirs]
