@@ -77,7 +77,9 @@ class Site:
         self.deployment.cleanup()
 
 
-def make_site(tmp_path: Path, **settings: Any) -> Site:
+def make_site(tmp_path: Path, *, stage: bool = False, **settings: Any) -> Site:
+    """``stage``: the Dockerfile gets a first stage made from the checkout, whose last image
+    every build leaves dangling (as the real image's builder stages do)."""
     checkout = tmp_path / "loon-src"
     shutil.copytree(STANDIN, checkout)
     git(checkout, "init", "-q")
@@ -87,6 +89,11 @@ def make_site(tmp_path: Path, **settings: Any) -> Site:
     ctx = tmp_path / "image"  # make_deployment's busybox context, plus the checkout
     dockerfile = (ctx / "Dockerfile").read_text().replace(
         "CMD [", "COPY loon-build/loon-src/ /app/src/\nRUN sh /app/src/build.sh\nCMD [")
+    if stage:
+        dockerfile = dockerfile.replace(
+            "FROM scratch\n", "FROM scratch AS stage\nCOPY loon-build/loon-src/index.html "
+            "/stage.html\nFROM scratch\n", 1).replace(
+            "CMD [", "COPY --from=stage /stage.html /app/stage.html\nCMD [")
     (ctx / "Dockerfile").write_text(dockerfile)
     config = json.loads(d.config.read_text())
     config["deploymentSettings"].update(networkMode="host", loonSourceLocation=str(checkout),

@@ -93,8 +93,20 @@ def test_a_broken_build_leaves_the_old_version_serving(site: Site) -> None:
     assert site.loon("status").returncode == 0  # its logger still follows it
 
 
-def test_pruning_keeps_exactly_keep_versions_and_other_images(site: Site,
-                                                              tmp_path: Path) -> None:
+def test_pruning_keeps_exactly_keep_versions_and_other_images(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", stage=True)
+    try:
+        _prune_check(site, tmp_path)
+    finally:
+        site.cleanup()
+
+
+def _exists(image: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True
+                          ).returncode == 0
+
+
+def _prune_check(site: Site, tmp_path: Path) -> None:
     config = json.loads(site.deployment.config.read_text())
     config["deploymentSettings"]["keepVersions"] = 2
     site.deployment.config.write_text(json.dumps(config))
@@ -111,11 +123,14 @@ def test_pruning_keeps_exactly_keep_versions_and_other_images(site: Site,
                    capture_output=True)
     try:
         revs = []
+        steps: dict[str, list[str]] = {}  # version tag -> its build's step images
         for i in range(4):
             if i:
                 revs.append(commit(site.checkout, {"index.html": f"version {i + 1}\n"},
                                    f"v{i + 1}"))
             _up_ok(site, "--replace")
+            for v in site.versions_file()["versions"]:
+                steps.setdefault(v["tag"], v["intermediates"])
         assert site.get() == "version 4\n"
         ours = [t for t in _tags(site) if t not in foreign]
         assert len(ours) == 2 and ours[0].endswith(revs[-2][:7]) and \
@@ -123,6 +138,18 @@ def test_pruning_keeps_exactly_keep_versions_and_other_images(site: Site,
         assert set(foreign) <= set(_tags(site))  # never another project's
         stored = site.versions_file()
         assert [v["tag"] for v in stored["versions"]] == ours
+        # The stage images: each build left its own dangling; the pruned versions' are gone,
+        # the kept versions' stay (the next build's cache).
+        kept_steps = {i for t in ours for i in steps[t]}
+        pruned_only = {i for t, ids in steps.items() if t not in ours for i in ids} - kept_steps
+        assert pruned_only, steps
+        assert [i for i in pruned_only if _exists(i)] == []
+        dangling = subprocess.run(["docker", "images", "-q", "--no-trunc", "--filter",
+                                   "dangling=true"], capture_output=True, text=True,
+                                  check=True).stdout.split()
+        kept_dangling = [i for i in kept_steps
+                         if any(d.removeprefix("sha256:").startswith(i) for d in dangling)]
+        assert len(kept_dangling) == 2, (kept_steps, dangling)  # one stage image per kept
     finally:
         subprocess.run(["docker", "rmi", *foreign], capture_output=True)
 
