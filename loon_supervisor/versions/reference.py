@@ -9,9 +9,13 @@ config override, so the pull, the contract check and versions work as for a conf
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 from loon_supervisor.config.formats import check_image_reference
+from loon_supervisor.config.load import load_config
 from loon_supervisor.config.model import DeploymentSettings
+from loon_supervisor.errors import LoonError
 from loon_supervisor.versions.naming import split_reference
 
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -57,3 +61,29 @@ def webhook_version(requested: str, settings: DeploymentSettings) -> str:
     if ":" not in text.rsplit("/", 1)[-1]:
         raise NotAllowed(f"'{text}' names no tag; name one, e.g. {repo}:v1.43")
     return f"{repo}:{tag}"
+
+
+# The deploy server hands an accepted version to its ``loon up`` child in this variable.
+CHILD_ENV = "LOON_DEPLOYMENTSETTINGS__IMAGE"
+
+
+def requested_version(payload: dict[str, Any], config_file: Path) -> str | None:
+    """The version a deploy request's JSON body names in its ``image`` field, as the full
+    reference to deploy (see :func:`webhook_version`); None when it names none. The deploy
+    server passes it to its ``loon up -d --replace`` child as ``{CHILD_ENV: reference}``.
+
+    :raises NotAllowed: ``image`` is not a string, the configuration cannot be read, or
+        :func:`webhook_version` refuses it.
+    """
+    value = payload.get("image")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise NotAllowed('"image" must be a tag or an image reference as a string, e.g. '
+                         '"v1.43"')
+    try:
+        settings = load_config(config_file).deploymentSettings
+    except LoonError as exc:
+        raise NotAllowed(f"the configuration cannot be read to check \"image\": "
+                         f"{str(exc).splitlines()[0]}") from None
+    return webhook_version(value, settings)

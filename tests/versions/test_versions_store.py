@@ -135,3 +135,21 @@ def test_webhook_version_refusals(settings: dict[str, str], requested: str, says
 
     with pytest.raises(NotAllowed, match=re.escape(says)):
         webhook_version(requested, DeploymentSettings(**settings))
+
+
+def test_requested_version_reads_the_config(project: Path, tmp_path: Path) -> None:
+    from loon_supervisor.versions.reference import NotAllowed, requested_version
+    from tests.conftest import base_config
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(base_config(tmp_path / "data",
+                                             image="127.0.0.1:5000/lab/loon:v1")))
+    assert requested_version({}, config) is None
+    assert requested_version({"image": "v2"}, config) == "127.0.0.1:5000/lab/loon:v2"
+    with pytest.raises(NotAllowed, match="must be a tag"):
+        requested_version({"image": 3}, config)
+    with pytest.raises(NotAllowed, match="not in the allowed repository"):
+        requested_version({"image": "docker.io/x/y:1"}, config)
+    config.write_text("{")
+    with pytest.raises(NotAllowed, match="configuration cannot be read"):
+        requested_version({"image": "v2"}, config)
