@@ -165,10 +165,12 @@ SIGINT, SIGTERM = signal.SIGINT, signal.SIGTERM
 
 
 class PrivateEngine:
-    """A second dockerd with live-restore, which a test may stop and start again."""
+    """A second dockerd (with live-restore unless told otherwise: without it, its containers
+    stop with it, as on a reboot), which a test may stop and start again."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, live_restore: bool = True) -> None:
         self.base = base
+        self.live_restore = live_restore
         self.sock = base / "docker.sock"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -182,14 +184,15 @@ class PrivateEngine:
                 "--host", self.host, "--pidfile", str(b / "docker.pid"),
                 "--containerd-namespace", f"loontest{b.name}",
                 "--containerd-plugins-namespace", f"loontest{b.name}p",
-                "--iptables=false", "--ip6tables=false", "--bridge=none", "--live-restore"]
+                "--iptables=false", "--ip6tables=false", "--bridge=none"] + (
+                    ["--live-restore"] if self.live_restore else [])
 
-    def start(self) -> None:
+    def start(self, interval: float = 0.2) -> None:
         (self.base / "docker.pid").unlink(missing_ok=True)
         log = open(self.base / "dockerd.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(self.args(), stdout=log, stderr=log)
         log.close()
-        wait_until(self.answers, timeout=60, interval=0.2)
+        wait_until(self.answers, timeout=60, interval=interval)
 
     def answers(self) -> bool:
         return subprocess.run(["docker", "-H", self.host, "info"], capture_output=True

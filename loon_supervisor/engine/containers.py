@@ -17,6 +17,7 @@ from loon_supervisor.errors import ContainerConflict
 TOOL_LABEL = "org.loon.supervisor"
 DEPLOYMENT_LABEL = "org.loon.deployment"
 URL_LABEL = "org.loon.url"
+RESTART_POLICY = "unless-stopped"
 
 
 @dataclass
@@ -56,6 +57,9 @@ def _config(spec: ContainerSpec) -> dict[str, Any]:
                                if spec.log_host_dir is not None else []),
         "NetworkMode": spec.network_mode,
         "LogConfig": LOG_CONFIG,
+        # The engine starts it again after its own restart (a reboot); `loon down`, a
+        # follower's stop and `docker stop` are manual stops, which it does not undo.
+        "RestartPolicy": {"Name": RESTART_POLICY},
     }
     cfg: dict[str, Any] = {
         "Image": spec.image,

@@ -17,7 +17,9 @@ from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.removal import remove_deployment
 from loon_supervisor.sinks.reporter import Reporter
 
-NOT_RUNNING = ("exited", "created", "dead")
+# "restarting": the engine's restart policy starts it again and again (it keeps exiting
+# while nobody follows it).
+NOT_RUNNING = ("exited", "created", "dead", "restarting")
 
 
 async def remove_stopped(engine: DockerEngine, name: str, say: Reporter) -> None:

@@ -63,7 +63,7 @@ async def remove_deployment(engine: DockerEngine, name: str, console: Console
                 dep = Deployment(engine, name, NO_STREAMS, Path("."), control,
                                  stop_timeout=state.stop_timeout if state else 10)
             dep.adopt(cid)
-            if c.get("State") == "running":
+            if c.get("State") in ("running", "restarting"):  # restarting: its policy
                 dep.say(f"stopping container {name} ({cid[:12]})...")
                 await dep.stop()
             if collect and state is not None and not dep.teardown_failed:
