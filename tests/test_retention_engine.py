@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from loon_supervisor.sinks.retention import sessions
+from tests.engine_helpers import wait_until
 from tests.test_up_flow import ticker
 
 pytestmark = [pytest.mark.usefixtures("engine"), pytest.mark.engine]
@@ -37,16 +38,17 @@ def test_up_prunes_and_compresses_old_sessions_at_start(deploy) -> None:  # type
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         current = d.session()
-        # 6 sessions, 3 kept: the 3 oldest went, the 2 others are gzipped, the current not
+        # 6 sessions, 3 kept: the 3 oldest went; the newest old one with service logs stays
+        # as it is (`loon logs` falls back to it), the other is gzipped, the current not
         assert sessions(logs) == [old[3], old[4], current]
         for s in old[:3]:
             assert not s.exists()
-        for s in old[3:]:
-            assert not list(s.glob("*.log")), sorted(s.iterdir())
-            assert gzip.decompress((s / "alpha.log.gz").read_bytes()) == b"alpha line\n" * 1000
+        assert not list(old[3].glob("*.log")), sorted(old[3].iterdir())
+        assert gzip.decompress((old[3] / "alpha.log.gz").read_bytes()) == b"alpha line\n" * 1000
+        assert (old[4] / "alpha.log").read_bytes() == b"alpha line\n" * 1000
         assert (current / "out.log").exists() and not list(current.glob("*.gz"))
         out = (current / "out.log").read_text()
-        assert "log retention: compressed 5 file(s), pruned 3 old session(s)" in out
+        assert "log retention: compressed 2 file(s), pruned 3 old session(s)" in out
 
         status = d.loon("status", "--config-file", str(d.config))
         text = status.stdout
@@ -58,3 +60,34 @@ def test_up_prunes_and_compresses_old_sessions_at_start(deploy) -> None:  # type
         assert down.returncode == 0, down.stdout + down.stderr
     # the finished session is an old one for the next start
     assert Path(current).is_dir()
+
+
+def test_background_logger_keeps_the_staging_copy_to_two_files_a_service(deploy) -> None:  # type: ignore[no-untyped-def]
+    """Fast path: the service rotates as supervisord does (.2 -> .3, .1 -> .2, then the
+    live file -> .1) three times; the logger deletes the older rotated files from the
+    staging dir and the session file still holds every line once."""
+    log = "/var/log/loon/rot.log"
+    rotate = (f"[ -e {log}.2 ] && mv {log}.2 {log}.3; [ -e {log}.1 ] && mv {log}.1 {log}.2; "
+              f"mv {log} {log}.1")
+    script = (f"sleep 2; i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo \"rot $i\" >> {log}; "
+              f"usleep 2000; if [ $((i % 150)) = 0 ] && [ $i -lt 600 ]; then {rotate}; fi; done; "
+              "touch /tmp/done; exec sleep 100000")
+    d = deploy({"rot": script})
+    config = json.loads(d.config.read_text())
+    config["deploymentSettings"]["logSource"] = "hostdir"
+    d.config.write_text(json.dumps(config))
+    up = d.run("-d", timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    staging = d.project / ".build-files" / "service-logs" / d.name
+    try:
+        session = d.session()
+        wait_until(lambda: (session / "rot.log").exists() and
+                   (session / "rot.log").read_bytes().endswith(b"rot 600\n"), timeout=60)
+        wait_until(lambda: sorted(p.name for p in staging.iterdir()) == ["rot.log",
+                                                                         "rot.log.1"],
+                   timeout=30)
+        lines = (session / "rot.log").read_text().splitlines()
+        assert lines == [f"rot {i}" for i in range(1, 601)]
+    finally:
+        down = d.run("-D", timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,19 +255,15 @@ def prune_staging(host_dir: Path) -> list[Path]:
 
 
 class StagingPruner:
-    """Called with each save of the positions; prunes the staging dir at most every
-    ``interval`` seconds (one directory listing)."""
+    """Called with each save of the positions (at most once a second, and at each switch to
+    a rotated file's successor): one directory listing, the rotated files removed."""
 
-    def __init__(self, host_dir: Path | None, interval: float = 10.0) -> None:
+    def __init__(self, host_dir: Path | None) -> None:
         self.host_dir = host_dir
-        self.interval = interval
-        self._next = 0.0
 
     def __call__(self) -> None:
-        if self.host_dir is None or time.monotonic() < self._next:
-            return
-        self._next = time.monotonic() + self.interval
-        prune_staging(self.host_dir)
+        if self.host_dir is not None:
+            prune_staging(self.host_dir)
 
 
 def limits_for(config_file: Path | None = None) -> Limits:
