@@ -207,6 +207,44 @@ def test_engine_restart_is_survived(tmp_path: Path, log_source: str) -> None:
         engine.destroy()
 
 
+async def _follow_once(name: str, inode_delta: int) -> tuple[bytes, str | None, list[str]]:
+    """Follow w1.log through the exec source, telling it the inode the offset belongs to
+    (the real one plus ``inode_delta``); what came until the first pause, and the event."""
+    from loon_supervisor.engine.exec_source import ExecSource
+
+    notices: list[str] = []
+    async with aiodocker.Docker() as docker:
+        c = (await docker.containers.list(filters={"name": [f"^/{name}$"]}))[0]
+        src = ExecSource(docker, c.id)
+        await src.prepare("loon-test-probe")
+        path = "/var/log/loon/w1.log"
+        inode = (await src.stat([path]))[path][0]
+        got = b""
+        async with src.open_follow(path, 3, "loon-test-probe/w1", notices.append,
+                                   inode=inode + inode_delta) as followed:
+            with anyio.move_on_after(3):
+                while (data := await followed.receive()) is not None:
+                    got += data
+                    if got.endswith(b"w1 10\n"):
+                        break
+        return got, followed.event, notices
+
+
+def test_exec_follower_refuses_a_file_replaced_between_stat_and_open(deploy) -> None:  # type: ignore[no-untyped-def]
+    """exec: the shell checks the inode right before tail opens the file; another file at
+    the path ends the follower with ``replaced`` before any byte (issue 23)."""
+    d = deploy({"w1": writer("w1", 10)})
+    use_log_source(d, "exec")
+    assert d.run("-d", timeout=120).returncode == 0
+    wait_until(lambda: b"w1 10\n" in (d.session() / "w1.log").read_bytes(), timeout=20)
+    got, event, notices = anyio.run(_follow_once, d.name, 1, backend="asyncio")
+    assert got == b"" and event == "replaced", (got, notices)
+    assert any("was replaced before tail opened it" in n for n in notices), notices
+    got, event, _ = anyio.run(_follow_once, d.name, 0, backend="asyncio")
+    assert got.startswith(b"1\nw1 2\n") and event is None
+    assert d.run("-D", timeout=60).returncode == 0
+
+
 class RotatingLogsEngine(PrivateEngine):
     """A private engine whose daemon default rotates container logs at 1 KB."""
 

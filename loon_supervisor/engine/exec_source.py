@@ -46,10 +46,11 @@ class ExecSource:
         return await exec_streams.read_bytes_at(self._docker, self._cid, path, offset, count)
 
     def open_follow(self, path: str, offset: int, mark: str, on_notice: Callable[[str], None],
-                    follow: bool = True
+                    follow: bool = True, inode: int | None = None
                     ) -> AbstractAsyncContextManager[exec_streams.FollowedFile]:
         return exec_streams.open_followed_file(self._docker, self._cid, path, offset,
-                                               self._gnu, mark, on_notice, follow=follow)
+                                               self._gnu, mark, on_notice, follow=follow,
+                                               inode=inode)
 
     async def file_size(self, path: str) -> int | None:
         return await exec_streams.file_size(self._docker, self._cid, path)

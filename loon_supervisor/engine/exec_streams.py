@@ -81,17 +81,32 @@ FOLLOWER_ENV = "LOON_FOLLOWER"
 HOLD_GRACE = 0.2
 
 
-def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True) -> list[str]:
+def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True,
+                   inode: int | None = None) -> list[str]:
     """``tail`` from byte ``offset`` (0-based), following renames and re-creation.
 
     stdout and stderr stay apart: the engine frames each on its own, so tail's notices
     (stderr) can never be confused with a service line that reads like one (stdout). See
     :class:`FollowedFile` for where in the data a notice is placed.
+
+    With ``inode`` (the file the offset belongs to, from the follower's last stat) the shell
+    checks the path still names it right before tail opens it, and otherwise says on stderr
+    that it was replaced (the follower resyncs) instead of applying the offset to another
+    file. That narrows the stat-to-open window from an exec round trip to an ``execve``;
+    tail opens by name, so it cannot be closed entirely here (the host directory source
+    checks the opened descriptor itself).
     """
     args = [gnu or "tail", "-c", f"+{offset + 1}"]
     if follow:
         args += ["-F", "-s", "0.05"] if gnu else ["-F"]
-    return ["sh", "-c", f"exec {shlex.join(args)} {shlex.quote(path)}"]
+    run = f"exec {shlex.join(args)} {shlex.quote(path)}"
+    if inode is None:
+        return ["sh", "-c", run]
+    check = (f'i=$(stat -L -c %i {shlex.quote(path)} 2>/dev/null); '
+             f'if [ -n "$i" ] && [ "$i" != "{int(inode)}" ]; then '
+             f'echo "loon: {shlex.quote(path)} was replaced before tail opened it" >&2; '
+             'exit 0; fi; ')
+    return ["sh", "-c", check + run]
 
 
 Event = Literal["replaced", "truncated"]
@@ -386,12 +401,13 @@ def classify(notice: bytes) -> Event | None:
 @asynccontextmanager
 async def open_followed_file(docker: aiodocker.Docker, cid: str, path: str, offset: int,
                              gnu: str | None, mark: str, on_notice: Callable[[str], None],
-                             follow: bool = True) -> AsyncIterator[FollowedFile]:
+                             follow: bool = True, inode: int | None = None
+                             ) -> AsyncIterator[FollowedFile]:
     """Attach a ``tail`` carrying ``mark`` in its environment; on exit, stop it (closing
     the stream does not), whether or not the engine answered when the stream closed."""
     container = docker.containers.container(cid)
     with map_engine_errors("attaching to a log file"):
-        ex = await container.exec(follow_command(path, offset, gnu, follow), stdout=True,
+        ex = await container.exec(follow_command(path, offset, gnu, follow, inode), stdout=True,
                                   stderr=True, environment={FOLLOWER_ENV: mark})
         stream = ex.start(detach=False)
         await stream.__aenter__()

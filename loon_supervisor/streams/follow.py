@@ -198,8 +198,8 @@ class Followers:
                         await anyio.sleep(MISSING_POLL)
                         continue
                     async with self.source.open_follow(self.path(name), offset,
-                                                       f"{self.mark}/{name}",
-                                                       on_notice) as followed:
+                                                       f"{self.mark}/{name}", on_notice,
+                                                       inode=cur.inode) as followed:
                         start()
                         if attempt:
                             self.say(f"{name}: log stream re-attached at byte {offset}")

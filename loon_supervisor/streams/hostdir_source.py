@@ -144,8 +144,8 @@ class HostDirSource:
 
     @asynccontextmanager
     async def open_follow(self, path: str, offset: int, mark: str,
-                          on_notice: Callable[[str], None], follow: bool = True
-                          ) -> AsyncIterator[HostFollowedFile]:
+                          on_notice: Callable[[str], None], follow: bool = True,
+                          inode: int | None = None) -> AsyncIterator[HostFollowedFile]:
         """Follow ``path`` from byte ``offset``; ``mark`` names no process here (nothing
         runs in the container). Closed, with its inotify watches, on every path; the last
         follower to close closes the shared inotify descriptor."""
@@ -157,7 +157,7 @@ class HostDirSource:
             hub.users += 1
         try:
             followed = HostFollowedFile(path, self.host_path(path), offset, on_notice, hub,
-                                        self.chunk)
+                                        self.chunk, inode)
             self._live.add(followed)
             if self._stopped:
                 followed.drain()
@@ -331,7 +331,7 @@ class HostFollowedFile:
     end once the container stopped, see :meth:`drain`)."""
 
     def __init__(self, path: str, host: Path, offset: int, on_notice: Callable[[str], None],
-                 hub: _Hub | None, chunk: int) -> None:
+                 hub: _Hub | None, chunk: int, inode: int | None = None) -> None:
         self.event: Event | None = None
         self._path, self._host, self._pos = path, host, offset
         self._on_notice, self._hub, self._chunk = on_notice, hub, chunk
@@ -357,7 +357,12 @@ class HostFollowedFile:
         except OSError as exc:
             self._end("replaced", f"cannot open '{path}' for reading: {exc.strerror}")
             return
-        self._ino = os.fstat(self._fd).st_ino
+        self._ino = os.fstat(self._fd).st_ino  # open, then fstat: the file we hold
+        if inode is not None and self._ino != inode:
+            # Rotated between the follower's stat and this open: the offset belongs to
+            # the other file. End now; the resync finds it (no byte read from this one).
+            self._end("replaced", f"'{path}' was replaced before it was opened")
+            return
         if hub is not None:
             # The inode we hold, not whatever the path names by now.
             self._watch(f"/proc/self/fd/{self._fd}", _FILE_MASK)

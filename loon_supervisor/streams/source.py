@@ -44,7 +44,12 @@ class LogSource(Protocol):
     async def read_at(self, path: str, offset: int, count: int) -> bytes: ...
 
     def open_follow(self, path: str, offset: int, mark: str, on_notice: Callable[[str], None],
-                    follow: bool = True) -> AbstractAsyncContextManager[Followed]: ...
+                    follow: bool = True, inode: int | None = None
+                    ) -> AbstractAsyncContextManager[Followed]:
+        """Follow ``path`` from ``offset``. With ``inode`` (the file the offset was found in
+        by an earlier stat), a file that is not that one by the time it is opened ends the
+        follower at once with ``replaced``: a stat and a later open are not atomic."""
+        ...
 
     async def file_size(self, path: str) -> int | None:
         """Size of ``path``, also after the container stopped; None when missing."""

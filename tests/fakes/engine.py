@@ -118,8 +118,8 @@ class FakeSource:
 
     @asynccontextmanager
     async def open_follow(self, path: str, offset: int, mark: str,
-                          on_notice: Callable[[str], None], follow: bool = True
-                          ) -> AsyncIterator[FakeFollowed]:
+                          on_notice: Callable[[str], None], follow: bool = True,
+                          inode: int | None = None) -> AsyncIterator[FakeFollowed]:
         self.opened.append((path, offset))
         yield FakeFollowed(self.c, path, offset, follow)
 

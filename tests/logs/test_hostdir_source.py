@@ -380,3 +380,22 @@ async def test_inotify_limits_fall_back_to_polling(
     polls = [n for n in notices if "polling every" in n]
     assert len(polls) == 1 and knob in polls[0], notices
     assert ours(tmp_path) == 0
+
+
+async def test_a_file_replaced_between_stat_and_open_is_not_read(
+        src: HostDirSource, tmp_path: Path) -> None:
+    """The follower's stat saw one inode; by the open the path names another file: it ends
+    at once with ``replaced`` and reads nothing of the other file (open, then fstat)."""
+    f = tmp_path / "svc.log"
+    f.write_bytes(b"old file\n")
+    seen = f.stat().st_ino
+    f.rename(tmp_path / "svc.log.1")
+    f.write_bytes(b"new file, other inode\n")
+    notices: list[str] = []
+    async with src.open_follow(P, 4, "m", notices.append, inode=seen) as followed:
+        with anyio.fail_after(2):
+            assert await followed.receive() is None
+        assert followed.event == "replaced"
+    assert notices == [f"'{P}' was replaced before it was opened"]
+    async with src.open_follow(P, 4, "m", notices.append, inode=f.stat().st_ino) as followed:
+        assert await take(followed, 18) == b"file, other inode\n"

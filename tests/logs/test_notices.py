@@ -118,3 +118,11 @@ def test_follow_command_keeps_stderr_apart_and_quotes_the_path() -> None:
     assert cmd[:2] == ["sh", "-c"]
     assert cmd[2] == "exec /usr/bin/tail -c +42 -F -s 0.05 '/var/log/my app.log'"
     assert "-F" not in follow_command(P, 0, None, follow=False)[2]
+
+
+def test_follow_command_checks_the_inode_right_before_tail_opens() -> None:
+    script = follow_command(P, 0, G, inode=1234)[2]
+    assert script.startswith(f"i=$(stat -L -c %i {P} 2>/dev/null)")
+    assert '"$i" != "1234"' in script and "was replaced before tail opened it" in script
+    assert script.endswith(f"exec {G} -c +1 -F -s 0.05 {P}")
+    assert classify(b"loon: /x was replaced before tail opened it\n") == "replaced"
