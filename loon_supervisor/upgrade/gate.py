@@ -1,0 +1,144 @@
+"""The health gate: a new container counts only once Loon serves.
+
+The gate re-runs the ``loon doctor`` checks that matter for serving — MariaDB login, Redis
+PING, nginx answering ``/``, the server answering ``/api/`` without a 5xx, a Celery worker
+answering — every :data:`POLL` seconds until one round passes them all while no service
+restarted since the round before (a crash-looping service never gets two rounds with the
+same pid). A service in FATAL or EXITED, or one the crash-loop detector flags, fails the
+gate at once; otherwise it fails when ``deploymentSettings.healthTimeout`` runs out, naming
+the check that failed last. Checks the image has no service for are warnings, as in doctor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.doctor.checks import (
+    Check,
+    Context,
+    celery_ping,
+    django_api,
+    mariadb_login,
+    nginx_root,
+    redis_ping,
+)
+from loon_supervisor.doctor.runner import run_check
+from loon_supervisor.doctor.verdict import FAIL, Verdict
+from loon_supervisor.engine.images import parse_status
+from loon_supervisor.lifecycle.crashloop import CrashLoopDetector, CrashLoopPolicy, parse_run
+from loon_supervisor.lifecycle.deployment import FAILED_STATES
+
+POLL = 2.0
+CHECK_TIMEOUT = 20.0
+
+GATE_CHECKS: list[tuple[str, str, Check]] = [
+    ("mysql", "login sees database", mariadb_login),
+    ("redis", "PING", redis_ping),
+    ("nginx", "answers /", nginx_root),
+    ("server", "django /api/", django_api),
+    ("celery", "inspect ping", celery_ping),
+]
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    decided_by: Verdict  # the check that passed last, or the one that failed
+    seconds: float
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def culprit(self) -> str:
+        """The service whose log explains a failure."""
+        return self.decided_by.service
+
+    def sentence(self) -> str:
+        v = self.decided_by
+        if self.passed:
+            return (f"health gate passed in {self.seconds:.1f} s; decided by {v.service} "
+                    f"{v.check} ({v.detail})")
+        return (f"health gate failed after {self.seconds:.1f} s: {v.service} {v.check}: "
+                f"{v.detail}")
+
+
+async def _round(ctx: Context) -> list[Verdict]:
+    results: list[Verdict | None] = [None] * len(GATE_CHECKS)
+
+    async def one(i: int, service: str, name: str, check: Check) -> None:
+        results[i] = await run_check(ctx, service, name, check, CHECK_TIMEOUT)
+
+    async with anyio.create_task_group() as tg:
+        for i, (service, name, check) in enumerate(GATE_CHECKS):
+            tg.start_soon(one, i, service, name, check)
+    return [v for v in results if v is not None]
+
+
+async def _services(ctx: Context, command: str | None) -> dict[str, str]:
+    """Each service's status line (empty without a status command)."""
+    if not command:
+        return {}
+    _, out = await ctx.engine.run_capture(ctx.cid, ["sh", "-c", command])
+    return {name: line for name, _, line in parse_status(out, ctx.services)}
+
+
+async def health_gate(ctx: Context, status_command: str | None, timeout: float,
+                      say: Callable[[str], None], poll: float = POLL) -> GateResult:
+    """Poll until Loon serves or ``timeout`` seconds pass; see the module's docstring."""
+    d = ctx.config.deploymentSettings
+    loops = CrashLoopDetector(CrashLoopPolicy(d.crashLoopRestarts, d.crashLoopWindow))
+    started = time.monotonic()
+    passing_since: dict[tuple[str, str], float] = {}
+    previous: dict[str, int | None] = {}
+    last: list[Verdict] = []
+    while True:
+        lines = await _services(ctx, status_command)
+        now = time.monotonic()
+        for name, line in lines.items():
+            loops.observe(name, line, now)
+            state = line.split()[1]
+            if state in FAILED_STATES:
+                return GateResult(False, Verdict(name, "process state", FAIL, line.strip()),
+                                  now - started, last)
+        if looping := loops.looping():
+            name = looping[0]
+            return GateResult(False, Verdict(name, "crash loop", FAIL,
+                                             f"restarted {loops.restarts(name)} times"),
+                              now - started, last)
+        pids = {name: parse_run(line).pid for name, line in lines.items()}
+        last = await _round(ctx)
+        now = time.monotonic()
+        for v in last:
+            key = (v.service, v.check)
+            if v.result == FAIL:
+                passing_since.pop(key, None)
+            else:
+                passing_since.setdefault(key, now)
+        failed = [v for v in last if v.result == FAIL]
+        stable = bool(previous) and pids == previous or not lines
+        if not failed and stable:
+            decided = max(last, key=lambda v: passing_since[(v.service, v.check)])
+            return GateResult(True, decided, now - started, last)
+        previous = pids
+        if now - started >= timeout:
+            culprit = failed[0] if failed else Verdict(
+                "container", "services stable", FAIL, "a service restarted in every round")
+            return GateResult(False, culprit, now - started, last)
+        if failed:
+            say(f"health gate: waiting for {', '.join(f'{v.service} {v.check}' for v in failed)}"
+                f" ({now - started:.0f} s of {timeout:.0f} s)")
+        await anyio.sleep(poll)
+
+
+def gate_context(engine: Any, cid: str, info: dict[str, Any], services: tuple[str, ...],
+                 config: LoonConfig, env_path: Path) -> Context:
+    """The doctor's context for the container the gate judges."""
+    env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or []
+               if "=" in e)
+    return Context(engine, cid, info, services, config, env_path, env)

@@ -1,0 +1,93 @@
+"""The health gate against a scripted container: it passes only once every serving check
+passes with no service restarted since the round before, names the check that decided, and
+fails at once on a FATAL service or a crash loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.upgrade.gate import gate_context, health_gate
+from tests.conftest import base_config
+
+SERVICES = ("mysql", "redis", "nginx", "server", "celery")
+
+
+class _Container:
+    """Answers the gate's execs; ``api`` and ``server_line`` script the server per round."""
+
+    def __init__(self, api: list[int], server_line: list[str]) -> None:
+        self.api, self.server_line = api, server_line
+        self.round = -1
+
+    async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
+                          ) -> tuple[int, bytes]:
+        if cmd[0] == "sh" and "status" in cmd[2]:
+            self.round += 1
+            i = min(self.round, len(self.server_line) - 1)
+            lines = [f"{s:<8} RUNNING   pid {10 + n}, uptime 0:01:00"
+                     for n, s in enumerate(SERVICES) if s != "server"]
+            lines.append(f"server   {self.server_line[i]}")
+            return 3, "\n".join(lines).encode()
+        if cmd[0] == "mariadb":
+            return 0, b"loon\n"
+        if cmd[0] == "redis-cli":
+            return 0, b"PONG\n"
+        if cmd[0] == "bash":
+            return 0, b"-> celery@x: OK\n        pong\n"
+        url = cmd[3]
+        status = self.api[min(self.round, len(self.api) - 1)] if "/api/" in url else 200
+        return 0, json.dumps({"status": status, "body": "{}"}).encode()
+
+
+def _ctx(tmp_path: Path, container: _Container):  # type: ignore[no-untyped-def]
+    config = LoonConfig.model_validate(base_config(tmp_path, crashLoopRestarts=3))
+    return gate_context(container, "cid", {}, SERVICES, config, tmp_path / ".env")
+
+
+RUNNING = "RUNNING   pid 99, uptime 0:00:30"
+
+
+@pytest.mark.anyio
+async def test_passes_once_the_server_answers_and_names_it(tmp_path: Path) -> None:
+    said: list[str] = []
+    c = _Container(api=[502, 502, 200], server_line=[RUNNING])
+    result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 60, said.append,
+                               poll=0)
+    assert result.passed, result.sentence()
+    assert (result.decided_by.service, result.decided_by.check) == ("server", "django /api/")
+    assert "decided by server django /api/ (HTTP 200" in result.sentence()
+    assert any("waiting for server django /api/" in s for s in said)
+
+
+@pytest.mark.anyio
+async def test_one_passing_round_is_not_enough_while_the_server_restarts(
+        tmp_path: Path) -> None:
+    restarting = [f"RUNNING   pid {p}, uptime 0:00:0{p % 5}" for p in range(100, 200)]
+    c = _Container(api=[200], server_line=restarting)
+    result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 60, lambda s: None,
+                               poll=0)
+    assert not result.passed
+    assert (result.culprit, result.decided_by.check) == ("server", "crash loop")
+    assert "restarted 3 times" in result.sentence()
+
+
+@pytest.mark.anyio
+async def test_a_fatal_server_fails_at_once(tmp_path: Path) -> None:
+    c = _Container(api=[502], server_line=[RUNNING, "FATAL     Exited too quickly"])
+    result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 600, lambda s: None,
+                               poll=0)
+    assert not result.passed and result.culprit == "server"
+    assert "FATAL" in result.decided_by.detail
+
+
+@pytest.mark.anyio
+async def test_times_out_naming_the_failing_check(tmp_path: Path) -> None:
+    c = _Container(api=[500], server_line=[RUNNING])
+    result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 0.2, lambda s: None,
+                               poll=0.05)
+    assert not result.passed
+    assert result.sentence().endswith("server django /api/: /api/ answered HTTP 500")
