@@ -208,6 +208,18 @@ def restore(backup: Annotated[str, typer.Argument(help="A backup as `loon backup
 
 
 @app.command()
+def rollback(version: Annotated[str | None, typer.Argument(
+                 help="The version to go back to, as `loon versions` lists it (or the end of "
+                 "its tag); default: the previous deployed version.")] = None,
+             config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
+    """Go back to an earlier version: stop the current one (its logs collected), restore the
+    database from the backup taken before the swap when the schema changed, start the
+    earlier version and check its health (docs/upgrades.md)."""
+    raise typer.Exit(call("rollback", config_file=_config(config_file), env_file=env_file,
+                          version=version))
+
+
+@app.command()
 def logs(
     services: Annotated[list[str] | None, typer.Argument(help="Services to show (default: "
                                                           "all).")] = None,

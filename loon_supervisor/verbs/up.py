@@ -347,5 +347,9 @@ def main(config_file: Path, env_file: str = ".env", verbose: bool = False,
          only: tuple[str, ...] | None = None) -> int:
     from loon_supervisor.verbs.dispatch import run_sync
 
-    return run_sync(up, UpOptions(config_file, env_file, verbose, detached, replace,
-                                  only=only))
+    opts = UpOptions(config_file, env_file, verbose, detached, replace, only=only)
+    if detached and replace and only is None:  # a redeploy: backup, gate, rollback
+        from loon_supervisor.upgrade.rollout import gated_up
+
+        return run_sync(gated_up, opts)
+    return run_sync(up, opts)

@@ -1,0 +1,271 @@
+"""A redeploy that proves health before it counts and rolls back on its own
+(``loon up -d --replace``, the deploy server), and ``loon rollback`` by hand.
+
+::
+
+    build (old version serves) ─▶ backing up ─▶ swapping ─▶ checking health ─▶ deployed
+                                                                  │ a check fails
+                                                                  ▼
+        stop the new version (its logs collected), restore the database from the pre-swap
+        backup when the migrations differ, start the previous version, check its health
+                                                                  ▼
+                                                             rolled back
+
+Each phase is said as a line ``phase: <name>`` (the deploy server shows it in
+``GET /deploy/<id>``). The gate applies to Loon images (those with a ``mysql`` service);
+other images (the supervisor's own test images) are deployed without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from loon_supervisor import versions
+from loon_supervisor.backup import database
+from loon_supervisor.backup.manifest import (
+    BackupError,
+    backups_root,
+    list_backups,
+    read_manifest,
+)
+from loon_supervisor.backup.restore import restore_into
+from loon_supervisor.backup.take import take_backup
+from loon_supervisor.config import load_config
+from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.endpoint import resolve_endpoint
+from loon_supervisor.errors import LoonError
+from loon_supervisor.lifecycle.identity import resolve
+from loon_supervisor.paths import build_files_dir, project_root
+from loon_supervisor.sinks.reporter import Reporter
+from loon_supervisor.sinks.session import EventLog
+from loon_supervisor.streams.follow import last_lines
+from loon_supervisor.upgrade.gate import GateResult, gate_context, health_gate
+from loon_supervisor.verbs.up import UpOptions, up
+
+Say = Callable[[str], None]
+
+
+def phase(say: Say, name: str) -> None:
+    say(f"phase: {name}")
+
+
+@dataclass
+class Taken:
+    """What the pre-swap step left for a rollback: the backup and the version replaced."""
+
+    backup: Path | None = None
+    old_image: str | None = None
+
+
+def backup_hook(config: LoonConfig, config_file: Path, env_path: Path, taken: Taken
+                ) -> Callable[[DockerEngine, Reporter], Awaitable[None]]:
+    """Called by ``up`` after the build, right before the old version is stopped."""
+    d = config.deploymentSettings
+
+    async def hook(engine: DockerEngine, say: Reporter) -> None:
+        running = [c for c in await engine.list_ours(d.containerName)
+                   if c.get("State") == "running"]
+        old = str(running[0].get("Image") or "") if running else ""
+        loon_image = bool(old) and "mysql" in (await engine.read_contract(old)).services
+        if loon_image and d.backupBeforeDeploy:
+            phase(say, "backing up")
+            taken.backup = await take_backup(
+                engine, running[0]["Id"], old, config, config_file, env_path,
+                backups_root(project_root()), remote=resolve_endpoint().remote, say=say)
+            say(f"backup before the swap: {taken.backup}")
+        elif loon_image:
+            say("no backup before the swap (deploymentSettings.backupBeforeDeploy is false)")
+        phase(say, "swapping")
+        taken.old_image = old if loon_image else None  # set last: now the swap begins
+
+    return hook
+
+
+def session_reporter(name: str) -> tuple[Reporter, EventLog | None]:
+    """Lines to the terminal and the deployment's current session's out.log."""
+    from rich.console import Console
+
+    session = resolve(None, name).session()
+    events = EventLog(session / "out.log") if session is not None and session.is_dir() else None
+    return Reporter(events, Console(soft_wrap=True, highlight=False)), events
+
+
+async def check_health(config: LoonConfig, env_path: Path, say: Say) -> GateResult | None:
+    """The gate on the running container; None when its image is not a Loon image."""
+    from loon_supervisor.verbs.restart import running_container
+
+    name = config.deploymentSettings.containerName
+    async with open_engine() as engine:
+        try:
+            container = await running_container(engine, name)
+        except LoonError as exc:
+            from loon_supervisor.doctor.verdict import FAIL, Verdict
+
+            return GateResult(False, Verdict("container", "running", FAIL, str(exc)), 0.0)
+        contract = await engine.read_contract(container["Image"])
+        if "mysql" not in contract.services:
+            say("health gate: skipped (the image has no mysql service: not a Loon image)")
+            return None
+        phase(say, "checking health")
+        info = await engine.inspect(container["Id"]) or {}
+        ctx = gate_context(engine, container["Id"], info, contract.services, config, env_path)
+        result = await health_gate(ctx, contract.status_command,
+                                   config.deploymentSettings.healthTimeout, say)
+    say(result.sentence())
+    return result
+
+
+async def _migrations(config: LoonConfig) -> list[str] | None:
+    """The running database's applied migrations; None when they cannot be read."""
+    name = config.deploymentSettings.containerName
+    try:
+        async with open_engine() as engine:
+            running = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
+            if not running:
+                return None
+            return await database.applied_migrations(engine, running[0]["Id"],
+                                                     config.mySqlSettings)
+    except LoonError:
+        return None
+
+
+def backup_of(image: str) -> Path | None:
+    """The newest finished backup taken while ``image`` ran."""
+    for directory in reversed(list_backups(backups_root(project_root()))):
+        try:
+            if read_manifest(directory).image == image:
+                return directory
+        except BackupError:
+            continue
+    return None
+
+
+async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, failed: str,
+                    target: str, reason: str, culprit: str | None, backup: Path | None,
+                    say: Say) -> GateResult | None:
+    """Stop ``failed`` (its logs collected), restore the database from ``backup`` when the
+    migrations differ from the backup's, start ``target`` again and check its health; the
+    failed version is recorded as rolled back with ``reason`` and its culprit's last lines."""
+    from loon_supervisor.verbs.down import down
+
+    name = config.deploymentSettings.containerName
+    session = resolve(None, name).session()
+    now = await _migrations(config)
+    say(f"rolling back from {failed} to {target}: {reason}")
+    if await down(config_file, name) != 0:
+        raise LoonError(f"the failed version {failed} did not stop; check with `loon status`")
+    tail = last_lines(session / f"{culprit}.log") if session and culprit else []
+    if tail:
+        say(f"last lines of {culprit}.log:")
+        for line in tail:
+            say(f"  {line}")
+    manifest = read_manifest(backup) if backup is not None else None
+    changed = manifest is not None and (now is None or now != manifest.migrations)
+
+    async def start(only: tuple[str, ...] | None) -> None:
+        code = await up(UpOptions(config_file, env_file, detached=True, replace=True,
+                                  only=only, image=target))
+        if code != 0:
+            raise LoonError(f"the previous version {target} did not start (exit code {code})")
+
+    if changed and backup is not None and manifest is not None:
+        added = [m for m in (now or []) if m not in manifest.migrations]
+        say(f"the failed version changed the schema ({', '.join(added) or 'migrations unknown'}"
+            f"): restoring the database from {backup.name}")
+        async with open_engine() as engine:
+            from loon_supervisor.verbs.restart import running_container
+
+            async def database_only() -> str:
+                await start(("mysql",))
+                return str((await running_container(engine, name))["Id"])
+
+            async def nothing() -> None:
+                return None
+
+            await restore_into(engine, backup, manifest, config, stop=nothing,
+                               start_database_only=database_only,
+                               start_all=lambda: start(None), say=say, data=False)
+    else:
+        say("the database keeps its schema (same migrations as before the swap)"
+            if manifest is not None else "no pre-swap backup: the database is left as it is")
+        await start(None)
+    why = reason + ("; last lines of " + f"{culprit}.log: " + " | ".join(tail[-5:])
+                    if tail else "")
+    versions.record_outcome(name, failed, versions.ROLLED_BACK, why)
+    env_path = build_files_dir() / env_file
+    result = await check_health(config, env_path, say)
+    phase(say, "rolled back")
+    if result is not None and not result.passed:
+        say(f"the previous version {target} is not healthy either: {result.sentence()}")
+    else:
+        say(f"rolled back to {target}")
+    return result
+
+
+async def gated_up(opts: UpOptions) -> int:
+    """``up -d --replace`` with the pre-swap backup, the health gate and the automatic
+    rollback. Exit code 0 when the new version passed, 1 when it was rolled back."""
+    config = load_config(opts.config_file)
+    name = config.deploymentSettings.containerName
+    env_path = build_files_dir() / opts.env_file
+    taken = Taken()
+    code = await up(replace(opts, before_swap=backup_hook(config, opts.config_file, env_path,
+                                                          taken)))
+    if taken.old_image is None or code not in (0, 1):
+        return code  # nothing was replaced (or not a Loon image), or a signal/usage error
+    say, events = session_reporter(name)
+    try:
+        new = versions.current(name)
+        if code != 0:  # the swap happened, the new version did not start
+            result: GateResult | None = None
+            reason = "the new version did not start"
+        else:
+            result = await check_health(config, env_path, say)
+            if result is None or result.passed:
+                return 0
+            reason = result.sentence()
+        failed = new.tag if new is not None and new.tag != taken.old_image else "the new version"
+        await roll_back(opts.config_file, opts.env_file, config, failed=failed,
+                        target=taken.old_image, reason=reason,
+                        culprit=result.culprit if result else None, backup=taken.backup,
+                        say=say)
+        return 1
+    finally:
+        if events is not None:
+            events.close()
+
+
+async def rollback(config_file: Path, env_file: str, version: str | None) -> int:
+    """``loon rollback [VERSION]``: the same rollback, by hand."""
+    config = load_config(config_file)
+    name = config.deploymentSettings.containerName
+    known = versions.versions(name)
+    if version is None:
+        prev = versions.previous(name)
+        if prev is None:
+            raise LoonError("no earlier version to roll back to (`loon versions` lists them); "
+                            "name one: `loon rollback TAG`")
+        target = prev.tag
+    else:
+        match = [v.tag for v in known if v.tag == version or v.tag.endswith(version)]
+        if len(match) != 1:
+            raise LoonError(f"{version!r} names {'no' if not match else 'more than one'} "
+                            "version; give a tag as `loon versions` lists it")
+        target = match[0]
+    now = versions.current(name)
+    failed = now.tag if now is not None else "the running version"
+    if target == failed:
+        raise LoonError(f"{target} is the current version already; nothing to roll back")
+    say, events = session_reporter(name)
+    try:
+        await roll_back(config_file, env_file, config, failed=failed, target=target,
+                        reason="rolled back by hand (loon rollback)", culprit=None,
+                        backup=backup_of(target), say=say)
+    finally:
+        if events is not None:
+            events.close()
+    return 0
