@@ -2,7 +2,11 @@
 
 A deploy is a :data:`DeployStep` run by :class:`DeployRunner`. The real step,
 :func:`supervisor_deploy_step`, runs the ``loon`` entry point as child processes (no shell):
-``down``, then optionally ``git pull --ff-only`` of the configured branch, then ``up -d``. A step
+optionally ``git pull --ff-only`` of the configured branch, then ``up -d --replace``, which
+builds while the old version serves, backs up, swaps, checks health and rolls back on its own
+(docs/upgrades.md). The child says each phase as a line ``phase: <name>``; the record shows
+the latest (``building``, ``backing up``, ``swapping``, ``checking health``, ``rolled
+back``) in ``GET /deploy/<id>``. A step
 reports failure by raising :class:`DeployStepFailed` with an operator-facing reason; tests
 swap in their own steps.
 
@@ -81,6 +85,8 @@ class DeployRecord:
     created_at: str = field(default_factory=_now)
     started_at: str | None = None
     finished_at: str | None = None
+    phase: str | None = None
+    health: str | None = None  # the health gate's decision, naming the check that decided
 
     @property
     def active(self) -> bool:
@@ -94,6 +100,8 @@ class DeployRecord:
             "createdAt": self.created_at,
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
+            "phase": self.phase,
+            "health": self.health,
             "logDir": str(self.log_dir),
         }
 
@@ -148,6 +156,28 @@ class DeployContext:
     log: Callable[[str], None]
     kill_grace: float = 10.0
     cleanup_timeout: float = 120.0
+    on_phase: Callable[[str], None] = lambda phase: None
+    on_health: Callable[[str], None] = lambda sentence: None
+    phase: str | None = None
+    rolled_back: str | None = None  # why, when the new version was rolled back
+
+    def set_phase(self, phase: str) -> None:
+        if phase != self.phase:
+            self.phase = phase
+            self.log(f"phase: {phase}")
+            self.on_phase(phase)
+
+    def child_line(self, line: str) -> None:
+        """A line of a loon child's output: into deploy.log, and the phase it names."""
+        self.log(line)
+        text = line.strip()
+        if text.startswith("phase: "):
+            self.phase = text[len("phase: "):]
+            self.on_phase(self.phase)
+        elif text.startswith(("health gate passed", "health gate failed")):
+            self.on_health(text)
+        elif text.startswith("rolling back from ") and ": " in text:
+            self.rolled_back = text.split(": ", 1)[1]
 
 
 DeployStep = Callable[[DeployContext], Awaitable[None]]
@@ -230,7 +260,8 @@ class DeployRunner:
                     id=path.parent.name, log_dir=path.parent,
                     status=DeployStatus(data["status"]), reason=data.get("reason"),
                     created_at=data.get("createdAt") or _now(),
-                    started_at=data.get("startedAt"), finished_at=data.get("finishedAt"))
+                    started_at=data.get("startedAt"), finished_at=data.get("finishedAt"),
+                    phase=data.get("phase"), health=data.get("health"))
             except (OSError, ValueError, KeyError, TypeError):
                 log.warning("ignoring unreadable %s", path)
                 continue
@@ -307,7 +338,9 @@ class DeployRunner:
                                 config_file=self.config_file, repo_dir=self.repo_dir,
                                 git_branch=self.git_branch, log=sink.line,
                                 kill_grace=self.kill_grace,
-                                cleanup_timeout=min(self.deploy_timeout, 120.0))
+                                cleanup_timeout=min(self.deploy_timeout, 120.0),
+                                on_phase=lambda phase: self._phase(record, phase),
+                                on_health=lambda text: self._health(record, text))
             with scope:
                 with anyio.fail_after(self.deploy_timeout):
                     await self.step(ctx)
@@ -333,6 +366,17 @@ class DeployRunner:
             self._scopes.pop(record.id, None)
             if self._current is record:
                 self._current = None  # the lock is released on every path
+
+    @staticmethod
+    def _phase(record: DeployRecord, phase: str) -> None:
+        record.phase = phase
+        _write_status(record)
+
+    @staticmethod
+    def _health(record: DeployRecord, sentence: str) -> None:
+        if record.health is None or "failed" in sentence:  # the new version's gate decides
+            record.health = sentence
+            _write_status(record)
 
     def _finish(self, record: DeployRecord, sink: DeployLog, status: DeployStatus,
                 reason: str | None) -> None:
@@ -405,9 +449,9 @@ async def _stream(ctx: DeployContext, stream: Any) -> None:
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
-            ctx.log(line.decode("utf-8", "replace"))
+            ctx.child_line(line.decode("utf-8", "replace"))
     if pending:
-        ctx.log(pending.decode("utf-8", "replace"))
+        ctx.child_line(pending.decode("utf-8", "replace"))
 
 
 async def _kill_group(proc: Any, grace: float) -> None:
@@ -444,23 +488,28 @@ async def run_loon(ctx: DeployContext, *args: str) -> int:
             await proc.aclose()
 
 
+SERVING_PHASES = (None, "building", "backing up")  # the old version is untouched in these
+
+
 async def supervisor_deploy_step(ctx: DeployContext) -> None:
-    """Tear down what runs, optionally update the working copy, then ``up`` detached; each
-    as a child process. Stopped early (cancel, timeout, server stop), it makes sure no
-    container of the deployment is left, with ``loon down`` bounded by the deploy timeout."""
+    """Optionally update the working copy, then ``up -d --replace`` (build first, backup,
+    swap, health gate, rollback), as a child process. Stopped early (cancel, timeout, server
+    stop) before the swap, nothing was stopped and the old version keeps serving; stopped
+    during or after the swap, it makes sure no half-started container is left, with
+    ``loon down`` bounded by the deploy timeout."""
     config = str(ctx.config_file)
     try:
-        ctx.log("tearing down the running deployment")
-        rc = await run_loon(ctx, "down", "-c", config)
-        if rc != 0:
-            raise DeployStepFailed(f"tearing down the running deployment failed (exit code "
-                                   f"{rc}); see deploy.log")
+        ctx.set_phase("building")
         if ctx.git_branch:
             ctx.log(f"updating the working copy from branch {ctx.git_branch}")
             await update_working_copy(ctx)
-        ctx.log("starting the deployment (detached)")
-        rc = await run_loon(ctx, "up", "-d", "-c", config)
+        ctx.log("starting the deployment (detached): build first, then swap")
+        rc = await run_loon(ctx, "up", "-d", "--replace", "-c", config)
     except anyio.get_cancelled_exc_class():
+        if ctx.phase in SERVING_PHASES:
+            ctx.log("stopped before the swap: nothing was stopped, the running version "
+                    "(if any) keeps serving")
+            raise
         with anyio.CancelScope(shield=True) as shield:
             shield.deadline = anyio.current_time() + ctx.cleanup_timeout
             ctx.log("stopped early: removing what this deploy may have started")
@@ -468,7 +517,12 @@ async def supervisor_deploy_step(ctx: DeployContext) -> None:
             ctx.log("cleanup done" if rc == 0 and not shield.cancel_called
                     else "cleanup did not finish: check with `loon status`")
         raise
+    if ctx.phase == "rolled back":
+        raise DeployStepFailed(f"rolled back: {ctx.rolled_back or 'the new version failed'}"
+                               "; the previous version serves again (see deploy.log)")
     if rc != 0:
         kind = " (configuration error)" if rc == 2 else ""
-        raise DeployStepFailed(f"starting the deployment failed: up exited with code {rc}{kind}; "
-                               "see deploy.log")
+        raise DeployStepFailed(f"starting the deployment failed: up exited with code {rc}{kind}"
+                               + ("; nothing was stopped: the running version keeps serving"
+                                  if ctx.phase in SERVING_PHASES and rc != 2 else "")
+                               + "; see deploy.log")
