@@ -297,10 +297,11 @@ async def test_delete_cancels_a_running_deploy_and_leaves_no_container(
         assert ans.status == 202
         deploy_id = ans.body["id"]
         log_file = logs / deploy_id / "deploy.log"
-        with anyio.fail_after(120):
-            while "$ loon up -d" not in (log_file.read_text() if log_file.exists() else ""):
+        with anyio.fail_after(120):  # past the build: the child pauses before the start
+            while (await call("GET", f"{srv.url}/deploy/{deploy_id}", token=token)
+                   ).body["phase"] != "swapping":
                 await anyio.sleep(0.05)
-        await anyio.sleep(1.5)  # the child is building / pausing before it starts the container
+        await anyio.sleep(0.5)
         assert (await call("GET", f"{srv.url}/deploy/{deploy_id}", token=token)
                 ).body["status"] == "running"
         gone = await call("DELETE", f"{srv.url}/deploy/{deploy_id}", token=token)
@@ -317,3 +318,38 @@ async def test_delete_cancels_a_running_deploy_and_leaves_no_container(
         assert nxt.status == 202
         await call("DELETE", f"{srv.url}/deploy/{nxt.body['id']}", token=token)
         await wait_terminal(srv.url, nxt.body["id"], token, timeout=60)
+
+
+async def test_delete_during_the_build_leaves_the_old_version_serving(
+        deployment: tuple[Path, str], tmp_path: Path) -> None:
+    """The redeploy builds first: cancelled during the build, nothing was stopped, and the
+    container of the previous deploy is the same one, still running."""
+    config, name = deployment
+    token = new_token()
+    env_file = write_secrets(tmp_path / "s" / ".env.secrets", token)
+    settings = load_settings(env_file, host="127.0.0.1", port=0, config_file=config,
+                             logs_root=tmp_path / "deploys", kill_grace=2.0)
+    async with running_server(settings) as srv:
+        first = await call("POST", f"{srv.url}/deploy", token=token)
+        done = await wait_terminal(srv.url, first.body["id"], token, timeout=180)
+        assert done["status"] == "succeeded", done
+        before = container_state(name)
+        assert before is not None and before["State"]["Running"]
+        write_context(tmp_path / "image", {"web": WEB}, build_step="sleep 60")
+        ans = await call("POST", f"{srv.url}/deploy", token=token)
+        deploy_id = ans.body["id"]
+        log_file = tmp_path / "deploys" / deploy_id / "deploy.log"
+        with anyio.fail_after(120):
+            while "building version" not in (log_file.read_text() if log_file.exists()
+                                             else ""):
+                await anyio.sleep(0.05)
+        await anyio.sleep(3)  # inside the build's 60 s step
+        assert (await call("GET", f"{srv.url}/deploy/{deploy_id}", token=token)
+                ).body["phase"] == "building"
+        assert (await call("DELETE", f"{srv.url}/deploy/{deploy_id}", token=token)
+                ).status == 202
+        done = await wait_terminal(srv.url, deploy_id, token, timeout=60)
+        assert done["status"] == "cancelled" and done["phase"] == "building", done
+    after = container_state(name)
+    assert after is not None and after["State"]["Running"] and after["Id"] == before["Id"]
+    assert "stopped before the swap: nothing was stopped" in log_file.read_text()
