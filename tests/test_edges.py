@@ -384,7 +384,7 @@ def test_config_verb_masks_secrets_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_shell_completion_completes_verbs(tmp_path: Path) -> None:
-    r = loon(cwd=tmp_path, env={"_LOON_COMPLETE": "complete_bash", "COMP_WORDS": "loon res",
+    r = loon(cwd=tmp_path, env={"_LOON_COMPLETE": "complete_bash", "COMP_WORDS": "loon resta",
                                 "COMP_CWORD": "1"})
     assert r.returncode == 0 and r.stdout.split() == ["restart"]
 
