@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from loon_supervisor.errors import LoonError
+from loon_supervisor.errors import LoonError, operator_error
 from loon_supervisor.verbs.dispatch import call
 
 EXIT_CODES = ("Exit codes: 0 success; 1 runtime failure (engine, build, a service or the "
@@ -340,6 +340,7 @@ def logger(name: str) -> None:
 def main() -> None:
     try:
         app(prog_name="loon")
-    except LoonError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    except (LoonError, OSError) as exc:
+        err = operator_error(exc)
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)

@@ -73,21 +73,69 @@ class ContainerConflict(EngineError):
     pass
 
 
+class FileSystemRefused(LoonError):
+    """The file system refused a read or write the verb needs (permissions, a directory
+    where a file belongs, a full disk): one sentence instead of the OSError's traceback."""
+
+
+_ACCESS = {1, 13, 30}  # EPERM, EACCES, EROFS: this user, not the input, is the problem
+
+
+def from_os_error(exc: OSError) -> FileSystemRefused:
+    """The sentence an operator needs for ``exc``: which file, what is wrong, what to do.
+
+    Missing rights exit 2 (run as another user, or grant them: a usage matter); anything
+    else (a full disk, a directory in a file's place) exits 1, the environment's fault.
+    """
+    import errno
+    import getpass
+    import os
+
+    where = str(exc.filename) if exc.filename is not None else "a file"
+    reason = exc.strerror or str(exc)
+    if exc.errno in _ACCESS:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = f"uid {os.getuid()}"
+        err = FileSystemRefused(
+            f"{where}: {reason.lower()} for user {user}; this verb needs write access to the "
+            "project's .build-files/ and logs/ (and read access to config.json): run it as "
+            "the user who owns the clone, or give this user those rights (README, "
+            "'Running as a non-root user')")
+        err.exit_code = 2
+        return err
+    if exc.errno == errno.EISDIR:
+        return FileSystemRefused(f"{where} is a directory where a file belongs; remove or "
+                                 "rename it")
+    if exc.errno == errno.ENOTDIR:
+        return FileSystemRefused(f"{where}: a part of this path is a file where a directory "
+                                 "belongs; remove or rename it")
+    if exc.errno == errno.ENOSPC:
+        return FileSystemRefused(f"{where}: no space left on the device; free some space")
+    return FileSystemRefused(f"{where}: {reason}; check that path")
+
+
 def signal_exit_code(signum: int) -> int:
     """The shell's convention for a process stopped by a signal (130 for SIGINT)."""
     return 128 + signum
 
 
 def operator_error(exc: BaseException) -> LoonError:
-    """The LoonError inside ``exc`` (task groups wrap them); re-raise anything else."""
+    """The LoonError inside ``exc`` (task groups wrap them), an OSError as one; re-raise
+    anything else."""
     if isinstance(exc, LoonError):
         return exc
+    if isinstance(exc, OSError):
+        return from_os_error(exc)
     if isinstance(exc, BaseExceptionGroup):
-        matched, rest = exc.split(LoonError)
+        matched, rest = exc.split((LoonError, OSError))
         if matched is not None and rest is None:
             leaf: BaseException = matched
             while isinstance(leaf, BaseExceptionGroup):
                 leaf = leaf.exceptions[0]
+            if isinstance(leaf, OSError):
+                return from_os_error(leaf)
             assert isinstance(leaf, LoonError)
             return leaf
     raise exc

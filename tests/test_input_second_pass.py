@@ -269,3 +269,134 @@ def test_huge_number_in_the_file_names_its_field(tmp_path: Path, project: Path) 
     assert done.returncode == 2
     assert "deploymentSettings.stopTimeout: is a number with 5000 digits" in done.stderr
     assert "set_int_max_str_digits" not in done.stderr
+
+
+# --- 4. non-root operators ---------------------------------------------------------------
+
+NOBODY = 65534
+
+
+def _interpreter_for_anyone() -> str:
+    """A Python of this version that an unprivileged user may execute (the test venv's
+    interpreter often lives under /root)."""
+    import shutil
+    import sysconfig
+
+    for candidate in filter(None, (os.path.realpath(sys.executable), shutil.which(
+            f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            path="/usr/local/bin:/usr/bin:/bin"))):
+        try:
+            said = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                                  capture_output=True, text=True,
+                                  preexec_fn=_drop_to_nobody).stdout.strip()
+        except OSError:  # not executable by that user
+            continue
+        if said == str(tuple(sys.version_info[:2])):
+            return candidate
+    raise AssertionError(f"no python{sys.version_info[:2]} executable by uid {NOBODY}; "
+                         f"install one (apt-get install python3) ({sysconfig.get_path('purelib')})")
+
+
+def _drop_to_nobody() -> None:
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def as_nobody(*args: str, project: Path, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    import sysconfig
+
+    from tests.conftest import ROOT
+
+    base = {k: v for k, v in os.environ.items()
+            if not k.upper().startswith(("LOON_", "DOCKER_"))}
+    base.update(HOME="/tmp", DOCKER_HOST=NO_ENGINE, LOON_PROJECT_ROOT=str(project),
+                PYTHONPATH=f"{ROOT}:{sysconfig.get_path('purelib')}")
+    base.update(env or {})
+    done = subprocess.run([_interpreter_for_anyone(), "-m", "loon_supervisor", *args],
+                          cwd=project, env=base, capture_output=True, text=True, timeout=60,
+                          preexec_fn=_drop_to_nobody)
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    return done
+
+
+@pytest.fixture
+def shared_project(tmp_path: Path) -> Path:
+    """A root-owned project that uid 65534 can read but not write (outside pytest's 0700
+    temporary root)."""
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="loon-i29-"))
+    top.chmod(0o755)
+    project = top / "project"
+    project.mkdir()
+    (top / "data").mkdir()
+    shutil.chown(top / "data", NOBODY)  # the volumes are fine: only the clone is not
+    write_config(project / "config.json", base_config(top / "data"))
+    (project / "config.json").chmod(0o644)
+    yield project
+    shutil.rmtree(top)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+@pytest.mark.parametrize("verb", ["down", "attach", "validate", "up", "dev"])
+def test_non_root_on_a_root_owned_clone(shared_project: Path, verb: str) -> None:
+    before = files_under(shared_project.parent)
+    done = as_nobody(verb, project=shared_project)
+    assert done.returncode == 2, done.stderr
+    assert f"{shared_project}/.build-files: permission denied for user nobody" in done.stderr
+    assert files_under(shared_project.parent) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+def test_non_root_volume_under_root(shared_project: Path) -> None:
+    import shutil
+
+    data = base_config(shared_project.parent / "data")
+    data["mySqlSettings"]["sourceVolumeLocation"] = "/root/loon-i29-mysql"
+    write_config(shared_project / "config.json", data)
+    shutil.chown(shared_project, NOBODY)
+    done = as_nobody("validate", project=shared_project)
+    assert done.returncode == 2
+    assert "/root/loon-i29-mysql cannot be reached by this user (/root denies access)" in \
+        done.stderr
+
+
+def test_logs_latest_a_directory(tmp_path: Path) -> None:
+    from loon_supervisor.sinks.session import LatestIsNotALink, new_session_dir
+
+    (tmp_path / "logs" / "latest").mkdir(parents=True)
+    with pytest.raises(LatestIsNotALink, match="is a directory, not the link"):
+        new_session_dir(tmp_path / "logs")
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["latest"]
+
+
+def test_os_errors_become_one_sentence() -> None:
+    from loon_supervisor.errors import from_os_error, operator_error
+
+    denied = operator_error(PermissionError(13, "Permission denied", "/x/.build-files"))
+    assert denied.exit_code == 2 and "/x/.build-files: permission denied for user" in str(denied)
+    full = operator_error(BaseExceptionGroup("g", [OSError(28, "No space left", "/x/l")]))
+    assert full.exit_code == 1 and "no space left" in str(full)
+    assert "is a directory where a file belongs" in str(
+        from_os_error(IsADirectoryError(21, "Is a directory", "/x/logs/latest")))
+
+
+# --- 8. no state change before the engine answers ----------------------------------------
+
+@pytest.mark.parametrize("verb", ["up", "dev"])
+def test_unreachable_engine_changes_nothing(tmp_path: Path, project: Path, verb: str) -> None:
+    data = base_config(tmp_path / "data", networkMode="host")
+    write_config(project / "config.json", data)
+    (project / "logs").mkdir()
+    (project / "logs" / "logs_old").mkdir()
+    (project / "logs" / "latest").symlink_to("logs_old")
+    for _ in range(2):
+        done = loon(verb, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "Docker engine" in done.stderr
+    assert not (tmp_path / "data").exists()
+    assert sorted(p.name for p in (project / "logs").iterdir()) == ["latest", "logs_old"]
+    assert os.readlink(project / "logs" / "latest") == "logs_old"

@@ -74,6 +74,19 @@ def check_volume_paths(dirs: list[tuple[str, str]], local: bool = True) -> list[
     return problems
 
 
+def _denied(path: Path) -> Path | None:
+    """The directory on the way to ``path`` that refuses this user, if one does (Python
+    3.11's ``is_dir`` raises PermissionError there instead of answering)."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return next((a for a in reversed(path.parents) if not os.access(a, os.X_OK)),
+                    path.parent)
+    except OSError:
+        pass
+    return None
+
+
 def check_volume_dirs(dirs: list[tuple[str, str]], create: bool
                       ) -> tuple[list[str], list[Problem]]:
     """Check each directory exists (or can be made); create it only when ``create``."""
@@ -83,6 +96,12 @@ def check_volume_dirs(dirs: list[tuple[str, str]], create: bool
         return said, problems
     for json_path, directory in dirs:
         p = Path(directory)
+        denied = _denied(p)
+        if denied is not None:
+            problems.append(Problem(json_path, f"{directory} cannot be reached by this user "
+                                    f"({denied} denies access)", "choose a directory this "
+                                    "user can write, or run as a user who can reach it"))
+            continue
         if p.is_dir():
             if not os.access(p, os.W_OK | os.X_OK):
                 problems.append(Problem(json_path, f"{directory} is not writable by this user",

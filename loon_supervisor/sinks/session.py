@@ -9,9 +9,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from loon_supervisor.errors import LoonError
+
 
 def new_session_dir(logs_root: Path) -> Path:
     logs_root.mkdir(parents=True, exist_ok=True)
+    _check_latest(logs_root / "latest")  # before a session exists
     stamp = datetime.now().strftime("logs_%Y-%m-%d_%H-%M-%S")
     path = logs_root / stamp
     n = 1
@@ -23,8 +26,23 @@ def new_session_dir(logs_root: Path) -> Path:
     return path
 
 
+class LatestIsNotALink(LoonError):
+    """``logs/latest`` is a real directory or file: replacing it would lose what it holds."""
+
+    exit_code = 2
+
+
+def _check_latest(link: Path) -> None:
+    """:raises LatestIsNotALink: when ``link`` exists and is no symbolic link."""
+    if not link.is_symlink() and link.exists():
+        raise LatestIsNotALink(f"{link} is a {'directory' if link.is_dir() else 'file'}, not "
+                               "the link to the newest session that loon keeps there; move it "
+                               f"away (e.g. mv {link} {link}.old) and run this again")
+
+
 def point_latest(logs_root: Path, session: Path) -> None:
     link = logs_root / "latest"
+    _check_latest(link)
     tmp = logs_root / f".latest.{os.getpid()}"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(session.name)

@@ -26,7 +26,7 @@ def run_sync(verb: Callable[[Unpack[Ts]], Awaitable[int]], *args: *Ts) -> int:
         return anyio.run(verb, *args, backend="asyncio")
     except KeyboardInterrupt:
         return signal_exit_code(signal.SIGINT)
-    except (LoonError, BaseExceptionGroup) as exc:
+    except (LoonError, OSError, BaseExceptionGroup) as exc:
         err = operator_error(exc)
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
@@ -35,5 +35,10 @@ def run_sync(verb: Callable[[Unpack[Ts]], Awaitable[int]], *args: *Ts) -> int:
 def call(verb: str, **kwargs: Any) -> int:
     """Run verb ``verb`` (a module of this package) with its keyword arguments."""
     module = importlib.import_module(f"loon_supervisor.verbs.{verb.replace('-', '_')}")
-    code: int = module.main(**kwargs)
+    try:
+        code: int = module.main(**kwargs)
+    except OSError as exc:  # a synchronous verb's file the system refused
+        err = operator_error(exc)
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     return code

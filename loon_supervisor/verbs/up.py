@@ -28,6 +28,7 @@ from loon_supervisor.engine.remote_paths import ensure_on_engine
 from loon_supervisor.errors import (
     ConfigError,
     ContainerConflict,
+    EngineUnreachable,
     LoonError,
     operator_error,
     signal_exit_code,
@@ -89,11 +90,30 @@ async def build_phase(engine: DockerEngine, prepared: Prepared, say: Reporter,
     return await build_version(engine, prepared, say, verbose, console)
 
 
+async def engine_answers() -> None:
+    """Return once the engine answers (one version call), so that a run that cannot start
+    changes nothing on disk but the env file validate writes too.
+
+    :raises EngineError: unreachable, refused, or silent for ENGINE_GRACE seconds.
+    """
+    from loon_supervisor.lifecycle.deployment import ENGINE_GRACE
+
+    with anyio.move_on_after(ENGINE_GRACE) as scope:
+        async with open_engine():
+            return
+    if scope.cancelled_caught:
+        raise EngineUnreachable(f"the Docker engine ({resolve_endpoint().describe()}) did not "
+                                f"answer within {ENGINE_GRACE:.0f}s; check it (`docker info`) "
+                                "and run this again")
+
+
 async def up(opts: UpOptions) -> int:
     """Build, start, follow. Exit code: 0, 1 (failure), 2 (config), 130/143 (signal)."""
     console = Console(soft_wrap=True)
     try:
-        prepared = prepare(opts.config_file, opts.env_file)
+        checked = prepare(opts.config_file, opts.env_file, create_dirs=False)
+        await engine_answers()  # no volume folder, session or logs/latest change before
+        prepared = prepare(opts.config_file, opts.env_file, source=checked.source)
     except ConfigError as exc:
         Console(stderr=True, soft_wrap=True).print(str(exc), markup=False, highlight=False)
         return exc.exit_code

@@ -4,7 +4,6 @@ alone costs most of a second here)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from loon_supervisor.errors import LoonError
@@ -33,9 +32,9 @@ def main(config_file: Path, env_file: str = ".env") -> int:
         except LoonError as exc:
             return _fail(exc)
         except OSError as exc:
-            print(f"error: cannot write to {build_dir} ({exc.strerror or exc}); fix its "
-                  "permissions", file=sys.stderr)
-            return 1
+            from loon_supervisor.errors import from_os_error
+
+            return _fail(from_os_error(exc))
         messages = prepared.messages
         write_stamp(source.data, env_file, build_dir, prepared.config.volume_dirs())
     for m in messages:
