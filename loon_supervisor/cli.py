@@ -322,6 +322,16 @@ def deploy_server(ctx: typer.Context) -> None:
     raise typer.Exit(main(ctx.args, prog="loon deploy-server"))
 
 
+@app.command(name="dashboard", add_help_option=False, context_settings={
+    "allow_extra_args": True, "ignore_unknown_options": True})
+def dashboard(ctx: typer.Context) -> None:
+    """Serve the operator's web dashboard alone (no webhook; DASHBOARD_PASSWORD in the
+    secrets file); the deploy server's options: loon dashboard --help. See docs/dashboard.md."""
+    from loon_supervisor.deploy.options import main
+
+    raise typer.Exit(main(ctx.args, prog="loon dashboard", webhooks=False))
+
+
 @app.command(name="config-reference")
 def config_reference(
     write: Annotated[Path | None, typer.Option(help="Update the block in this README instead "

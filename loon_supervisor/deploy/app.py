@@ -332,7 +332,12 @@ def make_app(settings: ServerSettings, runner: DeployRunner) -> web.Application:
     app[COMMITS_KEY] = CommitLog(settings.logs_root / ".commits.json")
     app[RUNNER_KEY] = runner
     app.router.add_get("/healthz", healthz)
-    app.router.add_post("/deploy", post_deploy)
-    app.router.add_get("/deploy/{deploy_id:" + DEPLOY_ID_PATTERN + "}", get_deploy)
-    app.router.add_delete("/deploy/{deploy_id:" + DEPLOY_ID_PATTERN + "}", delete_deploy)
+    if settings.webhooks:  # not for `loon dashboard` alone
+        app.router.add_post("/deploy", post_deploy)
+        app.router.add_get("/deploy/{deploy_id:" + DEPLOY_ID_PATTERN + "}", get_deploy)
+        app.router.add_delete("/deploy/{deploy_id:" + DEPLOY_ID_PATTERN + "}", delete_deploy)
+    if settings.dashboard is not None:
+        from loon_supervisor.dashboard.routes import add_dashboard  # (import cycle)
+
+        add_dashboard(app)
     return app

@@ -120,8 +120,10 @@ def parse_options(argv: Sequence[str], prog: str,
     return ServerOptions(**values)
 
 
-def main(argv: Sequence[str], prog: str, defaults: dict[str, Any] | None = None) -> int:
-    """Parse, check, serve: what both command-line front ends run."""
+def main(argv: Sequence[str], prog: str, defaults: dict[str, Any] | None = None,
+         webhooks: bool = True) -> int:
+    """Parse, check, serve: what the command-line front ends run (``webhooks=False``:
+    ``loon dashboard``, the dashboard without POST /deploy)."""
     from loon_supervisor.deploy.server import run_deploy_server
 
-    return run_deploy_server(parse_options(argv, prog, defaults))
+    return run_deploy_server(parse_options(argv, prog, defaults), webhooks=webhooks)

@@ -98,6 +98,8 @@ async def serve(settings: ServerSettings, step: DeployStep | None = None) -> Non
         async with DeployServer(settings, step) as server:
             for url in server.urls:
                 log.info("deploy server listening on %s", url)
+                if settings.dashboard is not None:
+                    log.info("dashboard on %s/dashboard/", url)
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
                 if server.runner.current is not None:
@@ -128,7 +130,8 @@ def run_deploy_server(opts: ServerOptions | None = None, step: DeployStep | None
     try:
         settings = load_settings(None, opts, **overrides)
     except ConfigError as exc:
-        print(f"loon deploy-server: refusing to start: {exc}", file=sys.stderr)
+        prog = "loon deploy-server" if overrides.get("webhooks", True) else "loon dashboard"
+        print(f"{prog}: refusing to start: {exc}", file=sys.stderr)
         return exc.exit_code
     for warning in settings.warnings:
         log.warning("%s", warning)

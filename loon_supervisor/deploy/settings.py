@@ -15,7 +15,7 @@ import ssl
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
@@ -25,6 +25,9 @@ from loon_supervisor.deploy.fd_budget import fit_descriptors
 from loon_supervisor.deploy.options import DEFAULT_HOST, DEFAULT_PORT, ServerOptions
 from loon_supervisor.deploy.secret_strength import MAKE_ONE, MIN_BITS, guessable
 from loon_supervisor.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from loon_supervisor.dashboard.passwords import DashboardPasswords
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings", "load_settings"]
 
@@ -76,6 +79,8 @@ class ServerSettings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_body_bytes: int = MAX_BODY_BYTES
     warnings: tuple[str, ...] = ()
+    dashboard: DashboardPasswords | None = field(default=None, repr=False)
+    webhooks: bool = True  # False: `loon dashboard` alone, no POST /deploy and no token
 
     @property
     def host(self) -> str:
@@ -240,8 +245,10 @@ def _check_limits(opts: ServerOptions, problems: list[Problem]) -> None:
 
 
 def load_settings(env_file: Path | None = None, opts: ServerOptions | None = None,
-                  **overrides: Any) -> ServerSettings:
+                  *, webhooks: bool = True, **overrides: Any) -> ServerSettings:
     """Check everything; raise ConfigError listing every problem (no value is ever quoted).
+
+    ``webhooks=False`` is ``loon dashboard`` alone: no deploy token, a dashboard password.
 
     ``overrides`` are :class:`ServerOptions` fields (tests: ``host="127.0.0.1", port=0``);
     ``logs_root`` is accepted for ``logs_dir``.
@@ -255,8 +262,15 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
     warnings: list[str] = []
     env_file = opts.env_file or default_env_file()
     values = _read_secrets(env_file, problems)
-    token = _check_token(env_file, values, problems) if not problems else SecretStr("")
-    webhook = _check_webhook_secret(env_file, values, opts.webhook_secret_env, problems)
+    token = (_check_token(env_file, values, problems) if not problems and webhooks
+             else SecretStr(""))
+    webhook = (_check_webhook_secret(env_file, values, opts.webhook_secret_env, problems)
+               if webhooks else None)
+    from loon_supervisor.dashboard.passwords import read_passwords  # (import cycle)
+
+    dashboard = read_passwords(str(env_file), values, [token.get_secret_value()] + (
+        [webhook.get_secret_value()] if webhook else []), required=not webhooks,
+        problems=problems) if values or (not webhooks and not problems) else None
     if values and env_file.exists():
         mode = stat.S_IMODE(env_file.stat().st_mode)
         if mode & 0o077:
@@ -303,7 +317,7 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
                                 "reaches this server over the network)"))
     if problems:
         raise ConfigError(problems, "the deploy server's settings")
-    if webhook is None:
+    if webhook is None and webhooks:
         warnings.append("no webhook secret: nothing but TLS and the token protects against a "
                         "replayed request, and every replay is a redeploy; set "
                         f"{DEFAULT_WEBHOOK_SECRET_VAR} (e.g. `openssl rand -hex 32`) and sign "
@@ -319,4 +333,6 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
         allow_from=allow_from,
         trusted_proxies=trusted_proxies,
         warnings=tuple(warnings),
+        dashboard=dashboard,
+        webhooks=webhooks,
     )
