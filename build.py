@@ -161,13 +161,13 @@ def main(argv: list[str] | None = None) -> None:
             else "--replace"
         p.error(f"-D/--down cannot be combined with {other}: -D stops the deployment; run "
                 f"them as two commands")
+    project, note = project_dir(dict(os.environ))
+    if note and os.environ.get("LOON_BUILD_IN_VENV") != "1":  # said once, not again in the venv
+        print(note, file=sys.stderr)
     if not _deps_present():
         _reexec_in_venv()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    project, note = project_dir(dict(os.environ))
-    if note and os.environ.get("LOON_BUILD_IN_VENV") != "1":  # said once, not again in the venv
-        print(note, file=sys.stderr)
     os.environ["LOON_PROJECT_ROOT"] = str(project)
     from loon_supervisor.verbs.dispatch import call
 
