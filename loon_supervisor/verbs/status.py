@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,10 +37,123 @@ def _uptime(started: str) -> str:
     return f"{secs // 3600}h{secs % 3600 // 60:02d}m{secs % 60:02d}s"
 
 
-def _log_usage(console: Console, config_file: Path | None) -> tuple[str, str | None]:
+def _log_usage(config_file: Path | None) -> tuple[str, str | None]:
     """The host logs' usage line and its warning, if any."""
     use = retention.measure(logs_dir(), build_files_dir(), retention.limits_for(config_file))
     return use.summary(), use.warning()
+
+
+@dataclass
+class ServiceRow:
+    """One service as ``loon status`` (and the dashboard) shows it."""
+
+    name: str
+    state: str  # the status command's word, "unknown", or "-" without a status command
+    restarts: int | None  # set when crash-looping (read_verdicts)
+    log_path: Path | None
+    log_bytes: int | None
+
+    @property
+    def shown_state(self) -> str:
+        if self.restarts is not None:
+            return f"crash-looping ({self.restarts} restarts, {self.state})"
+        return self.state
+
+
+@dataclass
+class StatusReport:
+    """What ``loon status`` knows, gathered once; printed by :func:`show_status` and
+    rendered by the dashboard (loon_supervisor.dashboard), so they never disagree."""
+
+    name: str
+    running: bool
+    container_state: str | None = None  # when not running: the stopped container's state
+    cid: str = ""
+    uptime: str = ""
+    image: str = ""
+    engine: str = ""
+    url: str | None = None
+    logs: str = "?"
+    log_source: str = ""
+    logger: str = ""
+    logger_ok: bool = False
+    ours: bool = False
+    host_logs: str = ""
+    log_warning: str | None = None
+    status_error: str | None = None
+    services: list[ServiceRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # MinIO / client absence
+    healthy: bool = True
+
+    @property
+    def exit_code(self) -> int:
+        if not self.running:
+            return NOT_RUNNING
+        return HEALTHY if self.healthy else UNHEALTHY
+
+
+async def gather_status(name: str, config_file: Path | None = None) -> StatusReport:
+    """Ask the engine, the state file, the lock and the logs; print nothing."""
+    state = statefile.load(name)
+    async with open_engine() as engine:
+        found = await engine.list_ours(name)
+        running = [c for c in found if c.get("State") == "running"]
+        if not running:
+            used, warning = _log_usage(config_file)
+            return StatusReport(name, False, container_state=found[0].get("State") if found
+                                else None, host_logs=used, log_warning=warning)
+        cid = running[0]["Id"]
+        info = await engine.inspect(cid) or {}
+        image = (info.get("Config") or {}).get("Image", "")
+        contract = await engine.read_contract(image)
+        states: dict[str, str] = {}
+        status_error = None
+        if contract.status_command:
+            try:
+                _, out = await engine.run_capture(cid, ["sh", "-c", contract.status_command])
+                states = {n: st for n, st, _ in parse_status(out, contract.services)}
+            except LoonError as exc:
+                status_error = f"status command failed: {exc}"
+        client_absent = await client_absence(engine, cid, contract.services)
+    ours = state is not None and state.cid == cid
+    session = str(state.session) if state is not None and ours else None
+    session_dir = latest_session(logs_dir()) if session is None else None
+    holder = lock_holder(name)  # decided by the lock: a stale pid never passes as alive
+    logger_ok = holder is not None
+    foreground = logger_ok and state is not None and ours and state.foreground_pid == holder
+    used, log_warning = _log_usage(config_file)
+    report = StatusReport(
+        name, True, cid=cid, uptime=_uptime(info['State']['StartedAt']), image=image,
+        engine=resolve_endpoint().describe(),
+        url=state.url if state is not None and ours and state.url else None,
+        logs=str(session or session_dir or "?"),
+        log_source=(recorded(state.log_source, build_files_dir(), name) if ours
+                    and state is not None else
+                    from_container(info, contract.log_dir)).describe(),
+        logger=f"foreground pid {holder}" if foreground else
+        f"alive (pid {holder})" if logger_ok else
+        "not running (dead: `loon attach` resumes it)",
+        logger_ok=logger_ok, ours=ours, host_logs=used, log_warning=log_warning,
+        status_error=status_error)
+    base = session or (str(session_dir) if session_dir else None)
+    looping = read_verdicts(Path(base) if base else None)
+    for svc in contract.services:
+        st = states.get(svc, "unknown" if contract.status_command else "-")
+        if contract.status_command and st != "RUNNING":
+            report.healthy = False
+        if svc in looping:
+            report.healthy = False
+        path = Path(base) / f"{svc}.log" if base else None
+        size = path.stat().st_size if path and path.exists() else None
+        report.services.append(ServiceRow(svc, st, looping.get(svc), path, size))
+    env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or [] if "=" in e)
+    if env.get("VITE_ENVIRONMENT") == "production" and "minio" not in contract.services:
+        report.warnings.append(MINIO_ABSENT_STATUS)
+    if client_absent:
+        report.warnings.append(absent_message(client_absent))
+    if ours and not logger_ok:
+        report.healthy = False
+    return report
 
 
 async def show_status(name: str, config_file: Path | None = None) -> int:
@@ -49,81 +163,40 @@ async def show_status(name: str, config_file: Path | None = None) -> int:
     swarm = await swarm_status(name, console)
     if swarm is not None:
         return swarm
-    state = statefile.load(name)
-    async with open_engine() as engine:
-        found = await engine.list_ours(name)
-        running = [c for c in found if c.get("State") == "running"]
-        if not running:
-            console.print(f"deployment '{name}': not running"
-                          + (f" (container {found[0].get('State')})" if found else ""))
-            used, warning = _log_usage(console, config_file)
-            console.print(f"host logs: {used}", markup=False, highlight=False)
-            if warning:
-                console.print(f"WARNING: {warning}", markup=False, highlight=False)
-            return NOT_RUNNING
-        cid = running[0]["Id"]
-        info = await engine.inspect(cid) or {}
-        image = (info.get("Config") or {}).get("Image", "")
-        contract = await engine.read_contract(image)
-        states: dict[str, str] = {}
-        if contract.status_command:
-            try:
-                _, out = await engine.run_capture(cid, ["sh", "-c", contract.status_command])
-                states = {n: st for n, st, _ in parse_status(out, contract.services)}
-            except LoonError as exc:
-                console.print(f"status command failed: {exc}")
-        client_absent = await client_absence(engine, cid, contract.services)
-    ours = state is not None and state.cid == cid
-    session = str(state.session) if state is not None and ours else None
-    session_dir = latest_session(logs_dir()) if session is None else None
-    holder = lock_holder(name)  # decided by the lock: a stale pid never passes as alive
-    logger_pid = holder
-    logger_ok = holder is not None
-    foreground = logger_ok and state is not None and ours and state.foreground_pid == holder
-
+    r = await gather_status(name, config_file)
+    if not r.running:
+        console.print(f"deployment '{name}': not running"
+                      + (f" (container {r.container_state})" if r.container_state else ""))
+        console.print(f"host logs: {r.host_logs}", markup=False, highlight=False)
+        if r.log_warning:
+            console.print(f"WARNING: {r.log_warning}", markup=False, highlight=False)
+        return r.exit_code
+    if r.status_error:
+        console.print(r.status_error)
     top = Table(show_header=False, box=None)
     top.add_row("deployment", name)
-    top.add_row("container", f"{cid[:12]} running, up {_uptime(info['State']['StartedAt'])}")
-    top.add_row("image", image)
-    top.add_row("engine", resolve_endpoint().describe())
-    if state is not None and ours and state.url:
-        top.add_row("url", state.url)
-    top.add_row("logs", str(session or session_dir or "?"))
-    top.add_row("log source", (recorded(state.log_source, build_files_dir(), name) if ours
-                               and state is not None else
-                               from_container(info, contract.log_dir)).describe())
-    top.add_row("logger", f"foreground pid {logger_pid}" if foreground else
-                f"alive (pid {logger_pid})" if logger_ok else
-                "not running (dead: `loon attach` resumes it)")
-    used, log_warning = _log_usage(console, config_file)
-    top.add_row("host logs", used)
+    top.add_row("container", f"{r.cid[:12]} running, up {r.uptime}")
+    top.add_row("image", r.image)
+    top.add_row("engine", r.engine)
+    if r.url:
+        top.add_row("url", r.url)
+    top.add_row("logs", r.logs)
+    top.add_row("log source", r.log_source)
+    top.add_row("logger", r.logger)
+    top.add_row("host logs", r.host_logs)
     console.print(top)
 
     table = Table("service", "state", "log file", "size")
-    base = session or (str(session_dir) if session_dir else None)
-    healthy = True
-    looping = read_verdicts(Path(base) if base else None)
-    for svc in contract.services:
-        st = states.get(svc, "unknown" if contract.status_command else "-")
-        if contract.status_command and st != "RUNNING":
-            healthy = False
-        if svc in looping:
-            st = f"crash-looping ({looping[svc]} restarts, {st})"
-            healthy = False
-        path = Path(base) / f"{svc}.log" if base else None
-        size = f"{path.stat().st_size:,} B" if path and path.exists() else "-"
-        table.add_row(svc, st, str(path) if path else "-", size)
+    for row in r.services:
+        size = f"{row.log_bytes:,} B" if row.log_bytes is not None else "-"
+        table.add_row(row.name, row.shown_state, str(row.log_path) if row.log_path else "-",
+                      size)
     console.print(table)
-    env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or [] if "=" in e)
-    if env.get("VITE_ENVIRONMENT") == "production" and "minio" not in contract.services:
-        console.print(MINIO_ABSENT_STATUS, markup=False, highlight=False)
-    if client_absent:
-        console.print(absent_message(client_absent), markup=False, highlight=False)
-    if log_warning:
-        console.print(f"WARNING: {log_warning}", markup=False, highlight=False)
-    if ours and not logger_ok:
-        healthy = False
-    return HEALTHY if healthy else UNHEALTHY
+    for warning in r.warnings:
+        console.print(warning, markup=False, highlight=False)
+    if r.log_warning:
+        console.print(f"WARNING: {r.log_warning}", markup=False, highlight=False)
+    return r.exit_code
 
 
 def main(name: str, config_file: Path | None = None) -> int:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +72,47 @@ async def csrf_of(client: aiohttp.ClientSession, url: str) -> str:
     m = re.search(r'name="csrf" value="([^"]+)"', text)
     assert m, f"no CSRF field in {url}"
     return m.group(1)
+
+
+@dataclass
+class Dashboard:
+    """``loon dashboard`` running as a child for a test deployment."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    password: str
+    stderr_path: Path
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return self.stderr_path.read_text()
+
+
+def start_dashboard(tmp: Path, env: dict[str, str], config: Path, *extra: str,
+                    password: str | None = None) -> Dashboard:
+    """Start ``loon dashboard --port 0`` and wait for the address it prints."""
+    password = password or new_secret()
+    secrets_file = write_secrets(tmp / "dash-secrets" / ".env.secrets",
+                                 DASHBOARD_PASSWORD=password)
+    err = tmp / "dashboard.stderr"
+    fh = open(err, "w")  # noqa: SIM115 (the child owns it)
+    proc = subprocess.Popen([sys.executable, "-m", "loon_supervisor", "dashboard",
+                             "--env-file", str(secrets_file), "--config-file", str(config),
+                             "--port", "0", "--logs-dir", str(tmp / "dash-deploys"), *extra],
+                            env=env, stdout=subprocess.DEVNULL, stderr=fh, text=True)
+    fh.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = re.search(r"dashboard on (http\S+)/dashboard/", err.read_text())
+        if m:
+            return Dashboard(proc, m.group(1), password, err)
+        if proc.poll() is not None:
+            raise AssertionError(f"loon dashboard exited: {err.read_text()}")
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"loon dashboard did not start: {err.read_text()}")
