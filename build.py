@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     if ns.name and not ns.down:
         p.error("--name only applies to -D; for up and -e the name comes from "
                 "deploymentSettings.containerName")
+    if ns.validate_build and (ns.detached or ns.verbose or ns.replace):
+        other = "-d" if ns.detached else "-v" if ns.verbose else "--replace"
+        p.error(f"-e/--validate-build cannot be combined with {other}: -e only validates and "
+                "writes the env file; drop -e to deploy")
     if ns.down and (ns.validate_build or ns.detached or ns.verbose or ns.replace):
         other = "-e" if ns.validate_build else "-d" if ns.detached else "-v" if ns.verbose \
             else "--replace"
@@ -176,4 +180,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl+C during the venv install or before a verb took over
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -25,6 +25,7 @@ app = typer.Typer(
     help="Deploy Loon as one Docker container and write every service's log to "
     "logs/logs_<date>/<service>.log. " + EXIT_CODES,
     add_completion=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -62,6 +63,9 @@ def project(ctx: typer.Context,
     if context is not None:
         from loon_supervisor.engine.endpoint import use_context
 
+        if not context.strip():
+            raise _fail("--context needs a context name", "see `docker context ls`, or "
+                        "leave --context out for DOCKER_HOST or the current context")
         use_context(context)
 
 

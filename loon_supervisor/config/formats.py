@@ -11,7 +11,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$", re.ASCII)
+"""Django's host validation refuses '_' (and anything outside ASCII letters and digits)."""
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
 
 
 def split_base_url(value: str) -> tuple[str, int | None]:
@@ -37,6 +39,9 @@ def split_base_url(value: str) -> tuple[str, int | None]:
         if end < 0:
             raise ValueError("has an unclosed '['|write an IPv6 address as [2001:db8::1]")
         host, rest = value[:end + 1], value[end + 1:]
+        if "%" in host:
+            raise ValueError("holds an IPv6 zone ('%...'), which Django does not accept in a "
+                             "host|use a global address, or a host name")
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
@@ -54,11 +59,11 @@ def split_base_url(value: str) -> tuple[str, int | None]:
         port_text = port_text if ":" in value else None
         labels = host.rstrip(".").split(".")
         if not host or not all(_LABEL.match(label) for label in labels):
-            raise ValueError("is not a valid host name|use letters, digits, '-' and dots, "
-                             "e.g. loon.example.org")
+            raise ValueError("is not a valid host name (Django accepts ASCII letters, "
+                             "digits, '-' and dots, no '_')|write it like loon.example.org")
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
         raise ValueError(f"has port '{port_text}', which is not 1-65535|write host:port with "
                          "a port number from 1 to 65535")
     return host, int(port_text)

@@ -106,6 +106,30 @@ def _huge_numbers(value: Any) -> list[Problem]:
     return sorted(problems, key=lambda p: p.path)
 
 
+def _surrogates(value: Any) -> list[Problem]:
+    """Strings holding an escaped lone surrogate such as "\\ud800": valid JSON, but no
+    character; no file, env file or engine call can carry it."""
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= c <= "\udfff" for c in item):
+                problems.append(Problem(path.rstrip(".") or "(top level)",
+                                        "holds an unpaired surrogate escape (\\ud800-\\udfff),"
+                                        " which is no character", "write the character itself "
+                                        "or a valid surrogate pair"))
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                safe = k.encode("utf-8", "backslashreplace").decode("utf-8")
+                if safe != k:
+                    stack.append((k, f"{path}{safe} (the key)."))
+                stack.append((v, f"{path}{safe}."))
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}{i}.") for i, v in enumerate(item))
+    return sorted(problems, key=lambda p: p.path)
+
+
 def _hint(text: str, exc: json.JSONDecodeError) -> str:
     rest = text[exc.pos:exc.pos + 2]
     before = text[:exc.pos].rstrip()
@@ -160,6 +184,9 @@ def parse_source(source: ConfigSource) -> dict[str, Any]:
     if raw.startswith(b"\xef\xbb\xbf"):
         raise ConfigError([Problem(name, "starts with a byte-order mark (BOM)",
                                    "save it as UTF-8 without BOM")])
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:4096]:
+        raise ConfigError([Problem(name, "looks like UTF-16 (it holds NUL bytes)",
+                                   "save it as UTF-8")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -185,6 +212,9 @@ def parse_source(source: ConfigSource) -> dict[str, Any]:
     deep = _depth_problem(data, name)
     if deep:
         raise ConfigError([deep])
+    unprintable = _surrogates(data)  # first: other problems' paths may hold these keys
+    if unprintable:
+        raise ConfigError(unprintable)
     dups = _duplicates(data) + _huge_numbers(data)
     if dups:
         raise ConfigError(dups)

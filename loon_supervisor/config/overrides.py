@@ -133,6 +133,9 @@ def read_overrides(environ: dict[str, str]) -> Overrides:
             out.warnings.append(f"warning: environment variable {var} matches no setting and "
                                 f"is ignored{_guess(var, known_vars)}")
             continue
+        if any("\ud800" <= c <= "\udfff" for c in environ[var]):
+            problems.append(Problem(var, "is not valid UTF-8 text", "set it to UTF-8 text"))
+            continue
         try:
             if not sep:
                 value = _json_object(var, environ[var])

@@ -85,8 +85,9 @@ def compose_warnings(env: Mapping[str, str]) -> list[str]:
     return out
 
 
-RESERVED_NAMES = frozenset({".env.secrets"})
-"""Env-file names other parts of the tool own (the deploy server's secrets file)."""
+RESERVED_NAMES = frozenset({".env.secrets", "dev.env"})
+"""Env-file names other parts of the tool own (the deploy server's secrets file, the file
+``loon dev`` writes for a host-run server)."""
 
 
 def check_env_file_name(name: str) -> None:
