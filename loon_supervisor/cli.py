@@ -166,9 +166,33 @@ def down(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
 
 
 @app.command()
-def attach(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
+def attach(config_file: ConfigOpt = None, name: NameOpt = None,
+           wait: Annotated[bool, typer.Option(
+               "--wait", help="Follow in the foreground for a service manager: wait for the "
+               "engine and a running container nobody follows, follow it, wait again when it "
+               "is gone; a SIGTERM that is not `loon down`'s detaches (the container runs "
+               "on). What `loon service install` runs.")] = False) -> None:
     """Follow a running deployment again (after its logger died), continuing each file at the byte where it stopped."""
-    raise typer.Exit(call("attach", name=_name(config_file, name)))
+    raise typer.Exit(call("attach", name=_name(config_file, name), wait=wait))
+
+
+@app.command()
+def service(
+    action: Annotated[str, typer.Argument(metavar="install|uninstall|print",
+                                          help="Write (and with systemd enable and start) "
+                                          "the unit, remove it, or print it.")],
+    config_file: ConfigOpt = None, name: NameOpt = None,
+    unit_dir: Annotated[Path | None, typer.Option(
+        "--unit-dir", metavar="DIR", help="Where to write the unit (default "
+        "/etc/systemd/system; elsewhere it is written only).")] = None,
+    no_start: Annotated[bool, typer.Option("--no-start", help="Write the unit but do not "
+                                           "enable or start it.")] = False,
+) -> None:
+    """A follower at boot: a systemd unit running `loon attach --wait` for this deployment (restarted on failure; `loon down` and `loon status` see it). Without systemd it prints how to start the same command at boot."""
+    if action not in ("install", "uninstall", "print"):
+        raise _fail(f"unknown service action {action!r}", "use install, uninstall or print")
+    raise typer.Exit(call("service", action=action, name=_name(config_file, name),
+                          unit_dir=unit_dir, start=not no_start))
 
 
 @app.command()

@@ -208,4 +208,8 @@ class PrivateEngine:
             subprocess.run(["sh", "-c", f"docker -H {self.host} rm -f -v "
                             f"$(docker -H {self.host} ps -aq) 2>/dev/null"], check=False)
         self.stop()
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for point in sorted((m for m in mounts if m.startswith(f"{self.base}/")),
+                            reverse=True):  # what a stopped dockerd leaves (its netns)
+            subprocess.run(["umount", point], capture_output=True)
         subprocess.run(["rm", "-rf", str(self.base)], check=False)

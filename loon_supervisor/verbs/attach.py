@@ -1,5 +1,6 @@
 """``loon attach``: follow a running deployment again (after its logger died), continuing
-each session file at the byte where it stopped."""
+each session file at the byte where it stopped. ``--wait`` follows in the foreground, for a
+service manager (:func:`~loon_supervisor.lifecycle.supervised.follow_always`)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,11 @@ async def attach(name: str, console: Console) -> int:
         lock.release()
 
 
-def main(name: str) -> int:
+def main(name: str, wait: bool = False) -> int:
     from loon_supervisor.verbs.dispatch import run_sync
 
+    if wait:
+        from loon_supervisor.lifecycle.supervised import follow_always
+
+        return run_sync(follow_always, name, Console(soft_wrap=True))
     return run_sync(attach, name, Console(soft_wrap=True))

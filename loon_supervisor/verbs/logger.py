@@ -1,5 +1,7 @@
 """The background logger's body (``loon _logger NAME``, hidden): adopt the running
-container from the state file and follow it until ``down`` (SIGTERM) or its end."""
+container from the state file and follow it until ``down`` (SIGTERM) or its end. Any other
+SIGTERM (a shutdown, a ``kill``) detaches: the container runs on and the state keeps the
+positions for the next follower (:mod:`loon_supervisor.lifecycle.supervised`)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ import anyio
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.lifecycle import state as statefile
-from loon_supervisor.lifecycle.control import Control, watch_signals
+from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy
 from loon_supervisor.lifecycle.deployment import Deployment, Phase
 from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
+from loon_supervisor.lifecycle.supervised import watch_follower_signals
 from loon_supervisor.paths import build_files_dir
 from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.reporter import Reporter
@@ -49,7 +52,7 @@ async def logger_main(name: str) -> int:
 
     try:
         async with open_engine() as engine, anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals, control)
+            tg.start_soon(watch_follower_signals, control, name)
             policy = CrashLoopPolicy(*state.crash_loop) if state.crash_loop else None
             dep = Deployment(engine, name, state.contract(), state.session, control,
                              stop_timeout=state.stop_timeout, crash_policy=policy,
@@ -64,13 +67,18 @@ async def logger_main(name: str) -> int:
 
             await dep.follow(saved=state.positions, on_attached=attached, on_positions=save)
             dep.report_failure()
-            if dep.phase is not Phase.HANDED_OVER and await dep.remove():
+            detached = dep.phase is Phase.HANDED_OVER
+            if detached:
+                say(f"background logger {os.getpid()} detached; the container runs on "
+                    "(`loon attach` or `loon service` continues from here)")
+            elif await dep.remove():
                 reason = dep.failure or ("stopped on request" if control.stop_signal
                                          else "stream ended")
                 say(f"background logger exiting: {reason}; container removed")
                 forget_host_dir(build_files_dir(), name, say)
             tg.cancel_scope.cancel()
-        statefile.forget(name, cid)  # never a newer deployment's
+        if not detached:
+            statefile.forget(name, cid)  # never a newer deployment's
         return 1 if dep.teardown_failed else 0
     finally:
         events.close()

@@ -90,7 +90,7 @@ def check_continued(d: Deployment, engine: PrivateEngine) -> None:
 
 def kill_followers(d: Deployment) -> None:
     subprocess.run(["pkill", "-9", "-f", f"_logger {d.name}$"], check=False)
-    subprocess.run(["pkill", "-9", "-f", f"--name {d.name} --wait"], check=False)
+    subprocess.run(["pkill", "-9", "-f", "--", f"--name {d.name} --wait"], check=False)
 
 
 def env_without_loon() -> dict[str, str]:
