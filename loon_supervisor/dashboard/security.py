@@ -9,6 +9,7 @@ in front of it)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import overload
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -84,11 +85,7 @@ def page(handler: Handler) -> Handler:
     return wrapped
 
 
-def action(handler: Handler) -> Handler:
-    """A form post that changes something: a session that may act, the session's CSRF
-    token, and a same-origin request; anything else is refused with 403 and changes
-    nothing."""
-
+def _posted(handler: Handler, viewer: bool) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         session = request.app[SESSIONS_KEY].get(session_id(request))
         if session is None:
@@ -99,7 +96,7 @@ def action(handler: Handler) -> Handler:
                                                             else None):
             return refused("the form's CSRF token is missing or wrong: reload the page "
                            "and try again")
-        if not session.may_act:
+        if not viewer and not session.may_act:
             return refused("this session is read-only (signed in with the viewer password)")
         request[SESSION_KEY] = session
         response = await handler(request)
@@ -107,6 +104,22 @@ def action(handler: Handler) -> Handler:
         return response
 
     return wrapped
+
+
+@overload
+def action(handler: Handler) -> Handler: ...
+@overload
+def action(*, viewer: bool) -> Callable[[Handler], Handler]: ...
+
+
+def action(handler: Handler | None = None, *, viewer: bool = False
+           ) -> Handler | Callable[[Handler], Handler]:
+    """A form post: a signed-in session, the session's CSRF token, a same-origin request
+    and (unless ``viewer``, for read-only posts such as running doctor) a session that may
+    act; anything else is refused with 403 and changes nothing."""
+    if handler is not None:
+        return _posted(handler, viewer)
+    return lambda h: _posted(h, viewer)
 
 
 def refused(message: str) -> web.Response:

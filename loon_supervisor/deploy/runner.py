@@ -229,16 +229,17 @@ class DeployRunner:
         self._tg: TaskGroup | None = None
         self._scopes: dict[str, anyio.CancelScope] = {}
 
-    def cancel(self, deploy_id: str) -> DeployRecord | None:
+    def cancel(self, deploy_id: str, by: str = "DELETE") -> DeployRecord | None:
         """Stop a queued or running deploy (its step kills its child processes and cleans
-        up); None when there is no such deploy; NotActive when it has finished."""
+        up); None when there is no such deploy; NotActive when it has finished. ``by`` goes
+        into the reason (the dashboard names the person)."""
         record = self._records.get(deploy_id)
         if record is None:
             return None
         scope = self._scopes.get(deploy_id)
         if not record.active or scope is None:
             raise NotActive(deploy_id)
-        record.reason = "cancelled by DELETE"
+        record.reason = f"cancelled by {by}"
         scope.cancel()
         return record
 
@@ -345,7 +346,8 @@ class DeployRunner:
                 with anyio.fail_after(self.deploy_timeout):
                     await self.step(ctx)
             if scope.cancelled_caught:
-                self._finish(record, sink, DeployStatus.CANCELLED, "cancelled by DELETE")
+                self._finish(record, sink, DeployStatus.CANCELLED,
+                             record.reason or "cancelled by DELETE")
             else:
                 self._finish(record, sink, DeployStatus.SUCCEEDED, None)
         except TimeoutError:
