@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import math
 import os
+import re
 import shlex
 import struct
 import tarfile
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -85,9 +87,11 @@ def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True,
                    inode: int | None = None) -> list[str]:
     """``tail`` from byte ``offset`` (0-based), following renames and re-creation.
 
-    stdout and stderr stay apart: the engine frames each on its own, so tail's notices
-    (stderr) can never be confused with a service line that reads like one (stdout). See
-    :class:`FollowedFile` for where in the data a notice is placed.
+    tail's stderr is merged into its stdout inside the container: tail (GNU's error(),
+    busybox's direct writes) writes its notices after the data before them, so a rotation
+    notice sits exactly at the seam between the old and the new file in one ordered stream
+    (the engine's separate stdout and stderr frames do not keep that order). A service line
+    that only reads like a notice is told apart by the file itself (:class:`FollowedFile`).
 
     With ``inode`` (the file the offset belongs to, from the follower's last stat) the shell
     checks the path still names it right before tail opens it, and otherwise says on stderr
@@ -99,7 +103,7 @@ def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True,
     args = [gnu or "tail", "-c", f"+{offset + 1}"]
     if follow:
         args += ["-F", "-s", "0.05"] if gnu else ["-F"]
-    run = f"exec {shlex.join(args)} {shlex.quote(path)}"
+    run = f"exec {shlex.join(args)} {shlex.quote(path)} 2>&1"
     if inode is None:
         return ["sh", "-c", run]
     check = (f'i=$(stat -L -c %i {shlex.quote(path)} 2>/dev/null); '
@@ -287,115 +291,185 @@ def take_over_frames(stream: aiodocker.stream.Stream, delay: float = 0.0) -> Fra
     return reader
 
 
+ReadFile = Callable[[int, int], Awaitable[bytes]]
+
+
 class FollowedFile:
     """An attached ``tail``: ``receive()`` gives stdout bytes, None at end of stream; after a
-    rotation notice it ends early and ``event`` says which.
+    rotation notice it ends early and ``event`` says which (see :func:`split_notice`).
 
-    Notices are read from the stderr frames only, never looked for in the data: a service
-    line that reads ``tail: inotify resources exhausted`` is data. tail writes a notice after
-    flushing the data before it; a notice is placed in the data where the engine's frames put
-    it (after the stdout bytes parsed before its first fragment), and the data after a
-    rotation notice is dropped: the resync reads the old file's rest and the new file by
-    position. A notice line may come in several frames (glibc's ``error()`` writes the
-    program name, the message and the newline apart): data past its start is held until the
-    line is complete, or ``HOLD_GRACE`` passed, or the stream ended.
+    tail's stderr is merged into its stdout inside the container, so a notice sits exactly
+    at the seam between the old and the new file: the engine copies an exec's stdout and
+    stderr with separate goroutines, and with two streams a notice can arrive before old
+    bytes written ahead of it or after new bytes written behind it (seen under load: the
+    first new line doubled after a truncation). A line that reads like a notice is
+    therefore checked against the file before it is taken for one: ``read_file(offset,
+    count)`` gives the followed file's bytes there; if they are the line, a service wrote it
+    and it is data (copied and counted), otherwise it is tail's. Messages
+    on the exec's own stderr (the shell's, before tail runs) are notices as they are.
     """
 
     def __init__(self, stream: aiodocker.stream.Stream, path: str,
-                 on_notice: Callable[[str], None], program: str = "tail") -> None:
+                 on_notice: Callable[[str], None], program: str = "tail",
+                 offset: int = 0, read_file: ReadFile | None = None) -> None:
         self._stream = stream
         self._frames = take_over_frames(stream, COALESCE)
         self._path = path
+        self._program = program
+        self._head = program.encode() + b": "
         self._on_notice = on_notice
-        self._data = bytearray()  # stdout bytes taken from the frames, not yet handed on
-        self._given = 0  # stdout offset of _data's first byte
-        self._err = b""  # a notice line's start
-        self._err_at = 0  # where it began in the stdout bytes
-        self._err_since = 0.0  # when it began (loop clock)
-        self._cut: int | None = None  # where a rotation notice ends the data
+        self._held = b""
+        self._next = offset  # the file offset of the next byte handed on
+        self._read_file = read_file
         self.event: Event | None = None
 
     def close(self) -> None:
         self._frames.close()
 
-    def _notice_line(self, at: int, line: bytes) -> None:
-        text = line.decode(errors="replace").strip()
-        if text:
-            self._on_notice(text)
-        ev = classify(line)
-        if ev is not None and self.event is None:
-            self.event, self._cut = ev, at
-
-    def _stderr(self) -> None:
-        """Cut the stderr frames that came into notice lines."""
-        frames = self._frames
-        for at, chunk in frames.notices:
-            if not self._err:
-                self._err_at, self._err_since = at, anyio.current_time()
-            self._err += chunk
-            while (nl := self._err.find(b"\n")) >= 0:
-                line, self._err = self._err[:nl + 1], self._err[nl + 1:]
-                self._notice_line(self._err_at, line)
-        frames.notices.clear()
-
-    def _flush_notice(self) -> None:
-        """A notice line's start that was not completed in time counts as a whole line."""
-        if self._err:
-            line, self._err = self._err, b""
-            self._notice_line(self._err_at, line)
-
-    def _hand_on(self, upto: int | None) -> bytes:
-        """The held data before stdout offset ``upto`` (all of it when None)."""
-        n = len(self._data) if upto is None else max(0, min(len(self._data), upto - self._given))
-        out = bytes(self._data[:n])
-        del self._data[:n]
-        self._given += n
-        return out
-
-    async def receive(self) -> bytes | None:
+    async def _read(self) -> bytes | None:
+        """The next batch of stdout bytes (see :class:`FrameReader`); None at the end."""
         frames = self._frames
         while True:
-            if self.event is not None:
-                out = self._hand_on(self._cut)
-                self._data.clear()
-                return out or None
-            if self._data:
-                out = self._hand_on(self._err_at if self._err else None)
-                if out:
-                    return out
-            self._stderr()
+            await frames.wait()
+            if frames.notices:
+                for _, text in frames.notices:
+                    line = text.decode(errors="replace").strip()
+                    if line:
+                        self._on_notice(line)
+                    ev = classify(text)
+                    if ev is not None and self.event is None:
+                        self.event = ev
+                frames.notices.clear()
             data = frames.take()
-            if data:
-                self._data += data
+            if data is None and frames.error is not None:
+                with map_engine_errors("reading a log stream"):
+                    raise frames.error
+            if data != b"" or self.event is not None:
+                return data
+
+    async def _split(self, data: bytes) -> tuple[bytes, Event | None]:
+        """The data before the first real rotation notice in ``data`` (notice-looking lines
+        that are the file's own bytes stay in), and that notice's event. The file's bytes
+        under every candidate are fetched with one read per batch, not one per line."""
+        out = b""
+        file: bytes | None = None  # the followed file's bytes from _next on, if fetched
+        while self._head in data:
+            before, notice, after = split_notice(data, self._path, self._program)
+            if notice is None:
+                break
+            at = len(out) + len(before)  # relative to _next
+            if file is None:
+                file = await self._file_bytes(at, len(out) + len(data))
+            if file[at:at + len(notice)] == notice:  # a service wrote it: data
+                out += before + notice
+                data = after
                 continue
+            self._on_notice(notice.decode(errors="replace").strip())
+            ev = classify(notice)
+            if ev is not None:
+                return out + before, ev
+            out += before
+            data = after
+            file = None  # offsets after a removed notice no longer line up; fetch again
+        return out + data, None
+
+    async def _file_bytes(self, at: int, end: int) -> bytes:
+        """The followed file's bytes ``[_next + at, _next + end)``, padded in front so that
+        index ``at`` is the byte at ``_next + at``; b"" when they cannot be read."""
+        if self._read_file is None:
+            return b""
+        try:
+            got = await self._read_file(self._next + at, end - at)
+        except LoonError:
+            return b""  # the engine did not say: tail's, as without the check
+        return b"\0" * at + got
+
+    async def receive(self) -> bytes | None:
+        while True:
             if self.event is not None:
-                continue
-            if data is None:  # the end (or an error) after every byte before it
-                self._flush_notice()
-                if self.event is not None or self._data:
-                    continue
-                if frames.error is not None:
-                    with map_engine_errors("reading a log stream"):
-                        raise frames.error
                 return None
-            if self._err:
-                with anyio.move_on_after(self._err_since + HOLD_GRACE - anyio.current_time()
-                                         ) as scope:
-                    await frames.wait()
-                if scope.cancelled_caught:
-                    self._flush_notice()
+            if self._held:
+                data = None
+                with anyio.move_on_after(HOLD_GRACE) as scope:
+                    data = await self._read()
+                if scope.cancelled_caught:  # nothing more came: the held bytes were data
+                    out, self._held = self._held, b""
+                    self._next += len(out)
+                    return out
             else:
-                await frames.wait()
+                data = await self._read()
+            if data is None:
+                out, self._held = self._held, b""
+                self._next += len(out)
+                return out or None
+            if self._held:
+                data = self._held + data
+                self._held = b""
+            out, ev = await self._split(data) if self._head in data else (data, None)
+            if ev is not None:
+                self.event = ev
+                self._next += len(out)
+                return out or None
+            if not out.endswith(b"\n"):  # a notice's start may be cut off at the end
+                out, self._held = hold_back(out, self._program)
+            if out:
+                self._next += len(out)
+                return out
+
+
+def split_notice(data: bytes, path: str, program: str = "tail"
+                 ) -> tuple[bytes, bytes | None, bytes]:
+    """(data before, the first complete tail notice about ``path`` or None, data after).
+    Notices start with the program name tail was run as (``/usr/bin/tail: ...``)."""
+    m = _notice_re(path, program).search(data)
+    if m is None:
+        return data, None, b""
+    return data[:m.start()], m.group(0), data[m.end():]
 
 
 def classify(notice: bytes) -> Event | None:
-    """The rotation a notice line of tail's reports, if any."""
+    """The rotation a notice line reports, if any."""
     if b"truncated" in notice:
         return "truncated"
     if any(w in notice for w in (b"replaced", b"appeared", b"inaccessible", b"cannot open",
                                  b"No such file")):
         return "replaced"
     return None
+
+
+def hold_back(data: bytes, program: str = "tail") -> tuple[bytes, bytes]:
+    """Keep back what may be the start of a notice split across reads: an unterminated
+    ``tail: ...`` (short), or a tail of the data that is a prefix of ``tail: ``."""
+    head = program.encode() + b": "
+    cut = data.rfind(head, max(0, len(data) - 4096))
+    if cut >= 0 and b"\n" not in data[cut:]:
+        return data[:cut], data[cut:]
+    if data.endswith(b"\n"):  # no prefix of the head ends in a newline
+        return data, b""
+    for k in range(min(len(head) - 1, len(data)), 0, -1):
+        if head.startswith(data[-k:]):
+            return data[:-k], data[-k:]
+    return data, b""
+
+
+@functools.lru_cache(maxsize=64)
+def _notice_re(path: str, program: str) -> re.Pattern[bytes]:
+    p, head = re.escape(path.encode()), re.escape(program.encode() + b": ")
+    return re.compile(head + rb"(?:[^\n]{0,40}?)'?" + p + rb"'?[: ][^\n]*\n|" +
+                      head + rb"inotify[^\n]*\n")
+
+
+async def read_followed(docker: aiodocker.Docker, cid: str, path: str, inode: int | None,
+                        offset: int, count: int) -> bytes:
+    """``count`` bytes at ``offset`` of the followed file: ``inode`` if known (at ``path``
+    or, just rotated, ``path.1``), else ``path``; b"" when it is not found."""
+    script = ('for f in "$1" "$1.1"; do i=$(stat -L -c %i "$f" 2>/dev/null) || continue; '
+              'if [ -z "$2" ] || [ "$i" = "$2" ]; then '
+              'tail -c +"$3" "$f" 2>/dev/null | head -c "$4"; exit 0; fi; done; exit 1')
+    code, out = await run_capture(docker, cid, ["sh", "-c", script, "read", path,
+                                                str(inode or ""), str(offset + 1), str(count)],
+                                  limit=count + 1)
+    return out if code == 0 else b""
 
 
 @asynccontextmanager
@@ -413,7 +487,9 @@ async def open_followed_file(docker: aiodocker.Docker, cid: str, path: str, offs
         await stream.__aenter__()
     followed: FollowedFile | None = None
     try:
-        followed = FollowedFile(stream, path, on_notice, gnu or "tail")
+        followed = FollowedFile(
+            stream, path, on_notice, gnu or "tail", offset,
+            functools.partial(read_followed, docker, cid, path, inode))
         yield followed
     finally:
         if followed is not None:

@@ -1,6 +1,6 @@
-"""tail's notices come from the stderr frames only: placed where the engine's frames put
-them, whole lines even when a notice comes in pieces, and a service line that merely reads
-like a notice stays data."""
+"""tail's notices inside the merged stream: found at the exact seam, never mistaken for data
+split across reads; a line that only reads like a notice is checked against the file and
+stays data when the file holds it (issue 23); the shell's own stderr messages are notices."""
 
 from __future__ import annotations
 
@@ -14,26 +14,78 @@ from aiodocker._flow_control_queue import FlowControlDataQueue
 from aiodocker.stream import _ExecParser
 from aiohttp.client_proto import ResponseHandler
 
-from loon_supervisor.engine.exec_streams import FollowedFile, classify, follow_command
-
-pytestmark = pytest.mark.anyio
+from loon_supervisor.engine.exec_streams import (
+    FollowedFile,
+    classify,
+    follow_command,
+    hold_back,
+    split_notice,
+)
 
 P = "/var/log/loon/a.log"
 G = "/usr/bin/tail"
+
+
+def test_notice_splits_the_stream_at_the_seam() -> None:
+    data = b"old 1\nold 2\n/usr/bin/tail: '" + P.encode() + b"' has been replaced;  following new file\nnew 1\n"
+    before, notice, after = split_notice(data, P, G)
+    assert before == b"old 1\nold 2\n"
+    assert notice is not None and classify(notice) == "replaced"
+    assert after == b"new 1\n"
+
+
+def test_notice_after_a_partial_line() -> None:
+    data = b"no newline yet/usr/bin/tail: " + P.encode() + b": file truncated\nnew\n"
+    before, notice, after = split_notice(data, P, G)
+    assert before == b"no newline yet" and after == b"new\n"
+    assert notice is not None and classify(notice) == "truncated"
+
+
+def test_other_files_and_plain_data_are_not_notices() -> None:
+    data = b"tail: '/var/log/loon/b.log' has been replaced\nuser says /usr/bin/tail: hi\n"
+    assert split_notice(data, P, G) == (data, None, b"")
+
+
+def test_inotify_fallback_notice_is_removed_but_is_no_rotation() -> None:
+    data = b"x\n/usr/bin/tail: inotify cannot be used, reverting to polling\ny\n"
+    before, notice, after = split_notice(data, P, G)
+    assert (before, after) == (b"x\n", b"y\n")
+    assert notice is not None and classify(notice) is None
+
+
+def test_hold_back_keeps_only_a_possible_notice_start() -> None:
+    assert hold_back(b"line\n/usr/bin/tail: '/var", G) == (b"line\n", b"/usr/bin/tail: '/var")
+    assert hold_back(b"line\n/usr/b", G) == (b"line\n", b"/usr/b")
+    assert hold_back(b"line\n", G) == (b"line\n", b"")
+    assert hold_back(b"done /usr/bin/tail: x\n", G) == (b"done /usr/bin/tail: x\n", b"")
 
 
 def frame(kind: int, data: bytes) -> bytes:
     return struct.pack(">BxxxL", kind, len(data)) + data
 
 
-def attached(notices: list[str]) -> tuple[ResponseHandler, FollowedFile]:
+class File:
+    """The followed file's bytes, for ``read_file``, and every read made."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[tuple[int, int]] = []
+
+    async def read(self, at: int, count: int) -> bytes:
+        self.asked.append((at, count))
+        return self.data[at:at + count]
+
+
+def attached(notices: list[str], offset: int, file: File) -> tuple[ResponseHandler,
+                                                                 FollowedFile]:
     """A FollowedFile on an aiohttp protocol as aiodocker leaves it after the upgrade."""
     protocol = ResponseHandler(asyncio.get_running_loop())
     queue: FlowControlDataQueue[Any] = FlowControlDataQueue(protocol, limit=2 ** 16)
     protocol.set_parser(_ExecParser(queue), queue)
     stream = SimpleNamespace(_resp=SimpleNamespace(connection=SimpleNamespace(
         protocol=protocol)), _queue=queue)
-    followed = FollowedFile(stream, P, notices.append, G)  # type: ignore[arg-type]
+    followed = FollowedFile(stream, P, notices.append, G, offset,  # type: ignore[arg-type]
+                            file.read)
     followed._frames._delay = 0  # noqa: SLF001  (no tick: the test has no transport)
     return protocol, followed
 
@@ -45,78 +97,66 @@ async def drain(followed: FollowedFile) -> bytes:
     return out
 
 
+FAKES = (b"tail: inotify resources exhausted\n"
+         b"/usr/bin/tail: inotify resources exhausted\n"
+         b"/usr/bin/tail: '" + P.encode() + b"' has been replaced;  following new file\n"
+         b"/usr/bin/tail: " + P.encode() + b": file truncated\n")
+
+
+@pytest.mark.anyio
 async def test_service_lines_that_read_like_notices_are_data() -> None:
+    content = b"skip" + b"a\n" + FAKES + b"end\n"
+    file = File(content)
     notices: list[str] = []
-    protocol, followed = attached(notices)
-    lines = (b"tail: inotify resources exhausted\n"
-             b"/usr/bin/tail: '" + P.encode() + b"' has been replaced;  following new file\n"
-             b"/usr/bin/tail: " + P.encode() + b": file truncated\n"
-             b"tail: ")  # and a line cut right after what looks like a notice's start
-    protocol.data_received(frame(1, lines[:40]) + frame(1, lines[40:]))
-    protocol.data_received(frame(1, b"end\n"))
+    protocol, followed = attached(notices, 4, file)
+    wire = content[4:]
+    protocol.data_received(frame(1, wire[:30]) + frame(1, wire[30:]))
     followed._frames.feed_eof()  # noqa: SLF001
-    assert await drain(followed) == lines + b"end\n"
+    assert await drain(followed) == wire
     assert followed.event is None and notices == []
+    # one read per batch, from the first candidate on ("tail: ..." is not even a candidate:
+    # this tail runs as /usr/bin/tail)
+    assert [at for at, _ in file.asked] == [6 + 34], file.asked
 
 
-async def test_a_rotation_notice_in_pieces_ends_the_data_where_it_began() -> None:
+@pytest.mark.anyio
+async def test_a_real_notice_ends_the_data_at_the_seam_and_fakes_before_it_stay() -> None:
+    fake = b"tail: inotify resources exhausted\n"
+    file = File(b"old 1\n" + fake + b"old 2\n")  # the file has the fake, not the notice
     notices: list[str] = []
-    protocol, followed = attached(notices)
-    protocol.data_received(frame(1, b"old 1\nold 2\n") + frame(2, G.encode() + b": "))
-    assert await followed.receive() == b"old 1\nold 2\n"
-    # new-file bytes framed before the rest of the notice: held, then dropped
-    protocol.data_received(frame(1, b"new 1\n"))
-    protocol.data_received(frame(2, b"'" + P.encode() + b"' has been replaced;  following new file"))
-    protocol.data_received(frame(2, b"\n") + frame(1, b"new 2\n"))
-    assert await followed.receive() is None
+    protocol, followed = attached(notices, 0, file)
+    real = b"/usr/bin/tail: '" + P.encode() + b"' has been replaced;  following new file\n"
+    protocol.data_received(frame(1, b"old 1\n" + fake + b"old 2\n" + real + b"new 1\n"))
+    assert await drain(followed) == b"old 1\n" + fake + b"old 2\n"
     assert followed.event == "replaced"
-    assert notices == [f"{G}: '{P}' has been replaced;  following new file"]
+    assert notices == [real.decode().strip()]
 
 
-async def test_truncation_and_non_rotation_notices() -> None:
+@pytest.mark.anyio
+async def test_a_real_non_rotation_notice_is_removed() -> None:
+    file = File(b"x\ny\n")
     notices: list[str] = []
-    protocol, followed = attached(notices)
-    protocol.data_received(frame(1, b"a\n") + frame(2, b"tail: inotify cannot be used, "
-                                                        b"reverting to polling\n")
-                           + frame(1, b"b\n") + frame(2, f"tail: {P}: file truncated\n".encode())
-                           + frame(1, b"from the start\n"))
-    assert await drain(followed) == b"a\nb\n"
-    assert followed.event == "truncated"
-    assert notices == ["tail: inotify cannot be used, reverting to polling",
-                       f"tail: {P}: file truncated"]
-
-
-async def test_an_unfinished_notice_counts_at_the_end_of_the_stream() -> None:
-    notices: list[str] = []
-    protocol, followed = attached(notices)
-    protocol.data_received(frame(1, b"x\n") + frame(2, f"tail: cannot open '{P}'".encode())
-                           + frame(1, b"late\n"))
+    protocol, followed = attached(notices, 0, file)
+    real = b"/usr/bin/tail: inotify cannot be used, reverting to polling\n"
+    protocol.data_received(frame(1, b"x\n" + real + b"y\n"))
     followed._frames.feed_eof()  # noqa: SLF001
-    assert await drain(followed) == b"x\n"
-    assert followed.event == "replaced" and notices == [f"tail: cannot open '{P}'"]
+    assert await drain(followed) == b"x\ny\n"
+    assert followed.event is None and notices == [real.decode().strip()]
 
 
-async def test_an_unfinished_notice_lets_the_data_go_after_a_grace() -> None:
+@pytest.mark.anyio
+async def test_the_shell_s_own_stderr_message_is_a_notice() -> None:
     notices: list[str] = []
-    protocol, followed = attached(notices)
-    protocol.data_received(frame(1, b"x\n") + frame(2, b"tail: a warning without newline")
-                           + frame(1, b"y\n"))
-    assert await followed.receive() == b"x\n"
-    assert await followed.receive() == b"y\n"  # after HOLD_GRACE, the piece was all of it
-    assert followed.event is None and notices == ["tail: a warning without newline"]
+    protocol, followed = attached(notices, 0, File(b""))
+    protocol.data_received(frame(2, f"loon: {P} was replaced before tail opened it\n".encode()))
+    assert await drain(followed) == b""
+    assert followed.event == "replaced" and len(notices) == 1
 
 
-def test_classify() -> None:
-    assert classify(f"{G}: '{P}' has been replaced;  following new file\n".encode()) == "replaced"
-    assert classify(f"{G}: '{P}' has appeared;  following new file\n".encode()) == "replaced"
-    assert classify(f"{G}: {P}: file truncated\n".encode()) == "truncated"
-    assert classify(b"tail: inotify resources exhausted\n") is None
-
-
-def test_follow_command_keeps_stderr_apart_and_quotes_the_path() -> None:
+def test_follow_command_merges_stderr_and_quotes_the_path() -> None:
     cmd = follow_command("/var/log/my app.log", 41, G)
     assert cmd[:2] == ["sh", "-c"]
-    assert cmd[2] == "exec /usr/bin/tail -c +42 -F -s 0.05 '/var/log/my app.log'"
+    assert cmd[2] == "exec /usr/bin/tail -c +42 -F -s 0.05 '/var/log/my app.log' 2>&1"
     assert "-F" not in follow_command(P, 0, None, follow=False)[2]
 
 
@@ -124,5 +164,5 @@ def test_follow_command_checks_the_inode_right_before_tail_opens() -> None:
     script = follow_command(P, 0, G, inode=1234)[2]
     assert script.startswith(f"i=$(stat -L -c %i {P} 2>/dev/null)")
     assert '"$i" != "1234"' in script and "was replaced before tail opened it" in script
-    assert script.endswith(f"exec {G} -c +1 -F -s 0.05 {P}")
+    assert script.endswith(f"exec {G} -c +1 -F -s 0.05 {P} 2>&1")
     assert classify(b"loon: /x was replaced before tail opened it\n") == "replaced"
