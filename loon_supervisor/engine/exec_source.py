@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 import aiodocker
 
 from loon_supervisor.engine import exec_streams
+from loon_supervisor.errors import LoonError
 
 
 class ExecSource:
@@ -39,11 +40,48 @@ class ExecSource:
     def container_stopped(self) -> None:
         """Nothing to do: every tail dies with the container and its stream ends."""
 
-    async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
-        return await exec_streams.stat_files(self._docker, self._cid, paths)
+    async def stat(self, paths: list[str]) -> dict[str, tuple[int | None, int]]:
+        """Through ``stat`` in the container; once it stopped (no exec), sizes from the
+        archive endpoint, which knows no inode (the followers then match by content)."""
+        try:
+            return dict(await exec_streams.stat_files(self._docker, self._cid, paths))
+        except LoonError:
+            if await self._running():
+                raise
+        found: dict[str, tuple[int | None, int]] = {}
+        for p in paths:
+            size = await exec_streams.file_size(self._docker, self._cid, p)
+            if size is not None:
+                found[p] = (None, size)
+        return found
 
     async def read_at(self, path: str, offset: int, count: int) -> bytes:
-        return await exec_streams.read_bytes_at(self._docker, self._cid, path, offset, count)
+        """Through ``tail | head`` in the container; once it stopped, the first ``count``
+        bytes from ``offset`` of the archive endpoint's stream (it sends the file from its
+        start: a fingerprint check costs a transfer of ``offset`` bytes then)."""
+        try:
+            return await exec_streams.read_bytes_at(self._docker, self._cid, path, offset,
+                                                    count)
+        except LoonError:
+            if await self._running():
+                raise
+        out = b""
+        stream = exec_streams.stream_file(self._docker, self._cid, path, offset)
+        try:
+            async for chunk in stream:
+                out += chunk
+                if len(out) >= count:
+                    break
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        return out[:count]
+
+    async def _running(self) -> bool:
+        try:
+            info = await self._docker.containers.container(self._cid).show()
+        except Exception:
+            return False
+        return bool((info.get("State") or {}).get("Running"))
 
     def open_follow(self, path: str, offset: int, mark: str, on_notice: Callable[[str], None],
                     follow: bool = True, inode: int | None = None

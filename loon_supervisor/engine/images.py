@@ -19,6 +19,10 @@ SERVICES_LABEL = "org.loon.services"
 LOG_DIR_LABEL = "org.loon.log-dir"
 STATUS_LABEL = "org.loon.status-command"
 RUN_SERVICES_LABEL = "org.loon.run-services-env"
+# How many rotated generations (<svc>.log.1 ... .N) a service's log keeps (supervisord's
+# logfile_backups): the followers search that many for a file they fell behind on.
+LOG_BACKUPS_LABEL = "org.loon.log-backups"
+DEFAULT_LOG_BACKUPS = 10
 DEFAULT_LOG_DIR = "/var/log/loon"
 
 
@@ -30,6 +34,7 @@ class ImageContract:
     status_command: str | None
     # org.loon.run-services-env: the variable the entrypoint reads to run only some services
     run_services_env: str | None = None
+    log_backups: int = DEFAULT_LOG_BACKUPS
 
 
 def parse_status(output: bytes, services: tuple[str, ...]) -> list[tuple[str, str, str]]:
@@ -117,8 +122,14 @@ async def read_contract(docker: aiodocker.Docker, image: str) -> ImageContract:
     if bad:
         raise ImageContractError(f"image {image}: service names {bad} in '{SERVICES_LABEL}' "
                                  "are not plain names — use letters, digits, - and _")
+    raw_backups = labels.get(LOG_BACKUPS_LABEL) or str(DEFAULT_LOG_BACKUPS)
+    if not raw_backups.isdigit() or not 0 <= int(raw_backups) <= 1000:
+        raise ImageContractError(f"image {image}: '{LOG_BACKUPS_LABEL}' is {raw_backups!r}, "
+                                 "not a number of rotated log files from 0 to 1000 — set it "
+                                 "to the services' logfile_backups")
     return ImageContract(
         image=image,
+        log_backups=int(raw_backups),
         services=services,
         log_dir=labels.get(LOG_DIR_LABEL) or DEFAULT_LOG_DIR,
         status_command=labels.get(STATUS_LABEL) or None,

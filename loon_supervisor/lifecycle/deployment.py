@@ -152,8 +152,6 @@ class Deployment:
         service; then stops the container, drains the followers and collects the rest."""
         self._expect(Phase.RUNNING)
         followers = self._followers(printer, saved)
-        if on_positions is not None:
-            followers.on_switch = lambda: on_positions(followers.positions())
         self.phase = Phase.FOLLOWING
         async with anyio.create_task_group() as outer:
             term = printer or terminal
@@ -244,7 +242,7 @@ class Deployment:
             services=self.contract.services, session=self.session, say=self.say,
             output=lambda skip: self.engine.container_output(cid, skip),
             still_running=self._running, mark=self.name, printer=printer,
-            saved=saved or {})
+            saved=saved or {}, generations=self.contract.log_backups)
         return self.followers
 
     def fail(self, reason: str) -> None:
@@ -485,13 +483,23 @@ async def _extend_while_bytes_come(scope: anyio.CancelScope, followers: Follower
 
 async def _save_positions(followers: Followers,
                           save: Callable[[dict[str, Position]], None]) -> None:
+    """Every second, and soon after a file switch, in a worker thread (the state file is
+    fsynced: a slow disk must not stall the followers)."""
     last: dict[str, Position] = {}
+    switched = anyio.Event()
+
+    def on_switch() -> None:
+        switched.set()
+
+    followers.on_switch = on_switch
     while True:
-        await anyio.sleep(1.0)
+        with anyio.move_on_after(1.0):
+            await switched.wait()
+        switched = anyio.Event()
         now = followers.positions()
         if now != last:
             with contextlib.suppress(OSError):
-                save(now)
+                await anyio.to_thread.run_sync(save, now)
             last = now
 
 

@@ -40,6 +40,10 @@ async def remove_deployment(engine: DockerEngine, name: str, console: Console
     whether a container was found)."""
     state = statefile.load(name)
     control = Control(say=Reporter(None, console))
+    if state is None and statefile.unreadable(name):
+        console.print(f"the state file {statefile.state_path(name)} cannot be read; the "
+                      "container is stopped and removed without collecting the log bytes "
+                      "its follower had not read (they stay in no session file)")
     with anyio.CancelScope(shield=True) as scope:
         scope.deadline = anyio.current_time() + ENGINE_GRACE
         found = await engine.list_ours(name)

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,12 @@ class DeploymentState:
     attached: bool = False
     foreground_pid: int | None = None
     down_requested: bool = False
+    log_backups: int = 10
     positions: dict[str, Position] = field(default_factory=dict)
 
     def contract(self) -> ImageContract:
-        return ImageContract(self.image, self.services, self.log_dir, self.status_command)
+        return ImageContract(self.image, self.services, self.log_dir, self.status_command,
+                             log_backups=self.log_backups)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -86,7 +89,8 @@ class DeploymentState:
             log_source=str(data.get("log_source") or "exec"),
             logger_pid=data.get("logger_pid"), attached=bool(data.get("attached")),
             foreground_pid=data.get("foreground_pid"),
-            down_requested=bool(data.get("down_requested")), positions=positions)
+            down_requested=bool(data.get("down_requested")),
+            log_backups=int(data.get("log_backups", 10)), positions=positions)
 
 
 def load(name: str) -> DeploymentState | None:
@@ -98,35 +102,80 @@ def load(name: str) -> DeploymentState | None:
         return None
 
 
-def save(state: DeploymentState) -> None:
-    """Atomically (a reader never sees half a file)."""
+@contextlib.contextmanager
+def _writing(name: str) -> Iterator[None]:
+    """One writer of the state file at a time, across processes (``down`` sets
+    ``down_requested`` while the logger saves its positions every second): every
+    read-modify-write holds ``flock`` on ``state.<name>.write-lock`` for its few
+    milliseconds. Separate from the deployment's lock, which a follower holds for hours."""
+    path = build_files_dir() / f"state.{name}.write-lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write(state: DeploymentState) -> None:
+    """Atomically and durably: a reader never sees half a file, and after a power loss the
+    file is the last one saved or the one before (never empty): the temporary file is
+    fsynced before the rename and the directory after it."""
     path = state_path(state.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=1))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        data = json.dumps(state.to_json(), indent=1).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def save(state: DeploymentState) -> None:
+    """Replace the whole state (a new run's); see :func:`_write`."""
+    with _writing(state.name):
+        _write(state)
 
 
 def update(name: str, cid: str, **changes: Any) -> DeploymentState | None:
     """Change fields of the state, only while it still describes container ``cid`` (never a
-    newer deployment's); the new state, or None when it did not."""
-    current = load(name)
-    if current is None or current.cid != cid:
-        return None
-    new = replace(current, **changes)
-    save(new)
-    return new
+    newer deployment's); the new state, or None when it did not. Read and written under
+    the writers' lock: two processes' updates never undo each other."""
+    with _writing(name):
+        current = load(name)
+        if current is None or current.cid != cid:
+            return None
+        new = replace(current, **changes)
+        _write(new)
+        return new
 
 
 def forget(name: str, cid: str, *, pid: int | None = None) -> None:
     """Remove the state of container ``cid`` (and, with ``pid``, only the foreground run's
     of that process), unless another run has taken the file over."""
-    current = load(name)
-    if current is None or current.cid != cid:
-        return
-    if pid is not None and current.foreground_pid != pid:
-        return
-    state_path(name).unlink(missing_ok=True)
+    with _writing(name):
+        current = load(name)
+        if current is None or current.cid != cid:
+            return
+        if pid is not None and current.foreground_pid != pid:
+            return
+        state_path(name).unlink(missing_ok=True)
+
+
+def unreadable(name: str) -> bool:
+    """A state file exists but cannot be read (damaged): say so, never guess from it."""
+    return state_path(name).exists() and load(name) is None
 
 
 class DeploymentLock:

@@ -1,72 +1,187 @@
-"""Where one stream stands, kept apart from the host file it is copied into.
+"""Where one stream stands, in bytes that are on the host disk.
 
-The one rule of resume: a stream's offset (``pos``: bytes of the in-container file, or of
-the engine's stored container output, taken so far) is explicit and saved in the state file
-together with the host file's size at that moment (``host``). A new logger resumes at
-``pos + (host file size now - host)``: the bytes written after the last save were taken
-from the stream one for one, because the session files hold the stream's bytes unchanged.
-A sink that transforms lines (timestamps, say) must save after each write instead; nothing
-else in the code assumes the host file size is the stream offset.
+The one rule: a saved position counts only bytes that are in the host file. Bytes still in
+the copy's buffer, and bytes whose write failed (a full disk), are not counted, so a
+position is never ahead of the host file and a crash, a kill -9 or a full disk can only make
+a later reader read a byte again that the host does not have, never skip one.
+
+A :class:`Position` (what the state file keeps) names the in-container file by its inode
+and by a fingerprint: the file's last bytes before ``pos`` (at most ``FINGERPRINT``). A
+resume, a re-attach and the final collection check both before they read, and search the
+rotated generations when they do not match (streams/follow.py). ``host`` is the host file's
+size at that moment: a new logger resumes at ``pos + (host file size now - host)``, since
+the bytes written after the last save were taken from the stream one for one (the session
+files hold the stream's bytes unchanged); that sum may run past the end of the file named
+by ``inode`` when a rotation was crossed after the save, and the follower carries the excess
+into the next generation.
+
+A :class:`Cursor` keeps one segment per file the reader has switched to since the last byte
+that reached the disk: after a rotation the position stays in the old file until the old
+file's last buffered byte is written. Positions are non-negative by construction
+(:class:`Position` refuses anything else).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import binascii
+from dataclasses import dataclass, field
 from typing import Protocol
 
+FINGERPRINT = 64  # bytes of a file kept before a position to recognise the file again
 
-class Received(Protocol):
-    """What a cursor needs of its copy: how many bytes it has taken from the stream."""
+
+class Copied(Protocol):
+    """What a cursor needs of its copy (:class:`~loon_supervisor.streams.stream_copy.
+    StreamCopy`)."""
 
     @property
-    def received(self) -> int: ...
+    def received(self) -> int:
+        """Bytes taken from the stream (buffered and dropped ones included)."""
+        ...
+
+    @property
+    def written(self) -> int:
+        """Bytes in the host file."""
+        ...
+
+    @property
+    def written_tail(self) -> bytes:
+        """The host file's last bytes (at most ``FINGERPRINT``)."""
+        ...
+
+    @property
+    def recent(self) -> bytes:
+        """The last bytes taken (at most ``FINGERPRINT``)."""
+        ...
 
 
 @dataclass(frozen=True)
 class Position:
-    """A cursor as the state file keeps it."""
+    """A cursor as the state file keeps it. ``tail``: the followed file's bytes just before
+    ``pos`` (None in state files written before fingerprints existed)."""
 
     inode: int | None
     pos: int
     host: int
+    tail: bytes | None = None
 
-    def to_json(self) -> dict[str, int | None]:
-        return {"inode": self.inode, "pos": self.pos, "host": self.host}
+    def __post_init__(self) -> None:
+        if self.pos < 0 or self.host < 0:
+            raise ValueError(f"impossible stream position {self.pos} (host {self.host})")
+
+    def to_json(self) -> dict[str, int | str | None]:
+        return {"inode": self.inode, "pos": self.pos, "host": self.host,
+                "tail": None if self.tail is None else base64.b64encode(self.tail).decode()}
 
     @classmethod
     def from_json(cls, data: object) -> Position | None:
+        """The saved position, or None when it is missing or impossible (a negative offset
+        from an older version, garbage): the caller says so and does not trust it."""
         if not isinstance(data, dict) or "pos" not in data or "host" not in data:
             return None
-        inode = data.get("inode")
-        return cls(int(inode) if inode is not None else None, int(data["pos"]),
-                   int(data["host"]))
+        try:
+            inode = data.get("inode")
+            raw = data.get("tail")
+            tail = None if raw is None else base64.b64decode(str(raw), validate=True)
+            return cls(int(inode) if inode is not None else None, int(data["pos"]),
+                       int(data["host"]), tail[-FINGERPRINT:] if tail is not None else None)
+        except (ValueError, TypeError, binascii.Error):
+            return None
+
+
+@dataclass
+class Segment:
+    """The reader started taking bytes of file ``inode`` at offset ``pos`` when the copy had
+    received ``start`` bytes; ``head`` is that file's bytes right before ``pos``."""
+
+    inode: int | None
+    pos: int
+    start: int
+    head: bytes = b""
 
 
 @dataclass
 class Cursor:
-    """A stream's offset as a base plus the bytes the copy took since: ``inode`` (None: not
-    known yet; the next file seen is read from ``pos``) of the in-container file."""
+    """A stream's place: where the reader is (``read_pos``, bytes taken) and where the host
+    file is (``position``, bytes written). ``verify``: the place came from a saved position
+    and must be checked against the files before anything is read."""
 
-    inode: int | None
-    base_pos: int
-    base_host: int
+    segments: list[Segment] = field(default_factory=list)
+    verify: bool = False
     pending: str | None = None  # a rotation notice not resolved yet (for the final collection)
     gap_reported: bool = False
 
-    def pos(self, copy: Received) -> int:
-        return self.base_pos + copy.received - self.base_host
+    @property
+    def inode(self) -> int | None:
+        """The file the reader reads (None: not known yet; the next file seen is it)."""
+        return self.segments[-1].inode
 
-    def switch(self, inode: int | None, copy: Received) -> None:
-        """The next bytes come from the start of a new file."""
-        self.inode, self.base_pos, self.base_host, self.pending = inode, 0, copy.received, None
+    def set_inode(self, inode: int | None) -> None:
+        self.segments[-1].inode = inode
 
-    def position(self, copy: Received) -> Position:
-        return Position(self.inode, self.pos(copy), copy.received)
+    def read_pos(self, copy: Copied) -> int:
+        """Where the reader stands in its file: every byte taken, written or not."""
+        seg = self.segments[-1]
+        return seg.pos + copy.received - seg.start
+
+    def fingerprint(self, copy: Copied) -> bytes:
+        """The reader's file's bytes just before ``read_pos`` (as far as they are known)."""
+        seg = self.segments[-1]
+        n = min(FINGERPRINT, copy.received - seg.start)
+        return (seg.head + (copy.recent[-n:] if n > 0 else b""))[-FINGERPRINT:]
+
+    def switch(self, inode: int | None, copy: Copied, pos: int = 0, head: bytes = b"") -> None:
+        """The next bytes taken are file ``inode``'s from ``pos`` on."""
+        if pos < 0:
+            raise ValueError(f"impossible stream position {pos}")
+        self.segments.append(Segment(inode, pos, copy.received, head[-FINGERPRINT:]))
+        self.pending, self.verify = None, False
+        self._trim(copy)
+
+    def _trim(self, copy: Copied) -> None:
+        """Forget segments whose bytes are all on disk (keep the one holding the host's
+        last byte)."""
+        w = copy.written
+        while len(self.segments) > 1 and self.segments[1].start <= w:
+            del self.segments[0]
+
+    def position(self, copy: Copied) -> Position:
+        """The place of the host file's last byte: what the state file may keep."""
+        self._trim(copy)
+        w = copy.written
+        seg = self.segments[0]
+        for s in self.segments[1:]:
+            if s.start <= w:
+                seg = s
+        done = w - seg.start
+        n = min(FINGERPRINT, max(done, 0))
+        tail = (seg.head + (copy.written_tail[-n:] if n > 0 else b""))[-FINGERPRINT:]
+        return Position(seg.inode, seg.pos + max(done, 0), w, tail)
 
     @classmethod
-    def resume(cls, saved: Position | None, copy: Received) -> Cursor:
-        """From the saved position; without one, the stream starts where the file ends (a
-        new session: both zero)."""
-        if saved is None:
-            return cls(None, copy.received, copy.received)
-        return cls(saved.inode, saved.pos, saved.host)
+    def fresh(cls, copy: Copied) -> Cursor:
+        """A new session: the stream starts where the host file ends, file not known yet."""
+        return cls([Segment(None, copy.received, copy.received)])
+
+    @classmethod
+    def resume(cls, saved: Position, copy: Copied) -> tuple[Cursor, str | None]:
+        """From a saved position and the host file as it is now (bytes written after the
+        save advance it; a host file shorter than saved, after a power loss, moves it
+        back). The cursor must be verified before use. Also a sentence when the host file
+        lost bytes that the saved file cannot give back."""
+        delta = copy.written - saved.host
+        target = saved.pos + delta
+        if saved.tail is None:  # an older state file: the host file's tail is the best guess
+            fp = copy.written_tail
+        elif delta >= 0:
+            fp = (saved.tail + (copy.written_tail[-delta:] if delta else b""))[-FINGERPRINT:]
+        else:
+            fp = saved.tail[:max(0, len(saved.tail) + delta)]
+        note = None
+        if target < 0:
+            note = (f"the host file is {-delta} bytes shorter than when its position was "
+                    f"saved (a power loss?); up to {-target} bytes before it are not read again")
+            target, fp = 0, b""
+        fp = fp[-min(FINGERPRINT, target):] if target else b""
+        return cls([Segment(saved.inode, target, copy.received, fp)], verify=True), note

@@ -3,12 +3,17 @@ collecting what is left after it stopped. Starts and stops nothing: the
 :class:`~loon_supervisor.lifecycle.deployment.Deployment` that owns the container decides
 when the followers start, when they end and when the rest is collected.
 
-Each service stream keeps a :class:`~loon_supervisor.streams.cursor.Cursor`. A follower that
-meets a rotation (rename + reopen, truncation, a missing file), a broken stream, or a new
-logger after a crash resumes through :meth:`Followers.resync`, which reads the rest of
-``<svc>.log.1`` first when the followed file was renamed away, so rotated bytes reach the
-host file exactly once, in order. After the container stops, :meth:`Followers.collect`
-streams out only the unread bytes of the files that still hold some.
+Each service stream keeps a :class:`~loon_supervisor.streams.cursor.Cursor`. Before a
+follower reads (at its start, after a rotation notice, after a broken stream, in a new
+logger) and in the final collection, :meth:`Followers.catch_up` checks that the file at the
+cursor's inode still holds the cursor's fingerprint at its offset, and otherwise searches
+the rotated generations ``<svc>.log.N … <svc>.log.1`` (oldest first; N is the image's
+``org.loon.log-backups``, 10 by default) for the followed file: its rest is read, then each
+newer generation whole, then the current file is followed from its start. A file rewritten
+in place (truncated) is told apart from a rotated one (its inode is still the current
+file's, its bytes no longer match, and no generation holds them); a reused inode whose bytes
+do not match is not taken for the followed file. Bytes that are gone from disk before anyone
+read them are said in out.log: which service, from which host byte, until which file.
 """
 
 from __future__ import annotations
@@ -25,14 +30,25 @@ from loon_supervisor.errors import EngineError
 from loon_supervisor.sinks.files import FileSink
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.terminal import Printer
-from loon_supervisor.streams.cursor import Cursor, Position
+from loon_supervisor.streams.cursor import FINGERPRINT, Cursor, Position
 from loon_supervisor.streams.source import LogSource
 from loon_supervisor.streams.stream_copy import StreamCopy, open_copy
 
 MISSING_POLL = 0.2
 CONTAINER = "container"
+GENERATIONS = 10  # rotated generations searched when the image does not say (supervisord's)
 
 Output = Callable[[int], AsyncIterator[bytes]]
+
+
+@dataclass(frozen=True)
+class Gen:
+    """One generation of a service's log file as found now (``inode`` None: unknown, a
+    stopped container seen through the archive endpoint)."""
+
+    path: str
+    inode: int | None
+    size: int
 
 
 @dataclass
@@ -55,6 +71,7 @@ class Followers:
     printer: Printer | None = None
     saved: dict[str, Position] = field(default_factory=dict)
     on_switch: Callable[[], None] | None = None  # save positions now (after a file switch)
+    generations: int = GENERATIONS
     copies: dict[str, StreamCopy] = field(default_factory=dict)
     cursors: dict[str, Cursor] = field(default_factory=dict)
     stopping: bool = False
@@ -67,7 +84,19 @@ class Followers:
             copy = StreamCopy(name, self.session / f"{name}.log", on_lines,
                               lambda text: self.say(text))
             self.copies[name] = copy
-            self.cursors[name] = Cursor.resume(self.saved.get(name), copy)
+            saved = self.saved.get(name)
+            if saved is None:
+                if self.saved and name != CONTAINER and copy.written:
+                    self.say(f"{name}: no usable saved position; following from the end of "
+                             f"what {copy.path.name} holds ({copy.written} bytes)",
+                             terminal=False)
+                self.cursors[name] = Cursor.fresh(copy)
+                continue
+            cur, note = Cursor.resume(saved, copy)
+            if note is not None:
+                self.say(f"{name}: {note}", terminal=False)
+            cur.verify = name != CONTAINER
+            self.cursors[name] = cur
 
     def container_stopped(self) -> None:
         """Nothing writes any more: the followers read their files to the end and end."""
@@ -78,12 +107,12 @@ class Followers:
         return f"{self.log_dir}/{name}.log"
 
     def positions(self) -> dict[str, Position]:
-        """The explicit stream positions, for the state file."""
+        """Where each host file ends in its stream, for the state file."""
         return {n: c.position(self.copies[n]) for n, c in self.cursors.items()}
 
     def _switched(self) -> None:
-        """A cursor moved to a new file: save at once, so a crash right after cannot resume
-        the new file's bytes at the old file's offset."""
+        """A cursor moved to a new file: save at once (what is written: the position stays
+        in the old file until its last buffered byte is on disk)."""
         if self.on_switch is not None:
             with contextlib.suppress(OSError):
                 self.on_switch()
@@ -100,65 +129,145 @@ class Followers:
         tg.start_soon(self._follow_output)
         self.say(f"following {len(self.services)} services: {', '.join(self.services)}")
 
-    async def resync(self, name: str, event: str | None) -> int | None:
-        """Decide where to follow ``<svc>.log`` from, reading the rest of ``<svc>.log.1``
-        first when the followed file was renamed away. None: the file is missing now."""
+    async def _generations(self, name: str) -> list[Gen]:
+        base = self.path(name)
+        paths = [f"{base}.{k}" for k in range(self.generations, 0, -1)] + [base]
+        stats = await self.source.stat(paths)
+        return [Gen(p, *stats[p]) for p in paths if p in stats]
+
+    async def _matches(self, path: str, offset: int, fp: bytes) -> bool:
+        """Does ``path`` hold ``fp`` right before ``offset``?"""
+        k = min(len(fp), offset)
+        if k == 0:
+            return True
+        return await self.source.read_at(path, offset - k, k) == fp[-k:]
+
+    async def _find(self, gens: list[Gen], inode: int | None, target: int, fp: bytes,
+                    skip_current: bool) -> tuple[int, int] | None:
+        """Where the stream continues: (index in ``gens``, offset). A ``target`` past the
+        end of its file carries into the next generation. The followed inode first (oldest
+        first), then, by content alone, the generations whose inode is not known or not the
+        followed one (a copytruncate copy; newest first)."""
+        current = len(gens) - 1 if gens and not gens[-1].path[-1].isdigit() else -1
+        by_inode = [i for i, g in enumerate(gens) if inode is not None and g.inode == inode]
+        by_content = [i for i in reversed(range(len(gens))) if i not in by_inode]
+        tried: set[tuple[int, int]] = set()
+        for i in [*by_inode, *by_content]:
+            if skip_current and i == current:
+                continue
+            j, u = i, target
+            while u > gens[j].size and j + 1 < len(gens):
+                u -= gens[j].size
+                j += 1
+            if u > gens[j].size or (j, u) in tried or (skip_current and j == current):
+                continue
+            tried.add((j, u))
+            if i in by_content and min(len(fp), u) == 0:
+                continue  # nothing to recognise the file by
+            if await self._matches(gens[j].path, u, fp):
+                return j, u
+        return None
+
+    async def catch_up(self, name: str, event: str | None, final: bool = False) -> int | None:
+        """Bring ``name``'s cursor to the current ``<svc>.log``: check the followed file
+        (inode and fingerprint), read what is left of it and of every newer rotated
+        generation, and say what is gone. The offset to follow the current file from, or
+        None when it is missing. ``final``: the container has stopped; the current file's
+        rest is read too (the final collection)."""
         copy, cur = self.copies[name], self.cursors[name]
-        path = self.path(name)
-        old = f"{path}.1"
-        stats = await self.source.stat([path, old])
-        now, prev = stats.get(path), stats.get(old)
-        pos = cur.pos(copy)
+        base = self.path(name)
+        gens = await self._generations(name)
+        now = gens[-1] if gens and gens[-1].path == base else None
+        t, fp = cur.read_pos(copy), cur.fingerprint(copy)
         if cur.inode is None:
             if now is None:
                 return None
-            if pos == 0 and copy.received == 0 and prev is not None and prev[1] > 0 \
-                    and not cur.gap_reported:
-                # A new session meets a file that was already rotated: the older part first.
-                await self._read_rest(name, old, 0)
-                cur.switch(now[0], copy)
-            cur.inode, cur.gap_reported = now[0], False
+            rotated = [g for g in gens if g is not now]
+            if t == 0 and copy.received == 0 and rotated and not cur.gap_reported:
+                # A new session meets files that were already rotated: the older ones first.
+                await self._read_whole(name, rotated, final)
+                cur.switch(now.inode, copy)
+            else:
+                cur.set_inode(now.inode)
+            cur.gap_reported = False
             self._switched()
-            return cur.pos(copy)
-        if now is not None and now[0] == cur.inode:
-            if event != "truncated" and now[1] >= pos:
-                return pos
-            recovered = ""
-            if prev is not None and prev[0] != cur.inode and prev[1] > pos and \
-                    await self._seam_matches(copy, old, pos):
-                await self._read_rest(name, old, pos)
-                recovered = f"; its bytes after {pos} were read from {old} (copytruncate)"
-            self.say(f"{name}: {path} was truncated{recovered}; following it from its start",
+            return await self._follow_from(name, now, cur.read_pos(copy), final)
+        truncated = event == "truncated"
+        found = await self._find(gens, cur.inode, t, fp, skip_current=truncated)
+        if found is not None:
+            j, u = found
+            g = gens[j]
+            if g.inode != cur.inode or u != t or cur.verify:
+                cur.switch(g.inode, copy, u, fp[-min(FINGERPRINT, u):] if u else b"")
+                self._switched()
+            if g is now:
+                return await self._follow_from(name, g, u, final)
+            newer = gens[j + 1:]
+            self.say.log_only(f"{name}: {base} was rotated; reading the rest of {g.path} "
+                              f"from byte {u}" + (f", then {', '.join(x.path for x in newer)} "
+                                                  "from their start" if newer else ""))
+            await self._read(name, g, u, final)
+            return await self._read_newer(name, [x for x in newer if x is not now], now, final)
+        at = next((g for g in gens if g.inode == cur.inode), None)
+        if at is not None and at is now:
+            self.say(f"{name}: {base} was truncated or rewritten in place; following it from "
+                     f"its start; bytes it had after byte {t} that were not read yet, if any, "
+                     f"are gone (after host byte {copy.written} of {copy.path.name})",
                      terminal=False)
-            cur.switch(now[0], copy)
+            cur.switch(now.inode, copy)
             self._switched()
-            return 0
-        if prev is not None and prev[0] == cur.inode:
-            if prev[1] > pos:
-                await self._read_rest(name, old, pos)
-            self.say.log_only(f"{name}: {path} was rotated; read the rest of {old}, following "
-                              "the new file from its start")
-        elif not cur.gap_reported:
-            self.say(f"{name}: {path} was replaced while not followed and its previous file "
-                     f"is gone; bytes it had after {pos} are missing", terminal=False)
-        cur.switch(now[0] if now is not None else None, copy)
+            return await self._follow_from(name, now, 0, final)
+        rotated = [g for g in gens if g is not now]
+        if not cur.gap_reported:
+            nxt = rotated[0].path if rotated else base
+            self.say(f"{name}: the file followed (inode {cur.inode}, read to byte {t}) is gone "
+                     f"from disk{' (a reused inode holds other bytes)' if at else ''}; its "
+                     f"later bytes and those of any generation rotated out after it are lost "
+                     f"(how many is not known): the gap is in {copy.path.name} after host byte "
+                     f"{copy.written}, before the first line of {nxt}", terminal=False)
         cur.gap_reported = now is None
+        return await self._read_newer(name, rotated, now, final)
+
+    async def _read_newer(self, name: str, rotated: list[Gen], now: Gen | None,
+                          final: bool) -> int | None:
+        copy, cur = self.copies[name], self.cursors[name]
+        await self._read_whole(name, rotated, final)
+        cur.switch(now.inode if now is not None else None, copy)
         self._switched()
-        return None if now is None else 0
+        return None if now is None else await self._follow_from(name, now, 0, final)
 
-    async def _seam_matches(self, copy: StreamCopy, path: str, pos: int) -> bool:
-        """Is ``path`` a copy of the file we followed? Its bytes before ``pos`` must be the
-        ones we last received."""
-        k = min(len(copy.recent), pos)
-        if k == 0:
-            return True
-        data = await self.source.read_at(path, pos - k, k)
-        return data == copy.recent[-k:]
+    async def _read_whole(self, name: str, gens: list[Gen], final: bool) -> None:
+        copy, cur = self.copies[name], self.cursors[name]
+        for g in gens:
+            cur.switch(g.inode, copy)
+            self._switched()
+            await self._read(name, g, 0, final)
 
-    async def _read_rest(self, name: str, path: str, pos: int) -> None:
+    async def _follow_from(self, name: str, g: Gen, offset: int, final: bool) -> int | None:
+        """Live: the offset to follow from. Final: read the rest now (None: done)."""
+        if not final:
+            return offset
+        await self._read(name, g, offset, final)
+        return None
+
+    async def _read(self, name: str, g: Gen, offset: int, final: bool) -> None:
+        """The bytes of ``g`` from ``offset`` to its end into ``name``'s copy."""
+        if offset < 0:
+            raise ValueError(f"impossible offset {offset} in {g.path}")
+        if offset >= g.size and g.inode is not None:
+            return
         copy = self.copies[name]
+        if final:
+            async with FileSink(copy.path) as sink:
+                source = self.source.stream(g.path, offset)
+                try:
+                    async for chunk in source:
+                        await copy.append(sink, chunk)
+                finally:
+                    await source.aclose()  # type: ignore[attr-defined]
+            return
         async with self.source.open_follow(
-                path, pos, f"{self.mark}/{name}",
+                g.path, offset, f"{self.mark}/{name}",
                 lambda text: self.say.log_only(f"{name} follower: {text}"),
                 follow=False) as rest:
             while (data := await rest.receive()) is not None:
@@ -189,7 +298,7 @@ class Followers:
         async with open_copy(copy):
             while True:
                 try:
-                    offset = await self.resync(name, event)
+                    offset = await self.catch_up(name, event)
                     event = cur.pending = None
                     if offset is None:
                         start()
@@ -220,7 +329,7 @@ class Followers:
                 attempt += 1
                 delay = min(0.1 * 2 ** attempt, 5.0)
                 self.say(f"{name}: log stream ended while the container runs; re-attaching "
-                         f"at byte {cur.pos(copy)} in {delay:.1f}s")
+                         f"at byte {cur.read_pos(copy)} in {delay:.1f}s")
                 await anyio.sleep(delay)
 
     async def _follow_output(self) -> None:
@@ -230,7 +339,7 @@ class Followers:
         copy, cur = self.copies[CONTAINER], self.cursors[CONTAINER]
         async with open_copy(copy):
             while True:
-                source = self.output(cur.pos(copy))
+                source = self.output(cur.read_pos(copy))
                 try:
                     async for data in source:
                         copy.feed(data)
@@ -247,34 +356,33 @@ class Followers:
 
     async def collect(self) -> None:
         """After the container stopped: append what the followers could not read, streamed
-        out of the stopped container, only from the files that still hold unread bytes."""
+        out of the stopped container: the same check and generation search as a live
+        follower's (:meth:`catch_up`), then the rest of the current file. A copy whose disk
+        was full is taken up again from the last byte it wrote."""
         for name in self.services:
             copy, cur = self.copies[name], self.cursors[name]
-            path = self.path(name)
-            pos = cur.pos(copy)
-            size = await self.source.file_size(path)
-            parts: list[tuple[str, int]] = []
-            if cur.pending in ("replaced", "truncated") or (size is not None and size < pos):
-                # A rotation the follower had no time to resolve: the rest of .1, then the
-                # new file from its start.
-                if cur.pending != "truncated":
-                    old_size = await self.source.file_size(f"{path}.1")
-                    if old_size is not None and old_size > pos:
-                        parts.append((f"{path}.1", pos))
-                parts.append((path, 0))
-            elif size is not None and size > pos:
-                parts.append((path, pos))
-            got = 0
-            for part, offset in parts:
-                got += await append_stream(copy, self.source.stream(part, offset))
+            if copy.failed is not None:
+                self.cursors[name] = cur = self._retry(name)
+            before = copy.received
+            await self.catch_up(name, cur.pending, final=True)
+            got = copy.received - before
             if got:
                 self.say.log_only(f"{name}: collected {got} final bytes after the stop")
+
+    def _retry(self, name: str) -> Cursor:
+        """A copy that could not write: from its last written byte again, once more."""
+        copy, cur = self.copies[name], self.cursors[name]
+        pos = cur.position(copy)
+        copy.failed = None
+        copy.taken, copy.recent = copy.written, copy.written_tail
+        again, _ = Cursor.resume(pos, copy)
+        return again
 
     async def collect_output(self) -> None:
         """The container output a dead follower missed (its stored output is complete once
         the container stopped)."""
         copy = self.copies[CONTAINER]
-        await append_stream(copy, self.output(self.cursors[CONTAINER].pos(copy)))
+        await append_stream(copy, self.output(self.cursors[CONTAINER].read_pos(copy)))
 
 
 async def append_stream(copy: StreamCopy, source: AsyncIterator[bytes]) -> int:
@@ -284,16 +392,7 @@ async def append_stream(copy: StreamCopy, source: AsyncIterator[bytes]) -> int:
         try:
             async for chunk in source:
                 got += len(chunk)
-                if copy.failed is None:
-                    try:
-                        await sink.write(chunk)
-                    except OSError as exc:
-                        copy.failed = f"cannot write {copy.path}: {exc.strerror or exc}"
-                        if copy.on_fault is not None:
-                            copy.on_fault(copy.failed)
-                copy.written += len(chunk)
-                if copy.on_lines is not None:
-                    copy.on_lines(copy.name, chunk)
+                await copy.append(sink, chunk)
         finally:
             await source.aclose()  # type: ignore[attr-defined]
     return got

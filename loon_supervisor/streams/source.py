@@ -5,7 +5,7 @@ followers (:mod:`loon_supervisor.streams.follow`) only speak this protocol."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Literal, Protocol
 
@@ -37,11 +37,15 @@ class LogSource(Protocol):
         read their files to the end, instead of waiting for more."""
         ...
 
-    async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
-        """(inode, size) of each of ``paths`` that exists now."""
+    async def stat(self, paths: list[str]) -> Mapping[str, tuple[int | None, int]]:
+        """(inode, size) of each of ``paths`` that exists now, also after the container
+        stopped (inode None where the source cannot tell it then)."""
         ...
 
-    async def read_at(self, path: str, offset: int, count: int) -> bytes: ...
+    async def read_at(self, path: str, offset: int, count: int) -> bytes:
+        """``count`` bytes of ``path`` from ``offset`` (fewer at its end), also after the
+        container stopped (fingerprint checks)."""
+        ...
 
     def open_follow(self, path: str, offset: int, mark: str, on_notice: Callable[[str], None],
                     follow: bool = True, inode: int | None = None

@@ -10,7 +10,9 @@ of stream. Newline search only scans bytes not scanned before, so buffering stay
 
 A failing file (ENOSPC, EIO, ...) is reported once, in one sentence naming it, and its bytes
 are dropped from then on; the stream keeps being read, so the other files and the teardown
-carry on.
+carry on. ``written`` counts only bytes that reached the file (part of a failed write
+included, exactly), never a dropped one: a position saved from it (streams/cursor.py) is
+where a later reader (the final collection, a new logger) takes up the dropped bytes again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import anyio
 
-from loon_supervisor.sinks.files import DIRECT_LIMIT, FileSink
+from loon_supervisor.sinks.files import DIRECT_LIMIT, FileSink, WriteFailed
+from loon_supervisor.streams.cursor import FINGERPRINT
 
 PARTIAL_DELAY = 0.25
 PARTIAL_MAX = 64 * 1024
@@ -35,7 +38,8 @@ OnFault = Callable[[str], None]
 
 
 class StreamCopy:
-    """Copies one byte stream into one file; ``written`` counts bytes in the file."""
+    """Copies one byte stream into one file; ``written`` counts bytes in the file,
+    ``received`` bytes taken from the stream."""
 
     def __init__(self, name: str, path: Path, on_lines: Callable[[str, bytes], None] | None,
                  on_fault: OnFault | None = None) -> None:
@@ -44,8 +48,10 @@ class StreamCopy:
         self.on_lines = on_lines
         self.on_fault = on_fault
         self.written = path.stat().st_size if path.exists() else 0
+        self.taken = self.written
         self.failed: str | None = None
-        self.recent = _file_tail(path, 64)  # the last bytes taken: a seam fingerprint
+        self.recent = _file_tail(path, FINGERPRINT)  # the last bytes taken
+        self.written_tail = self.recent  # the host file's last bytes
         self._buf = bytearray()
         self._scanned = 0  # bytes of _buf known to hold no newline
         self._partial_since: float | None = None
@@ -62,12 +68,13 @@ class StreamCopy:
     @property
     def received(self) -> int:
         """Bytes taken from the stream so far: where a re-attached stream must resume."""
-        return self.written + len(self._buf)
+        return self.taken
 
     def feed(self, data: bytes) -> None:
         if not data:
             return
-        self.recent = (self.recent + data[-64:])[-64:]
+        self.taken += len(data)
+        self.recent = (self.recent + data[-FINGERPRINT:])[-FINGERPRINT:]
         sink = self._sink
         if (sink is not None and not self._buf and not self._writing and self.failed is None
                 and len(data) <= DIRECT_LIMIT):
@@ -158,20 +165,36 @@ class StreamCopy:
                 return
 
     async def _write(self, sink: FileSink, chunk: bytes) -> None:
-        # Counted first and either way: the stream position moves on (a resume never
-        # repeats them), and a large write cancelled mid-way still completes in its thread.
-        self.written += len(chunk)
         if self.failed is None:
             try:
                 await sink.write(chunk)
             except OSError as exc:
+                self._count(chunk[:exc.done if isinstance(exc, WriteFailed) else 0])
                 self._fail(exc)
+            else:
+                self._count(chunk)
+
+    async def append(self, sink: FileSink, chunk: bytes) -> None:
+        """Write ``chunk`` straight to ``sink`` (the final collection, after the follower
+        and its buffer are gone): counted as taken and, if it reaches the file, written."""
+        self.taken += len(chunk)
+        self.recent = (self.recent + chunk[-FINGERPRINT:])[-FINGERPRINT:]
+        await self._write(sink, chunk)
+        if self.on_lines is not None:
+            self.on_lines(self.name, chunk)
+
+    def _count(self, done: bytes) -> None:
+        if done:
+            self.written += len(done)
+            self.written_tail = (self.written_tail + done[-FINGERPRINT:])[-FINGERPRINT:]
 
     def _fail(self, exc: OSError) -> None:
         self.failed = f"cannot write {self.path}: {exc.strerror or exc}"
         self._room.set()  # the bytes are dropped from now on: the reader must not wait
         if self.on_fault is not None:
-            self.on_fault(f"{self.failed}; its later lines are lost, the other files go on")
+            self.on_fault(f"{self.failed}; its bytes from byte {self.written} on are left "
+                          "where they are (the final collection or a restarted logger reads "
+                          "them again if the disk has room then), the other files go on")
 
     def flush_now(self, sink: FileSink) -> None:
         """Write what is buffered at once (a cancelled copy must not lose received bytes)."""
@@ -181,13 +204,15 @@ class StreamCopy:
             self._write_now(sink, chunk)
 
     def _write_now(self, sink: FileSink, chunk: bytes) -> None:
-        """Count, write on the caller's task (unless the file already failed), show."""
-        self.written += len(chunk)
+        """Write on the caller's task (unless the file already failed), count, show."""
         if self.failed is None:
             try:
                 sink.write_now(chunk)
             except OSError as exc:
+                self._count(chunk[:exc.done if isinstance(exc, WriteFailed) else 0])
                 self._fail(exc)
+            else:
+                self._count(chunk)
         if self.on_lines is not None:
             self.on_lines(self.name, chunk)
 

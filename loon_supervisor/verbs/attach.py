@@ -50,7 +50,8 @@ async def attach(name: str, console: Console) -> int:
                     log_dir=contract.log_dir, status_command=contract.status_command,
                     url=(config.get("Labels") or {}).get(URL_LABEL, ""),
                     stop_timeout=int(config.get("StopTimeout") or 10),
-                    log_source=from_container(info, contract.log_dir).kind)
+                    log_source=from_container(info, contract.log_dir).kind,
+                    log_backups=contract.log_backups)
         state = replace(state, foreground_pid=None)
         proc, ok = await start_logger(state, lock)
         if not ok:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 
 import anyio
 
@@ -61,8 +60,8 @@ async def logger_main(name: str) -> int:
             dep.adopt(cid)
 
             def attached() -> None:
-                statefile.save(replace(state, logger_pid=os.getpid(), attached=True,
-                                       positions=dep.positions()))
+                statefile.update(name, cid, logger_pid=os.getpid(), attached=True,
+                                 positions=dep.positions())
                 say(f"background logger {os.getpid()} attached to every stream")
 
             await dep.follow(saved=state.positions, on_attached=attached, on_positions=save)

@@ -191,7 +191,8 @@ def run_state(prepared: Prepared, contract: ImageContract, cid: str, session: Pa
         name=d.containerName, cid=cid, session=session, image=contract.image,
         services=contract.services, log_dir=contract.log_dir,
         status_command=contract.status_command, url=prepared.config.url,
-        stop_timeout=d.stopTimeout, crash_loop=(d.crashLoopRestarts, d.crashLoopWindow))
+        stop_timeout=d.stopTimeout, crash_loop=(d.crashLoopRestarts, d.crashLoopWindow),
+        log_backups=contract.log_backups)
 
 
 async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, session: Path,
