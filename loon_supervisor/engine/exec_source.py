@@ -50,7 +50,10 @@ class ExecSource:
                 raise
         found: dict[str, tuple[int | None, int]] = {}
         for p in paths:
-            size = await exec_streams.file_size(self._docker, self._cid, p)
+            try:
+                size = await exec_streams.file_size(self._docker, self._cid, p)
+            except ValueError:  # aiodocker reads a HEAD 404's empty body as JSON
+                size = None
             if size is not None:
                 found[p] = (None, size)
         return found

@@ -57,6 +57,16 @@ class Copied(Protocol):
 
 
 @dataclass(frozen=True)
+class Known:
+    """A rotated file by inode, size and last bytes (up to 8; empty: not known): rotated
+    files do not change, and a reused inode seldom comes with the same size and ending."""
+
+    inode: int
+    size: int
+    tail: bytes = b""
+
+
+@dataclass(frozen=True)
 class Position:
     """A cursor as the state file keeps it. ``tail``: the followed file's bytes just before
     ``pos`` (None in state files written before fingerprints existed)."""
@@ -65,14 +75,17 @@ class Position:
     pos: int
     host: int
     tail: bytes | None = None
+    older: tuple[Known, ...] = ()  # the rotated files known to be older than it
 
     def __post_init__(self) -> None:
         if self.pos < 0 or self.host < 0:
             raise ValueError(f"impossible stream position {self.pos} (host {self.host})")
 
-    def to_json(self) -> dict[str, int | str | None]:
+    def to_json(self) -> dict[str, object]:
         return {"inode": self.inode, "pos": self.pos, "host": self.host,
-                "tail": None if self.tail is None else base64.b64encode(self.tail).decode()}
+                "tail": None if self.tail is None else base64.b64encode(self.tail).decode(),
+                "older": [[k.inode, k.size, base64.b64encode(k.tail).decode()]
+                          for k in self.older]}
 
     @classmethod
     def from_json(cls, data: object) -> Position | None:
@@ -84,8 +97,11 @@ class Position:
             inode = data.get("inode")
             raw = data.get("tail")
             tail = None if raw is None else base64.b64decode(str(raw), validate=True)
+            older = tuple(Known(int(i), int(n), base64.b64decode(str(t), validate=True))
+                          for i, n, t in data.get("older") or ())
             return cls(int(inode) if inode is not None else None, int(data["pos"]),
-                       int(data["host"]), tail[-FINGERPRINT:] if tail is not None else None)
+                       int(data["host"]), tail[-FINGERPRINT:] if tail is not None else None,
+                       older)
         except (ValueError, TypeError, binascii.Error):
             return None
 
@@ -99,6 +115,7 @@ class Segment:
     pos: int
     start: int
     head: bytes = b""
+    older: frozenset[Known] = frozenset()  # rotated files known to be older than this one
 
 
 @dataclass
@@ -111,6 +128,7 @@ class Cursor:
     verify: bool = False
     pending: str | None = None  # a rotation notice not resolved yet (for the final collection)
     gap_reported: bool = False
+    finished: set[Known] = field(default_factory=set)  # files read to their end (this logger)
 
     @property
     def inode(self) -> int | None:
@@ -131,11 +149,19 @@ class Cursor:
         n = min(FINGERPRINT, copy.received - seg.start)
         return (seg.head + (copy.recent[-n:] if n > 0 else b""))[-FINGERPRINT:]
 
-    def switch(self, inode: int | None, copy: Copied, pos: int = 0, head: bytes = b"") -> None:
-        """The next bytes taken are file ``inode``'s from ``pos`` on."""
+    def switch(self, inode: int | None, copy: Copied, pos: int = 0, head: bytes = b"",
+               older: frozenset[Known] = frozenset()) -> None:
+        """The next bytes taken are file ``inode``'s from ``pos`` on; ``older``: rotated
+        files known to be older than it."""
         if pos < 0:
             raise ValueError(f"impossible stream position {pos}")
-        self.segments.append(Segment(inode, pos, copy.received, head[-FINGERPRINT:]))
+        last = self.segments[-1]
+        if last.inode is not None and last.inode != inode:
+            took = copy.received - last.start
+            self.finished.add(Known(last.inode, self.read_pos(copy),
+                                    copy.recent[-min(8, took):] if took > 0 else b""))
+        self.segments.append(Segment(inode, pos, copy.received, head[-FINGERPRINT:],
+                                     older | self.finished))
         self.pending, self.verify = None, False
         self._trim(copy)
 
@@ -157,7 +183,7 @@ class Cursor:
         done = w - seg.start
         n = min(FINGERPRINT, max(done, 0))
         tail = (seg.head + (copy.written_tail[-n:] if n > 0 else b""))[-FINGERPRINT:]
-        return Position(seg.inode, seg.pos + max(done, 0), w, tail)
+        return Position(seg.inode, seg.pos + max(done, 0), w, tail, tuple(seg.older))
 
     @classmethod
     def fresh(cls, copy: Copied) -> Cursor:
@@ -184,4 +210,5 @@ class Cursor:
                     f"saved (a power loss?); up to {-target} bytes before it are not read again")
             target, fp = 0, b""
         fp = fp[-min(FINGERPRINT, target):] if target else b""
-        return cls([Segment(saved.inode, target, copy.received, fp)], verify=True), note
+        return cls([Segment(saved.inode, target, copy.received, fp, frozenset(saved.older))],
+                   verify=True), note

@@ -30,7 +30,7 @@ from loon_supervisor.errors import EngineError
 from loon_supervisor.sinks.files import FileSink
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.terminal import Printer
-from loon_supervisor.streams.cursor import FINGERPRINT, Cursor, Position
+from loon_supervisor.streams.cursor import FINGERPRINT, Cursor, Known, Position
 from loon_supervisor.streams.source import LogSource
 from loon_supervisor.streams.stream_copy import StreamCopy, open_copy
 
@@ -143,13 +143,15 @@ class Followers:
         return await self.source.read_at(path, offset - k, k) == fp[-k:]
 
     async def _find(self, gens: list[Gen], inode: int | None, target: int, fp: bytes,
-                    skip_current: bool) -> tuple[int, int] | None:
+                    skip_current: bool, known: frozenset[Known] = frozenset()
+                    ) -> tuple[int, int] | None:
         """Where the stream continues: (index in ``gens``, offset). A ``target`` past the
         end of its file carries into the next generation. The followed inode first (oldest
         first), then, by content alone, the generations whose inode is not known or not the
         followed one (a copytruncate copy; newest first)."""
         current = len(gens) - 1 if gens and not gens[-1].path[-1].isdigit() else -1
-        by_inode = [i for i, g in enumerate(gens) if inode is not None and g.inode == inode]
+        by_inode = [i for i, g in enumerate(gens) if inode is not None and g.inode == inode
+                    and not await self._reused(g, known)]
         by_content = [i for i in reversed(range(len(gens))) if i not in by_inode]
         tried: set[tuple[int, int]] = set()
         for i in [*by_inode, *by_content]:
@@ -166,6 +168,14 @@ class Followers:
                 continue  # nothing to recognise the file by
             if await self._matches(gens[j].path, u, fp):
                 return j, u
+        # A saved position whose file is gone (or reused) while the host file went on past
+        # it: the stream may have stopped at the end of some generation.
+        for j in reversed(range(len(gens))):
+            u = gens[j].size
+            if (skip_current and j == current) or (j, u) in tried or min(len(fp), u) == 0:
+                continue
+            if await self._matches(gens[j].path, u, fp):
+                return j, u
         return None
 
     async def catch_up(self, name: str, event: str | None, final: bool = False) -> int | None:
@@ -179,26 +189,38 @@ class Followers:
         gens = await self._generations(name)
         now = gens[-1] if gens and gens[-1].path == base else None
         t, fp = cur.read_pos(copy), cur.fingerprint(copy)
-        if cur.inode is None:
+        if cur.inode is None and not (cur.verify and t > 0):
             if now is None:
                 return None
             rotated = [g for g in gens if g is not now]
             if t == 0 and copy.received == 0 and rotated and not cur.gap_reported:
                 # A new session meets files that were already rotated: the older ones first.
                 await self._read_whole(name, rotated, final)
-                cur.switch(now.inode, copy)
+                cur.switch(now.inode, copy, older=_inodes(rotated))
             else:
                 cur.set_inode(now.inode)
+                cur.segments[-1].older = _inodes(rotated)
             cur.gap_reported = False
             self._switched()
             return await self._follow_from(name, now, cur.read_pos(copy), final)
         truncated = event == "truncated"
-        found = await self._find(gens, cur.inode, t, fp, skip_current=truncated)
+        found = await self._find(gens, cur.inode, t, fp, truncated,
+                                 cur.segments[-1].older | cur.finished)
         if found is not None:
             j, u = found
             g = gens[j]
+            rotated = [x for x in gens[:-1] if x.inode != cur.inode and x.size
+                       and not await self._known(x, cur.segments[-1].older | cur.finished)]
+            if g is now and u == 0 and g.inode == cur.inode and t == 0 and rotated:
+                # Nothing of this file was taken yet, and rotated files not known to be
+                # older than it exist: copies of it (copytruncate) made since.
+                self.say.log_only(f"{name}: {base} was copied and truncated before any of "
+                                  f"it was read; reading {', '.join(x.path for x in rotated)} "
+                                  "first")
+                return await self._read_newer(name, rotated, now, final)
             if g.inode != cur.inode or u != t or cur.verify:
-                cur.switch(g.inode, copy, u, fp[-min(FINGERPRINT, u):] if u else b"")
+                cur.switch(g.inode, copy, u, fp[-min(FINGERPRINT, u):] if u else b"",
+                           cur.segments[-1].older | _inodes(gens[:j]))
                 self._switched()
             if g is now:
                 return await self._follow_from(name, g, u, final)
@@ -209,7 +231,9 @@ class Followers:
             await self._read(name, g, u, final)
             return await self._read_newer(name, [x for x in newer if x is not now], now, final)
         at = next((g for g in gens if g.inode == cur.inode), None)
-        if at is not None and at is now:
+        known = cur.segments[-1].older | cur.finished  # rotated files older than ours
+        newer = [g for g in gens if g is not now and not await self._known(g, known)]
+        if at is not None and at is now and not newer:
             self.say(f"{name}: {base} was truncated or rewritten in place; following it from "
                      f"its start; bytes it had after byte {t} that were not read yet, if any, "
                      f"are gone (after host byte {copy.written} of {copy.path.name})",
@@ -217,7 +241,9 @@ class Followers:
             cur.switch(now.inode, copy)
             self._switched()
             return await self._follow_from(name, now, 0, final)
-        rotated = [g for g in gens if g is not now]
+        # Every rotated file is newer than the one followed (rotation deletes the oldest
+        # first), except those known to be older (read before it).
+        rotated = newer
         if not cur.gap_reported:
             nxt = rotated[0].path if rotated else base
             self.say(f"{name}: the file followed (inode {cur.inode}, read to byte {t}) is gone "
@@ -228,18 +254,34 @@ class Followers:
         cur.gap_reported = now is None
         return await self._read_newer(name, rotated, now, final)
 
+    async def _reused(self, g: Gen, known: frozenset[Known]) -> bool:
+        """A file with the inode of one read to its end before, but another size or ending:
+        the inode was handed to a new file."""
+        for k in known:
+            if k.inode == g.inode and (k.size != g.size or (
+                    k.tail and not await self._matches(g.path, g.size, k.tail))):
+                return True
+        return False
+
+    async def _known(self, g: Gen, known: frozenset[Known] | set[Known]) -> bool:
+        for k in known:
+            if k.inode == g.inode and k.size == g.size and (
+                    not k.tail or await self._matches(g.path, g.size, k.tail)):
+                return True
+        return False
+
     async def _read_newer(self, name: str, rotated: list[Gen], now: Gen | None,
                           final: bool) -> int | None:
         copy, cur = self.copies[name], self.cursors[name]
         await self._read_whole(name, rotated, final)
-        cur.switch(now.inode if now is not None else None, copy)
+        cur.switch(now.inode if now is not None else None, copy, older=_inodes(rotated))
         self._switched()
         return None if now is None else await self._follow_from(name, now, 0, final)
 
     async def _read_whole(self, name: str, gens: list[Gen], final: bool) -> None:
         copy, cur = self.copies[name], self.cursors[name]
-        for g in gens:
-            cur.switch(g.inode, copy)
+        for i, g in enumerate(gens):
+            cur.switch(g.inode, copy, older=_inodes(gens[:i]))
             self._switched()
             await self._read(name, g, 0, final)
 
@@ -376,6 +418,7 @@ class Followers:
         copy.failed = None
         copy.taken, copy.recent = copy.written, copy.written_tail
         again, _ = Cursor.resume(pos, copy)
+        again.finished = cur.finished  # what this logger read to the end stays known
         return again
 
     async def collect_output(self) -> None:
@@ -396,6 +439,10 @@ async def append_stream(copy: StreamCopy, source: AsyncIterator[bytes]) -> int:
         finally:
             await source.aclose()  # type: ignore[attr-defined]
     return got
+
+
+def _inodes(gens: list[Gen]) -> frozenset[Known]:
+    return frozenset(Known(g.inode, g.size) for g in gens if g.inode is not None)
 
 
 def last_lines(path: Path, n: int = 20) -> list[str]:
