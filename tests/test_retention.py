@@ -12,6 +12,7 @@ import pytest
 from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.retention import Limits
 from loon_supervisor.sinks.session import EventLog, point_latest
+from loon_supervisor.streams.cursor import Known, Position
 
 MiB = 1 << 20
 
@@ -142,8 +143,10 @@ def test_sessions_sort_by_stamp_then_same_second_number(tmp_path: Path) -> None:
     assert retention.sessions(logs) == [a, b, c, d]
 
 
-def test_staging_keeps_the_current_file_and_the_one_the_follower_may_read(tmp_path: Path
-                                                                          ) -> None:
+def test_staging_drops_only_rotated_files_the_session_holds(tmp_path: Path) -> None:
+    """A rotated file goes once the saved position names it (inode and size) among the
+    files older than its own, from .log.2 on; a generation a follower has not read stays
+    (issue 23: a follower behind by generations reads them)."""
     host = tmp_path / "service-logs" / "loon"
     host.mkdir(parents=True)
     names = ("nginx.log", "nginx.log.1", "nginx.log.2", "nginx.log.3", "mysql.log",
@@ -151,16 +154,28 @@ def test_staging_keeps_the_current_file_and_the_one_the_follower_may_read(tmp_pa
     for name in names:
         (host / name).write_bytes(b"x\n")
 
-    removed = retention.prune_staging(host)
+    def known(*files: str) -> tuple[Known, ...]:
+        return tuple(Known((host / f).stat().st_ino, (host / f).stat().st_size)
+                     for f in files)
 
-    assert sorted(p.name for p in removed) == ["mysql.log.12", "nginx.log.2", "nginx.log.3"]
-    assert sorted(p.name for p in host.iterdir()) == ["mysql.log", "mysql.log.1", "nginx.log",
-                                                      "nginx.log.1", "odd.log.x", "plain.txt"]
+    nginx = host / "nginx.log"
+    positions = {
+        "nginx": Position(nginx.stat().st_ino, 2, 2, b"x\n",
+                          known("nginx.log.1", "nginx.log.2", "nginx.log.3")),
+        "mysql": Position((host / "mysql.log.1").stat().st_ino, 1, 1, b"x", ()),
+    }
+    assert retention.prune_staging(host) == []  # no positions: nothing is known read
+    removed = retention.prune_staging(host, positions)
+
+    assert sorted(p.name for p in removed) == ["nginx.log.2", "nginx.log.3"]
+    assert sorted(p.name for p in host.iterdir()) == [
+        "mysql.log", "mysql.log.1", "mysql.log.12", "nginx.log", "nginx.log.1", "odd.log.x",
+        "plain.txt"]
     pruner = retention.StagingPruner(host)
-    (host / "nginx.log.2").write_bytes(b"x\n")
-    pruner()
-    assert not (host / "nginx.log.2").exists()
-    retention.StagingPruner(None)()  # exec source: nothing to prune
+    (host / "nginx.log.2").write_bytes(b"new\n")  # another file: not the one read
+    pruner(positions)
+    assert (host / "nginx.log.2").exists()
+    retention.StagingPruner(None)(positions)  # exec source: nothing to prune
 
 
 @pytest.mark.parametrize(("settings", "expected"), [

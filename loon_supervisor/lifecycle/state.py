@@ -108,7 +108,7 @@ def _writing(name: str) -> Iterator[None]:
     ``down_requested`` while the logger saves its positions every second): every
     read-modify-write holds ``flock`` on ``state.<name>.write-lock`` for its few
     milliseconds. Separate from the deployment's lock, which a follower holds for hours."""
-    path = build_files_dir() / f"state.{name}.write-lock"
+    path = build_file(f"state.{name}.write-lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:

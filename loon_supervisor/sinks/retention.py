@@ -10,10 +10,12 @@ every session a deployment's state file names (a live logger writes it, or ``loo
 still collects into it from the saved positions).
 
 The staging copy ``.build-files/service-logs/<deployment>/`` is the container's log dir
-bind-mounted (``logSource`` hostdir), only a staging area: the follower reads the rest of
-``S.log.1`` after a rotation and never ``S.log.2`` or later, so those go within seconds
-and each service keeps at most its current file and one rotated one there (2 x 50 MB with
-the Loon images' rotation, instead of 4 x 50 MB).
+bind-mounted (``logSource`` hostdir), only a staging area: a rotated ``S.log.N`` (N >= 2)
+goes as soon as the saved position says every byte of it is in the session (the position
+names it, by inode and size, among the files older than the one it is in); a follower
+that fell behind, or a dead logger, still finds the generations it has not read
+(streams/follow.py). A follower that keeps up leaves each service its current file and one
+rotated one there (2 x 50 MB with the Loon images' rotation, instead of 4 x 50 MB).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loon_supervisor.sinks.session_pick import has_service_files
+from loon_supervisor.streams.cursor import Position
 
 WARN_FRACTION = 0.8  # status and doctor warn from here on
 _SESSION = re.compile(r"^logs_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)(?:_(\d+))?$")
@@ -235,10 +238,11 @@ def _remove(session: Path, out: Outcome) -> bool:
     return True
 
 
-def prune_staging(host_dir: Path) -> list[Path]:
-    """Remove the rotated files of one deployment's staging dir that no follower reads:
-    ``S.log.N`` for N >= 2 (after a rotation the follower reads only the rest of
-    ``S.log.1``; supervisord rotates whether or not the older backups exist)."""
+def prune_staging(host_dir: Path, positions: Mapping[str, Position] | None = None
+                  ) -> list[Path]:
+    """Remove the rotated files ``S.log.N`` (N >= 2) of one deployment's staging dir whose
+    bytes are all in the session: ``positions[S]`` names the file (inode and size) among
+    those older than the one it stands in. Without positions nothing is removed."""
     removed: list[Path] = []
     try:
         entries = list(host_dir.iterdir())
@@ -247,6 +251,14 @@ def prune_staging(host_dir: Path) -> list[Path]:
     for p in entries:
         m = _ROTATED.match(p.name)
         if not m or int(m.group("n")) < 2 or not p.is_file():
+            continue
+        pos = (positions or {}).get(m.group("svc"))
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if pos is None or not any(k.inode == st.st_ino and k.size == st.st_size
+                                  for k in pos.older):
             continue
         try:
             p.unlink()
@@ -263,9 +275,9 @@ class StagingPruner:
     def __init__(self, host_dir: Path | None) -> None:
         self.host_dir = host_dir
 
-    def __call__(self) -> None:
+    def __call__(self, positions: Mapping[str, Position]) -> None:
         if self.host_dir is not None:
-            prune_staging(self.host_dir)
+            prune_staging(self.host_dir, positions)
 
 
 def limits_for(config_file: Path | None = None) -> Limits:

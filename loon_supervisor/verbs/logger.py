@@ -47,7 +47,7 @@ async def logger_main(name: str) -> int:
 
     def save(positions: dict[str, Position]) -> None:
         statefile.update(name, cid, positions=positions)
-        prune()
+        prune(positions)
 
     try:
         async with open_engine() as engine, anyio.create_task_group() as tg:

@@ -307,7 +307,7 @@ async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOption
 
     def save(positions: dict[str, Position]) -> None:
         statefile.update(name, cid, positions=positions)
-        prune()
+        prune(positions)
 
     def announce() -> None:
         control.say(f"Loon is up: {prepared.config.url}")
