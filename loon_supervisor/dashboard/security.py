@@ -23,7 +23,7 @@ PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer makes form posts say Origin: null
     "Cache-Control": "no-store",
 }
 SESSIONS_KEY: web.AppKey[SessionStore] = web.AppKey("dash_sessions", SessionStore)
