@@ -19,6 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -40,6 +41,7 @@ from loon_supervisor.deploy.runner import (
     NotActive,
 )
 from loon_supervisor.deploy.settings import ServerSettings
+from loon_supervisor.versions.reference import NotAllowed, requested_version
 
 log = logging.getLogger("loon_supervisor.deploy")
 
@@ -205,6 +207,11 @@ async def post_deploy(request: web.Request) -> web.Response:
     refused = _check_rules(request, body)
     if refused is not None:
         return refused
+    try:
+        image = _named_version(body, settings.config_file)
+    except NotAllowed as exc:
+        log.warning("POST /deploy from %s refused: %s (400)", who(request), exc)
+        return _error(400, str(exc))
     delivery = request.headers.get("X-GitHub-Delivery")
     if settings.webhook_secret is not None:
         if delivery is None or not DELIVERY_RE.match(delivery):
@@ -221,7 +228,7 @@ async def post_deploy(request: web.Request) -> web.Response:
             return checked
         commit = checked
     try:
-        record = runner.submit()
+        record = runner.submit(image=image)
     except OSError as exc:  # e.g. a full disk: the deploy's directory cannot be made
         log.warning("POST /deploy from %s refused: cannot create the deploy's directory "
                     "(%s) (503)", who(request), exc.strerror or exc)
@@ -238,10 +245,20 @@ async def post_deploy(request: web.Request) -> web.Response:
         request.app[DELIVERIES_KEY].remember(delivery)
     if commit is not None:
         request.app[COMMITS_KEY].remember(commit, record.id)
-    log.info("deploy %s accepted from %s%s", record.id, who(request),
-             f" (commit {commit})" if commit else "")
+    log.info("deploy %s accepted from %s%s%s", record.id, who(request),
+             f" (commit {commit})" if commit else "", f" (version {image})" if image else "")
     url = f"/deploy/{record.id}"
     return _json(202, {**record.to_json(), "statusUrl": url}, {"Location": url})
+
+
+def _named_version(body: bytes, config_file: Path) -> str | None:
+    """The version a JSON body names in ``image``, checked against the configured
+    repository (docs/upgrades.md); None for any other body (a push event, no body)."""
+    try:
+        payload = parse_object(body)
+    except BadPayload:
+        return None
+    return requested_version(payload, config_file)
 
 
 async def _check_commit(request: web.Request, body: bytes) -> str | web.Response:

@@ -41,6 +41,7 @@ from anyio.abc import TaskGroup
 from loon_supervisor.deploy.children import run_grouped
 from loon_supervisor.deploy.session_prune import prune_sessions
 from loon_supervisor.sinks.session import event_lines
+from loon_supervisor.versions.reference import CHILD_ENV
 
 log = logging.getLogger("loon_supervisor.deploy")
 
@@ -87,6 +88,7 @@ class DeployRecord:
     finished_at: str | None = None
     phase: str | None = None
     health: str | None = None  # the health gate's decision, naming the check that decided
+    image: str | None = None  # the version the request named (versions/reference.py)
 
     @property
     def active(self) -> bool:
@@ -102,6 +104,7 @@ class DeployRecord:
             "finishedAt": self.finished_at,
             "phase": self.phase,
             "health": self.health,
+            "image": self.image,
             "logDir": str(self.log_dir),
         }
 
@@ -158,6 +161,7 @@ class DeployContext:
     cleanup_timeout: float = 120.0
     on_phase: Callable[[str], None] = lambda phase: None
     on_health: Callable[[str], None] = lambda sentence: None
+    image: str | None = None  # deploy this version (a registry reference) instead of building
     phase: str | None = None
     rolled_back: str | None = None  # why, when the new version was rolled back
 
@@ -308,14 +312,15 @@ class DeployRunner:
     def get(self, deploy_id: str) -> DeployRecord | None:
         return self._records.get(deploy_id)
 
-    def submit(self) -> DeployRecord:
-        """Queue a deploy now, or raise DeployBusy; no await between check and claim."""
+    def submit(self, image: str | None = None) -> DeployRecord:
+        """Queue a deploy now, or raise DeployBusy; no await between check and claim.
+        ``image``: a version the request named, already checked (it replaces the build)."""
         if self._tg is None:
             raise RuntimeError("DeployRunner is not running (use 'async with')")
         if self.current is not None:
             raise DeployBusy(self.current)
         deploy_id = new_deploy_id()
-        record = DeployRecord(id=deploy_id, log_dir=self.logs_root / deploy_id)
+        record = DeployRecord(id=deploy_id, log_dir=self.logs_root / deploy_id, image=image)
         record.log_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
         self._current = record
         self._records[deploy_id] = record
@@ -341,7 +346,8 @@ class DeployRunner:
                                 kill_grace=self.kill_grace,
                                 cleanup_timeout=min(self.deploy_timeout, 120.0),
                                 on_phase=lambda phase: self._phase(record, phase),
-                                on_health=lambda text: self._health(record, text))
+                                on_health=lambda text: self._health(record, text),
+                                image=record.image)
             with scope:
                 with anyio.fail_after(self.deploy_timeout):
                     await self.step(ctx)
@@ -466,12 +472,13 @@ async def _kill_group(proc: Any, grace: float) -> None:
             return
 
 
-async def run_loon(ctx: DeployContext, *args: str) -> int:
+async def run_loon(ctx: DeployContext, *args: str, env: dict[str, str] | None = None) -> int:
     """``loon <args>`` as a child process in its own process group (so a cancel or timeout
-    can stop it and everything it started), its output streamed to deploy.log."""
+    can stop it and everything it started), its output streamed to deploy.log; ``env``
+    adds to the server's environment."""
     cmd = [sys.executable, "-m", "loon_supervisor", *args]
-    ctx.log("$ loon " + " ".join(args))
-    env = dict(os.environ, NO_COLOR="1", TERM="dumb")
+    ctx.log("$ " + " ".join([*(f"{k}={v}" for k, v in (env or {}).items()), "loon", *args]))
+    env = dict(os.environ, NO_COLOR="1", TERM="dumb", **(env or {}))
     try:
         proc = await anyio.open_process(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True,
@@ -502,11 +509,14 @@ async def supervisor_deploy_step(ctx: DeployContext) -> None:
     config = str(ctx.config_file)
     try:
         ctx.set_phase("building")
-        if ctx.git_branch:
+        if ctx.image:
+            ctx.log(f"deploying the named version {ctx.image} (pulled; no git pull, no build)")
+        elif ctx.git_branch:
             ctx.log(f"updating the working copy from branch {ctx.git_branch}")
             await update_working_copy(ctx)
         ctx.log("starting the deployment (detached): build first, then swap")
-        rc = await run_loon(ctx, "up", "-d", "--replace", "-c", config)
+        rc = await run_loon(ctx, "up", "-d", "--replace", "-c", config,
+                            env={CHILD_ENV: ctx.image} if ctx.image else None)
     except anyio.get_cancelled_exc_class():
         if ctx.phase in SERVING_PHASES:
             ctx.log("stopped before the swap: nothing was stopped, the running version "
