@@ -486,3 +486,69 @@ def test_build_py_ctrl_c_without_traceback(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=30)
     assert "Traceback" not in err, err
     assert proc.returncode == 130
+
+
+# --- 11. loon logs costs what it shows ---------------------------------------------------
+
+def _big_session(project: Path, tail: bytes, hole: int) -> Path:
+    """A session file of ``hole`` bytes of history (a sparse run of lines' worth of NULs
+    after a first line) ending in ``tail``: large to read, cheap to make."""
+    session = project / "logs" / "logs_2026-01-01_00-00-00"
+    session.mkdir(parents=True)
+    (session / "out.log").write_text("2026-01-01 00:00:00 started\n")
+    with open(session / "mysql.log", "wb") as fh:
+        fh.write(b"first line\n")
+        fh.seek(hole)
+        fh.write(tail)
+    return session
+
+
+def test_logs_tail_reads_from_the_end(tmp_path: Path, project: Path) -> None:
+    """-n 3 on a 1.5 GB file under a 1 GiB address-space cap: reading it whole (the old
+    way) cannot even allocate it; seeking back from the end needs one block."""
+    _big_session(project, b"a\nb\nc\nd\n", 1536 * 1024 * 1024)
+    done = loon("logs", "mysql", "-n", "3", "--no-log-prefix", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "b\nc\nd\n"
+
+
+def test_logs_all_streams_in_blocks(tmp_path: Path, project: Path) -> None:
+    """-n all of a 1.5 GB file (one long run of NULs, then lines) under the same cap."""
+    _big_session(project, b"\nlast\n", 1536 * 1024 * 1024)
+    done = subprocess.run(
+        f"{sys.executable} -m loon_supervisor logs mysql -n all --no-log-prefix | tail -c 6",
+        shell=True, cwd=tmp_path, capture_output=True, timeout=300, preexec_fn=_cap_memory,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("LOON_")},
+             "LOON_PROJECT_ROOT": str(project)})
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    assert done.stdout == b"\nlast\n"
+
+
+def test_logs_history_matches_splitting_the_whole_file(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block-wise tail and copy give exactly the lines the whole-file split gave, for every
+    n, with blocks far smaller than the lines (so every boundary case is crossed)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loon_supervisor.verbs import logs
+
+    monkeypatch.setattr(logs, "BLOCK", 5)
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(data=st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\n\n", b"xyz"]), max_size=30)
+           .map(b"".join), n=st.one_of(st.none(), st.integers(0, 12)), follow=st.booleans())
+    def check(data: bytes, n: int | None, follow: bool) -> None:
+        path = tmp_path / "f.log"
+        path.write_bytes(data)
+        got: list[bytes] = []
+        offset, held = logs._show_history(path, follow, n, got.append)
+        cut = data.rfind(b"\n") + 1 if follow else len(data)
+        lines = data[:cut].split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        want = lines if n is None else lines[max(0, len(lines) - n):] if n else []
+        assert b"".join(got).splitlines() == want
+        assert offset == len(data) and held == data[cut:]
+
+    check()

@@ -41,6 +41,40 @@ def is_gone(exc: OSError) -> bool:
                                                              errno.ENXIO)
 
 
+_OTHER_BREAKS = (b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\xc2\x85",
+                 b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+"""Line boundaries of str.splitlines besides \\n, as UTF-8 (searched in C, not by regex)."""
+
+
+def _clean(data: bytes) -> bytes:
+    """Valid UTF-8 (bad bytes replaced); ASCII, the usual case, is checked without decoding."""
+    return data if data.isascii() else data.decode("utf-8", errors="replace").encode("utf-8")
+
+
+def prefixed_bytes(prefix: bytes, data: bytes) -> bytes:
+    """``data``'s lines, each after ``prefix`` and ending in a newline, as UTF-8.
+
+    Whole-buffer operations where the text breaks lines only at \\n (``loon logs -n all``
+    on hundreds of MB); line by line only where other breaks occur.
+    """
+    data = _clean(data)
+    if not data:
+        return b""
+    if any(b in data for b in _OTHER_BREAKS):
+        return "".join(f"{prefix.decode()}{line}\n" for line in
+                       data.decode("utf-8").splitlines()).encode("utf-8")
+    body = data[:-1] if data.endswith(b"\n") else data
+    if prefix:
+        body = prefix + body.replace(b"\n", b"\n" + prefix)
+    return body + b"\n"
+
+
+def prefixed(prefix: str, data: bytes) -> tuple[str, int]:
+    """:func:`prefixed_bytes` as text, with the number of lines (the queued path)."""
+    text = prefixed_bytes(prefix.encode("utf-8"), data).decode("utf-8")
+    return text, text.count("\n")
+
+
 class Printer:
     def __init__(self, names: list[str], out: TextIO | None = None,
                  colour: bool | None = None, show_prefix: bool = True,
@@ -71,20 +105,19 @@ class Printer:
         """Print complete lines (bad bytes replaced); files keep the original bytes."""
         if self.broken:
             return
-        p = self.prefix(name)
-        split = data.decode("utf-8", errors="replace").splitlines()
         if not self._pumping:
-            self._write("".join(f"{p}{line}\n" for line in split))
+            self._write_bytes(prefixed_bytes(self.prefix(name).encode("utf-8"), data))
             return
-        if self._queued_lines + len(split) > QUEUE_LINES:
-            self.skipped += len(split)
+        text, count = prefixed(self.prefix(name), data)
+        if self._queued_lines + count > QUEUE_LINES:
+            self.skipped += count
             return
         if self.skipped:
             self._queue.append(f"[terminal too slow: {self.skipped} lines skipped here; "
                                "the log files have them all]\n")
             self.skipped = 0
-        self._queue.append("".join(f"{p}{line}\n" for line in split))
-        self._queued_lines += len(split)
+        self._queue.append(text)
+        self._queued_lines += count
         if self._wake is not None:
             self._wake.set()
 
@@ -103,6 +136,22 @@ class Printer:
     @property
     def pumping(self) -> bool:
         return self._pumping
+
+    def _write_bytes(self, data: bytes) -> None:
+        """Straight to the binary buffer where there is one (no second encode of MBs)."""
+        buffer = getattr(self.out, "buffer", None)
+        if buffer is None:
+            self._write(data.decode("utf-8"))
+            return
+        try:
+            self.out.flush()
+            buffer.write(data)
+            buffer.flush()
+        except OSError as exc:
+            if not is_gone(exc):
+                raise
+            self.broken = True
+            silence(self.out)
 
     def _write(self, text: str) -> None:
         try:

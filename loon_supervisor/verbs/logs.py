@@ -2,12 +2,19 @@
 
 Following polls the host files every 100 ms (hand-written: files on the host are local, a
 size check is a cheap stat, and it avoids an inotify dependency for a read-only helper).
+
+The history costs what it shows: ``-n N`` seeks back from the end block by block until it
+has N lines (a busy deployment's session file reaches hundreds of MB), and the bytes shown
+are copied in blocks of :data:`BLOCK`, never read whole (BENCHMARKS.md, "loon logs").
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -18,15 +25,79 @@ from loon_supervisor.sinks.session_pick import pick_session
 from loon_supervisor.sinks.terminal import Printer
 
 POLL = 0.1
+BLOCK = 1 << 20
+"""Bytes read at a time, backwards (``-n N``) and forwards (the copy)."""
 
 
-def _tail_bytes(data: bytes, n: int | None) -> bytes:
+def last_lines_start(fd: int, end: int, n: int | None) -> int:
+    """The offset where the last ``n`` lines of the file's first ``end`` bytes begin (a
+    final line without its newline counts as one); ``n`` None: all, 0: none."""
     if n is None:
-        return data
-    if n <= 0:
-        return b""
-    lines = data.splitlines(keepends=True)
-    return b"".join(lines[-n:])
+        return 0
+    if n <= 0 or end <= 0:
+        return end
+    # The newline that ends the last line does not start one: search before it.
+    limit = end - 1 if os.pread(fd, 1, end - 1) == b"\n" else end
+    found = 0
+    pos = limit
+    while pos > 0:
+        start = max(0, pos - BLOCK)
+        block = os.pread(fd, pos - start, start)
+        at = len(block)
+        while True:
+            at = block.rfind(b"\n", 0, at)
+            if at < 0:
+                break
+            found += 1
+            if found == n:
+                return start + at + 1
+        pos = start
+    return 0
+
+
+def copy_lines(fd: int, start: int, end: int, emit: Callable[[bytes], None]) -> None:
+    """Pass bytes ``start``..``end`` to ``emit`` in blocks cut after a newline (no line is
+    split between two calls, so a prefix lands only at line starts)."""
+    carry = b""
+    pos = start
+    while pos < end:
+        block = carry + os.pread(fd, min(BLOCK, end - pos), pos)
+        if not block or len(block) == len(carry):
+            break  # the file shrank under us
+        pos += len(block) - len(carry)
+        cut = block.rfind(b"\n") + 1
+        if not cut and len(block) >= BLOCK:
+            cut = len(block)  # a line longer than a block is shown in pieces, never held
+        if cut:
+            emit(block[:cut])
+        carry = block[cut:]
+    if carry:
+        emit(carry)
+
+
+def _after_last_newline(fd: int, size: int) -> int:
+    pos = size
+    while pos > 0:
+        start = max(0, pos - BLOCK)
+        at = os.pread(fd, pos - start, start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        pos = start
+    return 0
+
+
+def _show_history(path: Path, follow: bool, lines: int | None,
+                  emit: Callable[[bytes], None]) -> tuple[int, bytes]:
+    """Print the wanted history of one file; (offset to follow from, held partial line)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        # With -f a partial last line is printed once it is complete.
+        end = _after_last_newline(fd, size) if follow else size
+        copy_lines(fd, last_lines_start(fd, end, lines), end, emit)
+        return size, os.pread(fd, size - end, end) if size > end else b""
+    finally:
+        os.close(fd)
 
 
 async def show_logs(services: list[str], follow: bool, lines: int | None,
@@ -53,14 +124,8 @@ async def show_logs(services: list[str], follow: bool, lines: int | None,
     offsets: dict[str, int] = {}
     partial: dict[str, bytes] = {s: b"" for s in chosen}
     for s in chosen:
-        data = (session / f"{s}.log").read_bytes()
-        offsets[s] = len(data)
-        cut = data.rfind(b"\n") + 1
-        if follow:  # a partial last line is printed once it is complete
-            partial[s], data = data[cut:], data[:cut]
-        shown = _tail_bytes(data, lines)
-        if shown:
-            printer.lines(s, shown)
+        offsets[s], partial[s] = _show_history(session / f"{s}.log", follow, lines,
+                                               functools.partial(printer.lines, s))
     printer.timestamps = timestamps  # only followed lines have a known arrival time
     if not follow:
         return 0

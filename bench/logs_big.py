@@ -1,0 +1,79 @@
+"""``loon logs`` on a big session file against ``tail`` and ``cat`` (issue 29).
+
+Makes a session file of ``--megabytes`` (default 500) of 100-byte lines, then times, each
+the median of ``--runs``: ``tail -n 3`` and ``loon logs mysql -n 3``; ``cat`` and
+``loon logs mysql -n all`` (with the ``mysql | `` prefix, and with ``--no-log-prefix``),
+both into /dev/null; and ``loon logs mysql -n 0`` as the tool's start-up. The goal: each
+``loon logs`` figure within 2x of its tool plus that start-up. Run:
+``.venv/bin/python -m bench.logs_big``; prints a Markdown table for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _time(cmd: str, env: dict[str, str], runs: int) -> float:
+    took = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, shell=True, env=env, check=True, stdout=subprocess.DEVNULL)
+        took.append(time.perf_counter() - t0)
+    return _median(took)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--megabytes", type=int, default=500)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="loon-bench-logs-") as tmp:
+        session = Path(tmp) / "logs" / "logs_2026-01-01_00-00-00"
+        session.mkdir(parents=True)
+        (session / "out.log").write_text("2026-01-01 00:00:00 started\n")
+        line = b"2026-01-01 00:00:00 0 [Note] InnoDB: a line of about one hundred bytes, " \
+               b"as MariaDB writes them\n"
+        block = line * (1024 * 1024 // len(line))
+        with open(session / "mysql.log", "wb") as fh:
+            for _ in range(args.megabytes):
+                fh.write(block)
+        os.sync()
+        log = session / "mysql.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOON_")}
+        env["LOON_PROJECT_ROOT"] = tmp
+        loon = f"{sys.executable} -m loon_supervisor logs mysql"
+        subprocess.run(f"cat {log}", shell=True, stdout=subprocess.DEVNULL, check=True)  # cache
+        rows = [
+            ("start-up: loon logs -n 0", _time(f"{loon} -n 0", env, args.runs), None),
+            ("tail -n 3", _time(f"tail -n 3 {log}", env, args.runs), None),
+            ("loon logs -n 3", _time(f"{loon} -n 3", env, args.runs), "tail -n 3"),
+            ("cat", _time(f"cat {log}", env, args.runs), None),
+            ("loon logs -n all", _time(f"{loon} -n all", env, args.runs), "cat"),
+            ("loon logs -n all --no-log-prefix",
+             _time(f"{loon} -n all --no-log-prefix", env, args.runs), "cat"),
+        ]
+    base = {name: took for name, took, _ in rows}
+    start = base["start-up: loon logs -n 0"]
+    size = log_size = args.megabytes
+    print(f"| {size} MB session file ({log_size} x 1 MiB of 100-byte lines) | median s | "
+          "against (tool + start-up) |")
+    print("|---|---|---|")
+    for name, took, against in rows:
+        ratio = f"{took / (base[against] + start):.2f}x of {against} + start-up" \
+            if against else ""
+        print(f"| {name} | {took:.3f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
