@@ -59,7 +59,7 @@ DRAIN_GRACE = 10.0
 ENGINE_GRACE = float(os.environ.get("LOON_ENGINE_GRACE", "30"))
 # How long a container may take to run again after a restart we expect (on top of its stop
 # timeout), and how long an engine that went away may take to come back.
-RESTART_GRACE = float(os.environ.get("LOON_RESTART_GRACE", "60"))
+RESTART_GRACE = 60.0
 ENGINE_BACK_LIMIT = 600.0
 # For a container whose streams are not followed or collected (stop and remove only).
 NO_STREAMS = ImageContract("", (), "/", None)
