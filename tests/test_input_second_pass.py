@@ -552,3 +552,36 @@ def test_logs_history_matches_splitting_the_whole_file(tmp_path: Path,
         assert offset == len(data) and held == data[cut:]
 
     check()
+
+
+# --- 9. accepted, then failing later ------------------------------------------------------
+
+@pytest.mark.parametrize("section,key,value,expect", [
+    ("deploymentSettings", "publishedPorts", {"²": 80}, "publishedPorts.²: is not a container"),
+    ("deploymentSettings", "publishedPorts", {"99999": 80}, "publishedPorts.99999: is not"),
+    ("deploymentSettings", "publishedPorts", {"80/xyz": 80}, "publishedPorts.80/xyz: is not"),
+    ("deploymentSettings", "containerName", "a", "containerName: is not a valid container"),
+    ("deploymentSettings", "imageDirectory", "/nonexistent", "/nonexistent is not a directory"),
+    ("deploymentSettings", "loonSourceLocation", "", "loonSourceLocation: is empty"),
+    ("deploymentSettings", "buildArgs", {"X": "a\nb"}, "buildArgs.X: holds a line break"),
+    ("mySqlSettings", "databaseUser", "u" * 200, "MariaDB allows at most 80"),
+])
+def test_refused_at_validation(tmp_path: Path, project: Path, section: str, key: str,
+                               value: object, expect: str,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from loon_supervisor.verbs import validate
+
+    data = base_config(tmp_path / "data")
+    data.setdefault(section, {})[key] = value
+    assert validate.main(write_config(project / "config.json", data)) == 2
+    assert expect in capsys.readouterr().err
+
+
+def test_still_accepted(tmp_path: Path, project: Path) -> None:
+    from loon_supervisor.verbs import validate
+
+    (project / "docker-x").mkdir()
+    data = base_config(tmp_path / "data", publishedPorts={"80/tcp": 8080, "53/udp": 5353},
+                       imageDirectory="docker-x", containerName="ab",
+                       buildArgs={"X": "one line"})
+    assert validate.main(write_config(project / "config.json", data)) == 0

@@ -6,6 +6,7 @@ operator sees these problems in the same report as type errors.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,12 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
         more, said = check_ca(_resolve(ca, base_dir))
         problems.extend(more)
         notes.extend(said)
+    problems.extend(_later_failures(data, deploy))
     src = deploy.get("loonSourceLocation")
-    if isinstance(src, str) and not _resolve(src, base_dir).is_dir():
+    if src == "":
+        problems.append(Problem("deploymentSettings.loonSourceLocation", "is empty",
+                                "give the path of a Loon checkout, or null"))
+    elif isinstance(src, str) and not _resolve(src, base_dir).is_dir():
         problems.append(Problem("deploymentSettings.loonSourceLocation",
                                 f"{src} is not a directory",
                                 "give the path of a Loon checkout, or null"))
@@ -120,11 +125,44 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
     ports = deploy.get("publishedPorts")
     if isinstance(ports, dict):
         for key, value in ports.items():
-            if not key.split("/")[0].isdigit() or not (isinstance(value, int)
-                                                       and 0 < value < 65536):
+            port, _, proto = key.partition("/")
+            if not (_PORT.fullmatch(port) and 0 < int(port) < 65536
+                    and proto in ("", "tcp", "udp", "sctp")
+                    and isinstance(value, int) and 0 < value < 65536):
                 problems.append(Problem(f"deploymentSettings.publishedPorts.{key}",
-                                        "is not a container port mapped to a host port 1-65535",
-                                        'write it as "80": 8080'))
+                                        "is not a container port 1-65535 (optionally /tcp, "
+                                        "/udp or /sctp) mapped to a host port 1-65535",
+                                        'write it as "80": 8080 (Docker\'s rule)'))
+    return problems
+
+
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+MAX_DB_USER = 80
+"""MariaDB's limit on user names."""
+
+
+def _later_failures(data: dict[str, Any], deploy: dict[str, Any]) -> list[Problem]:
+    """Values the model accepts that Docker, MariaDB or the build would refuse later."""
+    from loon_supervisor.paths import project_root
+
+    problems: list[Problem] = []
+    user = (_section(data, "mySqlSettings") or {}).get("databaseUser")
+    if isinstance(user, str) and len(user) > MAX_DB_USER:
+        problems.append(Problem("mySqlSettings.databaseUser", f"is {len(user)} characters "
+                                f"long; MariaDB allows at most {MAX_DB_USER}",
+                                "use a shorter user name"))
+    image_dir = deploy.get("imageDirectory")
+    if isinstance(image_dir, str) and not (project_root() / image_dir).is_dir():
+        problems.append(Problem("deploymentSettings.imageDirectory",
+                                f"{image_dir} is not a directory",
+                                "give an image directory (like docker/), or null"))
+    args = deploy.get("buildArgs")
+    if isinstance(args, dict):
+        for key, value in args.items():
+            if isinstance(value, str) and any(c in value for c in "\n\r\0"):
+                problems.append(Problem(f"deploymentSettings.buildArgs.{key}",
+                                        "holds a line break or NUL, which a build argument "
+                                        "cannot carry", "put it on one line"))
     return problems
 
 

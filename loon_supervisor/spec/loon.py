@@ -33,7 +33,8 @@ def image_context(cfg: LoonConfig) -> Path:
     or docker-local/ (local) of the project."""
     d = cfg.deploymentSettings
     default_dir = "docker-local" if cfg.is_local else "docker"
-    context = Path(d.imageDirectory) if d.imageDirectory else project_root() / default_dir
+    context = project_root() / d.imageDirectory if d.imageDirectory else \
+        project_root() / default_dir  # an absolute imageDirectory stays as it is
     return context if context.is_absolute() else project_root() / context
 
 
