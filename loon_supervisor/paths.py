@@ -2,8 +2,10 @@
 
 ``build.py`` uses its own directory (it sets ``LOON_PROJECT_ROOT`` unless the caller did).
 ``loon`` uses ``--project-dir``, else ``LOON_PROJECT_ROOT``, else the nearest directory
-from the current one upwards that holds ``build.py`` or ``config.json``; never the
-package's location, so an installed ``loon`` (site-packages) acts on the clone it runs in.
+from the current one upwards that is a project: it holds ``build.py``, or a ``config.json``
+that is a loon configuration (a JSON object with no keys, or with one of its sections; an
+unrelated tool's config.json in a parent folder is passed by). Never the package's
+location, so an installed ``loon`` (site-packages) acts on the clone it runs in.
 """
 
 from __future__ import annotations
@@ -23,10 +25,36 @@ class NoProjectError(LoonError):
     exit_code = 2
 
 
+SECTIONS = frozenset({"$schema", "generalSettings", "mySqlSettings", "minioSettings",
+                      "nginxSettings", "localDataSettings", "deploymentSettings"})
+
+
+def _loon_config(path: Path) -> bool:
+    """True for a config.json this tool would read (not another tool's)."""
+    import json
+
+    from loon_supervisor.bounded import MiB, UnboundedInput, read_bounded
+
+    try:
+        data = json.loads(read_bounded(path, MiB))
+    except (OSError, ValueError, RecursionError, UnboundedInput):
+        return False
+    return isinstance(data, dict) and (not data or bool(SECTIONS & data.keys()))
+
+
+def is_project(directory: Path) -> bool:
+    """A folder with build.py, or with a config.json that is a loon configuration."""
+    try:
+        return (directory / "build.py").is_file() or (
+            (directory / "config.json").is_file() and _loon_config(directory / "config.json"))
+    except OSError:  # a parent this user may not enter
+        return False
+
+
 def find_project(start: Path) -> Path | None:
-    """The nearest of ``start`` and its parents holding build.py or config.json."""
+    """The nearest of ``start`` and its parents that :func:`is_project`."""
     for directory in (start, *start.parents):
-        if any((directory / marker).is_file() for marker in MARKERS):
+        if is_project(directory):
             return directory
     return None
 
@@ -37,6 +65,10 @@ def use_project_dir(path: Path) -> Path:
     if not root.is_dir():
         raise NoProjectError(f"--project-dir {path} is not a directory; pass the directory "
                              "of your clone (the one holding build.py)")
+    if not is_project(root):
+        raise NoProjectError(f"--project-dir {path} is not a loon-supervisor project (no "
+                             "build.py, and no config.json with loon's sections); pass the "
+                             "directory of your clone")
     os.environ[ENV_VAR] = str(root)
     return root
 

@@ -585,3 +585,50 @@ def test_still_accepted(tmp_path: Path, project: Path) -> None:
                        imageDirectory="docker-x", containerName="ab",
                        buildArgs={"X": "one line"})
     assert validate.main(write_config(project / "config.json", data)) == 0
+
+
+# --- 8b. which folder is a project --------------------------------------------------------
+
+def test_project_dir_must_be_a_project(tmp_path: Path) -> None:
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    base = {k: v for k, v in os.environ.items() if not k.upper().startswith("LOON_")}
+    done = subprocess.run([sys.executable, "-m", "loon_supervisor", "--project-dir",
+                           str(stray), "validate"], cwd=tmp_path, env=base,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "is not a loon-supervisor project" in done.stderr
+    assert sorted(stray.iterdir()) == []
+
+
+def test_unrelated_config_json_above_is_passed_by(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from loon_supervisor import paths
+
+    monkeypatch.delenv(paths.ENV_VAR, raising=False)
+    (tmp_path / "config.json").write_text('{"editor.fontSize": 12}')
+    clone = tmp_path / "work" / "clone"
+    (clone / "docs").mkdir(parents=True)
+    (clone / "build.py").write_text("")
+    assert paths.find_project(clone / "docs") == clone
+    assert paths.find_project(tmp_path / "work") is None
+
+
+# --- 12. smaller --------------------------------------------------------------------------
+
+def test_config_masks_build_args_and_url_credentials(tmp_path: Path, project: Path) -> None:
+    data = base_config(tmp_path / "data", buildArgs={"NPM_TOKEN": "s3cr3t-token"},
+                       minioSourceUrl="https://alice:pa55word@example.org/minio.tar.gz")
+    write_config(project / "config.json", data)
+    done = loon("config", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "s3cr3t-token" not in done.stdout and "pa55word" not in done.stdout
+    assert "alice" not in done.stdout and "https://**********@example.org" in done.stdout
+    assert '"NPM_TOKEN": "**********"' in done.stdout
+
+
+def test_gitignore_covers_pip_build_dir() -> None:
+    from tests.conftest import ROOT
+
+    done = subprocess.run(["git", "check-ignore", "-q", "build/lib/x.py"], cwd=ROOT)
+    assert done.returncode == 0

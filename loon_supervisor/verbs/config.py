@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from loon_supervisor.errors import LoonError
 from loon_supervisor.errors import report as _fail
@@ -25,5 +27,21 @@ def main(config_file: Path) -> int:
     data = loaded.config.model_dump(mode="json", by_alias=True, exclude_none=False)
     if data.get("$schema") is None:
         data.pop("$schema", None)
-    print(json.dumps(data, indent=2))
+    print(json.dumps(mask(data), indent=2))
     return 0
+
+
+MASK = "**********"
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@]*)@")
+
+
+def mask(value: Any, key: str = "") -> Any:
+    """Beyond the SecretStr fields: buildArgs values (tokens are passed that way) and the
+    user information of any URL (``https://user:token@host``)."""
+    if isinstance(value, dict):
+        return {k: (MASK if key == "buildArgs" else mask(v, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v, key) for v in value]
+    if isinstance(value, str):
+        return _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", value)
+    return value

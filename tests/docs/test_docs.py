@@ -78,6 +78,7 @@ def test_every_loon_name_a_doc_mentions_is_accepted_without_a_warning(name: str)
 
 def test_documented_tuning_knobs_draw_no_warning_in_a_real_run(tmp_path: Path) -> None:
     shutil.copy(ROOT / "config.example.json", tmp_path)
+    shutil.copy(ROOT / "config.example.json", tmp_path / "config.json")  # a project
     env = _clean_env()
     env.update(LOON_COALESCE_MS="5", LOON_HOSTDIR_COALESCE_MS="0", LOON_ENGINE_GRACE="3")
     r = subprocess.run([sys.executable, "-m", "loon_supervisor", "--project-dir",
