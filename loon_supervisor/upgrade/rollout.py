@@ -18,6 +18,7 @@ other images (the supervisor's own test images) are deployed without it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,6 +60,7 @@ class Taken:
 
     backup: Path | None = None
     old_image: str | None = None
+    swap_started: float | None = None  # monotonic time the old version was asked to stop
 
 
 def backup_hook(config: LoonConfig, config_file: Path, env_path: Path, taken: Taken
@@ -81,6 +83,7 @@ def backup_hook(config: LoonConfig, config_file: Path, env_path: Path, taken: Ta
             say("no backup before the swap (deploymentSettings.backupBeforeDeploy is false)")
         phase(say, "swapping")
         taken.old_image = old if loon_image else None  # set last: now the swap begins
+        taken.swap_started = time.monotonic()
 
     return hook
 
@@ -174,8 +177,8 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
 
     if changed and backup is not None and manifest is not None:
         added = [m for m in (now or []) if m not in manifest.migrations]
-        say(f"the failed version changed the schema ({', '.join(added) or 'migrations unknown'}"
-            f"): restoring the database from {backup.name}")
+        say(f"{failed} changed the schema ({', '.join(added) or 'migrations unknown'}): "
+            f"restoring the database from {backup.name}")
         async with open_engine() as engine:
             from loon_supervisor.verbs.restart import running_container
 
@@ -226,6 +229,11 @@ async def gated_up(opts: UpOptions) -> int:
         else:
             result = await check_health(config, env_path, say)
             if result is None or result.passed:
+                if result is not None and new is not None and taken.swap_started is not None:
+                    downtime = round(time.monotonic() - taken.swap_started, 3)
+                    say(f"downtime: {downtime:.2f} s (the old container's stop to the new "
+                        "one passing its health gate)")
+                    versions.mark_deployed(name, new.tag, downtime)
                 return 0
             reason = result.sentence()
         failed = new.tag if new is not None and new.tag != taken.old_image else "the new version"

@@ -127,7 +127,7 @@ def test_a_failing_new_version_is_rolled_back_with_its_database(loon: Loon) -> N
     for phase in ("backing up", "swapping", "checking health", "rolled back"):
         assert f"phase: {phase}" in out, (phase, out)
     assert "health gate failed" in out and "server" in out, out
-    assert "the failed version changed the schema (api.0002_upload_extra)" in out, out
+    assert "changed the schema (api.0002_upload_extra): restoring" in out, out
     assert f"rolled back to {old}" in out, out
 
     _assert_restored(loon, old)
@@ -187,3 +187,37 @@ async def test_the_deploy_server_redeploys_then_rolls_back(
     _, _, body = retry(lambda: checks.ok(http(f"http://localhost:{HTTP_PORT}/api/")),
                        timeout=60)
     assert json.loads(body)["loon"] == "stand-in v2"
+
+
+def test_loon_rollback_by_hand_goes_back_with_the_database(loon: Loon) -> None:
+    """v2 adds a column and works; `loon rollback` returns to v1 and, since the schema
+    changed, puts back the database of the backup taken before v2's swap."""
+    _write_before(loon)
+    v1 = _store(loon)["current"]
+    checkout = Path(loon.config["checkout"])
+    server = checkout / "apps" / "server"
+    (server / "api" / "migrations" / "0002_upload_extra.py").write_text(MIGRATION)
+    models = server / "api" / "models.py"
+    models.write_text(models.read_text() + "    extra = models.IntegerField(null=True)\n")
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-qm", "v2: a column, and it works")
+    result = loon.deployment.run("-d", "--replace", timeout=1800)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "health gate passed" in out and "passing its health gate" in out, out
+    v2 = _store(loon)["current"]
+    assert v2 != v1
+    assert retry(lambda: _columns(loon), timeout=120) == ["created", "extra", "id", "name"]
+
+    code = loon.deployment.loon("rollback", "--config-file", str(loon.deployment.config),
+                                timeout=900)
+    out = code.stdout + code.stderr
+    assert code.returncode == 0, out
+    assert f"rolling back from {v2} to {v1}: rolled back by hand" in out, out
+    assert "changed the schema (api.0002_upload_extra): restoring" in out, out
+    assert f"rolled back to {v1}" in out, out
+    loon.wait_healthy()
+    assert retry(lambda: _columns(loon), timeout=120) == ["created", "id", "name"]
+    data = _store(loon)
+    assert data["current"] == v1
+    assert [v["outcome"] for v in data["versions"] if v["tag"] == v2] == ["rolled back"]
