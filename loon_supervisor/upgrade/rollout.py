@@ -3,7 +3,7 @@
 
 ::
 
-    build (old version serves) ─▶ backing up ─▶ swapping ─▶ checking health ─▶ deployed
+    building (old version serves) ─▶ backing up ─▶ swapping ─▶ checking health ─▶ deployed
                                                                   │ a check fails
                                                                   ▼
         stop the new version (its logs collected), restore the database from the pre-swap
@@ -18,6 +18,7 @@ other images (the supervisor's own test images) are deployed without it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -136,6 +137,22 @@ async def _migrations(config: LoonConfig) -> list[str] | None:
         return None
 
 
+_ERROR = re.compile(r"^\s*[A-Za-z_][\w.]*(Error|Exception)\b|\bFATAL\b")
+
+
+def error_lines(lines: list[str], keep: int = 3) -> list[str]:
+    """The last ``keep`` distinct error lines (``RuntimeError: ...``): a service that
+    restarts in a loop buries its cause under each new start's lines."""
+    found: list[str] = []
+    for line in reversed(lines):
+        text = line.strip()
+        if _ERROR.search(text) and text not in found:
+            found.append(text)
+            if len(found) == keep:
+                break
+    return found[::-1]
+
+
 def backup_of(image: str) -> Path | None:
     """The newest finished backup taken while ``image`` ran."""
     for directory in reversed(list_backups(backups_root(project_root()))):
@@ -161,7 +178,8 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
     say(f"rolling back from {failed} to {target}: {reason}")
     if await down(config_file, name) != 0:
         raise LoonError(f"the failed version {failed} did not stop; check with `loon status`")
-    tail = last_lines(session / f"{culprit}.log") if session and culprit else []
+    recent = last_lines(session / f"{culprit}.log", 200) if session and culprit else []
+    tail, errors = recent[-20:], error_lines(recent)
     if tail:
         say(f"last lines of {culprit}.log:")
         for line in tail:
@@ -196,8 +214,8 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
         say("the database keeps its schema (same migrations as before the swap)"
             if manifest is not None else "no pre-swap backup: the database is left as it is")
         await start(None)
-    why = reason + ("; last lines of " + f"{culprit}.log: " + " | ".join(tail[-5:])
-                    if tail else "")
+    why = reason + (f"; errors in {culprit}.log: " + " | ".join(errors) if errors else "") + (
+        f"; last lines of {culprit}.log: " + " | ".join(tail[-5:]) if tail else "")
     versions.record_outcome(name, failed, versions.ROLLED_BACK, why)
     env_path = build_files_dir() / env_file
     result = await check_health(config, env_path, say)
@@ -234,6 +252,7 @@ async def gated_up(opts: UpOptions) -> int:
                     say(f"downtime: {downtime:.2f} s (the old container's stop to the new "
                         "one passing its health gate)")
                     versions.mark_deployed(name, new.tag, downtime)
+                phase(say, "deployed")
                 return 0
             reason = result.sentence()
         failed = new.tag if new is not None and new.tag != taken.old_image else "the new version"

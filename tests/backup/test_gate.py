@@ -91,3 +91,14 @@ async def test_times_out_naming_the_failing_check(tmp_path: Path) -> None:
                                poll=0.05)
     assert not result.passed
     assert result.sentence().endswith("server django /api/: /api/ answered HTTP 500")
+
+
+def test_the_rollback_reason_names_the_error_a_restart_loop_buries() -> None:
+    from loon_supervisor.upgrade.rollout import error_lines
+
+    lines = ["Traceback (most recent call last):", '  File "wsgi.py", line 8',
+             "RuntimeError: v2 cannot serve", "[INFO] Worker exiting (pid: 7)",
+             "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>",
+             "loon-wait: mysql is ready", "loon-server: applying migrations",
+             "  No migrations to apply."]
+    assert error_lines(lines * 3) == ["RuntimeError: v2 cannot serve"]

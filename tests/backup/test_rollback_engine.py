@@ -162,6 +162,7 @@ async def test_the_deploy_server_redeploys_then_rolls_back(
     token = new_token()
     settings = make_settings(tmp_path / "srv", token, config_file=loon.deployment.config,
                              repo_dir=checkout)
+    sync = anyio.to_thread.run_sync  # the helpers below block (and run anyio themselves)
     async with running_server(settings) as srv:
         done, phases = await _deploy(srv.url, token)
         log = Path(done["logDir"], "deploy.log").read_text()
@@ -169,25 +170,25 @@ async def test_the_deploy_server_redeploys_then_rolls_back(
         assert phases[:4] == ["building", "backing up", "swapping", "checking health"], phases
         assert done["health"].startswith("health gate passed in"), done
         assert "decided by" in done["health"], done
-        _, _, body = retry(lambda: checks.ok(http(f"http://localhost:{HTTP_PORT}/api/")),
-                           timeout=60)
+        assert "passing its health gate" in log, log[-4000:]
+        _, _, body = await sync(lambda: retry(
+            lambda: checks.ok(http(f"http://localhost:{HTTP_PORT}/api/")), timeout=60))
         assert json.loads(body)["loon"] == "stand-in v2"
-        _write_before(loon)
-        good = _store(loon)["current"]
+        await sync(_write_before, loon)
+        good = (await sync(_store, loon))["current"]
 
-        _break(loon)
+        await sync(_break, loon)
         done, phases = await _deploy(srv.url, token)
         log = Path(done["logDir"], "deploy.log").read_text()
         assert done["status"] == "failed" and done["phase"] == "rolled back", (done, log[-4000:])
         assert phases[:4] == ["building", "backing up", "swapping", "checking health"], phases
         assert done["reason"].startswith("rolled back: health gate failed"), done
         assert done["health"].startswith("health gate failed"), done
-    new = _assert_restored(loon, good)
+    new = await sync(_assert_restored, loon, good)
     assert new["reason"].split(";")[0] in done["reason"]
-    _, _, body = retry(lambda: checks.ok(http(f"http://localhost:{HTTP_PORT}/api/")),
-                       timeout=60)
+    _, _, body = await sync(lambda: retry(
+        lambda: checks.ok(http(f"http://localhost:{HTTP_PORT}/api/")), timeout=60))
     assert json.loads(body)["loon"] == "stand-in v2"
-
 
 def test_loon_rollback_by_hand_goes_back_with_the_database(loon: Loon) -> None:
     """v2 adds a column and works; `loon rollback` returns to v1 and, since the schema
