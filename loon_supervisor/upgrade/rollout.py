@@ -289,10 +289,10 @@ async def rollback(config_file: Path, env_file: str, version: str | None) -> int
         raise LoonError(f"{target} is the current version already; nothing to roll back")
     say, events = session_reporter(name)
     try:
-        await roll_back(config_file, env_file, config, failed=failed, target=target,
-                        reason="rolled back by hand (loon rollback)", culprit=None,
-                        backup=backup_of(target), say=say)
+        result = await roll_back(config_file, env_file, config, failed=failed, target=target,
+                                 reason="rolled back by hand (loon rollback)", culprit=None,
+                                 backup=backup_of(target), say=say)
     finally:
         if events is not None:
             events.close()
-    return 0
+    return 1 if result is not None and not result.passed else 0
