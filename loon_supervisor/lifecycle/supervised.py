@@ -172,6 +172,9 @@ async def follow_always(name: str, console: Console) -> int:
             lock = DeploymentLock.acquire(name, wait=0)
             if lock is None:
                 continue
+            if current.ended.is_set():
+                lock.release()
+                break
             try:
                 await _follow_one(name, cid, console, current)
             finally:
@@ -207,9 +210,11 @@ async def _follow_one(name: str, cid: str, console: Console, current: _Current
                 state = await new_state(engine, name, cid)
                 console.print(f"no state for container {cid[:12]}: a new session, "
                               f"{state.session}")
+            if current.ended.is_set():  # a signal came while the lock was being taken
+                return None
             events = EventLog(state.session / "out.log")
             control = Control(say=Reporter(events, console))
-            current.control = control
+            current.control = control  # from here a signal acts on this follow
             try:
                 control.say(f"following deployment {name} ({cid[:12]}) as pid {os.getpid()} "
                             "(`loon attach --wait`)")

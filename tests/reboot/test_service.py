@@ -129,6 +129,8 @@ def test_a_reboot_with_the_service_follower(tmp_path: Path) -> None:
         os.kill(logger, signal.SIGTERM)
         wait_until(lambda: not alive(logger), timeout=30)
         wait_until(lambda: lock_pid(d) == waiting.pid, timeout=30)  # it takes over
+        wait_until(lambda: f"follower {waiting.pid} attached to every stream"
+                   in (d.session() / "out.log").read_text(), timeout=30)
         waiting.send_signal(signal.SIGTERM)
         assert waiting.wait(timeout=30) == 0
         assert running(d, engine), "a follower's SIGTERM stopped the container"
