@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import base_config
 from tests.engine_helpers import Deployment, PrivateEngine, wait_until
 from tests.reboot.support import (
     check_continued,
@@ -53,7 +54,7 @@ def systemd_analyze() -> str:
 def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path, odd: str) -> None:
     project = tmp_path / ("project" if odd == "plain" else f"my {odd}")
     project.mkdir()
-    (project / "config.json").write_text("{}")
+    (project / "config.json").write_text(json.dumps(base_config(tmp_path)))
     units = tmp_path / "units"
     r = service(project, "install", "--name", "prod-loon", "--unit-dir", str(units))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -81,6 +82,7 @@ def test_install_without_systemd_says_how(tmp_path: Path) -> None:
         pytest.skip("systemd runs here: install would enable the unit")
     project = tmp_path / "project"
     project.mkdir()
+    (project / "config.json").write_text(json.dumps(base_config(tmp_path)))
     name = f"i31-{os.getpid()}"
     try:
         r = service(project, "install", "--name", name)
