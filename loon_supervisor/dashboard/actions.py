@@ -107,7 +107,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     question, button, target = CONFIRM[what]
     return html("confirm.html", session=current(request), question=question.format(arg=arg),
-                button=button.format(arg=arg), target=target.format(arg=arg))
+                button=button.format(arg=arg), target=target.format(arg=arg), extra={})
 
 
 @action

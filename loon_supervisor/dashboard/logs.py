@@ -92,13 +92,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
         return web.Response(status=400, text="name at least one service\n",
                             headers=PAGE_HEADERS)
     offsets = _resume(request.headers.get("Last-Event-ID"), files, chosen)
-    readers = {n: Reader(files[n], offsets[n]) for n in chosen}
     response = web.StreamResponse(headers={**PAGE_HEADERS, "Content-Type": "text/event-stream",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
     watchers = request.app[WATCHERS_KEY]
     with contextlib.ExitStack() as stack:
         watches = [stack.enter_context(watchers.watching(files[n])) for n in chosen]
+        readers = {n: Reader(files[n], offsets[n], w.cache) for n, w in zip(chosen, watches,
+                                                                          strict=True)}
         try:
             await response.write(b"retry: 1000\n\n")
             while not watchers.closing.is_set():
@@ -108,9 +109,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     await _send(response, events)
                     continue  # more may be waiting: read again before sleeping
                 with anyio.move_on_after(KEEPALIVE_S) as idle:
-                    async with anyio.create_task_group() as tg:
-                        for event in changed + [watchers.closing]:
-                            tg.start_soon(_wait_then_cancel, event, tg.cancel_scope)
+                    if len(changed) == 1:  # the common case: no task per wait
+                        await changed[0].wait()
+                    else:
+                        async with anyio.create_task_group() as tg:
+                            for event in changed:
+                                tg.start_soon(_wait_then_cancel, event, tg.cancel_scope)
                 if idle.cancelled_caught:
                     await _send(response, b": keep-alive\n\n")
         except (ConnectionError, TimeoutError):

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from loon_supervisor.dashboard import actions, login, logs, views
+from loon_supervisor.dashboard import actions, login, logs, versions, views
 from loon_supervisor.dashboard.logs import WATCHERS_KEY
 from loon_supervisor.dashboard.rates import RATES_KEY, LineRates
 from loon_supervisor.dashboard.render import static
@@ -54,3 +54,4 @@ def add_dashboard(app: web.Application) -> None:
     views.add_routes(r)
     logs.add_routes(r)
     actions.add_routes(r)
+    versions.add_routes(r)

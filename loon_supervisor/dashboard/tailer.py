@@ -12,6 +12,7 @@ the logger, and costs no memory beyond one chunk.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ class _Watch:
     viewers: int = 0
     changed: anyio.Event = field(default_factory=anyio.Event)
     size: int = -1
+    # offset -> (next offset, lines): viewers at the same place share one read and decode
+    cache: OrderedDict[int, tuple[int, list[str]]] = field(default_factory=OrderedDict)
 
 
 class Watchers:
@@ -46,6 +49,8 @@ class Watchers:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             await self.closing.wait()
+            for watch in self._watches.values():
+                watch.changed.set()  # wake every viewer: its loop sees closing and ends
             tg.cancel_scope.cancel()
 
     @contextmanager
@@ -71,6 +76,8 @@ class Watchers:
             except OSError:
                 size = -1
             if size != watch.size:
+                if size < watch.size:
+                    watch.cache.clear()  # truncated or replaced: offsets mean other bytes
                 watch.size = size
                 watch.changed.set()
                 watch.changed = anyio.Event()
@@ -92,21 +99,44 @@ def tail_offset(path: Path, nbytes: int = TAIL_BYTES) -> int:
     return size - nbytes + cut + 1 if cut >= 0 else size
 
 
+CACHE_ENTRIES = 32
+
+
 @dataclass
 class Reader:
     """One viewer's position in one file; ``read`` gives the new whole lines."""
 
     path: Path
     offset: int
+    cache: OrderedDict[int, tuple[int, list[str]]] | None = None
+    restarted: bool = False  # the last read found the file shorter and began at 0
 
     def read(self) -> list[str]:
+        """:meth:`read_file`, shared with the other viewers at the same offset (the first
+        one reads, the others take its lines)."""
+        if self.cache is None:
+            return self.read_file()
+        hit = self.cache.get(self.offset)
+        if hit is not None:
+            self.offset = hit[0]
+            return hit[1]
+        start = self.offset
+        lines = self.read_file()
+        if lines and not self.restarted:  # a truncated file was read from 0: not cached
+            self.cache[start] = (self.offset, lines)
+            while len(self.cache) > CACHE_ENTRIES:
+                self.cache.popitem(last=False)
+        return lines
+
+    def read_file(self) -> list[str]:
         """Whole lines appended since the last read (at most CHUNK bytes of them), invalid
         UTF-8 replaced; a line longer than MAX_LINE is cut into pieces. A file that shrank
         (truncated or replaced) is read again from its start."""
         try:
             with open(self.path, "rb") as fh:
                 size = fh.seek(0, 2)
-                if size < self.offset:
+                self.restarted = size < self.offset
+                if self.restarted:
                     self.offset = 0
                 fh.seek(self.offset)
                 data = fh.read(CHUNK)

@@ -15,7 +15,8 @@ from loon_supervisor.deploy.runner import DEPLOY_ID_PATTERN
 # Only what the routes accept: a deploy id never looks like a token.
 _KNOWN = re.compile(r"/(?:healthz|deploy(?:/" + DEPLOY_ID_PATTERN + r")?)"
                     # the dashboard's fixed pages (paths naming a service are not logged)
-                    r"|/dashboard(?:/|/(?:login|logout|logs|logs/stream|doctor|deploys"
+                    r"|/dashboard(?:/|/(?:login|logout|logs|logs/stream|doctor|deploys|versions"
+                    r"|versions/rollback|actions/rollback"
                     r"|static/app\.js|static/dash\.css|confirm/redeploy|actions/redeploy"
                     r"|(?:deploys|confirm/cancel|actions/cancel)/" + DEPLOY_ID_PATTERN + r"))?")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\\"]")

@@ -230,3 +230,30 @@ def test_doctor_and_deploy_pages_render(driver: WebDriver, dashboard: Dashboard)
     driver.get(f"{dashboard.url}/dashboard/deploys")
     assert re.search(r"No deploy yet|Deploy", driver.find_element(By.TAG_NAME, "main").text)
     shot(driver, "deploys")
+
+
+def test_the_versions_page_lists_what_loon_versions_lists(
+        driver: WebDriver, dashboard: Dashboard, deployment: Deployment) -> None:
+    sign_in(driver, dashboard)
+    driver.get(f"{dashboard.url}/dashboard/versions")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#versions tbody tr")
+    listed = deployment.loon("versions", "--config-file", str(deployment.config))
+    assert listed.returncode == 0, listed.stderr
+    tags = [ln.split()[1] for ln in listed.stdout.splitlines()[1:]
+            if ln.strip() and not ln.startswith("* the")]
+    shown = [r.find_element(By.TAG_NAME, "th").text.replace(" (current)", "") for r in rows]
+    assert tags and sorted(shown) == sorted(tags), listed.stdout
+    current = [r for r in rows if "(current)" in r.text]
+    assert len(current) == 1 and "Roll back" not in current[0].text
+    shot(driver, "versions")
+    # a rollback to a tag that is not one of this deployment's versions is refused
+    driver.get(f"{dashboard.url}/dashboard/confirm/redeploy")
+    driver.execute_script(
+        "var f = document.querySelector('form[action=\\'/dashboard/actions/redeploy\\']');"
+        "f.action = '/dashboard/actions/rollback';"
+        "var i = document.createElement('input'); i.type = 'hidden'; i.name = 'tag';"
+        "i.value = 'busybox:latest'; f.appendChild(i);")
+    button = driver.find_element(By.ID, "confirm")
+    button.click()
+    wait(driver, staleness_of(button))
+    assert "no such version of this deployment" in driver.find_element(By.ID, "result").text
