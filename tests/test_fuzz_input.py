@@ -122,8 +122,24 @@ VARS = ["LOON_GENERALSETTINGS__USEHTTP", "LOON_GENERALSETTINGS__BASEURL",
         "LOON_DEPLOYMENTSETTINGS__PUBLISHEDPORTS", "LOON_DEPLOYMENTSETTINGS__STOPTIMEOUT",
         "LOON_DEPLOYMENTSETTINGS__IMAGEDIRECTORY", "LOON_DEPLOYMENTSETTINGS",
         "LOON_NGINXSETTINGS", "LOON_X__Y", "LOON_", "LOON___"]
+
+def _every_field_var() -> list[str]:
+    """LOON_<SECTION>__<FIELD> for every field of every section (issue 29: every type)."""
+    from loon_supervisor.config.overrides import SECTIONS, section_model
+
+    out = []
+    for real in SECTIONS.values():
+        model = section_model(real)
+        assert model is not None
+        out += [f"LOON_{real.upper()}__{f.upper()}" for f in model.model_fields]
+    return out
+
+
+VARS += _every_field_var()
 env_values = st.text(max_size=20) | documents.map(json.dumps) | st.sampled_from(
-    ["null", "true", "false", "{}", "[]", "{\"databaseName\": 1}", "99999", "-1"])
+    ["null", "true", "false", "{}", "[]", "{\"databaseName\": 1}", "99999", "-1", "--5",
+     "\u00b2", "\u0663\u0660", "1e999", "nan", "inf", "1.5", "+3", " 7 ", "9" * 30,
+     "9" * 5000, "0x10", "1_000", "a/b", "../../x", "\ud7ff"])
 
 
 @SETTINGS
@@ -136,3 +152,24 @@ def test_arbitrary_overrides(fuzz_root: Path, env: dict[str, str]) -> None:
     data = json.dumps(base_config(fuzz_root / "data")).encode()
     with mock.patch.dict(os.environ, env):
         _run(fuzz_root, data)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(max_size=140) | st.sampled_from(["..", "../../x", "a/b", "a", "ab",
+                                                     "-x", "x" * 129, "x" * 128]))
+def test_deployment_names_stay_in_build_files(fuzz_root: Path, name: str) -> None:
+    """Any --name is either refused (exit 2 class, one sentence) or names files inside
+    .build-files/ only."""
+    from loon_supervisor.lifecycle.identity import BadDeploymentName, resolve
+    from loon_supervisor.lifecycle.state import lock_path, state_path
+
+    try:
+        identity = resolve(fuzz_root / "config.json", name)
+    except BadDeploymentName as exc:
+        assert exc.exit_code == 2 and "\n" not in str(exc)
+        return
+    build = (fuzz_root / "project" / ".build-files").resolve()
+    for path in (state_path(identity.name), lock_path(identity.name)):
+        assert path.resolve().parent == build
+        assert len(path.name) + 20 < 255

@@ -632,3 +632,22 @@ def test_gitignore_covers_pip_build_dir() -> None:
 
     done = subprocess.run(["git", "check-ignore", "-q", "build/lib/x.py"], cwd=ROOT)
     assert done.returncode == 0
+
+
+def test_over_long_paths_are_problems_not_crashes(tmp_path: Path, project: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the override fuzzer: a 300-character component made is_dir raise."""
+    from loon_supervisor.verbs import validate
+
+    long = "/tmp/" + "x" * 300
+    data = base_config(tmp_path / "data", imageDirectory=long, loonSourceLocation=long,
+                       extraCaCertificate=long)
+    assert validate.main(write_config(project / "config.json", data)) == 2
+    err = capsys.readouterr().err
+    for key in ("imageDirectory", "loonSourceLocation", "extraCaCertificate"):
+        assert f"deploymentSettings.{key}: " in err
+    data = base_config(tmp_path / "data")
+    data["mySqlSettings"]["sourceVolumeLocation"] = long
+    assert validate.main(write_config(project / "config.json", data)) == 2
+    err = capsys.readouterr().err
+    assert "mySqlSettings.sourceVolumeLocation: " in err and "File name too long" in err

@@ -67,7 +67,7 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
                 rel = nginx.get(key)
                 if isinstance(rel, str) and rel and not rel.startswith("/"):
                     full = Path(src) / rel
-                    if not full.is_file():
+                    if not _is_file(full):
                         problems.append(Problem(f"nginxSettings.{key}",
                                                 f"{full} does not exist or is not a file",
                                                 "put the file there or correct the path"))
@@ -91,14 +91,14 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
         local = _section(data, "localDataSettings") or {}
         src = local.get("sourceVolumeLocation")
         if isinstance(src, str) and src.startswith("/") and not remote \
-                and not Path(src).is_dir():
+                and not _is_dir(Path(src)):
             problems.append(Problem("localDataSettings.sourceVolumeLocation",
                                     f"{src} is not an existing directory",
                                     "point it at the directory holding your experiment data"))
 
     deploy = _section(data, "deploymentSettings") or {}
     ca = deploy.get("extraCaCertificate")
-    if isinstance(ca, str) and not _resolve(ca, base_dir).is_file():
+    if isinstance(ca, str) and not _is_file(_resolve(ca, base_dir)):
         problems.append(Problem("deploymentSettings.extraCaCertificate",
                                 f"{ca} does not exist or is not a file",
                                 "give the path of a PEM certificate, or null"))
@@ -113,7 +113,7 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
     if src == "":
         problems.append(Problem("deploymentSettings.loonSourceLocation", "is empty",
                                 "give the path of a Loon checkout, or null"))
-    elif isinstance(src, str) and not _resolve(src, base_dir).is_dir():
+    elif isinstance(src, str) and not _is_dir(_resolve(src, base_dir)):
         problems.append(Problem("deploymentSettings.loonSourceLocation",
                                 f"{src} is not a directory",
                                 "give the path of a Loon checkout, or null"))
@@ -152,7 +152,7 @@ def _later_failures(data: dict[str, Any], deploy: dict[str, Any]) -> list[Proble
                                 f"long; MariaDB allows at most {MAX_DB_USER}",
                                 "use a shorter user name"))
     image_dir = deploy.get("imageDirectory")
-    if isinstance(image_dir, str) and not (project_root() / image_dir).is_dir():
+    if isinstance(image_dir, str) and not _is_dir(project_root() / image_dir):
         problems.append(Problem("deploymentSettings.imageDirectory",
                                 f"{image_dir} is not a directory",
                                 "give an image directory (like docker/), or null"))
@@ -164,6 +164,22 @@ def _later_failures(data: dict[str, Any], deploy: dict[str, Any]) -> list[Proble
                                         "holds a line break or NUL, which a build argument "
                                         "cannot carry", "put it on one line"))
     return problems
+
+
+def _is_dir(path: Path) -> bool:
+    """``is_dir`` that answers False where Python 3.11's raises (a name too long for the
+    file system, a parent this user may not enter)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _resolve(path: str, base_dir: Path | None) -> Path:

@@ -74,6 +74,19 @@ def check_volume_paths(dirs: list[tuple[str, str]], local: bool = True) -> list[
     return problems
 
 
+def _unusable(path: Path) -> str | None:
+    """Why the file system refuses the path itself (too long a name), if it does."""
+    try:
+        os.stat(path)
+    except (PermissionError, FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError as exc:  # an embedded NUL (the model reports it too)
+        return str(exc)
+    return None
+
+
 def _denied(path: Path) -> Path | None:
     """The directory on the way to ``path`` that refuses this user, if one does (Python
     3.11's ``is_dir`` raises PermissionError there instead of answering)."""
@@ -96,6 +109,11 @@ def check_volume_dirs(dirs: list[tuple[str, str]], create: bool
         return said, problems
     for json_path, directory in dirs:
         p = Path(directory)
+        unusable = _unusable(p)
+        if unusable:
+            problems.append(Problem(json_path, f"{directory} cannot be used ({unusable})",
+                                    "choose a shorter, plain directory path"))
+            continue
         denied = _denied(p)
         if denied is not None:
             problems.append(Problem(json_path, f"{directory} cannot be reached by this user "
