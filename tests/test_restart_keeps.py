@@ -93,3 +93,25 @@ def test_restart_under_a_foreground_run(deploy) -> None:  # type: ignore[no-unty
     assert containers_named(d.name) == []
     for name in ("c", "t"):
         numbered(d, name)
+
+
+def test_restart_with_nobody_following_says_so_and_attach_continues(deploy) -> None:  # type: ignore[no-untyped-def]
+    """The logger died (kill -9): `loon restart` still restarts, says that nobody follows,
+    leaves no marker behind, and `loon attach` continues the same files."""
+    import os
+
+    d = deploy({"c": counter("c")})
+    assert d.run("-d", timeout=180).returncode == 0
+    state = d.project / ".build-files" / f"state.{d.name}.json"
+    os.kill(json.loads(state.read_text())["logger_pid"], signal.SIGKILL)
+    wait_until(lambda: len(lines(d, "c")) > 5, timeout=30)
+    r = d.loon("restart", "--name", d.name, timeout=120)
+    assert r.returncode == 0 and "nobody follows it" in r.stdout, r.stdout + r.stderr
+    assert not (d.project / ".build-files" / f"restart.{d.name}.json").exists()
+    assert containers_named(d.name)[0]["State"] == "running"
+    a = d.loon("attach", "--name", d.name)
+    assert a.returncode == 0 and "re-attached" in a.stdout, a.stdout + a.stderr
+    n = len(lines(d, "c"))
+    wait_until(lambda: len(lines(d, "c")) > n + 10, timeout=30)
+    assert d.run("-D", timeout=120).returncode == 0
+    numbered(d, "c")
