@@ -9,6 +9,7 @@ import os
 import resource
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -651,3 +652,56 @@ def test_over_long_paths_are_problems_not_crashes(tmp_path: Path, project: Path,
     assert validate.main(write_config(project / "config.json", data)) == 2
     err = capsys.readouterr().err
     assert "mySqlSettings.sourceVolumeLocation: " in err and "File name too long" in err
+
+
+# --- 10. loon dev says what runs -----------------------------------------------------------
+
+def test_dev_env_agrees_with_the_image_about_minio() -> None:
+    from loon_supervisor.verbs.dev import addresses, host_environment
+
+    with_minio = host_environment({"MINIO_ENABLED": "true", "MINIO_STORAGE_ACCESS_KEY": "a",
+                                   "MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000"})
+    assert with_minio["MINIO_STORAGE_ENDPOINT"] == "127.0.0.1:9000"
+    assert with_minio["MINIO_STORAGE_MEDIA_URL"] == "http://127.0.0.1:9000/data"
+    assert with_minio["MINIO_STORAGE_STATIC_URL"] == "http://127.0.0.1:9000/static"
+    assert "MinIO 127.0.0.1:9000" in addresses(with_minio)
+    without = host_environment({"MINIO_ENABLED": "false", "MINIO_STORAGE_ACCESS_KEY": "",
+                                "MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000"})
+    assert without["MINIO_ENABLED"] == "false"
+    assert not any(k.startswith("MINIO_STORAGE") for k in without)
+    assert "MinIO" not in addresses(without)
+
+
+def test_dev_env_rewritten_when_the_build_leaves_minio_out(tmp_path: Path, project: Path
+                                                           ) -> None:
+    """dev.env was written before the build and kept MINIO_ENABLED=true with an endpoint
+    nothing serves; up now passes the aligned env to loon dev's hook again."""
+    from loon_supervisor.spec.envfile import read_env_file
+    from loon_supervisor.spec.minio import align_env
+    from loon_supervisor.spec.prepare import prepare
+    from loon_supervisor.verbs.dev import write_dev_env
+
+    write_config(project / "config.json", base_config(tmp_path / "data", networkMode="host"))
+    prepared = prepare(project / "config.json", create_dirs=False)
+    said: list[str] = []
+    write_dev_env(prepared, said.append)
+    dev_env = project / ".build-files" / "dev.env"
+    assert read_env_file(dev_env)["MINIO_ENABLED"] == "true"
+    assert align_env(prepared, {"mysql", "redis"}, said.append)
+    write_dev_env(prepared, said.append)  # what up does after align_env now
+    env = read_env_file(dev_env)
+    assert env["MINIO_ENABLED"] == "false" and "MINIO_STORAGE_ENDPOINT" not in env
+    assert "DEBUG=true" in said[0] and "DJANGO_ENV_FILE=" in said[0]
+    assert "ln -s" not in said[0]
+
+
+def test_closing_line_without_nginx_names_what_runs() -> None:
+    from loon_supervisor.lifecycle.state import DeploymentState
+    from loon_supervisor.verbs.up import up_line
+
+    state = DeploymentState(name="ab", cid="c", session=Path("/s"), image="i",
+                            services=("mysql", "redis"), log_dir="/l", status_command=None,
+                            url="", stop_timeout=1)
+    assert up_line(state).startswith("up: mysql, redis (no nginx")
+    assert "http" not in up_line(state).split("(")[0]
+    assert up_line(replace(state, url="http://localhost")) == "Loon is up: http://localhost"

@@ -116,7 +116,9 @@ async def hand_over(engine: DockerEngine, dep: Deployment, lock: DeploymentLock,
         if control.stop_signal is not None:
             return signal_exit_code(control.stop_signal)
         return 1
-    dep.say(f"Loon is up: {state.url}")
+    from loon_supervisor.verbs.up import up_line
+
+    dep.say(up_line(state))
     dep.say(f"logs are in {state.session} (a background logger, pid {proc.pid}, keeps "
             "writing them)")
     dep.say("stop everything with: python3 build.py -D   (or: loon down)")

@@ -30,15 +30,38 @@ KEEP = ("DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_HOST",
 HOST_SIDE = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": "3306",
              "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
              "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/0",
-             "MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000", "ALLOWED_HOST": "localhost",
-             "DEBUG": "true"}
+             "ALLOWED_HOST": "localhost", "DEBUG": "true"}
+MINIO_HOST_SIDE = {"MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000",
+                   "MINIO_STORAGE_MEDIA_URL": "http://127.0.0.1:9000/data",
+                   "MINIO_STORAGE_STATIC_URL": "http://127.0.0.1:9000/static"}
+"""Only with MINIO_ENABLED=true: Loon's settings then require the two URLs; without MinIO
+in the image an endpoint would only lead the server to a refused connection."""
+MINIO_KEYS = ("MINIO_STORAGE_ACCESS_KEY", "MINIO_STORAGE_SECRET_KEY",
+              "MINIO_STORAGE_MEDIA_BUCKET_NAME", "MINIO_STORAGE_STATIC_BUCKET_NAME")
+ENV_FILE_VAR = "DJANGO_ENV_FILE"
+"""Where Loon's settings read their env file from (default ~/loonar/apps/server/.env)."""
 
 
 def host_environment(container_env: dict[str, str]) -> dict[str, str]:
-    """The variables a server on the host needs to reach the backing services."""
+    """The variables a server on the host needs to reach the backing services; agrees
+    with the container's env file (written again once the build knows about MinIO)."""
     env = {k: container_env[k] for k in KEEP if k in container_env}
     env.update(HOST_SIDE)
+    if env.get("MINIO_ENABLED") == "true":
+        env.update(MINIO_HOST_SIDE)
+    else:
+        env["MINIO_ENABLED"] = "false"
+        for key in (*MINIO_KEYS, *MINIO_HOST_SIDE):
+            env.pop(key, None)
     return env
+
+
+def addresses(env: dict[str, str]) -> str:
+    """The backing services a dev run offers, with their addresses."""
+    found = ["MariaDB 127.0.0.1:3306", "Redis 127.0.0.1:6379"]
+    if env.get("MINIO_ENABLED") == "true":
+        found.append("MinIO 127.0.0.1:9000")
+    return ", ".join(found)
 
 
 def check_network(prepared: Prepared) -> None:
@@ -54,10 +77,12 @@ def check_network(prepared: Prepared) -> None:
 def write_dev_env(prepared: Prepared, say: Reporter) -> Path:
     """Write ``.build-files/dev.env`` and say how to use it (never its values)."""
     check_network(prepared)
-    path = write_env_file(build_files_dir() / DEV_ENV, host_environment(prepared.env))
-    say(f"wrote {path} (mode 0600, holds passwords): the environment for a Loon server run on "
-        f"this machine, e.g. `ln -s {path} apps/server/.env` in your Loon checkout, then "
-        "`moon server:run`")
+    env = host_environment(prepared.env)
+    path = write_env_file(build_files_dir() / DEV_ENV, env)
+    say(f"wrote {path} (mode 0600, holds passwords; sets DEBUG=true) for a Loon server run on "
+        f"this machine against {addresses(env)}: start it with "
+        f"`{ENV_FILE_VAR}={path} moon server:run` ({ENV_FILE_VAR} names the file Loon's "
+        "settings read; its default is ~/loonar/apps/server/.env)")
     return path
 
 

@@ -223,7 +223,8 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                 if held.lock is None:
                     await swap.start(engine, name)
                     held.lock = await _take_lock(name, True, console)
-                align_env(prepared, built.services, control.say)
+                if align_env(prepared, built.services, control.say) and opts.on_prepared:
+                    opts.on_prepared(prepared, control.say)  # files derived from the env
                 contract = select_services(built, opts.only, control.say)
                 if remote:  # volume dirs live there: check/make them there
                     for line in await ensure_on_engine(engine.docker, contract.image,
@@ -275,7 +276,9 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                                   session, opts.detached)
         assert dep is not None and dep.cid is not None
         state = replace(run_state(prepared, contract, dep.cid, session),
-                        log_source=sources.kind)
+                        log_source=sources.kind,
+                        url="" if opts.only is not None and "nginx" not in contract.services
+                        else prepared.config.url)  # loon dev: nothing serves HTTP
         assert held.lock is not None
         if opts.detached:
             return await hand_over(engine, dep, held.lock, state)
@@ -290,6 +293,14 @@ def _kept_serving(exc: LoonError, name: str) -> LoonError:
                        "what runs (if anything) keeps running"))
     err.exit_code = exc.exit_code
     return err
+
+
+def up_line(state: DeploymentState) -> str:
+    """The closing line: the URL, or with ``--only``/``loon dev`` without nginx what runs."""
+    if state.url:
+        return f"Loon is up: {state.url}"
+    return (f"up: {', '.join(state.services)} (no nginx in this run, so nothing serves "
+            "HTTP)")
 
 
 async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOptions,
@@ -310,7 +321,7 @@ async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOption
         prune(positions)
 
     def announce() -> None:
-        control.say(f"Loon is up: {prepared.config.url}")
+        control.say(up_line(state))
         control.say(f"logs are in {dep.session} (tail -f them); press Ctrl+C to stop")
 
     control.can_hand_over = True
