@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -257,3 +258,32 @@ def test_the_versions_page_lists_what_loon_versions_lists(
     button.click()
     wait(driver, staleness_of(button))
     assert "no such version of this deployment" in driver.find_element(By.ID, "result").text
+
+
+def test_a_redeploy_started_from_the_page_shows_its_phases_and_ends(
+        driver: WebDriver, dashboard: Dashboard, deployment: Deployment) -> None:
+    """Last in this module: it replaces the deployment's container (a real up --replace)."""
+    sign_in(driver, dashboard)
+    driver.get(f"{dashboard.url}/dashboard/deploys")
+    driver.find_element(By.ID, "redeploy").click()
+    button = driver.find_element(By.ID, "confirm")
+    button.click()
+    wait(driver, staleness_of(button))
+    assert re.search(r"/dashboard/deploys/\d{8}T\d{6}Z-[0-9a-f]{8}$", driver.current_url)
+    deploy_id = driver.current_url.rsplit("/", 1)[1]
+
+    def status(d: WebDriver) -> str | None:
+        text = d.find_element(By.ID, "deploy-status").text  # the page reloads every 2 s
+        return text if text in ("succeeded", "failed", "cancelled") else None
+
+    done = WebDriverWait(driver, 240, poll_frequency=0.5,
+                         ignored_exceptions=(NoSuchElementException,
+                                             StaleElementReferenceException)).until(status)
+    shot(driver, "deploy")
+    log = driver.find_element(By.ID, "deploy-log").text
+    assert done == "succeeded", log
+    assert "building" in driver.find_element(By.ID, "phases").text
+    assert "$ loon up -d --replace" in log
+    out_logs = list((deployment.project / "logs").glob("logs_*/out.log"))
+    assert any(f"dashboard: redeploy {deploy_id} started by ada (admin, from 127.0.0.1)"
+               in p.read_text() for p in out_logs)
