@@ -705,3 +705,13 @@ def test_closing_line_without_nginx_names_what_runs() -> None:
     assert up_line(state).startswith("up: mysql, redis (no nginx")
     assert "http" not in up_line(state).split("(")[0]
     assert up_line(replace(state, url="http://localhost")) == "Loon is up: http://localhost"
+
+
+def test_status_marks_services_dev_mode_does_not_run() -> None:
+    from loon_supervisor.verbs.status import LEFT_OUT, left_out
+
+    chosen = ("mysql", "redis", "duckdb")
+    assert left_out("nginx", "unknown", chosen) == LEFT_OUT
+    assert left_out("server", "STOPPED", chosen) == LEFT_OUT
+    assert left_out("mysql", "STARTING", chosen) == "STARTING"
+    assert left_out("nginx", "unknown", None) == "unknown"  # not our state: no claim

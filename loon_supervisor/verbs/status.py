@@ -92,6 +92,17 @@ class StatusReport:
         return HEALTHY if self.healthy else UNHEALTHY
 
 
+LEFT_OUT = "not run (left out by --only or loon dev)"
+
+
+def left_out(service: str, state: str, chosen: tuple[str, ...] | None) -> str:
+    """The state to show: a service this run did not start (``loon dev`` runs no nginx)
+    says so instead of ``unknown`` or ``STOPPED``; it still counts as not RUNNING."""
+    if chosen is not None and service not in chosen and state != "RUNNING":
+        return LEFT_OUT
+    return state
+
+
 async def gather_status(name: str, config_file: Path | None = None) -> StatusReport:
     """Ask the engine, the state file, the lock and the logs; print nothing."""
     state = statefile.load(name)
@@ -137,8 +148,10 @@ async def gather_status(name: str, config_file: Path | None = None) -> StatusRep
         status_error=status_error)
     base = session or (str(session_dir) if session_dir else None)
     looping = read_verdicts(Path(base) if base else None)
+    chosen = state.services if state is not None and ours else None
     for svc in contract.services:
-        st = states.get(svc, "unknown" if contract.status_command else "-")
+        st = left_out(svc, states.get(svc, "unknown" if contract.status_command else "-"),
+                      chosen)
         if contract.status_command and st != "RUNNING":
             report.healthy = False
         if svc in looping:
