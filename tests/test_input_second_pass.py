@@ -715,3 +715,16 @@ def test_status_marks_services_dev_mode_does_not_run() -> None:
     assert left_out("server", "STOPPED", chosen) == LEFT_OUT
     assert left_out("mysql", "STARTING", chosen) == "STARTING"
     assert left_out("nginx", "unknown", None) == "unknown"  # not our state: no claim
+
+
+def test_env_file_read_back_bounded(tmp_path: Path) -> None:
+    from loon_supervisor.bounded import UnboundedInput
+    from loon_supervisor.spec.envfile import read_env_file
+
+    (tmp_path / "ok.env").write_text("A='1'\nB=two\n")
+    assert read_env_file(tmp_path / "ok.env") == {"A": "1", "B": "two"}
+    with pytest.raises(UnboundedInput, match="is a device"):
+        read_env_file(Path("/dev/zero"))
+    (tmp_path / "big.env").write_bytes(b"A=" + b"x" * (2 * 1024 * 1024))
+    with pytest.raises(UnboundedInput, match="more than the 1.0 MiB"):
+        read_env_file(tmp_path / "big.env")

@@ -280,6 +280,18 @@ def write_env_file(path: Path, env: Mapping[str, str]) -> Path:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Read it back with python-dotenv's rules (no interpolation), as compose would."""
-    values = dotenv_values(path, interpolate=False)
+    """Read it back with python-dotenv's rules (no interpolation), as compose would; at most
+    1 MiB (an env file is a few KiB; a device or an endless pipe is refused).
+
+    :raises UnboundedInput: naming the file.
+    :raises OSError: as open would (the verbs turn it into one sentence).
+    """
+    import io
+
+    try:
+        raw = read_bounded(path, 1024 * 1024)
+    except UnboundedInput as exc:
+        raise UnboundedInput(f"{path} {exc}") from None
+    values = dotenv_values(stream=io.StringIO(raw.decode("utf-8", errors="replace")),
+                           interpolate=False)
     return {k: v if v is not None else "" for k, v in values.items()}
