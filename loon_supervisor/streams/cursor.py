@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 FINGERPRINT = 64  # bytes of a file kept before a position to recognise the file again
+KEEP_KNOWN = 64  # rotated files remembered as older than the one followed (state file size)
 
 
 class Copied(Protocol):
@@ -76,6 +77,10 @@ class Position:
     host: int
     tail: bytes | None = None
     older: tuple[Known, ...] = ()  # the rotated files known to be older than it
+    # The files the reader went through after it, beyond the host's last byte: (inode, the
+    # offset it started at, the offset it left at; None for the last): where the bytes
+    # written after this save came from, even once ``inode`` is gone.
+    chain: tuple[tuple[int | None, int, int | None], ...] = ()
 
     def __post_init__(self) -> None:
         if self.pos < 0 or self.host < 0:
@@ -85,7 +90,8 @@ class Position:
         return {"inode": self.inode, "pos": self.pos, "host": self.host,
                 "tail": None if self.tail is None else base64.b64encode(self.tail).decode(),
                 "older": [[k.inode, k.size, base64.b64encode(k.tail).decode()]
-                          for k in self.older]}
+                          for k in self.older],
+                "chain": [list(c) for c in self.chain]}
 
     @classmethod
     def from_json(cls, data: object) -> Position | None:
@@ -99,9 +105,11 @@ class Position:
             tail = None if raw is None else base64.b64decode(str(raw), validate=True)
             older = tuple(Known(int(i), int(n), base64.b64decode(str(t), validate=True))
                           for i, n, t in data.get("older") or ())
+            chain = tuple((None if i is None else int(i), int(a), None if b is None else int(b))
+                          for i, a, b in data.get("chain") or ())
             return cls(int(inode) if inode is not None else None, int(data["pos"]),
                        int(data["host"]), tail[-FINGERPRINT:] if tail is not None else None,
-                       older)
+                       older, chain)
         except (ValueError, TypeError, binascii.Error):
             return None
 
@@ -126,6 +134,7 @@ class Cursor:
 
     segments: list[Segment] = field(default_factory=list)
     verify: bool = False
+    chain: tuple[tuple[int | None, int, int | None], ...] = ()  # a saved Position's chain
     pending: str | None = None  # a rotation notice not resolved yet (for the final collection)
     gap_reported: bool = False
     finished: set[Known] = field(default_factory=set)  # files read to their end (this logger)
@@ -160,8 +169,9 @@ class Cursor:
             took = copy.received - last.start
             self.finished.add(Known(last.inode, self.read_pos(copy),
                                     copy.recent[-min(8, took):] if took > 0 else b""))
+        known = [k for k in (*last.older, *self.finished, *older) if k.inode != inode]
         self.segments.append(Segment(inode, pos, copy.received, head[-FINGERPRINT:],
-                                     older | self.finished))
+                                     frozenset(known[-KEEP_KNOWN:])))
         self.pending, self.verify = None, False
         self._trim(copy)
 
@@ -176,14 +186,21 @@ class Cursor:
         """The place of the host file's last byte: what the state file may keep."""
         self._trim(copy)
         w = copy.written
-        seg = self.segments[0]
-        for s in self.segments[1:]:
+        at = 0
+        for i, s in enumerate(self.segments):
             if s.start <= w:
-                seg = s
+                at = i
+        seg = self.segments[at]
         done = w - seg.start
         n = min(FINGERPRINT, max(done, 0))
         tail = (seg.head + (copy.written_tail[-n:] if n > 0 else b""))[-FINGERPRINT:]
-        return Position(seg.inode, seg.pos + max(done, 0), w, tail, tuple(seg.older))
+        later = self.segments[at:]
+        chain: tuple[tuple[int | None, int, int | None], ...] = tuple(
+            (a.inode, a.pos, a.pos + b.start - a.start)
+            for a, b in zip(later, later[1:], strict=False))
+        if chain:
+            chain += ((later[-1].inode, later[-1].pos, None),)
+        return Position(seg.inode, seg.pos + max(done, 0), w, tail, tuple(seg.older), chain)
 
     @classmethod
     def fresh(cls, copy: Copied) -> Cursor:
@@ -211,4 +228,4 @@ class Cursor:
             target, fp = 0, b""
         fp = fp[-min(FINGERPRINT, target):] if target else b""
         return cls([Segment(saved.inode, target, copy.received, fp, frozenset(saved.older))],
-                   verify=True), note
+                   verify=True, chain=saved.chain), note

@@ -37,6 +37,9 @@ from loon_supervisor.streams.stream_copy import StreamCopy, open_copy
 MISSING_POLL = 0.2
 CONTAINER = "container"
 GENERATIONS = 10  # rotated generations searched when the image does not say (supervisord's)
+# A file is recognised by its bytes alone (no inode: a copytruncate copy, a stopped exec
+# container) only on at least this many, and never a file known to be read before.
+CONTENT_MIN = 1
 
 Output = Callable[[int], AsyncIterator[bytes]]
 
@@ -152,7 +155,8 @@ class Followers:
         current = len(gens) - 1 if gens and not gens[-1].path[-1].isdigit() else -1
         by_inode = [i for i, g in enumerate(gens) if inode is not None and g.inode == inode
                     and not await self._reused(g, known)]
-        by_content = [i for i in reversed(range(len(gens))) if i not in by_inode]
+        by_content = [i for i in reversed(range(len(gens))) if i not in by_inode
+                      and not await self._known(gens[i], known)]  # read before: not ours
         tried: set[tuple[int, int]] = set()
         for i in [*by_inode, *by_content]:
             if skip_current and i == current:
@@ -164,15 +168,16 @@ class Followers:
             if u > gens[j].size or (j, u) in tried or (skip_current and j == current):
                 continue
             tried.add((j, u))
-            if i in by_content and min(len(fp), u) == 0:
-                continue  # nothing to recognise the file by
+            if i in by_content and min(len(fp), u) < CONTENT_MIN:
+                continue  # too little to recognise the file by
             if await self._matches(gens[j].path, u, fp):
                 return j, u
         # A saved position whose file is gone (or reused) while the host file went on past
         # it: the stream may have stopped at the end of some generation.
         for j in reversed(range(len(gens))):
             u = gens[j].size
-            if (skip_current and j == current) or (j, u) in tried or min(len(fp), u) == 0:
+            if (skip_current and j == current) or (j, u) in tried \
+                    or min(len(fp), u) < CONTENT_MIN:
                 continue
             if await self._matches(gens[j].path, u, fp):
                 return j, u
@@ -204,8 +209,12 @@ class Followers:
             self._switched()
             return await self._follow_from(name, now, cur.read_pos(copy), final)
         truncated = event == "truncated"
-        found = await self._find(gens, cur.inode, t, fp, truncated,
-                                 cur.segments[-1].older | cur.finished)
+        found = None
+        if cur.verify and cur.chain:
+            found = await self._along_chain(gens, cur.chain, t, fp)
+        if found is None:
+            found = await self._find(gens, cur.inode, t, fp, truncated,
+                                     cur.segments[-1].older | cur.finished)
         if found is not None:
             j, u = found
             g = gens[j]
@@ -232,7 +241,10 @@ class Followers:
             return await self._read_newer(name, [x for x in newer if x is not now], now, final)
         at = next((g for g in gens if g.inode == cur.inode), None)
         known = cur.segments[-1].older | cur.finished  # rotated files older than ours
-        newer = [g for g in gens if g is not now and not await self._known(g, known)]
+        after = gens
+        if at is not None and at is not now and not await self._reused(at, known):
+            after = gens[gens.index(at) + 1:]  # the followed file is there: read past its end
+        newer = [g for g in after if g is not now and not await self._known(g, known)]
         if at is not None and at is now and not newer:
             self.say(f"{name}: {base} was truncated or rewritten in place; following it from "
                      f"its start; bytes it had after byte {t} that were not read yet, if any, "
@@ -253,6 +265,25 @@ class Followers:
                      f"{copy.written}, before the first line of {nxt}", terminal=False)
         cur.gap_reported = now is None
         return await self._read_newer(name, rotated, now, final)
+
+    async def _along_chain(self, gens: list[Gen], chain: tuple[tuple[int | None, int,
+                                                                     int | None], ...],
+                           target: int, fp: bytes) -> tuple[int, int] | None:
+        """A saved position's ``target`` walked through the files its reader went through
+        after it (whose bytes the host got after the save): the saved file may be gone."""
+        u, rest = target, 0
+        for k, (inode, start, end) in enumerate(chain):
+            if k:
+                u = start + rest
+            if end is not None and u > end:
+                rest = u - end
+                continue
+            for j, g in enumerate(gens):
+                if inode is not None and g.inode == inode and u <= g.size \
+                        and await self._matches(g.path, u, fp):
+                    return j, u
+            return None
+        return None
 
     async def _reused(self, g: Gen, known: frozenset[Known]) -> bool:
         """A file with the inode of one read to its end before, but another size or ending:

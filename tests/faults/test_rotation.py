@@ -84,3 +84,62 @@ def test_live_rotation_with_busybox_tail(deploy) -> None:  # type: ignore[no-unt
     assert host == in_container(d, "rot")
     assert_consecutive(host.decode(), "rot")
     assert d.run("-D", timeout=60).returncode == 0
+
+
+def generations(k: int) -> str:
+    """supervisord's rotation with backups: .log.k-1 -> .log.k ... .log -> .log.1."""
+    return "; ".join([*(f"mv {LOG}.{i} {LOG}.{i + 1} 2>/dev/null" for i in range(k - 1, 0, -1)),
+                      f"mv {LOG} {LOG}.1"])
+
+
+@pytest.mark.parametrize("rotations", [2, 3])
+def test_several_rotations_while_the_logger_is_dead(deploy, rotations: int) -> None:  # type: ignore[no-untyped-def]
+    """Issue 23 defect 4: every generation on disk reaches the host once, in order (only
+    ``.log.1`` was searched: the middle generations were reported missing)."""
+    at = " ".join(str(600 + 150 * r) for r in range(rotations))
+    rotate = generations(rotations)
+    script = (f'sleep 2; i=0; while [ $i -lt 1500 ]; do i=$((i+1)); echo "rot $i" >> {LOG}; '
+              'usleep 300; if [ $i = 500 ]; then while [ ! -e /tmp/go ]; do usleep 50000; '
+              f'done; fi; for r in {at}; do if [ $i = $r ]; then {rotate}; fi; done; done; '
+              'touch /tmp/done; exec sleep 100000')
+    d = deploy({"rot": script})
+    assert d.run("-d", timeout=120).returncode == 0
+    wait_until(lambda: b"rot 500\n" in host_file(d, "rot"), timeout=30)
+    kill_logger(d)
+    subprocess.run(["docker", "exec", d.name, "touch", "/tmp/go"], check=True)
+    wait_until(lambda: subprocess.run(["docker", "exec", d.name, "test", "-e", "/tmp/done"]
+                                      ).returncode == 0, timeout=30)
+    parts = tuple(f".{i}" for i in range(rotations, 0, -1)) + ("",)
+    whole = in_container(d, "rot", parts)
+    assert_consecutive(whole.decode(), "rot")  # the generations hold every line
+    attach = d.loon("attach", "--name", d.name)
+    assert attach.returncode == 0, attach.stdout + attach.stderr
+    wait_until(lambda: has_last(d), timeout=30)
+    assert host_file(d, "rot") == whole
+    assert d.run("-D", timeout=60).returncode == 0
+    assert host_file(d, "rot") == whole
+
+
+@pytest.mark.parametrize("rotations", [2, 3])
+def test_down_collects_generations_rotated_while_the_logger_was_dead(deploy, rotations: int) -> None:  # type: ignore[no-untyped-def]
+    """Issue 23 defects 1, 2 and 4: ``down`` after a dead logger reads the followed file's
+    rest and every newer generation (it read the new file from the old offset)."""
+    at = " ".join(str(600 + 150 * r) for r in range(rotations))
+    rotate = generations(rotations)
+    script = (f'sleep 2; i=0; while [ $i -lt 1500 ]; do i=$((i+1)); echo "rot $i" >> {LOG}; '
+              'usleep 300; if [ $i = 500 ]; then while [ ! -e /tmp/go ]; do usleep 50000; '
+              f'done; fi; for r in {at}; do if [ $i = $r ]; then {rotate}; fi; done; done; '
+              'touch /tmp/done; exec sleep 100000')
+    d = deploy({"rot": script})
+    assert d.run("-d", timeout=120).returncode == 0
+    wait_until(lambda: b"rot 500\n" in host_file(d, "rot"), timeout=30)
+    kill_logger(d)
+    subprocess.run(["docker", "exec", d.name, "touch", "/tmp/go"], check=True)
+    wait_until(lambda: subprocess.run(["docker", "exec", d.name, "test", "-e", "/tmp/done"]
+                                      ).returncode == 0, timeout=30)
+    parts = tuple(f".{i}" for i in range(rotations, 0, -1)) + ("",)
+    whole = in_container(d, "rot", parts)
+    assert_consecutive(whole.decode(), "rot")
+    down = d.run("-D", timeout=60)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert host_file(d, "rot") == whole
