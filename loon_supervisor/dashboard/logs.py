@@ -19,7 +19,13 @@ from aiohttp import web
 from loon_supervisor.dashboard.overview import deployment_name
 from loon_supervisor.dashboard.render import html
 from loon_supervisor.dashboard.security import PAGE_HEADERS, SESSIONS_KEY, current, page, session_id
-from loon_supervisor.dashboard.tailer import Reader, Watchers, tail_offset
+from loon_supervisor.dashboard.tailer import (
+    CACHE_ENTRIES,
+    Reader,
+    Watch,
+    Watchers,
+    tail_offset,
+)
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.paths import logs_dir
 from loon_supervisor.sinks.session import latest_session
@@ -104,7 +110,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await response.write(b"retry: 1000\n\n")
             while not watchers.closing.is_set():
                 changed = [w.changed for w in watches]  # before reading: no change missed
-                events = _gather(readers)
+                events = _gather(readers, watches)
                 if events:
                     await _send(response, events)
                     continue  # more may be waiting: read again before sleeping
@@ -127,15 +133,32 @@ async def _wait_then_cancel(event: anyio.Event, scope: anyio.CancelScope) -> Non
     scope.cancel()
 
 
-def _gather(readers: dict[str, Reader]) -> bytes:
-    out = []
-    for name, reader in readers.items():
-        lines = reader.read()
-        if lines:
-            ident = ",".join(f"{n}:{r.offset}" for n, r in readers.items())
-            data = json.dumps({"s": name, "l": lines}, ensure_ascii=False)
-            out.append(f"id: {ident}\ndata: {data}\n\n")
-    return "".join(out).encode("utf-8")
+def _gather(readers: dict[str, Reader], watches: list[Watch]) -> bytes:
+    """The events for what the files gained; a one-file stream reuses the bytes another
+    viewer at the same offset already encoded."""
+    if len(readers) == 1:
+        (name, reader), = readers.items()
+        shared = watches[0].events
+        hit = shared.get(reader.offset)
+        if hit is not None:
+            reader.offset = hit[0]
+            return hit[1]
+        start = reader.offset
+        data = _encode(readers, name, reader.read())
+        if data and not reader.restarted:
+            shared[start] = (reader.offset, data)
+            while len(shared) > CACHE_ENTRIES:
+                shared.popitem(last=False)
+        return data
+    return b"".join(_encode(readers, name, reader.read()) for name, reader in readers.items())
+
+
+def _encode(readers: dict[str, Reader], name: str, lines: list[str]) -> bytes:
+    if not lines:
+        return b""
+    ident = ",".join(f"{n}:{r.offset}" for n, r in readers.items())
+    data = json.dumps({"s": name, "l": lines}, ensure_ascii=False)
+    return f"id: {ident}\ndata: {data}\n\n".encode()
 
 
 async def _send(response: web.StreamResponse, data: bytes) -> None:

@@ -27,13 +27,15 @@ TAIL_BYTES = 64 * 1024  # a new viewer starts with the last lines within this ma
 
 
 @dataclass
-class _Watch:
+class Watch:
     path: Path
     viewers: int = 0
     changed: anyio.Event = field(default_factory=anyio.Event)
     size: int = -1
     # offset -> (next offset, lines): viewers at the same place share one read and decode
     cache: OrderedDict[int, tuple[int, list[str]]] = field(default_factory=OrderedDict)
+    # offset -> (next offset, the encoded event): single-file streams share the bytes too
+    events: OrderedDict[int, tuple[int, bytes]] = field(default_factory=OrderedDict)
 
 
 class Watchers:
@@ -41,7 +43,7 @@ class Watchers:
     the last."""
 
     def __init__(self) -> None:
-        self._watches: dict[Path, _Watch] = {}
+        self._watches: dict[Path, Watch] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self.closing = anyio.Event()
 
@@ -54,10 +56,10 @@ class Watchers:
             tg.cancel_scope.cancel()
 
     @contextmanager
-    def watching(self, path: Path) -> Iterator[_Watch]:
+    def watching(self, path: Path) -> Iterator[Watch]:
         watch = self._watches.get(path)
         if watch is None:
-            watch = self._watches[path] = _Watch(path)
+            watch = self._watches[path] = Watch(path)
             if self._tg is not None:
                 self._tg.start_soon(self._poll, watch)
         watch.viewers += 1
@@ -69,7 +71,7 @@ class Watchers:
                 self._watches.pop(path, None)
                 watch.changed.set()
 
-    async def _poll(self, watch: _Watch) -> None:
+    async def _poll(self, watch: Watch) -> None:
         while watch.viewers > 0 and not self.closing.is_set():
             try:
                 size = os.stat(watch.path).st_size
@@ -78,6 +80,7 @@ class Watchers:
             if size != watch.size:
                 if size < watch.size:
                     watch.cache.clear()  # truncated or replaced: offsets mean other bytes
+                    watch.events.clear()
                 watch.size = size
                 watch.changed.set()
                 watch.changed = anyio.Event()
