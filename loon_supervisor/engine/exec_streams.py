@@ -26,7 +26,7 @@ import anyio
 
 from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
-from loon_supervisor.errors import LoonError
+from loon_supervisor.errors import EngineError, LoonError
 
 _HEADER = struct.Struct(">BxxxL")
 
@@ -83,6 +83,13 @@ FOLLOWER_ENV = "LOON_FOLLOWER"
 HOLD_GRACE = 0.2
 
 
+# The first line of every follower's stdout, written by its shell before tail starts: when
+# the engine fails to start an exec after the attach (containerd not ready after an engine
+# restart) it writes its error text into the exec's stdout, which would otherwise be taken
+# for the file's bytes ("transport is closing: unavailable" once began a host file).
+STARTED = b"loon-follower-started\n"
+
+
 def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True,
                    inode: int | None = None) -> list[str]:
     """``tail`` from byte ``offset`` (0-based), following renames and re-creation.
@@ -103,7 +110,7 @@ def follow_command(path: str, offset: int, gnu: str | None, follow: bool = True,
     args = [gnu or "tail", "-c", f"+{offset + 1}"]
     if follow:
         args += ["-F", "-s", "0.05"] if gnu else ["-F"]
-    run = f"exec {shlex.join(args)} {shlex.quote(path)} 2>&1"
+    run = f"echo {STARTED.decode().strip()}; exec {shlex.join(args)} {shlex.quote(path)} 2>&1"
     if inode is None:
         return ["sh", "-c", run]
     check = (f'i=$(stat -L -c %i {shlex.quote(path)} 2>/dev/null); '
@@ -321,6 +328,8 @@ class FollowedFile:
         self._held = b""
         self._next = offset  # the file offset of the next byte handed on
         self._read_file = read_file
+        self._started = False  # STARTED seen (see follow_command)
+        self._first: bytes | None = None  # what came with STARTED, not yet handed on
         self.event: Event | None = None
 
     def close(self) -> None:
@@ -384,7 +393,26 @@ class FollowedFile:
             return b""  # the engine did not say: tail's, as without the check
         return b"\0" * at + got
 
+    async def _start(self) -> None:
+        """Take the shell's STARTED line; anything else first is the engine's own message
+        (an exec that did not start), never file data."""
+        got = b""
+        while len(got) < len(STARTED) and STARTED.startswith(got):
+            data = await self._read()
+            if data is None or self.event is not None:
+                break
+            got += data
+        self._started = True
+        if self.event is not None and not got:  # the shell's own notice: it never ran tail
+            return
+        if not got.startswith(STARTED):
+            text = got.decode(errors="replace").strip()[:200]
+            raise EngineError(f"the log follower did not start: {text or 'no output'}")
+        self._first = got[len(STARTED):] or None
+
     async def receive(self) -> bytes | None:
+        if not self._started:
+            await self._start()
         while True:
             if self.event is not None:
                 return None
@@ -396,6 +424,8 @@ class FollowedFile:
                     out, self._held = self._held, b""
                     self._next += len(out)
                     return out
+            elif self._first is not None:
+                data, self._first = self._first, None
             else:
                 data = await self._read()
             if data is None:

@@ -15,6 +15,7 @@ from aiodocker.stream import _ExecParser
 from aiohttp.client_proto import ResponseHandler
 
 from loon_supervisor.engine.exec_streams import (
+    STARTED,
     FollowedFile,
     classify,
     follow_command,
@@ -76,9 +77,10 @@ class File:
         return self.data[at:at + count]
 
 
-def attached(notices: list[str], offset: int, file: File) -> tuple[ResponseHandler,
-                                                                 FollowedFile]:
-    """A FollowedFile on an aiohttp protocol as aiodocker leaves it after the upgrade."""
+def attached(notices: list[str], offset: int, file: File, started: bool = True
+             ) -> tuple[ResponseHandler, FollowedFile]:
+    """A FollowedFile on an aiohttp protocol as aiodocker leaves it after the upgrade (with
+    the shell's STARTED line already sent, unless ``started`` is False)."""
     protocol = ResponseHandler(asyncio.get_running_loop())
     queue: FlowControlDataQueue[Any] = FlowControlDataQueue(protocol, limit=2 ** 16)
     protocol.set_parser(_ExecParser(queue), queue)
@@ -87,6 +89,8 @@ def attached(notices: list[str], offset: int, file: File) -> tuple[ResponseHandl
     followed = FollowedFile(stream, P, notices.append, G, offset,  # type: ignore[arg-type]
                             file.read)
     followed._frames._delay = 0  # noqa: SLF001  (no tick: the test has no transport)
+    if started:
+        protocol.data_received(frame(1, STARTED))
     return protocol, followed
 
 
@@ -147,7 +151,7 @@ async def test_a_real_non_rotation_notice_is_removed() -> None:
 @pytest.mark.anyio
 async def test_the_shell_s_own_stderr_message_is_a_notice() -> None:
     notices: list[str] = []
-    protocol, followed = attached(notices, 0, File(b""))
+    protocol, followed = attached(notices, 0, File(b""), started=False)
     protocol.data_received(frame(2, f"loon: {P} was replaced before tail opened it\n".encode()))
     assert await drain(followed) == b""
     assert followed.event == "replaced" and len(notices) == 1
@@ -156,7 +160,8 @@ async def test_the_shell_s_own_stderr_message_is_a_notice() -> None:
 def test_follow_command_merges_stderr_and_quotes_the_path() -> None:
     cmd = follow_command("/var/log/my app.log", 41, G)
     assert cmd[:2] == ["sh", "-c"]
-    assert cmd[2] == "exec /usr/bin/tail -c +42 -F -s 0.05 '/var/log/my app.log' 2>&1"
+    assert cmd[2] == ("echo loon-follower-started; "
+                      "exec /usr/bin/tail -c +42 -F -s 0.05 '/var/log/my app.log' 2>&1")
     assert "-F" not in follow_command(P, 0, None, follow=False)[2]
 
 
@@ -164,5 +169,28 @@ def test_follow_command_checks_the_inode_right_before_tail_opens() -> None:
     script = follow_command(P, 0, G, inode=1234)[2]
     assert script.startswith(f"i=$(stat -L -c %i {P} 2>/dev/null)")
     assert '"$i" != "1234"' in script and "was replaced before tail opened it" in script
-    assert script.endswith(f"exec {G} -c +1 -F -s 0.05 {P} 2>&1")
+    assert script.endswith(f"echo loon-follower-started; exec {G} -c +1 -F -s 0.05 {P} 2>&1")
     assert classify(b"loon: /x was replaced before tail opened it\n") == "replaced"
+
+
+@pytest.mark.anyio
+async def test_an_exec_that_did_not_start_is_an_error_not_data() -> None:
+    """The engine writes its own error into an exec's stdout when the exec fails to start
+    after the attach (containerd not ready after an engine restart): without the shell's
+    STARTED line first, nothing is data (a host file once began with it)."""
+    from loon_supervisor.errors import EngineError
+
+    notices: list[str] = []
+    protocol, followed = attached(notices, 0, File(b""), started=False)
+    protocol.data_received(frame(1, b"transport is closing: unavailable\r\n"))
+    followed._frames.feed_eof()  # noqa: SLF001
+    with pytest.raises(EngineError, match="did not start: transport is closing"):
+        await followed.receive()
+
+
+@pytest.mark.anyio
+async def test_data_in_the_same_frame_as_started_is_handed_on_at_once() -> None:
+    notices: list[str] = []
+    protocol, followed = attached(notices, 0, File(b""), started=False)
+    protocol.data_received(frame(1, STARTED[:5]) + frame(1, STARTED[5:] + b"a\n"))
+    assert await followed.receive() == b"a\n"
