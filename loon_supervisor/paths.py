@@ -105,16 +105,17 @@ class EscapesBuildFiles(LoonError):
     exit_code = 2
 
 
-def build_file(name: str) -> Path:
-    """``.build-files/<name>``: the one way to name a file there from something an operator
-    chose (a deployment name); refuses any name that is not a single plain file name.
+def build_file(name: str, base: Path | None = None) -> Path:
+    """``.build-files/<name>`` (or ``base/<name>``): the one way to name a file there from
+    something an operator chose (a deployment name, an env file name); refuses any name
+    that is not a single plain file name.
 
     :raises EscapesBuildFiles: for ``..``, a separator, a NUL or an empty name.
     """
     if not name or name in (".", "..") or "/" in name or "\0" in name:
         raise EscapesBuildFiles(f"{name!r} is not a plain file name and would leave "
                                 ".build-files/; use letters, digits, '_', '.' and '-' only")
-    return build_files_dir() / name
+    return (build_files_dir() if base is None else base) / name
 
 
 def logs_dir() -> Path:

@@ -97,6 +97,17 @@ def test_build_file_refuses_escapes(project: Path) -> None:
     for bad in ("..", "../x", "a/b", "", "a\0b"):
         with pytest.raises(EscapesBuildFiles):
             build_file(bad)
+    # every name-derived path under .build-files/ goes through it
+    from loon_supervisor.config.validation_cache import _stamp
+    from loon_supervisor.lifecycle.restart_marker import marker_path
+    from loon_supervisor.spec.envfile import _secret_key_path
+    from loon_supervisor.streams.source_choice import host_log_dir
+
+    build = project / ".build-files"
+    for make in (lambda: _secret_key_path(build, "../x"), lambda: _stamp(build, "a/b"),
+                 lambda: host_log_dir(build, ".."), lambda: marker_path("../../x")):
+        with pytest.raises(EscapesBuildFiles):
+            make()
 
 
 # --- 5. endless inputs -------------------------------------------------------------------

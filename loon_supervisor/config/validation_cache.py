@@ -53,7 +53,9 @@ def _digest(config_bytes: bytes, env_file: str, env_bytes: bytes, build_dir: Pat
 
 
 def _stamp(build_dir: Path, env_file: str) -> Path:
-    return build_dir / f".validated.{env_file}.json"
+    from loon_supervisor.paths import build_file
+
+    return build_file(f".validated.{env_file}.json", build_dir)
 
 
 def fast_validate(config_file: Path, config_bytes: bytes, env_file: str, build_dir: Path

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loon_supervisor.atomic import write_text_atomic
-from loon_supervisor.paths import build_files_dir
+from loon_supervisor.paths import build_file
 
 # A marker older than this (plus the container's stop timeout) is ignored.
 VALID_FOR = 120.0
 
 
 def marker_path(name: str) -> Path:
-    return build_files_dir() / f"restart.{name}.json"
+    return build_file(f"restart.{name}.json")
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,9 @@ SECRET_KEY_MIN = 32
 
 
 def _secret_key_path(build_dir: Path, deployment: str) -> Path:
-    return build_dir / f".secret-key.{deployment}"
+    from loon_supervisor.paths import build_file
+
+    return build_file(f".secret-key.{deployment}", build_dir)
 
 
 def read_secret_key(build_dir: Path, deployment: str) -> str | None:

@@ -51,7 +51,9 @@ class SourceChoice:
 
 def host_log_dir(build_files: Path, deployment: str) -> Path:
     """Where a deployment's service logs live on this machine with the hostdir source."""
-    return build_files / "service-logs" / deployment
+    from loon_supervisor.paths import build_file
+
+    return build_file(deployment, build_files / "service-logs")
 
 
 def host_dir_of(kind: str, build_files: Path, deployment: str) -> Path | None:
