@@ -3,8 +3,9 @@
 ``build.py`` uses its own directory (it sets ``LOON_PROJECT_ROOT`` unless the caller did).
 ``loon`` uses ``--project-dir``, else ``LOON_PROJECT_ROOT``, else the nearest directory
 from the current one upwards that is a project: it holds ``build.py``, or a ``config.json``
-that is a loon configuration (a JSON object with no keys, or with one of its sections; an
-unrelated tool's config.json in a parent folder is passed by). Never the package's
+that is a loon configuration (a JSON object with no keys or with one of its sections, or
+not valid JSON at all, so that a syntax error is reported; an unrelated tool's valid
+config.json in a parent folder is passed by). Never the package's
 location, so an installed ``loon`` (site-packages) acts on the clone it runs in.
 """
 
@@ -37,7 +38,9 @@ def _loon_config(path: Path) -> bool:
 
     try:
         data = json.loads(read_bounded(path, MiB))
-    except (OSError, ValueError, RecursionError, UnboundedInput):
+    except ValueError:  # broken JSON: an operator's config mid-edit; validate says what
+        return True
+    except (OSError, RecursionError, UnboundedInput):
         return False
     return isinstance(data, dict) and (not data or bool(SECTIONS & data.keys()))
 

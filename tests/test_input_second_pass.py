@@ -624,6 +624,8 @@ def test_unrelated_config_json_above_is_passed_by(tmp_path: Path,
     (clone / "build.py").write_text("")
     assert paths.find_project(clone / "docs") == clone
     assert paths.find_project(tmp_path / "work") is None
+    (tmp_path / "work" / "config.json").write_text('{"generalSettings": {,}')  # mid-edit
+    assert paths.find_project(tmp_path / "work") == tmp_path / "work"
 
 
 # --- 12. smaller --------------------------------------------------------------------------
