@@ -21,6 +21,7 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
@@ -258,6 +259,30 @@ def test_the_versions_page_lists_what_loon_versions_lists(
     button.click()
     wait(driver, staleness_of(button))
     assert "no such version of this deployment" in driver.find_element(By.ID, "result").text
+
+
+def test_keyboard_only_sign_in_and_a_phone_sized_window(driver: WebDriver,
+                                                        dashboard: Dashboard) -> None:
+    sign_out(driver, dashboard)
+    driver.get(f"{dashboard.url}/dashboard/login")
+    name = driver.find_element(By.ID, "name")
+    name.send_keys("kim" + Keys.TAB + dashboard.password + Keys.TAB)
+    focused = driver.switch_to.active_element
+    assert focused.get_attribute("id") == "signin"
+    focused.send_keys(Keys.ENTER)
+    wait(driver, lambda d: d.current_url.endswith("/dashboard/"))
+    try:
+        driver.set_window_size(390, 844)
+        for page in ("/dashboard/", "/dashboard/logs?service=alpha", "/dashboard/deploys"):
+            driver.get(f"{dashboard.url}{page}")
+            # wide tables scroll inside their box; the page itself never scrolls sideways
+            assert driver.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1"), page
+        driver.get(f"{dashboard.url}/dashboard/")
+        shot(driver, "overview-phone")
+    finally:
+        driver.set_window_size(1200, 800)
+        sign_out(driver, dashboard)  # the next test signs in as ada
 
 
 def test_a_redeploy_started_from_the_page_shows_its_phases_and_ends(
