@@ -210,8 +210,9 @@ class Followers:
             return await self._follow_from(name, now, cur.read_pos(copy), final)
         truncated = event == "truncated"
         found = None
+        known = cur.segments[-1].older | cur.finished  # rotated files older than ours
         if cur.verify and cur.chain:
-            found = await self._along_chain(gens, cur.chain, t, fp)
+            found = await self._along_chain(gens, cur.chain, t, fp, known)
         if found is None:
             found = await self._find(gens, cur.inode, t, fp, truncated,
                                      cur.segments[-1].older | cur.finished)
@@ -240,9 +241,10 @@ class Followers:
             await self._read(name, g, u, final)
             return await self._read_newer(name, [x for x in newer if x is not now], now, final)
         at = next((g for g in gens if g.inode == cur.inode), None)
-        known = cur.segments[-1].older | cur.finished  # rotated files older than ours
+        if at is not None and await self._reused(at, known):
+            at = None
         after = gens
-        if at is not None and at is not now and not await self._reused(at, known):
+        if at is not None and at is not now:
             after = gens[gens.index(at) + 1:]  # the followed file is there: read past its end
         newer = [g for g in after if g is not now and not await self._known(g, known)]
         if at is not None and at is now and not newer:
@@ -259,7 +261,7 @@ class Followers:
         if not cur.gap_reported:
             nxt = rotated[0].path if rotated else base
             self.say(f"{name}: the file followed (inode {cur.inode}, read to byte {t}) is gone "
-                     f"from disk{' (a reused inode holds other bytes)' if at else ''}; its "
+                     f"from disk; its "
                      f"later bytes and those of any generation rotated out after it are lost "
                      f"(how many is not known): the gap is in {copy.path.name} after host byte "
                      f"{copy.written}, before the first line of {nxt}", terminal=False)
@@ -268,7 +270,8 @@ class Followers:
 
     async def _along_chain(self, gens: list[Gen], chain: tuple[tuple[int | None, int,
                                                                      int | None], ...],
-                           target: int, fp: bytes) -> tuple[int, int] | None:
+                           target: int, fp: bytes, known: frozenset[Known]
+                           ) -> tuple[int, int] | None:
         """A saved position's ``target`` walked through the files its reader went through
         after it (whose bytes the host got after the save): the saved file may be gone."""
         u, rest = target, 0
@@ -280,6 +283,7 @@ class Followers:
                 continue
             for j, g in enumerate(gens):
                 if inode is not None and g.inode == inode and u <= g.size \
+                        and not await self._reused(g, known) \
                         and await self._matches(g.path, u, fp):
                     return j, u
             return None
