@@ -91,9 +91,10 @@ def build_parser(prog: str, defaults: dict[str, Any] | None = None) -> argparse.
     """The one argparse parser for :class:`ServerOptions` (``defaults`` overrides a default,
     e.g. the script's --env-file next to itself)."""
     defaults = defaults or {}
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Re-deploy Loon on an authenticated POST /deploy "
-        "(see docs/deploy-server.md).")
+    about = ("The operator's web dashboard alone, under the deploy server's rules (see "
+             "docs/dashboard.md)." if prog.endswith("dashboard") else
+             "Re-deploy Loon on an authenticated POST /deploy (see docs/deploy-server.md).")
+    parser = argparse.ArgumentParser(prog=prog, description=about)
     for f in fields(ServerOptions):
         meta = f.metadata
         name = "--" + f.name.replace("_", "-")
