@@ -244,8 +244,12 @@ class Followers:
         if at is not None and await self._reused(at, known):
             at = None
         after = gens
-        if at is not None and at is not now:
-            after = gens[gens.index(at) + 1:]  # the followed file is there: read past its end
+        if at is not None and at is not now and any(
+                i == at.inode and e == at.size for i, _, e in cur.chain):
+            # the followed file is there as it was read to its end: go on past it
+            after = gens[gens.index(at) + 1:]
+        # otherwise it was rewritten (copytruncate, truncated and regrown) and is read again
+        # from its start with every rotated file not known to be older, in order
         newer = [g for g in after if g is not now and not await self._known(g, known)]
         if at is not None and at is now and not newer:
             self.say(f"{name}: {base} was truncated or rewritten in place; following it from "
