@@ -165,7 +165,7 @@ class Cursor:
         if pos < 0:
             raise ValueError(f"impossible stream position {pos}")
         last = self.segments[-1]
-        if last.inode is not None and last.inode != inode:
+        if last.inode is not None and last.inode != inode and not self.verify:
             took = copy.received - last.start
             self.finished.add(Known(last.inode, self.read_pos(copy),
                                     copy.recent[-min(8, took):] if took > 0 else b""))

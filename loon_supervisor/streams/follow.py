@@ -248,6 +248,8 @@ class Followers:
                 i == at.inode and e == at.size for i, _, e in cur.chain):
             # the followed file is there as it was read to its end: go on past it
             after = gens[gens.index(at) + 1:]
+            if at.inode is not None:
+                cur.finished.add(Known(at.inode, at.size))
         # otherwise it was rewritten (copytruncate, truncated and regrown) and is read again
         # from its start with every rotated file not known to be older, in order
         newer = [g for g in after if g is not now and not await self._known(g, known)]
