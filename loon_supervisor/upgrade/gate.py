@@ -32,11 +32,17 @@ from loon_supervisor.doctor.checks import (
 from loon_supervisor.doctor.runner import run_check
 from loon_supervisor.doctor.verdict import FAIL, Verdict
 from loon_supervisor.engine.images import parse_status
+from loon_supervisor.errors import LoonError
 from loon_supervisor.lifecycle.crashloop import CrashLoopDetector, CrashLoopPolicy, parse_run
 from loon_supervisor.lifecycle.deployment import FAILED_STATES
 
 POLL = 2.0
 CHECK_TIMEOUT = 20.0
+
+# How much a state says about a service being the cause, worst first: when the container
+# vanishes during the gate (the background logger stops it once a service is FATAL), the
+# service seen in the worst state is the culprit whose log explains the failure.
+_TROUBLE = ("FATAL", "EXITED", "BACKOFF", "STARTING")
 
 GATE_CHECKS: list[tuple[str, str, Check]] = [
     ("mysql", "login sees database", mariadb_login),
@@ -97,12 +103,23 @@ async def health_gate(ctx: Context, status_command: str | None, timeout: float,
     passing_since: dict[tuple[str, str], float] = {}
     previous: dict[str, int | None] = {}
     last: list[Verdict] = []
+    worst: dict[str, tuple[int, str]] = {}  # service -> (rank in _TROUBLE, its line)
     while True:
-        lines = await _services(ctx, status_command)
+        try:
+            lines = await _services(ctx, status_command)
+        except LoonError as exc:
+            if await _still_running(ctx):
+                raise
+            return GateResult(False, _vanished(worst, loops, exc), time.monotonic() - started,
+                              last)
         now = time.monotonic()
         for name, line in lines.items():
             loops.observe(name, line, now)
             state = line.split()[1]
+            if state in _TROUBLE:
+                rank = _TROUBLE.index(state)
+                if name not in worst or rank <= worst[name][0]:
+                    worst[name] = (rank, line.strip())
             if state in FAILED_STATES:
                 return GateResult(False, Verdict(name, "process state", FAIL, line.strip()),
                                   now - started, last)
@@ -134,6 +151,27 @@ async def health_gate(ctx: Context, status_command: str | None, timeout: float,
             say(f"health gate: waiting for {', '.join(f'{v.service} {v.check}' for v in failed)}"
                 f" ({now - started:.0f} s of {timeout:.0f} s)")
         await anyio.sleep(poll)
+
+
+async def _still_running(ctx: Context) -> bool:
+    """Whether the judged container still runs (an engine hiccup, not a stopped container)."""
+    try:
+        info = await ctx.engine.inspect(ctx.cid)
+    except LoonError:
+        return False
+    return bool(info and (info.get("State") or {}).get("Running"))
+
+
+def _vanished(worst: dict[str, tuple[int, str]], loops: CrashLoopDetector,
+              exc: LoonError) -> Verdict:
+    """The verdict when the container stopped during the gate: the service seen in the worst
+    state (then the one restarted most) is named, so its log explains the failure."""
+    if not worst:
+        return Verdict("container", "running", FAIL, f"the container stopped during the gate "
+                       f"({exc})")
+    name = min(worst, key=lambda n: (worst[n][0], -loops.restarts(n), n))
+    return Verdict(name, "process state", FAIL, f"the container stopped during the gate; "
+                   f"{name} was last seen {worst[name][1]}")
 
 
 def gate_context(engine: Any, cid: str, info: dict[str, Any], services: tuple[str, ...],

@@ -102,3 +102,34 @@ def test_the_rollback_reason_names_the_error_a_restart_loop_buries() -> None:
              "loon-wait: mysql is ready", "loon-server: applying migrations",
              "  No migrations to apply."]
     assert error_lines(lines * 3) == ["RuntimeError: v2 cannot serve"]
+
+
+class _Vanishing(_Container):
+    """The background logger stops the container once the server is FATAL: the gate's next
+    status exec fails and the engine no longer knows the container."""
+
+    def __init__(self, server_line: list[str]) -> None:
+        super().__init__(api=[502], server_line=server_line)
+
+    async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
+                          ) -> tuple[int, bytes]:
+        if cmd[0] == "sh" and "status" in cmd[2] and self.round + 1 >= len(self.server_line):
+            from loon_supervisor.errors import EngineError
+
+            raise EngineError("running sh in the container: No such container: cid")
+        return await super().run_capture(cid, cmd, env)
+
+    async def inspect(self, cid: str) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_a_container_stopped_during_the_gate_fails_it_naming_the_troubled_service(
+        tmp_path: Path) -> None:
+    c = _Vanishing(server_line=["STARTING", "BACKOFF   Exited too quickly", "STARTING"])
+    result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 60, lambda s: None,
+                               poll=0)
+    assert not result.passed
+    assert result.culprit == "server", result.sentence()
+    assert "the container stopped during the gate" in result.sentence()
+    assert "BACKOFF" in result.sentence()
