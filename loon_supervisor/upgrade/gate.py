@@ -119,7 +119,7 @@ async def health_gate(ctx: Context, status_command: str | None, timeout: float,
             if state in _TROUBLE:
                 rank = _TROUBLE.index(state)
                 if name not in worst or rank <= worst[name][0]:
-                    worst[name] = (rank, line.strip())
+                    worst[name] = (rank, " ".join(line.split()))
             if state in FAILED_STATES:
                 return GateResult(False, Verdict(name, "process state", FAIL, line.strip()),
                                   now - started, last)

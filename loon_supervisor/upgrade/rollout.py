@@ -32,7 +32,7 @@ from loon_supervisor.backup.manifest import (
     list_backups,
     read_manifest,
 )
-from loon_supervisor.backup.restore import restore_into
+from loon_supervisor.backup.restore import restore_into, wait_for_database
 from loon_supervisor.backup.take import take_backup
 from loon_supervisor.config import load_config
 from loon_supervisor.config.model import LoonConfig
@@ -166,14 +166,16 @@ def backup_of(image: str) -> Path | None:
 
 async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, failed: str,
                     target: str, reason: str, culprit: str | None, backup: Path | None,
-                    say: Say) -> GateResult | None:
+                    say: Say, session: Path | None = None) -> GateResult | None:
     """Stop ``failed`` (its logs collected), restore the database from ``backup`` when the
     migrations differ from the backup's, start ``target`` again and check its health; the
     failed version is recorded as rolled back with ``reason`` and its culprit's last lines."""
     from loon_supervisor.verbs.down import down
 
     name = config.deploymentSettings.containerName
-    session = resolve(None, name).session()
+    # The caller's session first: a background logger that stopped the failed container has
+    # forgotten its state, and with it where the culprit's log is.
+    session = session or resolve(None, name).session()
     now = await _migrations(config)
     say(f"rolling back from {failed} to {target}: {reason}")
     if await down(config_file, name) != 0:
@@ -194,15 +196,24 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
             raise LoonError(f"the previous version {target} did not start (exit code {code})")
 
     if changed and backup is not None and manifest is not None:
-        added = [m for m in (now or []) if m not in manifest.migrations]
-        say(f"{failed} changed the schema ({', '.join(added) or 'migrations unknown'}): "
-            f"restoring the database from {backup.name}")
         async with open_engine() as engine:
             from loon_supervisor.verbs.restart import running_container
 
             async def database_only() -> str:
                 await start(("mysql",))
-                return str((await running_container(engine, name))["Id"])
+                cid = str((await running_container(engine, name))["Id"])
+                applied = now
+                if applied is None:  # the failed container was gone: ask the database itself
+                    try:
+                        await wait_for_database(engine, cid, config)
+                        applied = await database.applied_migrations(engine, cid,
+                                                                    config.mySqlSettings)
+                    except LoonError:
+                        applied = None
+                added = [m for m in (applied or []) if m not in manifest.migrations]
+                say(f"{failed} changed the schema ({', '.join(added) or 'migrations unknown'})"
+                    f": restoring the database from {backup.name}")
+                return cid
 
             async def nothing() -> None:
                 return None
@@ -238,6 +249,7 @@ async def gated_up(opts: UpOptions) -> int:
                                                           taken)))
     if taken.old_image is None or code not in (0, 1):
         return code  # nothing was replaced (or not a Loon image), or a signal/usage error
+    session = resolve(None, name).session()  # while the new version's state is there
     say, events = session_reporter(name)
     try:
         new = versions.current(name)
@@ -259,7 +271,7 @@ async def gated_up(opts: UpOptions) -> int:
         await roll_back(opts.config_file, opts.env_file, config, failed=failed,
                         target=taken.old_image, reason=reason,
                         culprit=result.culprit if result else None, backup=taken.backup,
-                        say=say)
+                        say=say, session=session)
         return 1
     finally:
         if events is not None:
