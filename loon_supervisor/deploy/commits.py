@@ -19,6 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from loon_supervisor.atomic import write_text_atomic
 from loon_supervisor.deploy.children import run_grouped
 
 log = logging.getLogger("loon_supervisor.deploy")
@@ -73,12 +74,8 @@ class CommitLog:
         self._deploys[commit] = deploy_id
         while len(self._deploys) > self.keep:
             self._deploys.popitem(last=False)
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(dict(self._deploys), fh)
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, json.dumps(dict(self._deploys)), mode=0o600)
         except OSError as exc:
             log.warning("cannot write %s: %s", self.path, exc.strerror or exc)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections import OrderedDict
 from pathlib import Path
+
+from loon_supervisor.atomic import write_text_atomic
 
 log = logging.getLogger("loon_supervisor.deploy")
 
@@ -45,11 +46,7 @@ class DeliveryLog:
         self._ids[delivery] = None
         while len(self._ids) > self.keep:
             self._ids.popitem(last=False)
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(list(self._ids), fh)
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, json.dumps(list(self._ids)), mode=0o600)
         except OSError as exc:
             log.warning("cannot write %s: %s", self.path, exc.strerror or exc)
