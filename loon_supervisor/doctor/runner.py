@@ -4,6 +4,7 @@ whatever happened (answer, CheckFailed, timeout, engine error) into a Verdict.""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -55,14 +56,20 @@ async def diagnose(config_file: Path, env_file: str = ".env",
                    if "=" in e)
         ctx = Context(engine, cid, info, contract.services, config,
                       build_files_dir() / env_file, env)
-        results: list[Verdict | None] = [None] * len(CHECKS)
+        return await run_checks(ctx, CHECKS, timeout)
 
-        async def one(i: int, service: str, check_name: str, check: Check) -> None:
-            results[i] = await run_check(ctx, service, check_name, check, timeout)
 
-        async with anyio.create_task_group() as tg:
-            for i, (service, check_name, check) in enumerate(CHECKS):
-                tg.start_soon(one, i, service, check_name, check)
+async def run_checks(ctx: Context, checks: Sequence[tuple[str, str, Check]],
+                     timeout: float = CHECK_TIMEOUT) -> list[Verdict]:
+    """Every check at once (each bounded by ``timeout``); verdicts in ``checks`` order."""
+    results: list[Verdict | None] = [None] * len(checks)
+
+    async def one(i: int, service: str, check_name: str, check: Check) -> None:
+        results[i] = await run_check(ctx, service, check_name, check, timeout)
+
+    async with anyio.create_task_group() as tg:
+        for i, (service, check_name, check) in enumerate(checks):
+            tg.start_soon(one, i, service, check_name, check)
     return [v for v in results if v is not None]
 
 

@@ -29,7 +29,7 @@ from loon_supervisor.doctor.checks import (
     nginx_root,
     redis_ping,
 )
-from loon_supervisor.doctor.runner import run_check
+from loon_supervisor.doctor.runner import run_checks
 from loon_supervisor.doctor.verdict import FAIL, Verdict
 from loon_supervisor.engine.images import parse_status
 from loon_supervisor.errors import LoonError
@@ -75,15 +75,7 @@ class GateResult:
 
 
 async def _round(ctx: Context) -> list[Verdict]:
-    results: list[Verdict | None] = [None] * len(GATE_CHECKS)
-
-    async def one(i: int, service: str, name: str, check: Check) -> None:
-        results[i] = await run_check(ctx, service, name, check, CHECK_TIMEOUT)
-
-    async with anyio.create_task_group() as tg:
-        for i, (service, name, check) in enumerate(GATE_CHECKS):
-            tg.start_soon(one, i, service, name, check)
-    return [v for v in results if v is not None]
+    return await run_checks(ctx, GATE_CHECKS, CHECK_TIMEOUT)
 
 
 async def _services(ctx: Context, command: str | None) -> dict[str, str]:
