@@ -178,6 +178,63 @@ def test_staging_drops_only_rotated_files_the_session_holds(tmp_path: Path) -> N
     retention.StagingPruner(None)(positions)  # exec source: nothing to prune
 
 
+@pytest.mark.parametrize(("share_mib", "kept_rotated"), [
+    (6, ["nginx.log.1", "worker.log.1", "worker.log.2"]),  # the oldest read .1 is enough
+    (4, ["worker.log.1", "worker.log.2"]),  # every read one goes, unread ones stay
+])
+def test_staging_over_its_share_loses_read_rotated_files_only(
+        tmp_path: Path, share_mib: int, kept_rotated: list[str]) -> None:
+    """Staging filled past its share (a quarter of logMaxMegabytes) by 8 MiB: the read
+    ``.2`` always goes, then read ``.1`` files, oldest first, until the project's staging
+    copy fits; the live files and a follower's unread generations are never removed, so
+    status and doctor then warn."""
+    build = tmp_path / ".build-files"
+    root = retention.staging_root(build)
+    host, other = root / "loon", root / "other"
+    host.mkdir(parents=True)
+    other.mkdir()
+    (other / "x.log").write_bytes(b"o" * MiB)  # another deployment's: counted, not ours
+    sizes = {"nginx.log": MiB, "nginx.log.1": MiB, "nginx.log.2": MiB,
+             "mysql.log": MiB // 2, "mysql.log.1": MiB,
+             "worker.log": MiB // 2, "worker.log.1": MiB, "worker.log.2": MiB}
+    for i, (name, size) in enumerate(sizes.items()):
+        (host / name).write_bytes(name.encode()[:1] * size)
+        os.utime(host / name, (1000 + i, 1000 + i))
+    os.utime(host / "mysql.log.1", (10, 10))  # the oldest rotated file
+
+    def known(*files: str) -> tuple[Known, ...]:
+        return tuple(Known((host / f).stat().st_ino, (host / f).stat().st_size)
+                     for f in files)
+
+    positions = {
+        "nginx": Position((host / "nginx.log").stat().st_ino, 5, 5, None,
+                          known("nginx.log.2", "nginx.log.1")),
+        "mysql": Position((host / "mysql.log").stat().st_ino, 5, 5, None,
+                          known("mysql.log.1")),
+        # behind by two generations: still in .2, .1 not read either
+        "worker": Position((host / "worker.log.2").stat().st_ino, 5, 5, None, ()),
+    }
+    limits = Limits(max_bytes=4 * share_mib * MiB)
+    assert limits.staging_bytes == share_mib * MiB
+    assert retention.tree_bytes(root) == 8 * MiB
+
+    retention.StagingPruner(host, limits)(positions)
+
+    left = sorted(p.name for p in host.iterdir())
+    assert left == sorted(["nginx.log", "mysql.log", "worker.log", *kept_rotated])
+    assert (other / "x.log").exists()
+    use = retention.measure(tmp_path / "logs", build, limits)
+    assert use.staging == retention.tree_bytes(root) == use.used
+    assert f"staging copy {retention.human(use.staging)} of {share_mib}.0 MiB" in use.summary()
+    warning = use.warning()
+    if use.staging > limits.staging_bytes:
+        assert warning is not None and "staging copy" in warning and "not read yet" in warning
+    else:
+        assert warning is None or "staging copy" not in warning
+    # what is over the share is only what must stay: a second pass removes nothing more
+    assert retention.prune_staging(host, positions, limits.staging_bytes) == []
+
+
 @pytest.mark.parametrize(("settings", "expected"), [
     ({}, Limits(20, 1024 * MiB)),
     ({"logSessionsKept": 3, "logMaxMegabytes": 64}, Limits(3, 64 * MiB)),

@@ -205,7 +205,9 @@ class DeploymentSettings(Section):
     logMaxMegabytes: int = Field(
         default=1024, ge=16, le=10_000_000,
         description="MiB that logs/ and the fast path's staging copy may use; oldest sessions "
-        "are pruned down to it when a session starts; loon status and doctor warn from 80 %.",
+        "are pruned down to it when a session starts; the staging copy alone keeps to a "
+        "quarter of it (rotated files already copied go); loon status and doctor warn from "
+        "80 %.",
     )
 
 

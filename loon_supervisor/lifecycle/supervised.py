@@ -40,6 +40,7 @@ from loon_supervisor.streams.source_choice import (
     Sources,
     forget_host_dir,
     from_container,
+    host_dir_of,
     recorded,
 )
 
@@ -109,9 +110,12 @@ async def follow_locked(engine: DockerEngine, name: str, state: DeploymentState,
                      source=Sources(recorded(state.log_source, build_files_dir(), name),
                                     engine, state.log_dir))
     dep.adopt(cid)
+    prune = retention.StagingPruner(host_dir_of(state.log_source, build_files_dir(), name),
+                                    retention.limits_for())
 
     def save(positions: dict[str, Position]) -> None:
         statefile.update(name, cid, positions=positions)
+        prune(positions)
 
     def attached() -> None:
         statefile.save(replace(state, logger_pid=os.getpid(), attached=True,

@@ -16,6 +16,14 @@ names it, by inode and size, among the files older than the one it is in); a fol
 that fell behind, or a dead logger, still finds the generations it has not read
 (streams/follow.py). A follower that keeps up leaves each service its current file and one
 rotated one there (2 x 50 MB with the Loon images' rotation, instead of 4 x 50 MB).
+
+The staging copy is also bounded by bytes, like the sessions: it may use a quarter of
+``logMaxMegabytes`` (:attr:`Limits.staging_bytes`). While the project's staging dirs use
+more, the pruner also removes the read ``S.log.1`` files, oldest first. It never removes
+a live file (the service writes it) or a rotated file the session has not read yet: the
+exactly-once rule of streams/follow.py lets a rotated file go only once the saved position
+names it among the files already read. What is left over the share is unread bytes and live
+files; ``loon status`` and ``loon doctor`` show the staging copy's usage and warn.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from loon_supervisor.sinks.session_pick import has_service_files
 from loon_supervisor.streams.cursor import Position
 
 WARN_FRACTION = 0.8  # status and doctor warn from here on
+STAGING_SHARE = 4  # the staging copy may use 1/STAGING_SHARE of logMaxMegabytes
 _SESSION = re.compile(r"^logs_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)(?:_(\d+))?$")
 _ROTATED = re.compile(r"^(?P<svc>.+)\.log\.(?P<n>\d+)$")
 
@@ -56,6 +65,11 @@ class Limits:
 
         return cls(number("logSessionsKept", cls.sessions),
                    number("logMaxMegabytes", cls.max_bytes >> 20) << 20)
+
+    @property
+    def staging_bytes(self) -> int:
+        """What the fast path's staging copy may use: a quarter of ``max_bytes``."""
+        return self.max_bytes // STAGING_SHARE
 
 
 @dataclass
@@ -238,19 +252,23 @@ def _remove(session: Path, out: Outcome) -> bool:
     return True
 
 
-def prune_staging(host_dir: Path, positions: Mapping[str, Position] | None = None
-                  ) -> list[Path]:
-    """Remove the rotated files ``S.log.N`` (N >= 2) of one deployment's staging dir whose
-    bytes are all in the session: ``positions[S]`` names the file (inode and size) among
-    those older than the one it stands in. Without positions nothing is removed."""
+def prune_staging(host_dir: Path, positions: Mapping[str, Position] | None = None,
+                  limit: int | None = None) -> list[Path]:
+    """Remove the rotated files ``S.log.N`` of one deployment's staging dir whose bytes are
+    all in the session: ``positions[S]`` names the file (inode and size) among those older
+    than the one it stands in. ``N >= 2`` always goes once read; ``S.log.1`` (kept readable
+    in the container) too, oldest first, while the project's staging copy (every
+    deployment's dir beside ``host_dir``) uses more than ``limit`` bytes. Without positions
+    nothing is removed."""
     removed: list[Path] = []
     try:
         entries = list(host_dir.iterdir())
     except OSError:
         return removed
+    spare: list[tuple[float, Path, int]] = []  # read S.log.1 files: (mtime, path, size)
     for p in entries:
         m = _ROTATED.match(p.name)
-        if not m or int(m.group("n")) < 2 or not p.is_file():
+        if not m or int(m.group("n")) < 1 or not p.is_file():
             continue
         pos = (positions or {}).get(m.group("svc"))
         try:
@@ -259,25 +277,43 @@ def prune_staging(host_dir: Path, positions: Mapping[str, Position] | None = Non
             continue
         if pos is None or not any(k.inode == st.st_ino and k.size == st.st_size
                                   for k in pos.older):
-            continue
-        try:
-            p.unlink()
-        except OSError:
-            continue
-        removed.append(p)
+            continue  # not read yet (or not known to be): it stays
+        if int(m.group("n")) == 1:
+            spare.append((st.st_mtime, p, st.st_size))
+        elif _unlink(p):
+            removed.append(p)
+    if limit is None or not spare:
+        return removed
+    total = tree_bytes(host_dir.parent)
+    for _mtime, p, size in sorted(spare, key=lambda t: t[0]):
+        if total <= limit:
+            break
+        if _unlink(p):
+            removed.append(p)
+            total -= size
     return removed
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
 
 
 class StagingPruner:
     """Called with each save of the positions (at most once a second, and at each switch to
-    a rotated file's successor): one directory listing, the rotated files removed."""
+    a rotated file's successor): one directory listing, the rotated files removed; the
+    staging copy's total is measured only when a read ``S.log.1`` could go."""
 
-    def __init__(self, host_dir: Path | None) -> None:
+    def __init__(self, host_dir: Path | None, limits: Limits | None = None) -> None:
         self.host_dir = host_dir
+        self.limit = (limits or Limits()).staging_bytes
 
     def __call__(self, positions: Mapping[str, Position]) -> None:
         if self.host_dir is not None:
-            prune_staging(self.host_dir, positions)
+            prune_staging(self.host_dir, positions, self.limit)
 
 
 def limits_for(config_file: Path | None = None) -> Limits:
@@ -305,27 +341,43 @@ class Usage:
     used: int
     sessions: int
     limits: Limits
+    staging: int = 0  # of ``used``: the fast path's staging copy
 
     @property
     def near_limit(self) -> bool:
         return self.used >= WARN_FRACTION * self.limits.max_bytes
 
+    @property
+    def staging_over(self) -> bool:
+        return self.staging > self.limits.staging_bytes
+
     def summary(self) -> str:
         return (f"{human(self.used)} of {human(self.limits.max_bytes)} "
                 f"(deploymentSettings.logMaxMegabytes) in {self.sessions} session(s), "
-                f"{self.limits.sessions} kept")
+                f"{self.limits.sessions} kept; staging copy {human(self.staging)} of "
+                f"{human(self.limits.staging_bytes)}")
 
     def warning(self) -> str | None:
-        """One sentence when the usage is at 80 % of the limit or above; else None."""
-        if not self.near_limit:
-            return None
-        pct = 100 * self.used // max(self.limits.max_bytes, 1)
-        return (f"host logs use {pct} % of deploymentSettings.logMaxMegabytes: the next "
-                "session start prunes the oldest sessions (the current ones are never "
-                "pruned; a session that runs for weeks keeps growing): raise the limit or "
-                "start a new session with `loon down` and `loon up -d`")
+        """One sentence when the usage is at 80 % of the limit or above, or the staging
+        copy is over its share; else None."""
+        said: list[str] = []
+        if self.near_limit:
+            pct = 100 * self.used // max(self.limits.max_bytes, 1)
+            said.append(f"host logs use {pct} % of deploymentSettings.logMaxMegabytes: the "
+                        "next session start prunes the oldest sessions (the current ones are "
+                        "never pruned; a session that runs for weeks keeps growing): raise "
+                        "the limit or start a new session with `loon down` and `loon up -d`")
+        if self.staging_over:
+            said.append(f"the fast path's staging copy (.build-files/service-logs) uses "
+                        f"{human(self.staging)}, over its share (a quarter of "
+                        f"logMaxMegabytes, {human(self.limits.staging_bytes)}): what is "
+                        "left are the services' live files and rotated files the logger has "
+                        "not read yet, which are never removed: check that a logger follows "
+                        "(`loon status`), or raise the limit")
+        return "; ".join(said) or None
 
 
 def measure(logs_root: Path, build_files: Path, limits: Limits) -> Usage:
     """The host logs' usage now."""
-    return Usage(usage(logs_root, build_files), len(sessions(logs_root)), limits)
+    return Usage(usage(logs_root, build_files), len(sessions(logs_root)), limits,
+                 tree_bytes(staging_root(build_files)))

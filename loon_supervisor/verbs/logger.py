@@ -43,7 +43,8 @@ async def logger_main(name: str) -> int:
     control = Control(say=say)
     cid = state.cid
 
-    prune = retention.StagingPruner(host_dir_of(state.log_source, build_files_dir(), name))
+    prune = retention.StagingPruner(host_dir_of(state.log_source, build_files_dir(), name),
+                                    retention.limits_for())
 
     def save(positions: dict[str, Position]) -> None:
         statefile.update(name, cid, positions=positions)

@@ -314,7 +314,9 @@ async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOption
     terminal = printer or Printer([])
     control.say.queue = terminal
 
-    prune = retention.StagingPruner(host_dir_of(state.log_source, build_files_dir(), name))
+    prune = retention.StagingPruner(
+        host_dir_of(state.log_source, build_files_dir(), name),
+        retention.Limits.from_settings(prepared.config.deploymentSettings.model_dump()))
 
     def save(positions: dict[str, Position]) -> None:
         statefile.update(name, cid, positions=positions)
