@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loon_supervisor.errors import LoonError
+from loon_supervisor.sinks.clean import strip_escapes
 
 
 def new_session_dir(logs_root: Path) -> Path:
@@ -59,9 +60,10 @@ def latest_session(logs_root: Path) -> Path | None:
 
 def event_lines(text: str) -> str:
     """The one format of supervisor event lines (out.log, deploy.log): a local timestamp,
-    a space, the text; one stamped line per line of text."""
+    a space, the text; one stamped line per line of text, without terminal escape sequences
+    (the build's coloured output keeps its colours on the terminal only)."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    return "".join(f"{stamp} {line}\n" for line in text.splitlines() or [""])
+    return "".join(f"{stamp} {line}\n" for line in strip_escapes(text).splitlines() or [""])
 
 
 class EventLog:
