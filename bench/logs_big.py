@@ -1,7 +1,7 @@
 """``loon logs`` on a big session file against ``tail`` and ``cat`` (issue 29).
 
 Makes a session file of ``--megabytes`` (default 500) of 100-byte lines, then times, each
-the median of ``--runs``: ``tail -n 3`` and ``loon logs mysql -n 3``; ``cat`` and
+the median of ``--runs`` (interleaved round by round): ``tail -n 3`` and ``loon logs mysql -n 3``; ``cat`` and
 ``loon logs mysql -n all`` (with the ``mysql | `` prefix, and with ``--no-log-prefix``),
 both into /dev/null; and ``loon logs mysql -n 0`` as the tool's start-up. The goal: each
 ``loon logs`` figure within 2x of its tool plus that start-up. Run:
@@ -25,18 +25,25 @@ def _median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-def _time(cmd: str, env: dict[str, str], runs: int) -> tuple[float, float]:
-    """Median wall time and median CPU time (user + system of the command's processes):
-    on a shared machine the wall time mostly measures the neighbours."""
-    walls, cpus = [], []
+def _once(cmd: str, env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system of the command's processes): on a shared
+    machine the wall time mostly measures the neighbours."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, shell=True, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def _time_all(cmds: list[str], env: dict[str, str], runs: int) -> list[tuple[float, float]]:
+    """Median wall and CPU time of each command, the commands interleaved round by round
+    (a neighbour's burst then weighs on every row alike, not on one row's ratio)."""
+    took: list[list[tuple[float, float]]] = [[] for _ in cmds]
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, shell=True, env=env, check=True, stdout=subprocess.DEVNULL)
-        walls.append(time.perf_counter() - t0)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return _median(walls), _median(cpus)
+        for i, cmd in enumerate(cmds):
+            took[i].append(_once(cmd, env))
+    return [(_median([w for w, _ in t]), _median([c for _, c in t])) for t in took]
 
 
 def main() -> None:
@@ -60,15 +67,16 @@ def main() -> None:
         env["LOON_PROJECT_ROOT"] = tmp
         loon = f"{sys.executable} -m loon_supervisor logs mysql"
         subprocess.run(f"cat {log}", shell=True, stdout=subprocess.DEVNULL, check=True)  # cache
-        rows = [
-            ("start-up: loon logs -n 0", _time(f"{loon} -n 0", env, args.runs), None),
-            ("tail -n 3", _time(f"tail -n 3 {log}", env, args.runs), None),
-            ("loon logs -n 3", _time(f"{loon} -n 3", env, args.runs), "tail -n 3"),
-            ("cat", _time(f"cat {log}", env, args.runs), None),
-            ("loon logs -n all", _time(f"{loon} -n all", env, args.runs), "cat"),
-            ("loon logs -n all --no-log-prefix",
-             _time(f"{loon} -n all --no-log-prefix", env, args.runs), "cat"),
+        plan = [
+            ("start-up: loon logs -n 0", f"{loon} -n 0", None),
+            ("tail -n 3", f"tail -n 3 {log}", None),
+            ("loon logs -n 3", f"{loon} -n 3", "tail -n 3"),
+            ("cat", f"cat {log}", None),
+            ("loon logs -n all", f"{loon} -n all", "cat"),
+            ("loon logs -n all --no-log-prefix", f"{loon} -n all --no-log-prefix", "cat"),
         ]
+        timed = _time_all([cmd for _, cmd, _ in plan], env, args.runs)
+        rows = [(name, took, against) for (name, _, against), took in zip(plan, timed, strict=True)]
     base = {name: took for name, took, _ in rows}
     start = base["start-up: loon logs -n 0"]
     print(f"| {args.megabytes} MiB session file, 100-byte lines | wall s | CPU s | CPU against "

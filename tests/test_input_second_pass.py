@@ -566,6 +566,49 @@ def test_logs_history_matches_splitting_the_whole_file(tmp_path: Path,
     check()
 
 
+def test_prefix_stream_equals_prefixing_the_whole_file() -> None:
+    """`-n all` prefixes the file block by block as read (blocks cut anywhere, even inside a
+    line, a UTF-8 character or a \\r\\n): the bytes written are exactly those of prefixing
+    the whole file at once, for every line break str.splitlines knows and for bad bytes."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loon_supervisor.sinks.terminal import PrefixStream, prefixed_bytes
+
+    pieces = st.sampled_from([b"a", b"bc", b"xyz", b"\x00", b"\n", b"\r", b"\r\n", b"\x0b",
+                              b"\x0c", b"\x1c", b"\x1e", b"\xc2\x85", b"\xe2\x80\xa8",
+                              b"\xe2\x80\xa9", b"\xc3\xa9", b"\xff", b"\xe2", b"\x80"])
+
+    @settings(max_examples=1500, deadline=None, derandomize=True)
+    @given(data=st.lists(pieces, max_size=30).map(b"".join),
+           cuts=st.lists(st.integers(0, 120), max_size=8),
+           prefix=st.sampled_from([b"", b"web | ", b"\x1b[36mdb  | \x1b[0m"]))
+    def check(data: bytes, cuts: list[int], prefix: bytes) -> None:
+        out: list[bytes] = []
+        stream = PrefixStream(prefix, lambda b: out.append(bytes(b)))
+        last = 0
+        for cut in sorted({min(c, len(data)) for c in cuts}) + [len(data)]:
+            stream.feed(data[last:cut])
+            last = cut
+        stream.close()
+        assert b"".join(out) == prefixed_bytes(prefix, data)
+
+    check()
+
+
+def test_logs_all_keeps_a_line_longer_than_a_block_whole(tmp_path: Path, project: Path) -> None:
+    """A 300 KiB line (over two read blocks) is shown as one prefixed line, as cat would:
+    the block copy used to cut it into a line per block."""
+    long_line = "x" * (300 * 1024)
+    session = project / "logs" / "logs_2026-01-01_00-00-00"
+    session.mkdir(parents=True)
+    (session / "out.log").write_text("2026-01-01 00:00:00 started\n")
+    (session / "mysql.log").write_text(f"first\n{long_line}\nlast")
+    done = loon("logs", "mysql", "-n", "all", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"mysql | first\nmysql | {long_line}\nmysql | last\n"
+
+
 # --- 9. accepted, then failing later ------------------------------------------------------
 
 @pytest.mark.parametrize("section,key,value,expect", [

@@ -11,12 +11,15 @@ ends terminal output.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import os
+import re
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TextIO
 
 import anyio
@@ -75,6 +78,72 @@ def prefixed_bytes(prefix: bytes, data: bytes) -> bytes:
     return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
 
 
+_BREAK = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+"""Every line boundary of str.splitlines (\\r\\n as one)."""
+
+
+class PrefixStream:
+    """:func:`prefixed_bytes` of a whole file, computed block by block: feeding any split
+    of ``data`` and then :meth:`close` writes exactly ``prefixed_bytes(prefix, data)``.
+
+    Blocks need not end at a line end (``loon logs -n all`` passes the file's blocks as
+    read: no carry, no slicing, one write per block). A block that is ASCII and breaks lines
+    only at \\n costs one ``bytes.replace``; other blocks are decoded (an incremental
+    decoder, so a character split between blocks decodes as in the whole file), their
+    breaks turned into \\n (a \\r\\n split between blocks stays one break) and encoded.
+    The prefix is written lazily, when a line's first byte arrives, so none is left after
+    the last line.
+    """
+
+    def __init__(self, prefix: bytes, write: Callable[[bytes | memoryview], None]) -> None:
+        self._prefix = prefix
+        self._nl_prefix = b"\n" + prefix
+        self._write = write
+        self._owed = True  # at a line's start: its prefix is not written yet
+        self._cr = False  # the last text ended with \r (a \n right after it is its pair)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoding = False  # the decoder may hold the start of a character
+
+    def feed(self, block: bytes) -> None:
+        if not block:
+            return
+        if self._decoding or self._cr or not block.isascii() or _other_breaks(block, True):
+            self._feed_text(block)
+        else:
+            self._feed_plain(block)
+
+    def close(self) -> None:
+        """The end of the data: a last line without its newline gets one."""
+        if self._decoding:
+            self._feed_text(b"", final=True)
+        if not self._owed:
+            self._write(b"\n")
+            self._owed = True
+
+    def _feed_text(self, block: bytes, final: bool = False) -> None:
+        text = self._decoder.decode(block, final)
+        self._decoding = bool(self._decoder.getstate()[0])
+        if self._cr and text:
+            self._cr = False
+            if text[0] == "\n":
+                text = text[1:]
+        if not text:
+            return
+        self._cr = text[-1] == "\r"
+        self._feed_plain(_BREAK.sub("\n", text).encode("utf-8"))
+
+    def _feed_plain(self, data: bytes) -> None:
+        """``data`` breaks lines only at \\n."""
+        out = data.replace(b"\n", self._nl_prefix) if self._prefix else data
+        if self._owed and self._prefix:
+            out = self._prefix + out
+        self._owed = data[-1] == 10  # ends with \n: the next line's prefix is owed
+        if self._owed and self._prefix:
+            self._write(memoryview(out)[:len(out) - len(self._prefix)])
+        else:
+            self._write(out)
+
+
 def prefixed(prefix: str, data: bytes) -> tuple[str, int]:
     """:func:`prefixed_bytes` as text, with the number of lines (the queued path)."""
     text = prefixed_bytes(prefix.encode("utf-8"), data).decode("utf-8")
@@ -127,6 +196,11 @@ class Printer:
         if self._wake is not None:
             self._wake.set()
 
+    def stream(self, name: str) -> PrefixStream:
+        """A :class:`PrefixStream` for ``name`` writing straight to the output (only before
+        :meth:`pump` runs: ``loon logs``' history)."""
+        return PrefixStream(self.prefix(name).encode("utf-8"), self._write_bytes)
+
     def system(self, text: str) -> None:
         """A supervisor message; queued like lines while the pump runs."""
         if self.broken:
@@ -143,11 +217,13 @@ class Printer:
     def pumping(self) -> bool:
         return self._pumping
 
-    def _write_bytes(self, data: bytes) -> None:
+    def _write_bytes(self, data: bytes | memoryview) -> None:
         """Straight to the binary buffer where there is one (no second encode of MBs)."""
+        if self.broken:
+            return
         buffer = getattr(self.out, "buffer", None)
         if buffer is None:
-            self._write(data.decode("utf-8"))
+            self._write(bytes(data).decode("utf-8"))
             return
         try:
             self.out.flush()

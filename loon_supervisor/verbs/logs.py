@@ -10,7 +10,6 @@ are copied in blocks of :data:`BLOCK`, never read whole (BENCHMARKS.md, "loon lo
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys
@@ -57,24 +56,18 @@ def last_lines_start(fd: int, end: int, n: int | None) -> int:
     return 0
 
 
-def copy_lines(fd: int, start: int, end: int, emit: Callable[[bytes], None]) -> None:
-    """Pass bytes ``start``..``end`` to ``emit`` in blocks cut after a newline (no line is
-    split between two calls, so a prefix lands only at line starts)."""
-    carry = b""
+def copy_blocks(fd: int, start: int, end: int, emit: Callable[[bytes], object],
+                stop: Callable[[], bool] = lambda: False) -> None:
+    """Pass bytes ``start``..``end`` to ``emit`` in blocks as read (a line may span two:
+    :class:`~loon_supervisor.sinks.terminal.PrefixStream` needs no line ends, so nothing
+    is carried, sliced or held). ``stop``: the reader went away (``| head``)."""
     pos = start
-    while pos < end:
-        block = carry + os.pread(fd, min(BLOCK, end - pos), pos)
-        if not block or len(block) == len(carry):
+    while pos < end and not stop():
+        block = os.pread(fd, min(BLOCK, end - pos), pos)
+        if not block:
             break  # the file shrank under us
-        pos += len(block) - len(carry)
-        cut = block.rfind(b"\n") + 1
-        if not cut and len(block) >= BLOCK:
-            cut = len(block)  # a line longer than a block is shown in pieces, never held
-        if cut:
-            emit(block[:cut])
-        carry = block[cut:]
-    if carry:
-        emit(carry)
+        pos += len(block)
+        emit(block)
 
 
 def _after_last_newline(fd: int, size: int) -> int:
@@ -88,15 +81,16 @@ def _after_last_newline(fd: int, size: int) -> int:
     return 0
 
 
-def _show_history(path: Path, follow: bool, lines: int | None,
-                  emit: Callable[[bytes], None]) -> tuple[int, bytes]:
-    """Print the wanted history of one file; (offset to follow from, held partial line)."""
+def _show_history(path: Path, follow: bool, lines: int | None, emit: Callable[[bytes], object],
+                  stop: Callable[[], bool] = lambda: False) -> tuple[int, bytes]:
+    """Pass the wanted history of one file to ``emit``; (offset to follow from, held
+    partial line)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size
         # With -f a partial last line is printed once it is complete.
         end = _after_last_newline(fd, size) if follow else size
-        copy_lines(fd, last_lines_start(fd, end, lines), end, emit)
+        copy_blocks(fd, last_lines_start(fd, end, lines), end, emit, stop)
         return size, os.pread(fd, size - end, end) if size > end else b""
     finally:
         os.close(fd)
@@ -126,8 +120,10 @@ async def show_logs(services: list[str], follow: bool, lines: int | None,
     offsets: dict[str, int] = {}
     partial: dict[str, bytes] = {s: b"" for s in chosen}
     for s in chosen:
+        stream = printer.stream(s)
         offsets[s], partial[s] = _show_history(session / f"{s}.log", follow, lines,
-                                               functools.partial(printer.lines, s))
+                                               stream.feed, lambda: printer.broken)
+        stream.close()
     printer.timestamps = timestamps  # only followed lines have a known arrival time
     if not follow:
         return 0
