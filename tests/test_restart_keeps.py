@@ -115,3 +115,45 @@ def test_restart_with_nobody_following_says_so_and_attach_continues(deploy) -> N
     wait_until(lambda: len(lines(d, "c")) > n + 10, timeout=30)
     assert d.run("-D", timeout=120).returncode == 0
     numbered(d, "c")
+
+
+@pytest.mark.parametrize("log_source", ["exec", "hostdir"])
+def test_docker_restart_by_hand_under_the_background_logger(deploy, log_source: str) -> None:  # type: ignore[no-untyped-def]
+    """`docker restart` typed by an operator, not `loon restart`: the logger sees the
+    container run again, says it was restarted outside loon, continues the same files and
+    the deployment stays (it used to be "exited on its own" and removed)."""
+    import subprocess
+
+    d = deploy({"c": counter("c"), "t": counter("t", "0.01")})
+    use_log_source(d, log_source)
+    result = d.run("-d", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = d.project / ".build-files" / f"state.{d.name}.json"
+    pid = json.loads(state.read_text())["logger_pid"]
+    wait_until(lambda: len(lines(d, "c")) > 20, timeout=30)
+    before = containers_named(d.name)[0]
+    started = started_at(d.name)
+    r = subprocess.run(["docker", "restart", "-t", "5", d.name], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out_log = d.session() / "out.log"
+    wait_until(lambda: "the container runs again (restarted outside loon)"
+               in out_log.read_text(), timeout=60)
+    n = len(lines(d, "c"))
+    wait_until(lambda: len(lines(d, "c")) > n + 20, timeout=30)  # lines of the new run
+    after = containers_named(d.name)[0]
+    assert after["Id"] == before["Id"] and after["State"] == "running"
+    assert started_at(d.name) > started
+    status = d.loon("status", "--name", d.name)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(state.read_text())["logger_pid"] == pid
+    out = out_log.read_text()
+    assert "the container was restarted outside loon (`docker restart`" in out, out
+    assert "exited on its own" not in out, out
+    time.sleep(1.5)  # a position save after the restart
+    down = d.run("-D", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert containers_named(d.name) == []
+    for name in ("c", "t"):
+        numbered(d, name)
+        assert len(lines(d, name)) > n

@@ -21,9 +21,12 @@ it only through its :class:`~loon_supervisor.lifecycle.control.Control`.
                                 REMOVED
 
 A container that stops because it is restarted on purpose (``loon restart``, see
-:mod:`~loon_supervisor.lifecycle.restart_marker`) or with the Docker engine (its restart
-policy starts it again) is waited for: the followers re-attach from their positions and the
-run goes on. Any other stop is "the container exited on its own", a failure.
+:mod:`~loon_supervisor.lifecycle.restart_marker`), with the Docker engine (its restart
+policy starts it again) or by hand outside loon (``docker restart``: it runs again within
+``HAND_RESTART_GRACE`` with a new start time and no restart counted by the policy) is
+waited for: the followers re-attach from their positions and the run goes on. Any other stop
+is "the container exited on its own", a failure (a crash that the restart policy restarts
+included: the policy counts it in ``RestartCount``, a manual start resets that count).
 
 Every teardown step is bounded (:meth:`Deployment.bounded`): an engine that stops answering
 gives one sentence, ``teardown_failed`` and exit 1 instead of a hang.
@@ -61,6 +64,9 @@ ENGINE_GRACE = float(os.environ.get("LOON_ENGINE_GRACE", "30"))
 # timeout), and how long an engine that went away may take to come back.
 RESTART_GRACE = 60.0
 ENGINE_BACK_LIMIT = 600.0
+# A stop nobody announced: how long to watch for the container to be started again by hand
+# (`docker restart` starts it right after the stop) before it counts as an exit.
+HAND_RESTART_GRACE = 5.0
 # For a container whose streams are not followed or collected (stop and remove only).
 NO_STREAMS = ImageContract("", (), "/", None)
 
@@ -121,6 +127,7 @@ class Deployment:
         self._coming_back: anyio.Event | None = None
         self._back_reason: str | None = None
         self._stopped_by_engine = False
+        self._run: tuple[object, int] | None = None  # the run followed: (StartedAt, RestartCount)
 
     @property
     def say(self) -> Reporter:
@@ -309,6 +316,7 @@ class Deployment:
         assert self.cid is not None
         while True:
             seen = self.restarts
+            await self._note_run()
             try:
                 code = await self.engine.wait_exit(self.cid)
             except EngineError:
@@ -371,6 +379,11 @@ class Deployment:
                      "waiting for the engine and for the container to run again")
             if not await self._engine_back():
                 return None
+        elif await self._started_by_hand():
+            reason = "restarted outside loon"
+            self.say("the container was restarted outside loon (`docker restart` or a "
+                     "`docker stop` and `docker start`); the followers continue from their "
+                     "positions")
         else:
             return None
         self.restarts += 1
@@ -395,6 +408,40 @@ class Deployment:
         if not self.control.stop_requested.is_set():
             self.say(f"the container did not run again within {limit:.0f}s after it stopped")
         return None
+
+    async def _note_run(self) -> None:
+        """Remember the run being followed, to tell a start by hand from the restart
+        policy's (:meth:`_started_by_hand`)."""
+        assert self.cid is not None
+        with contextlib.suppress(EngineError):
+            info = await self.engine.inspect(self.cid)
+            if info is not None and info.get("State", {}).get("Running"):
+                self._run = (info["State"].get("StartedAt"), int(info.get("RestartCount") or 0))
+
+    async def _started_by_hand(self) -> bool:
+        """Did someone start the stopped container again (``docker restart``)? True when,
+        within ``HAND_RESTART_GRACE``, it runs with another start time than the run followed
+        and its restart policy counted no restart (a crash the policy restarts is still an
+        exit; a start by hand resets ``RestartCount``)."""
+        assert self.cid is not None
+        if self._run is None or self._run[0] is None:
+            return False
+        started, count = self._run
+        with anyio.move_on_after(HAND_RESTART_GRACE):
+            while not self.control.stop_requested.is_set():
+                try:
+                    info = await self.engine.inspect(self.cid)
+                except EngineError:
+                    return False
+                if info is None:
+                    return False
+                state = info.get("State", {})
+                if state.get("Restarting") or int(info.get("RestartCount") or 0) > count:
+                    return False  # the restart policy's, after an exit
+                if state.get("Running") and state.get("StartedAt") != started:
+                    return True
+                await anyio.sleep(0.2)
+        return False
 
     async def _watch_status(self, watch: anyio.CancelScope) -> None:
         """Poll the image's status command: report changes, count restarts (crash loops),

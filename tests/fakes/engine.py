@@ -61,6 +61,8 @@ class FakeContainer:
     stopped: anyio.Event = field(default_factory=anyio.Event)
     status: bytes = b""
     pace: tuple[float, int] | None = None  # the final collection's speed (seconds, bytes)
+    started_at: str = "2026-01-01T00:00:00Z"
+    restart_count: int = 0
 
     def exit(self, code: int) -> None:
         self.running, self.exit_code = False, code
@@ -176,7 +178,8 @@ class FakeEngine:
         c = self.containers.get(cid)
         if c is None:
             return None
-        return {"State": {"Running": c.running, "ExitCode": c.exit_code}}
+        return {"State": {"Running": c.running, "ExitCode": c.exit_code,
+                          "StartedAt": c.started_at}, "RestartCount": c.restart_count}
 
     async def wait_exit(self, cid: str) -> int:
         c = self.containers[cid]

@@ -17,8 +17,11 @@ from tests.lifecycle.test_deployment import LOG, SPEC, _container, _deployment, 
 pytestmark = pytest.mark.anyio
 
 
-async def _run_with_stop(tmp_path: Path, engine_away: bool, marker: bool
-                         ) -> tuple[str | None, str, bytes]:
+async def _run_with_stop(tmp_path: Path, engine_away: bool, marker: bool,
+                         again: str | None = None) -> tuple[str | None, str, bytes]:
+    """``again``: how the container runs again without a marker or an engine restart:
+    "by hand" (a new start time, RestartCount reset, as `docker restart` leaves it) or
+    "policy" (the restart policy's, after an exit: RestartCount counts it)."""
     dep, engine, events = _deployment(tmp_path, services=("web",))
     await dep.start(SPEC)
     c = _container(engine)
@@ -40,12 +43,17 @@ async def _run_with_stop(tmp_path: Path, engine_away: bool, marker: bool
         c.exit(0)
         await anyio.sleep(0.3)  # stopped a while: the engine restarts, or nothing does
         answers[0] = True
-        if engine_away or marker:
+        if again is not None:
+            c.started_at = "2026-01-01T00:05:00Z"
+            c.restart_count += again == "policy"
+        if engine_away or marker or again == "by hand":
             c.running, c.stopped = True, anyio.Event()
             c.fs.append(f"{LOG}/web.log", b"after\n")
             await _until(lambda: (tmp_path / "web.log").read_bytes() == b"before\nafter\n")
             assert dep.failure is None
             dep.control.request_stop(15)
+        elif again == "policy":
+            c.running, c.stopped = True, anyio.Event()
     events.close()
     return dep.failure, (tmp_path / "out.log").read_text(), (tmp_path / "web.log").read_bytes()
 
@@ -73,6 +81,25 @@ async def test_any_other_stop_is_an_exit(tmp_path: Path) -> None:
     failure, out, _ = await _run_with_stop(tmp_path, engine_away=False, marker=False)
     assert failure == "the container exited on its own with code 0"
     assert "runs again" not in out
+
+
+@pytest.mark.usefixtures("project")
+async def test_a_docker_restart_by_hand_is_waited_for(tmp_path: Path) -> None:
+    failure, out, web = await _run_with_stop(tmp_path, engine_away=False, marker=False,
+                                             again="by hand")
+    assert failure is None
+    assert "the container was restarted outside loon (`docker restart`" in out
+    assert "the container runs again (restarted outside loon); following it on" in out
+    assert "exited on its own" not in out
+    assert web == b"before\nafter\n"
+
+
+@pytest.mark.usefixtures("project")
+async def test_a_crash_the_restart_policy_restarts_is_an_exit(tmp_path: Path) -> None:
+    failure, out, _ = await _run_with_stop(tmp_path, engine_away=False, marker=False,
+                                           again="policy")
+    assert failure == "the container exited on its own with code 0"
+    assert "outside loon" not in out and "runs again" not in out
 
 
 @pytest.mark.usefixtures("project")
