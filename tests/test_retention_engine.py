@@ -91,3 +91,46 @@ def test_background_logger_keeps_the_staging_copy_to_two_files_a_service(deploy)
     finally:
         down = d.run("-D", timeout=120)
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_staging_over_its_share_keeps_only_what_is_unread(deploy) -> None:  # type: ignore[no-untyped-def]
+    """logMaxMegabytes 16: the staging copy's share is 4 MiB. The service writes 3 MB
+    generations and rotates three times (12 MB in all): once the logger has read a rotated
+    file, even rot.log.1 goes, since the live file and it would exceed the share; the
+    session file still holds every line once."""
+    log = "/var/log/loon/rot.log"
+    rotate = (f"[ -e {log}.2 ] && mv {log}.2 {log}.3; [ -e {log}.1 ] && mv {log}.1 {log}.2; "
+              f"mv {log} {log}.1")
+    script = ("sleep 2; pad=$(head -c 20000 /dev/zero | tr '\\0' x); i=0; "
+              f"while [ $i -lt 600 ]; do i=$((i+1)); echo \"rot $i $pad\" >> {log}; "
+              f"usleep 2000; if [ $((i % 150)) = 0 ] && [ $i -lt 600 ]; then {rotate}; fi; "
+              "done; exec sleep 100000")
+    d = deploy({"rot": script})
+    config = json.loads(d.config.read_text())
+    config["deploymentSettings"].update(logSource="hostdir", logMaxMegabytes=16)
+    d.config.write_text(json.dumps(config))
+    up = d.run("-d", timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    staging = d.project / ".build-files" / "service-logs" / d.name
+    try:
+        session = d.session()
+        wait_until(lambda: (session / "rot.log").exists() and
+                   (session / "rot.log").read_bytes().endswith(b"x\n") and
+                   b"rot 600 " in (session / "rot.log").read_bytes()[-30000:], timeout=90)
+        try:
+            wait_until(lambda: sorted(p.name for p in staging.iterdir()) == ["rot.log"],
+                       timeout=30)
+        except AssertionError:
+            state = (d.project / ".build-files" / f"state.{d.name}.json").read_text()
+            raise AssertionError([(p.name, p.stat().st_size, p.stat().st_ino)
+                                  for p in staging.iterdir()], state) from None
+        assert (staging / "rot.log").stat().st_size > 3_000_000
+        got = [line.split(" ", 2)[:2] for line in
+               (session / "rot.log").read_text().splitlines()]
+        assert got == [["rot", str(i)] for i in range(1, 601)]
+        status = d.loon("status", "-c", str(d.config), "--name", d.name)
+        said = " ".join(status.stdout.split())
+        assert "staging copy 2.9 MiB of 4.0 MiB" in said, status.stdout
+    finally:
+        down = d.run("-D", timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr

@@ -62,6 +62,9 @@ class DeploymentState:
     foreground_pid: int | None = None
     down_requested: bool = False
     log_backups: int = 10
+    # deploymentSettings.logMaxMegabytes in bytes, as `up` read it (its config may not be
+    # the project's config.json): what the follower bounds the staging copy with.
+    log_max_bytes: int | None = None
     positions: dict[str, Position] = field(default_factory=dict)
 
     def contract(self) -> ImageContract:
@@ -90,7 +93,13 @@ class DeploymentState:
             logger_pid=data.get("logger_pid"), attached=bool(data.get("attached")),
             foreground_pid=data.get("foreground_pid"),
             down_requested=bool(data.get("down_requested")),
-            log_backups=int(data.get("log_backups", 10)), positions=positions)
+            log_backups=int(data.get("log_backups", 10)),
+            log_max_bytes=_positive(data.get("log_max_bytes")), positions=positions)
+
+
+def _positive(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
 
 
 def load(name: str) -> DeploymentState | None:

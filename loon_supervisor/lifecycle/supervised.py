@@ -111,7 +111,7 @@ async def follow_locked(engine: DockerEngine, name: str, state: DeploymentState,
                                     engine, state.log_dir))
     dep.adopt(cid)
     prune = retention.StagingPruner(host_dir_of(state.log_source, build_files_dir(), name),
-                                    retention.limits_for())
+                                    retention.recorded_limits(state.log_max_bytes))
 
     def save(positions: dict[str, Position]) -> None:
         statefile.update(name, cid, positions=positions)

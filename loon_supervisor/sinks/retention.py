@@ -325,6 +325,13 @@ def limits_for(config_file: Path | None = None) -> Limits:
     return Limits.from_settings(_lenient_settings(config_file or default_config()))
 
 
+def recorded_limits(max_bytes: int | None) -> Limits:
+    """A follower's limits: the byte limit ``up`` recorded in the state file (its config
+    may be another file than the project's config.json), else the project's config."""
+    found = limits_for()
+    return found if max_bytes is None else Limits(found.sessions, max_bytes)
+
+
 def run_pass(logs_root: Path, build_files: Path, limits: Limits, current: Path,
              say: Callable[[str], None], log_only: Callable[[str], None]) -> Outcome:
     """A retention pass at a session's start: routine news to out.log, warnings to both."""

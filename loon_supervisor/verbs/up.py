@@ -192,7 +192,7 @@ def run_state(prepared: Prepared, contract: ImageContract, cid: str, session: Pa
         services=contract.services, log_dir=contract.log_dir,
         status_command=contract.status_command, url=prepared.config.url,
         stop_timeout=d.stopTimeout, crash_loop=(d.crashLoopRestarts, d.crashLoopWindow),
-        log_backups=contract.log_backups)
+        log_backups=contract.log_backups, log_max_bytes=d.logMaxMegabytes << 20)
 
 
 async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, session: Path,
