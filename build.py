@@ -24,6 +24,7 @@ EPILOG = """examples:
   python3 build.py -vd                     verbose, and exit once everything runs
   python3 build.py -e                      only validate and write the env file (no Docker)
   python3 build.py -D                      stop and remove the containers and the logger
+  MYSQLSETTINGS_DATABASEPASSWORD=... python3 build.py -o -s   upstream's overrides, no bar
 
 exit codes: 0 success; 1 runtime failure (engine, build, a service or the container died);
 2 invalid configuration or usage; 130 stopped by Ctrl+C; 143 stopped by SIGTERM.
@@ -59,6 +60,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="replace a running deployment: build the new version first while "
                    "the old one serves, then swap (a failed build stops nothing)")
+    # Upstream's newer flags (visdesignlab/loonar's build.py), same meaning or the nearest
+    # equivalent here.
+    p.add_argument("-o", "--overwrite", action="store_true",
+                   help="take upstream's override variables from the environment: "
+                   "SECTION_FIELD in capitals (e.g. MYSQLSETTINGS_DATABASEPASSWORD) sets that "
+                   "config value, as LOON_SECTION__FIELD would; no config copy is written")
+    p.add_argument("-s", "--disable-spinner", action="store_true",
+                   help="no progress bar: the build's steps are printed as plain lines")
+    p.add_argument("--prepare-dev", action="store_true",
+                   help="also write apps/client/.env in the Loon checkout "
+                   "(loonSourceLocation) with the client's VITE_* variables, for `yarn run "
+                   "dev`")
+    p.add_argument("-i", "--use-did", action="store_true",
+                   help="build.py runs inside a container with the host's Docker socket "
+                   "mounted: config paths are the host's (bound as they are, made by the "
+                   "engine, TLS files sent from here); service logs are read through the "
+                   "engine unless the project is mounted at the same path")
+    p.add_argument("--experiment-visibility-control", action="store_true",
+                   help="build the client with VITE_EXPERIMENT_VISIBILITY_CONTROL=true "
+                   "(only experiments marked visible-by-default are listed); the same as "
+                   "generalSettings.experimentVisibilityControl: true")
     return p
 
 
@@ -79,10 +101,33 @@ def plan(ns: argparse.Namespace, project: Path = ROOT) -> tuple[str, dict[str, o
     config = Path(ns.config_file) if ns.config_file else project / "config.json"
     if ns.down:
         return "down", {"config_file": config, **({"name": ns.name} if ns.name else {})}
+    dev = {"prepare_dev": True} if ns.prepare_dev else {}
     if ns.validate_build:
-        return "validate", {"config_file": config, "env_file": ns.env_file}
+        return "validate", {"config_file": config, "env_file": ns.env_file, **dev}
     return "up", {"config_file": config, "env_file": ns.env_file, "verbose": ns.verbose,
-                  "detached": ns.detached, "replace": ns.replace}
+                  "detached": ns.detached, "replace": ns.replace,
+                  **({"progress": False} if ns.disable_spinner else {}), **dev}
+
+
+def flag_environment(ns: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
+    """The variables -o, -i and --experiment-visibility-control set for the verb (and the
+    background logger it may start): they speak through the environment the verbs read.
+
+    :raises ConfigError: from -o (an upstream name and a LOON_ name disagree).
+    """
+    out: dict[str, str] = {}
+    if ns.overwrite:
+        from loon_supervisor.config.upstream_env import upstream_overrides
+
+        mapped, said = upstream_overrides(environ)
+        out.update(mapped)
+        for line in said:
+            print(line)
+    if ns.use_did:
+        out["LOON_USE_DID"] = "1"
+    if ns.experiment_visibility_control:
+        out["LOON_GENERALSETTINGS__EXPERIMENTVISIBILITYCONTROL"] = "true"
+    return out
 
 
 def _deps_present() -> bool:
@@ -156,15 +201,20 @@ def main(argv: list[str] | None = None) -> None:
     if ns.name and not ns.down:
         p.error("--name only applies to -D; for up and -e the name comes from "
                 "deploymentSettings.containerName")
-    if ns.validate_build and (ns.detached or ns.verbose or ns.replace):
-        other = "-d" if ns.detached else "-v" if ns.verbose else "--replace"
+    if ns.validate_build and (ns.detached or ns.verbose or ns.replace or ns.disable_spinner):
+        other = "-d" if ns.detached else "-v" if ns.verbose else "--replace" if ns.replace \
+            else "-s"
         p.error(f"-e/--validate-build cannot be combined with {other}: -e only validates and "
                 "writes the env file; drop -e to deploy")
-    if ns.down and (ns.validate_build or ns.detached or ns.verbose or ns.replace):
-        other = "-e" if ns.validate_build else "-d" if ns.detached else "-v" if ns.verbose \
-            else "--replace"
-        p.error(f"-D/--down cannot be combined with {other}: -D stops the deployment; run "
-                f"them as two commands")
+    if ns.down:
+        clash = [flag for flag, on in [
+            ("-e", ns.validate_build), ("-d", ns.detached), ("-v", ns.verbose),
+            ("--replace", ns.replace), ("-o", ns.overwrite), ("-s", ns.disable_spinner),
+            ("--prepare-dev", ns.prepare_dev),
+            ("--experiment-visibility-control", ns.experiment_visibility_control)] if on]
+        if clash:
+            p.error(f"-D/--down cannot be combined with {clash[0]}: -D stops the deployment; "
+                    "run them as two commands")
     project, note = project_dir(dict(os.environ))
     if note and os.environ.get("LOON_BUILD_IN_VENV") != "1":  # said once, not again in the venv
         print(note, file=sys.stderr)
@@ -173,7 +223,14 @@ def main(argv: list[str] | None = None) -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     os.environ["LOON_PROJECT_ROOT"] = str(project)
+    from loon_supervisor.errors import LoonError
+    from loon_supervisor.errors import report as fail
     from loon_supervisor.verbs.dispatch import call
+
+    try:
+        os.environ.update(flag_environment(ns, dict(os.environ)))
+    except LoonError as exc:
+        sys.exit(fail(exc))
 
     verb, kwargs = plan(ns, project)
     sys.exit(call(verb, **kwargs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,13 @@ def test_out_log_lines_are_clean(tmp_path: Path) -> None:
 
 @pytest.mark.engine
 def test_a_build_that_colours_its_output_leaves_no_escape_in_out_log(deploy) -> None:  # type: ignore[no-untyped-def]
+    fresh = uuid.uuid4().hex  # never a cached step: the printf must run in this build
     d = deploy({"alpha": "echo up; sleep 3600"},
-               build_step="printf '\\033[91mcoloured warning\\033[0m \\033]0;title\\007done\\n'")
+               build_step=f"printf '\\033[91mcoloured warning\\033[0m \\033]0;title\\007done "
+               f"{fresh}\\n'")
     r = d.run("-v", "-d")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "\x1b[91mcoloured warning" in r.stdout  # the terminal keeps the colours
     out = (d.session() / "out.log").read_bytes()
-    assert b"coloured warning done" in out
+    assert f"coloured warning done {fresh}".encode() in out
     assert b"\x1b" not in out

@@ -234,7 +234,7 @@ def test_base_url_host(config: Path, project: Path, value: str, host: str) -> No
     write_config(config, data)
     assert validate(config) == 0
     env = read_env_file(project / ".build-files" / ".env")
-    assert env["ALLOWED_HOST"] == host and env["VITE_SERVER_URL"] == value
+    assert env["ALLOWED_HOST"] == host and env["VITE_SERVER_URL"] == f"{value}/data"
 
 
 @pytest.mark.parametrize("value", ["::1", "user:pw@host", "host?x=1", "host#frag",

@@ -71,7 +71,12 @@ else
     tail -n 5 /tmp/node-install.log >&2 || true
 fi
 
-export VITE_ENVIRONMENT VITE_SERVER_URL VITE_USE_HTTP
+# The client's build-time variables (build args from config.json: loon_supervisor/spec/
+# client_env.py); vite embeds them in the bundle.
+export VITE_ENVIRONMENT VITE_SERVER_URL VITE_USE_HTTP VITE_EXPERIMENT_VISIBILITY_CONTROL
+echo "client build: VITE_SERVER_URL=${VITE_SERVER_URL:-} VITE_USE_HTTP=${VITE_USE_HTTP:-}" \
+     "VITE_ENVIRONMENT=${VITE_ENVIRONMENT:-}" \
+     "VITE_EXPERIMENT_VISIBILITY_CONTROL=${VITE_EXPERIMENT_VISIBILITY_CONTROL:-}"
 log=/tmp/client-install.log
 if [ "$tool" = yarn ]; then
     echo "client build: yarn $(yarnpkg --version) install --frozen-lockfile"

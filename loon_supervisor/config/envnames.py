@@ -9,7 +9,7 @@ ENV_PREFIX = "LOON_"
 NOT_CONFIG = frozenset({
     # the tool and its scripts
     "LOON_PROJECT_ROOT", "LOON_BUILD_IN_VENV", "LOON_CI_CACHE_DIR", "LOON_DOCKERD_ROOT",
-    "LOON_WAIT_TIMEOUT", "LOON_LOCK_FD",
+    "LOON_WAIT_TIMEOUT", "LOON_LOCK_FD", "LOON_USE_DID",
     # tuning knobs read at import (docs/log-faults.md)
     "LOON_COALESCE_MS", "LOON_HOSTDIR_COALESCE_MS", "LOON_ENGINE_GRACE",
     # the images' own variables (build arguments and the container's environment)

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from loon_supervisor.config.formats import check_image_reference, split_base_url
 
@@ -39,6 +47,30 @@ def _base_url(value: str) -> str:
     return value
 
 
+def _nfs_version(value: str) -> str:
+    if value not in ("3", "4", "4.0", "4.1", "4.2"):
+        raise ValueError(f"'{value[:10]}' is not an NFS version|use 3, 4, 4.0, 4.1 or 4.2")
+    return value
+
+
+def _ip_address(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("is not an IP address|write the NFS server's IPv4 or IPv6 "
+                         "address, e.g. 10.0.0.5") from None
+    return value
+
+
+def _user_group(value: str) -> str:
+    uid, sep, gid = value.partition(":")
+    if not (sep and uid.isascii() and uid.isdigit() and gid.isascii() and gid.isdigit()):
+        raise ValueError("is not uid:gid|write two numbers, e.g. 1000:1000")
+    return value
+
+
 AbsoluteDir = Annotated[str, AfterValidator(_absolute_dir)]
 RelativeFile = Annotated[str, AfterValidator(_relative_file)]
 
@@ -55,6 +87,12 @@ class GeneralSettings(Section):
     baseUrl: Annotated[str, AfterValidator(_base_url)] = Field(
         description="Host the application is reached at (host, host:port, [IPv6] or "
         "[IPv6]:port), without scheme or slashes."
+    )
+    experimentVisibilityControl: bool = Field(
+        default=False,
+        description="Loon's client lists only the experiments marked visible-by-default in "
+        "aa_index.json unless the URL has show-all-experiments (the client build's "
+        "VITE_EXPERIMENT_VISIBILITY_CONTROL; build.py --experiment-visibility-control sets it).",
     )
 
 
@@ -79,6 +117,41 @@ class MinioSettings(Section):
         description="Fail the build when MinIO cannot be built in, instead of running without it "
                     "(MINIO_ENABLED=false, uploads then stay on the server's file system).",
     )
+    volumeType: Literal["bind", "nfs"] = Field(
+        default="bind",
+        description="bind: sourceVolumeLocation is a host directory; nfs: it is the path "
+        "exported by the NFS server at ipAddress, mounted by the engine as a Docker local "
+        "volume (type=nfs), never a directory of this machine.",
+    )
+    nfsVersion: Annotated[str, AfterValidator(_nfs_version)] | None = Field(
+        default=None, description="With volumeType nfs: the NFS version (3, 4, 4.0, 4.1 or "
+        "4.2; a number is accepted too).")
+    ipAddress: Annotated[str, AfterValidator(_ip_address)] | None = Field(
+        default=None, description="With volumeType nfs: the NFS server's IP address.")
+    userGroupPermissions: Annotated[str, AfterValidator(_user_group)] | None = Field(
+        default=None, description="With volumeType nfs: uid:gid MinIO runs as inside the "
+        "container, so that files on the export get an owner the server accepts.")
+
+    @field_validator("nfsVersion", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        """Upstream's schema has it as an integer (4); 4.1 is a number too."""
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+            else value
+
+    @model_validator(mode="after")
+    def _nfs_complete(self) -> MinioSettings:
+        if self.volumeType == "nfs" and (self.nfsVersion is None or self.ipAddress is None):
+            missing = " and ".join(n for n in ("nfsVersion", "ipAddress")
+                                   if getattr(self, n) is None)
+            raise ValueError(f"volumeType nfs needs {missing}|add {missing} (the NFS server's "
+                             "version and IP address), or set volumeType to bind")
+        if self.volumeType == "bind" and any(
+                v is not None for v in (self.nfsVersion, self.ipAddress,
+                                        self.userGroupPermissions)):
+            raise ValueError("nfsVersion, ipAddress and userGroupPermissions apply to "
+                             "volumeType nfs only|set volumeType to nfs, or remove them")
+        return self
 
 
 class NginxSettings(Section):
@@ -255,7 +328,7 @@ class LoonConfig(Section):
     def volume_dirs(self) -> list[tuple[str, str]]:
         """(JSON path, directory) of every host directory the container mounts."""
         out = [("mySqlSettings.sourceVolumeLocation", self.mySqlSettings.sourceVolumeLocation)]
-        if self.minio:
+        if self.minio and self.minio.volumeType == "bind":  # nfs: a path on the NFS server
             out.append(("minioSettings.sourceVolumeLocation", self.minio.sourceVolumeLocation))
         if self.local_data:
             out.append(

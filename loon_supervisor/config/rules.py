@@ -26,6 +26,8 @@ def raw_volume_dirs(data: dict[str, Any]) -> list[tuple[str, str]]:
         ["localDataSettings"] if env == "local" else [])
     out = []
     for name in names:
+        if name == "minioSettings" and (_section(data, name) or {}).get("volumeType") == "nfs":
+            continue  # a path on the NFS server, not a directory of the engine's machine
         value = (_section(data, name) or {}).get("sourceVolumeLocation")
         if isinstance(value, str) and value.startswith("/") and "\0" not in value and not any(
                 part in (".", "..") for part in value.split("/")):
@@ -109,6 +111,12 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
         problems.extend(more)
         notes.extend(said)
     problems.extend(_later_failures(data, deploy))
+    minio = _section(data, "minioSettings") or {}
+    if minio.get("volumeType") == "nfs" and deploy.get("orchestrator") == "swarm":
+        problems.append(Problem("minioSettings.volumeType", '"nfs" is not supported with '
+                                'deploymentSettings.orchestrator "swarm"',
+                                "mount the export on the node and use volumeType bind, or "
+                                'use orchestrator "container"'))
     src = deploy.get("loonSourceLocation")
     if src == "":
         problems.append(Problem("deploymentSettings.loonSourceLocation", "is empty",

@@ -27,6 +27,8 @@ class ContainerSpec:
     env: dict[str, str]
     log_dir: str
     binds: list[str] = field(default_factory=list)
+    # Engine API Mount objects besides the binds (an NFS-backed data volume, spec/nfs.py).
+    mounts: list[dict[str, Any]] = field(default_factory=list)
     network_mode: str = "default"
     ports: dict[str, int] = field(default_factory=dict)
     stop_timeout: int = 10
@@ -56,6 +58,7 @@ def _config(spec: ContainerSpec) -> dict[str, Any]:
         "Binds": spec.binds + ([f"{spec.log_host_dir}:{spec.log_dir}"]
                                if spec.log_host_dir is not None else []),
         "NetworkMode": spec.network_mode,
+        **({"Mounts": spec.mounts} if spec.mounts else {}),
         "LogConfig": LOG_CONFIG,
         # The engine starts it again after its own restart (a reboot); `loon down`, a
         # follower's stop and `docker stop` are manual stops, which it does not undo.

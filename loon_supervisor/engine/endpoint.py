@@ -7,7 +7,13 @@ context (``~/.docker/config.json``), then the local socket. aiodocker reads the 
 itself; this module only decides what to pass it and how to name the engine to operators.
 
 An engine is *remote* when it is not reached through a local socket: then the host paths in
-config.json (volumes) are paths on the engine's machine, not this one.
+config.json (volumes) are paths on the engine's machine, not this one. ``build.py -i``
+(``LOON_USE_DID=1``: run inside a container with the host's socket mounted, "Docker in
+Docker") makes a local socket count as remote for paths too: the engine is the host's, and so
+are the paths it binds. Only the log fast path still tries the host directory
+(:attr:`Endpoint.socket_remote`): it works when the project is mounted at the same path in
+this container, and falls back to exec when the engine does not see it
+(:meth:`loon_supervisor.streams.source_choice.Sources.verify`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from urllib.parse import urlparse
 
 LOCAL_SCHEMES = ("unix", "npipe")
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+USE_DID_VARIABLE = "LOON_USE_DID"
 
 
 @dataclass(frozen=True)
@@ -30,10 +37,18 @@ class Endpoint:
     source: str
     context: str | None = None
     tls: bool = False
+    # build.py -i: this process runs in a container; the engine's paths are the host's.
+    did: bool = False
+
+    @property
+    def socket_remote(self) -> bool:
+        """Reached over the network (not a local socket)."""
+        return urlparse(self.host).scheme not in LOCAL_SCHEMES
 
     @property
     def remote(self) -> bool:
-        return urlparse(self.host).scheme not in LOCAL_SCHEMES
+        """The engine's paths are not this machine's: over the network, or ``-i``."""
+        return self.socket_remote or self.did
 
     def describe(self) -> str:
         """``ssh://root@lab (DOCKER_HOST)`` -- never a password from the URL."""
@@ -42,7 +57,8 @@ class Endpoint:
         if parsed.password:
             host = host.replace(f":{parsed.password}@", ":***@")
         extras = [self.source] + (["TLS"] if self.tls else []) + (
-            ["remote"] if self.remote else ["local"])
+            ["remote"] if self.socket_remote else ["local"]) + (
+            ["from a container: host paths (-i)"] if self.did else [])
         return f"{host} ({', '.join(extras)})"
 
 
@@ -83,17 +99,18 @@ def resolve_endpoint(environ: dict[str, str] | None = None,
                      home: Path | None = None) -> Endpoint:
     """The engine the next ``open_engine()`` reaches; pure: reads env and the CLI's files."""
     env = dict(os.environ) if environ is None else environ
+    did = env.get(USE_DID_VARIABLE) == "1"
     home = home or Path(env.get("HOME") or Path.home())
     docker_host = env.get("DOCKER_HOST")
     if docker_host:
         tls = docker_host.startswith(("tcp://", "https://")) and \
             env.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
-        return Endpoint(docker_host, "DOCKER_HOST", tls=tls)
+        return Endpoint(docker_host, "DOCKER_HOST", tls=tls, did=did)
     name = _current_context(env, home)
     if name and name != "default":
         host, tls = context_host(name, home)
         source = "DOCKER_CONTEXT" if env.get("DOCKER_CONTEXT") else "current docker context"
         return Endpoint(host or f"context:{name}", f"{source} {name}"
                         + ("" if host else ", not in the Docker CLI's context store"),
-                        context=name, tls=tls)
-    return Endpoint(DEFAULT_SOCKET, "default socket")
+                        context=name, tls=tls, did=did)
+    return Endpoint(DEFAULT_SOCKET, "default socket", did=did)

@@ -38,10 +38,14 @@ class BuildProgress:
     """A context manager: the bar lives exactly as long as the build (closed on every path).
 
     :param console: the terminal, or None when nothing is drawn (verbose output, tests).
+    :param plain: no bar, but each step's line on the terminal too (``build.py -s``, for
+        terminals and CI logs where a redrawn bar is noise).
     """
 
-    def __init__(self, say: Reporter, tag: str, console: Console | None) -> None:
+    def __init__(self, say: Reporter, tag: str, console: Console | None,
+                 plain: bool = False) -> None:
         self.say = say
+        self.plain = plain
         self.started = time.monotonic()
         self.progress = Progress(
             TextColumn(f"building {tag}"), BarColumn(), MofNCompleteColumn(),
@@ -65,9 +69,9 @@ class BuildProgress:
         if parsed is None:
             return
         n, m, command = parsed
-        self.say.log_only(f"build progress: step {n}/{m}, "
-                          f"{elapsed_text(time.monotonic() - self.started)} elapsed: "
-                          f"{short(command)}")
+        self.say(f"build progress: step {n}/{m}, "
+                 f"{elapsed_text(time.monotonic() - self.started)} elapsed: {short(command)}",
+                 terminal=self.plain)
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=n - 1, total=m,
                                  description=short(command))
@@ -75,7 +79,7 @@ class BuildProgress:
     def done(self) -> None:
         """All steps finished: a full bar and one out.log line with the total time."""
         took = elapsed_text(time.monotonic() - self.started)
-        self.say.log_only(f"build progress: done in {took}")
+        self.say(f"build progress: done in {took}", terminal=self.plain)
         if self.progress is not None and self.task is not None:
             total = self.progress.tasks[0].total
             self.progress.update(self.task, completed=total or 0, description="done")

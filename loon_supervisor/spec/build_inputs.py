@@ -1,6 +1,7 @@
 """What the Loon Dockerfiles receive besides their directory: the extra CA certificate, the
 Loon checkout, the MinIO binary when it can be fetched, and LOON_SERVICES naming exactly
-the services that end up inside (the image's org.loon.services label)."""
+the services that end up inside (the image's org.loon.services label), and the client's
+build-time variables (VITE_*: the client is built for the URL it is served at)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import aiohttp
 
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.errors import BuildFailed
+from loon_supervisor.spec.client_env import client_environment
 
 
 @dataclass
@@ -79,5 +81,6 @@ async def gather(config: LoonConfig, base_dir: Path, cache: Path, base: list[str
         services += ["server", "celery"]
     else:
         files["loon-build/loon-src"] = None
-    args = {"LOON_SERVICES": ",".join(services), **d.buildArgs}
+    # The client's build-time variables (spec/client_env.py); buildArgs may still override.
+    args = {"LOON_SERVICES": ",".join(services), **client_environment(config), **d.buildArgs}
     return BuildInputs(extra_files=files, build_args=args)

@@ -31,6 +31,7 @@ from dotenv import dotenv_values
 
 from loon_supervisor.bounded import UnboundedInput, read_bounded
 from loon_supervisor.errors import ConfigError, Problem
+from loon_supervisor.spec.client_env import client_environment
 
 if TYPE_CHECKING:  # annotations only: `build.py -e` on an unchanged config skips pydantic
     from loon_supervisor.config.model import LoonConfig
@@ -176,6 +177,13 @@ def secret_key(build_dir: Path, deployment: str) -> str:
         build_dir, deployment, new_secret_key())
 
 
+def minio_known_absent(config: LoonConfig) -> bool:
+    """True when MinIO cannot be in the image this config builds, known before any build:
+    ``deploymentSettings.minioSourceUrl`` is null (a pulled image decides for itself)."""
+    d = config.deploymentSettings
+    return config.minio is not None and not d.image and not d.minioSourceUrl
+
+
 def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> dict[str, str]:
     """Every variable, in a fixed order; services inside the container use localhost.
 
@@ -208,10 +216,10 @@ def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> di
         "MINIO_STORAGE_MEDIA_URL": f"{base}/data",
         "MINIO_STORAGE_STATIC_URL": f"{base}/static",
         "MINIO_BROWSER_REDIRECT_URL": f"{base}/minio/",
+        "MINIO_RUN_AS": (minio.userGroupPermissions or "") if minio else "",
         "LOON_MEDIA_DIR": MEDIA_TARGET,
         "USE_HTTP": "true" if g.useHttp else "false",
-        "VITE_ENVIRONMENT": g.environment,
-        "VITE_SERVER_URL": g.baseUrl,
+        **client_environment(config),
         "SSL_CERT_FILE": f"{ssl_dir}/{nginx.certFileLocation}" if ssl_dir and nginx else "",
         "SSL_KEY_FILE": f"{ssl_dir}/{nginx.keyFileLocation}" if ssl_dir and nginx else "",
         "SSL_TARGET_MOUNTED_DIRECTORY": ssl_dir,
@@ -233,6 +241,7 @@ CONFIG_SOURCE = {
     "MINIO_STORAGE_ACCESS_KEY": "minioSettings.minioStorageAccessKey",
     "MINIO_STORAGE_SECRET_KEY": "minioSettings.minioStorageSecretKey",
     "VITE_SERVER_URL": "generalSettings.baseUrl",
+    "VITE_EXPERIMENT_VISIBILITY_CONTROL": "generalSettings.experimentVisibilityControl",
     "LOCAL_DATA_VOLUME_LOCATION": "localDataSettings.sourceVolumeLocation",
 }
 

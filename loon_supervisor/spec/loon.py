@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine.build_context import included_files
@@ -23,6 +24,7 @@ from loon_supervisor.spec.envfile import (
     MYSQL_TARGET,
     read_env_file,
 )
+from loon_supervisor.spec.nfs import nfs_mount
 from loon_supervisor.spec.prepare import Prepared
 
 _SERVICES_ARG = re.compile(r"^\s*ARG\s+LOON_SERVICES=(\S+)", re.MULTILINE)
@@ -90,10 +92,14 @@ def container_spec(prepared: Prepared, contract: ImageContract, remote: bool
     cfg = prepared.config
     d = cfg.deploymentSettings
     binds = [f"{cfg.mySqlSettings.sourceVolumeLocation}:{MYSQL_TARGET}"]
+    mounts: list[dict[str, Any]] = []
     if cfg.minio:
         # Without MinIO the same host directory keeps the uploads (spec/minio.py).
         target = MINIO_TARGET if prepared.env.get("MINIO_ENABLED") == "true" else MEDIA_TARGET
-        binds.append(f"{cfg.minio.sourceVolumeLocation}:{target}")
+        if cfg.minio.volumeType == "nfs":
+            mounts.append(nfs_mount(d.containerName, cfg.minio, target))
+        else:
+            binds.append(f"{cfg.minio.sourceVolumeLocation}:{target}")
     copies: dict[str, Path] = {}
     if cfg.nginxSettings and not cfg.generalSettings.useHttp:
         n = cfg.nginxSettings
@@ -108,7 +114,7 @@ def container_spec(prepared: Prepared, contract: ImageContract, remote: bool
         env[contract.run_services_env] = ",".join(contract.services)
     return ContainerSpec(
         name=d.containerName, image=contract.image, env=env,
-        log_dir=contract.log_dir, binds=binds, network_mode=d.networkMode,
+        log_dir=contract.log_dir, binds=binds, mounts=mounts, network_mode=d.networkMode,
         ports=d.publishedPorts, stop_timeout=d.stopTimeout, copies=copies,
         labels={URL_LABEL: cfg.url},
     )

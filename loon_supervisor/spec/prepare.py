@@ -20,6 +20,7 @@ from loon_supervisor.spec.envfile import (
     check_env_file_name,
     compose_warnings,
     environment,
+    minio_known_absent,
     new_secret_key,
     read_secret_key,
     render,
@@ -65,7 +66,8 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
     build_dir = build_files_dir()
     name = loaded.config.deploymentSettings.containerName
     kept = read_secret_key(build_dir, name)
-    env = environment(loaded.config, kept or new_secret_key())
+    absent = minio_known_absent(loaded.config)
+    env = environment(loaded.config, kept or new_secret_key(), minio_in_image=not absent)
     render(env)  # raises before anything is written
     if (build_dir / env_file).is_dir():
         raise ConfigError([Problem("--env-file", f"{build_dir / env_file} is a directory",
@@ -80,4 +82,8 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
     env_path = write_env_file(build_dir / env_file, env)
     messages.append(f"wrote {env_path} (mode 0600)")
     messages.extend(compose_warnings(env))
+    if absent:
+        messages.append("deploymentSettings.minioSourceUrl is null: the image will have no "
+                        "MinIO, so the env file says MINIO_ENABLED=false and holds no MinIO "
+                        "credentials (docs/real-loon.md)")
     return Prepared(loaded.config, config_file, env_path, env, messages, source)

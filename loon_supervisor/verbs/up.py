@@ -79,15 +79,27 @@ class UpOptions:
     # Called after the build, before the running version is stopped (the pre-swap backup);
     # an error there stops the deploy with the old version still serving.
     before_swap: Callable[[DockerEngine, Reporter], Awaitable[object]] | None = None
+    # False (build.py -s): no progress bar; the build's steps are said as plain lines.
+    progress: bool = True
+
+
+def _write_client_dev_env(prepared: Prepared, say: Reporter) -> None:
+    """``--prepare-dev``: the client's ``apps/client/.env`` once the config is valid."""
+    from loon_supervisor.spec.client_env import write_client_dev_env
+
+    path, hint = write_client_dev_env(prepared.config, prepared.config_path)
+    say(f"wrote {path}")
+    say(hint)
 
 
 async def build_phase(engine: DockerEngine, prepared: Prepared, say: Reporter,
-                      verbose: bool, console: Console | None) -> ImageContract:
+                      verbose: bool, console: Console | None, progress: bool = True
+                      ) -> ImageContract:
     """A new version: built (or pulled, with ``deploymentSettings.image``) under its own
     immutable tag (:mod:`loon_supervisor.versions`); ``imageTag`` moves to it once it runs."""
     from loon_supervisor.versions.build import build_version
 
-    return await build_version(engine, prepared, say, verbose, console)
+    return await build_version(engine, prepared, say, verbose, console, progress)
 
 
 async def engine_answers() -> None:
@@ -202,8 +214,10 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
     cfg = prepared.config
     d = cfg.deploymentSettings
     name = d.containerName
-    remote = resolve_endpoint().remote
-    choice = choose(d.logSource, remote, build_files_dir(), name)  # before the build: exit 2
+    endpoint = resolve_endpoint()
+    remote = endpoint.remote
+    # -i: the host directory is tried, then verified (exec when the engine does not see it)
+    choice = choose(d.logSource, endpoint.socket_remote, build_files_dir(), name)
     async with open_engine() as engine:
         contract: ImageContract | None = None
         dep: Deployment | None = None
@@ -213,7 +227,7 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                 try:
                     built = (await engine.read_contract(opts.image) if opts.image else
                              await build_phase(engine, prepared, control.say, opts.verbose,
-                                               console))
+                                               console, opts.progress))
                     if held.lock is None and opts.before_swap is not None:
                         await opts.before_swap(engine, control.say)
                 except (LoonError, BaseExceptionGroup) as exc:
@@ -378,10 +392,15 @@ async def _hand_over_on_hang_up(dep: Deployment, lock: DeploymentLock,
 
 def main(config_file: Path, env_file: str = ".env", verbose: bool = False,
          detached: bool = False, replace: bool = False,
-         only: tuple[str, ...] | None = None) -> int:
+         only: tuple[str, ...] | None = None, progress: bool = True,
+         prepare_dev: bool = False) -> int:
+    """``progress`` False (``-s``): no progress bar, the build's steps as plain lines;
+    ``prepare_dev``: also the Loon client's ``apps/client/.env`` (``--prepare-dev``)."""
     from loon_supervisor.verbs.dispatch import run_sync
 
-    opts = UpOptions(config_file, env_file, verbose, detached, replace, only=only)
+    opts = UpOptions(config_file, env_file, verbose, detached, replace, only=only,
+                     progress=progress,
+                     on_prepared=_write_client_dev_env if prepare_dev else None)
     if detached and replace and only is None:  # a redeploy: backup, gate, rollback
         from loon_supervisor.upgrade.rollout import gated_up
 

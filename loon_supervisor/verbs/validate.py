@@ -10,8 +10,9 @@ from loon_supervisor.errors import LoonError
 from loon_supervisor.errors import report as _fail
 
 
-def main(config_file: Path, env_file: str = ".env") -> int:
-    """Validate and write the env file; reads the config once and creates no directories."""
+def main(config_file: Path, env_file: str = ".env", prepare_dev: bool = False) -> int:
+    """Validate and write the env file; reads the config once and creates no directories.
+    ``prepare_dev`` (``--prepare-dev``): also the Loon client's ``apps/client/.env``."""
     from loon_supervisor.config.jsonread import read_source
     from loon_supervisor.config.validation_cache import fast_validate, write_stamp
     from loon_supervisor.paths import build_files_dir
@@ -23,7 +24,8 @@ def main(config_file: Path, env_file: str = ".env") -> int:
     except LoonError as exc:
         return _fail(exc)
     build_dir = build_files_dir()
-    messages = fast_validate(config_file, source.data, env_file, build_dir)
+    messages = None if prepare_dev else fast_validate(config_file, source.data, env_file,
+                                                      build_dir)
     if messages is None:
         from loon_supervisor.spec.prepare import prepare
 
@@ -36,6 +38,14 @@ def main(config_file: Path, env_file: str = ".env") -> int:
 
             return _fail(from_os_error(exc))
         messages = prepared.messages
+        if prepare_dev:
+            from loon_supervisor.spec.client_env import write_client_dev_env
+
+            try:
+                path, hint = write_client_dev_env(prepared.config, config_file)
+            except LoonError as exc:
+                return _fail(exc)
+            messages.extend([f"wrote {path}", hint])
         write_stamp(source.data, env_file, build_dir, prepared.config.volume_dirs())
     for m in messages:
         print(m)

@@ -48,14 +48,17 @@ def loon_source(prepared: Prepared) -> Path | None:
 
 
 async def build_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
-                        verbose: bool, console: Console | None) -> ImageContract:
+                        verbose: bool, console: Console | None, progress: bool = True
+                        ) -> ImageContract:
     """Build a new version (its contract names the version tag) and record it as built;
-    with ``deploymentSettings.image``, pull that instead (:mod:`.pull`)."""
+    with ``deploymentSettings.image``, pull that instead (:mod:`.pull`). ``progress``
+    False: no bar; the steps are said as plain lines instead (``build.py -s``)."""
     d = prepared.config.deploymentSettings
+    bar = None if verbose or not progress else console
     if d.image:
         from loon_supervisor.versions.pull import pull_version
 
-        return await pull_version(engine, prepared, say, None if verbose else console)
+        return await pull_version(engine, prepared, say, bar)
     req = await build_request(prepared, say)
     revision = await anyio.to_thread.run_sync(source_revision, loon_source(prepared))
     built, tag = await unused_tag(engine, d.imageTag, revision)
@@ -72,9 +75,9 @@ async def build_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
         if verbose and console is not None:
             console.print(line, markup=False, highlight=False)
 
-    with BuildProgress(say, tag, None if verbose else console) as progress:
-        await engine.build(req, on_line, progress.step)
-        progress.done()
+    with BuildProgress(say, tag, bar, plain=not progress and not verbose) as shown:
+        await engine.build(req, on_line, shown.step)
+        shown.done()
     say(f"built {tag}")
     contract = await engine.read_contract(tag)
     info = await image_store.inspect(engine.docker, tag)
