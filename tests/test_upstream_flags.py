@@ -356,3 +356,47 @@ async def test_the_engine_creates_the_nfs_volume_as_specified(tmp_path: Path, pr
         finally:
             await container.delete(force=True)
             await (await docker.volumes.get(volume)).delete()
+
+
+@pytest.mark.engine
+def test_use_did_from_a_container_with_the_hosts_socket(deploy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """build.py -i really inside a container: the project is at another path there than on
+    the host, the volume directory is a host path the container cannot see, and the image
+    directory is the container's. The deployment runs, the engine makes the host directory,
+    and the service logs come through exec after the fast path's check."""
+    d = deploy({"alpha": "echo alpha-up; sleep 3600"})
+    inside = tmp_path / "in"  # tmp_path as the runner sees it (absent on the host)
+    data = json.loads(d.config.read_text())
+    host_mysql = tmp_path / "host-only" / "mysql"
+    data["mySqlSettings"]["sourceVolumeLocation"] = str(host_mysql)
+    data["deploymentSettings"]["imageDirectory"] = str(inside / "image")
+    (tmp_path / "config-did.json").write_text(json.dumps(data))
+    runner = f"loon-did-runner-{uuid.uuid4().hex[:8]}"
+    real_python = Path(sys.executable).resolve()
+    mounts = {"/usr": "/usr", sys.base_prefix: sys.base_prefix, sys.prefix: sys.prefix,
+              str(ROOT): str(ROOT), str(real_python.parent.parent): str(real_python.parent.parent)}
+    args = ["docker", "run", "-d", "--name", runner, "--network", "none",
+            "-v", "/var/run/docker.sock:/var/run/docker.sock",
+            "-v", f"{tmp_path}:{inside}",
+            *[a for src, dst in mounts.items() for a in ("-v", f"{src}:{dst}:ro")],
+            "-e", f"LOON_PROJECT_ROOT={inside / 'project'}", "-e", "HOME=/root",
+            "debian:bookworm-slim", "sleep", "infinity"]
+    started = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    build_py = ["docker", "exec", runner, sys.executable, str(ROOT / "build.py"),
+                "--config-file", str(inside / "config-did.json")]
+    try:
+        r = subprocess.run([*build_py, "-i", "-d"], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = (d.session() / "out.log").read_text()
+        assert "from a container: host paths (-i)" in out
+        assert "log source: falling back to exec" in out
+        assert host_mysql.is_dir()  # made on the host by the engine, not by build.py
+        from tests.engine_helpers import wait_until
+        wait_until(lambda: b"alpha-up" in (d.session() / "alpha.log").read_bytes()
+                   if (d.session() / "alpha.log").exists() else False)
+        r = subprocess.run([*build_py, "-D"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        subprocess.run(["docker", "rm", "-f", runner], capture_output=True)
