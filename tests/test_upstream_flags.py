@@ -400,3 +400,18 @@ def test_use_did_from_a_container_with_the_hosts_socket(deploy, tmp_path: Path) 
         assert r.returncode == 0, r.stdout + r.stderr
     finally:
         subprocess.run(["docker", "rm", "-f", runner], capture_output=True)
+
+
+@pytest.mark.engine
+def test_prepare_dev_with_a_deploy_writes_the_clients_env_file(deploy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = deploy({"alpha": "echo up; sleep 3600"})
+    client = tmp_path / "loon" / "apps" / "client"
+    client.mkdir(parents=True)
+    data = json.loads(d.config.read_text())
+    data["deploymentSettings"]["loonSourceLocation"] = str(tmp_path / "loon")
+    d.config.write_text(json.dumps(data))
+    r = d.run("-d", "--prepare-dev")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (client / ".env").read_text().startswith("VITE_SERVER_URL=localhost/data\n")
+    assert "yarn run dev" in r.stdout
+    assert f"wrote {client / '.env'}" in (d.session() / "out.log").read_text()
