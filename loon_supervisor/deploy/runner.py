@@ -159,6 +159,7 @@ class DeployContext:
     log: Callable[[str], None]
     kill_grace: float = 10.0
     cleanup_timeout: float = 120.0
+    rollback_grace: float = 600.0  # a stopped `up` rolling back after the swap
     on_phase: Callable[[str], None] = lambda phase: None
     on_health: Callable[[str], None] = lambda sentence: None
     image: str | None = None  # deploy this version (a registry reference) instead of building
@@ -345,6 +346,7 @@ class DeployRunner:
                                 git_branch=self.git_branch, log=sink.line,
                                 kill_grace=self.kill_grace,
                                 cleanup_timeout=min(self.deploy_timeout, 120.0),
+                                rollback_grace=min(self.deploy_timeout, 600.0),
                                 on_phase=lambda phase: self._phase(record, phase),
                                 on_health=lambda text: self._health(record, text),
                                 image=record.image)
@@ -472,6 +474,24 @@ async def _kill_group(proc: Any, grace: float) -> None:
             return
 
 
+async def _let_it_roll_back(ctx: DeployContext, proc: Any, stdout: Any) -> None:
+    """`up --replace` stopped after the swap rolls back to the previous version (SIGTERM
+    asks it to, unless it is rolling back already): give it ``rollback_grace`` seconds, its
+    lines read on (they say the phase it reaches), before the usual kill."""
+    ctx.log("stopped after the swap: the previous version is started again (waiting up to "
+            f"{ctx.rollback_grace:g} s)")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_stream, ctx, stdout)
+        if ctx.rolled_back is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        with anyio.move_on_after(ctx.rollback_grace):
+            await proc.wait()
+        if proc.returncode is None:
+            await _kill_group(proc, ctx.kill_grace)
+        tg.cancel_scope.deadline = anyio.current_time() + 5  # its last lines, then EOF
+
+
 async def run_loon(ctx: DeployContext, *args: str, env: dict[str, str] | None = None) -> int:
     """``loon <args>`` as a child process in its own process group (so a cancel or timeout
     can stop it and everything it started), its output streamed to deploy.log; ``env``
@@ -493,11 +513,16 @@ async def run_loon(ctx: DeployContext, *args: str, env: dict[str, str] | None = 
         with anyio.CancelScope(shield=True):
             if proc.returncode is None:  # cancelled, timed out or the server stops
                 ctx.log(f"stopping loon {args[0]} (pid {proc.pid}) and its process group")
-                await _kill_group(proc, ctx.kill_grace)
+                if (ctx.phase in GATE_PHASES or ctx.rolled_back) and proc.stdout is not None:
+                    await _let_it_roll_back(ctx, proc, proc.stdout)
+                else:
+                    await _kill_group(proc, ctx.kill_grace)
             await proc.aclose()
 
 
 SERVING_PHASES = (None, "building", "backing up")  # the old version is untouched in these
+# After the swap, before the new version passed its gate: a stopped `up` rolls back.
+GATE_PHASES = ("swapping", "checking health")
 
 
 async def supervisor_deploy_step(ctx: DeployContext) -> None:
@@ -521,6 +546,11 @@ async def supervisor_deploy_step(ctx: DeployContext) -> None:
         if ctx.phase in SERVING_PHASES:
             ctx.log("stopped before the swap: nothing was stopped, the running version "
                     "(if any) keeps serving")
+            raise
+        if ctx.rolled_back is not None:
+            ctx.log(f"stopped after the swap: rolled back ({ctx.rolled_back}); the previous "
+                    "version serves again" if ctx.phase == "rolled back" else
+                    "stopped during the rollback: check with `loon status`")
             raise
         with anyio.CancelScope(shield=True) as shield:
             shield.deadline = anyio.current_time() + ctx.cleanup_timeout

@@ -225,11 +225,17 @@ class Deployment:
     def positions(self) -> dict[str, Position]:
         return self.followers.positions() if self.followers is not None else {}
 
+    @property
+    def culprit(self) -> str:
+        """Whose log explains the failure: the failed service, else the container."""
+        failure = self.failure or ""
+        return failure.split()[1] if failure.startswith("service ") else "container"
+
     def report_failure(self) -> None:
         """The failure said loudly, with the culprit's last lines."""
         if self.failure is None:
             return
-        culprit = self.failure.split()[1] if self.failure.startswith("service ") else "container"
+        culprit = self.culprit
         self.say(f"FAILED: {self.failure}; last lines of {culprit}.log:")
         for line in last_lines(self.session / f"{culprit}.log"):
             self.say(f"  {line}")

@@ -19,10 +19,14 @@ other images (the supervisor's own test images) are deployed without it.
 from __future__ import annotations
 
 import re
+import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import anyio
 
 from loon_supervisor import versions
 from loon_supervisor.backup import database
@@ -36,10 +40,12 @@ from loon_supervisor.backup.restore import restore_into, wait_for_database
 from loon_supervisor.backup.take import take_backup
 from loon_supervisor.config import load_config
 from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.doctor.verdict import FAIL, Verdict
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.engine.endpoint import resolve_endpoint
-from loon_supervisor.errors import LoonError
+from loon_supervisor.errors import LoonError, signal_exit_code
+from loon_supervisor.lifecycle.deployment import Deployment
 from loon_supervisor.lifecycle.identity import resolve
 from loon_supervisor.paths import build_files_dir, project_root
 from loon_supervisor.sinks.reporter import Reporter
@@ -57,19 +63,27 @@ def phase(say: Say, name: str) -> None:
 
 @dataclass
 class Taken:
-    """What the pre-swap step left for a rollback: the backup and the version replaced."""
+    """What the pre-swap step left for a rollback (the backup, the version replaced, the
+    new one and its session), and what the gate decided."""
 
     backup: Path | None = None
     old_image: str | None = None
     swap_started: float | None = None  # monotonic time the old version was asked to stop
+    new_image: str | None = None
+    session: Path | None = None  # the new run's session (its out.log, the culprit's log)
+    result: GateResult | None = None  # the gate's decision (None: it did not decide)
+    run: Deployment | None = None  # a foreground run's new version (why it failed)
+    migrations: list[str] | None = None  # read before a foreground run stopped the new one
 
 
 def backup_hook(config: LoonConfig, config_file: Path, env_path: Path, taken: Taken
-                ) -> Callable[[DockerEngine, Reporter], Awaitable[None]]:
+                ) -> Callable[[DockerEngine, Reporter, str], Awaitable[None]]:
     """Called by ``up`` after the build, right before the old version is stopped."""
     d = config.deploymentSettings
 
-    async def hook(engine: DockerEngine, say: Reporter) -> None:
+    async def hook(engine: DockerEngine, say: Reporter, new_image: str) -> None:
+        taken.new_image = new_image
+        taken.session = say.events.path.parent if say.events is not None else None
         running = [c for c in await engine.list_ours(d.containerName)
                    if c.get("State") == "running"]
         old = str(running[0].get("Image") or "") if running else ""
@@ -89,11 +103,13 @@ def backup_hook(config: LoonConfig, config_file: Path, env_path: Path, taken: Ta
     return hook
 
 
-def session_reporter(name: str) -> tuple[Reporter, EventLog | None]:
-    """Lines to the terminal and the deployment's current session's out.log."""
+def session_reporter(name: str, session: Path | None = None
+                     ) -> tuple[Reporter, EventLog | None]:
+    """Lines to the terminal and ``session``'s out.log (by default the deployment's current
+    session's)."""
     from rich.console import Console
 
-    session = resolve(None, name).session()
+    session = session or resolve(None, name).session()
     events = EventLog(session / "out.log") if session is not None and session.is_dir() else None
     return Reporter(events, Console(soft_wrap=True, highlight=False)), events
 
@@ -107,8 +123,6 @@ async def check_health(config: LoonConfig, env_path: Path, say: Say) -> GateResu
         try:
             container = await running_container(engine, name)
         except LoonError as exc:
-            from loon_supervisor.doctor.verdict import FAIL, Verdict
-
             return GateResult(False, Verdict("container", "running", FAIL, str(exc)), 0.0)
         contract = await engine.read_contract(container["Image"])
         if "mysql" not in contract.services:
@@ -135,6 +149,20 @@ async def _migrations(config: LoonConfig) -> list[str] | None:
                                                      config.mySqlSettings)
     except LoonError:
         return None
+
+
+async def _ours_exist(name: str) -> bool:
+    """Whether a container or follower of the deployment is left to stop (a foreground run
+    removed its failed container itself)."""
+    from loon_supervisor.lifecycle.state import lock_holder
+
+    if lock_holder(name) is not None:
+        return True
+    try:
+        async with open_engine() as engine:
+            return bool(await engine.list_ours(name))
+    except LoonError:
+        return True  # let `down` say what is wrong
 
 
 _ERROR = re.compile(r"^\s*[A-Za-z_][\w.]*(Error|Exception)\b|\bFATAL\b")
@@ -166,19 +194,21 @@ def backup_of(image: str) -> Path | None:
 
 async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, failed: str,
                     target: str, reason: str, culprit: str | None, backup: Path | None,
-                    say: Say, session: Path | None = None) -> GateResult | None:
+                    say: Say, session: Path | None = None,
+                    migrations: list[str] | None = None) -> GateResult | None:
     """Stop ``failed`` (its logs collected), restore the database from ``backup`` when the
     migrations differ from the backup's, start ``target`` again and check its health; the
-    failed version is recorded as rolled back with ``reason`` and its culprit's last lines."""
+    failed version is recorded as rolled back with ``reason`` and its culprit's last lines.
+    ``migrations``: the failed version's, when read before it stopped (a foreground run)."""
     from loon_supervisor.verbs.down import down
 
     name = config.deploymentSettings.containerName
     # The caller's session first: a background logger that stopped the failed container has
     # forgotten its state, and with it where the culprit's log is.
     session = session or resolve(None, name).session()
-    now = await _migrations(config)
+    now = migrations if migrations is not None else await _migrations(config)
     say(f"rolling back from {failed} to {target}: {reason}")
-    if await down(config_file, name) != 0:
+    if await _ours_exist(name) and await down(config_file, name) != 0:
         raise LoonError(f"the failed version {failed} did not stop; check with `loon status`")
     recent = last_lines(session / f"{culprit}.log", 200) if session and culprit else []
     tail, errors = recent[-20:], error_lines(recent)
@@ -211,8 +241,13 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
                     except LoonError:
                         applied = None
                 added = [m for m in (applied or []) if m not in manifest.migrations]
-                say(f"{failed} changed the schema ({', '.join(added) or 'migrations unknown'})"
-                    f": restoring the database from {backup.name}")
+                if added or now is not None:
+                    what = ", ".join(added) or "migrations differ"
+                    say(f"{failed} changed the schema ({what}): restoring the database from "
+                        f"{backup.name}")
+                else:  # e.g. stopped before its database answered
+                    say(f"{failed}'s migrations could not be read while it ran: restoring the "
+                        f"database from {backup.name} to be safe")
                 return cid
 
             async def nothing() -> None:
@@ -238,41 +273,128 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
     return result
 
 
+def _passed(name: str, taken: Taken, result: GateResult | None, say: Say) -> None:
+    """The new version counts: with a gate, its downtime ends now."""
+    new = versions.current(name)
+    if result is not None and new is not None and taken.swap_started is not None:
+        downtime = round(time.monotonic() - taken.swap_started, 3)
+        say(f"downtime: {downtime:.2f} s (the old container's stop to the new one passing "
+            "its health gate)")
+        versions.mark_deployed(name, new.tag, downtime)
+    phase(say, "deployed")
+
+
+def gate_beside(config: LoonConfig, env_path: Path, taken: Taken
+                ) -> Callable[[Deployment], Coroutine[Any, Any, None]]:
+    """A foreground redeploy's gate, run beside the follow once the new container is
+    followed: a failure ends the run (its container is stopped, its logs collected and it
+    is removed as in any foreground run), then :func:`gated_up` rolls back."""
+    name = config.deploymentSettings.containerName
+
+    async def hook(dep: Deployment) -> None:
+        taken.run = dep
+        if taken.old_image is None:
+            return  # nothing was replaced, or not a Loon image: no gate (as with -d)
+        try:
+            result = await check_health(config, env_path, dep.say)
+        except LoonError as exc:
+            result = GateResult(False, Verdict("container", "health gate", FAIL, str(exc)), 0.0)
+            dep.say(result.sentence())
+        taken.result = result
+        if result is None or result.passed:
+            _passed(name, taken, result, dep.say)
+            return
+        if not dep.stopping_run():
+            taken.migrations = await _migrations(config)
+            dep.fail("the new version failed its health gate: stopping it to roll back")
+            dep.control.stop_requested.set()
+
+    return hook
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _gate_unless_signalled(config: LoonConfig, env_path: Path, say: Say
+                                 ) -> tuple[GateResult | None, int | None]:
+    """The gate on the new version, unless SIGINT/SIGTERM comes first: then the signal.
+    Once this returns, a signal has its default effect again (a second one stops a
+    rollback where it is)."""
+    result: GateResult | None = None
+    got: int | None = None
+    async with anyio.create_task_group() as tg:
+        async def watch() -> None:
+            nonlocal got
+            with anyio.open_signal_receiver(*SIGNALS) as signals:
+                async for signum in signals:
+                    got = signum
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        await anyio.sleep(0)  # the receiver is in place before the gate starts
+        result = await check_health(config, env_path, say)
+        tg.cancel_scope.cancel()
+    return (None if got is not None else result), got
+
+
+def _cancelled(signum: int) -> str:
+    return (f"cancelled ({signal.Signals(signum).name}) after the swap, before the new version "
+            "passed its health gate")
+
+
 async def gated_up(opts: UpOptions) -> int:
-    """``up -d --replace`` with the pre-swap backup, the health gate and the automatic
-    rollback. Exit code 0 when the new version passed, 1 when it was rolled back."""
+    """``up --replace`` (``-d`` or not) with the pre-swap backup, the health gate and the
+    automatic rollback. Detached: exit code 0 when the new version passed, 1 when it was
+    rolled back. In the foreground the gate runs beside the follow (:func:`gate_beside`);
+    a run whose new version passed ends as any foreground run, one that failed its gate is
+    rolled back (the previous version then runs in the background) and exits 1. A SIGINT or
+    SIGTERM after the swap, before the gate passed, rolls back too (exit 130 or 143)."""
     config = load_config(opts.config_file)
     name = config.deploymentSettings.containerName
     env_path = build_files_dir() / opts.env_file
     taken = Taken()
-    code = await up(replace(opts, before_swap=backup_hook(config, opts.config_file, env_path,
-                                                          taken)))
-    if taken.old_image is None or code not in (0, 1):
-        return code  # nothing was replaced (or not a Loon image), or a signal/usage error
-    session = resolve(None, name).session()  # while the new version's state is there
-    say, events = session_reporter(name)
+    hooked = replace(opts, before_swap=backup_hook(config, opts.config_file, env_path, taken))
+    if not opts.detached:
+        hooked = replace(hooked, while_following=gate_beside(config, env_path, taken))
+    code = await up(hooked)
+    passed = taken.result is not None and taken.result.passed
+    signalled = code in [signal_exit_code(s) for s in SIGNALS]
+    if taken.old_image is None or not (code in (0, 1) or signalled and not passed):
+        return code  # nothing was replaced (or not a Loon image), or a usage error
+    if not opts.detached and (code == 0 or passed):
+        return code  # the foreground run passed its gate (or `loon down` ended it) and ended
+    session = taken.session or resolve(None, name).session()
+    say, events = session_reporter(name, session)
     try:
-        new = versions.current(name)
-        if code != 0:  # the swap happened, the new version did not start
-            result: GateResult | None = None
-            reason = "the new version did not start"
+        result = taken.result
+        if opts.detached and code == 0:
+            phase_result, got = await _gate_unless_signalled(config, env_path, say)
+            if got is not None:
+                say(f"{signal.Signals(got).name} during the health gate: rolling back")
+                code = signal_exit_code(got)
+            else:
+                result = phase_result
+                if result is None or result.passed:
+                    _passed(name, taken, result, say)
+                    return 0
+        if code > 128:  # a signal after the swap
+            reason, culprit = _cancelled(code - 128), None
+        elif result is not None:
+            reason, culprit = result.sentence(), result.culprit
+        elif taken.run is not None and taken.run.failure is not None:  # before the gate decided
+            reason, culprit = taken.run.failure, taken.run.culprit
         else:
-            result = await check_health(config, env_path, say)
-            if result is None or result.passed:
-                if result is not None and new is not None and taken.swap_started is not None:
-                    downtime = round(time.monotonic() - taken.swap_started, 3)
-                    say(f"downtime: {downtime:.2f} s (the old container's stop to the new "
-                        "one passing its health gate)")
-                    versions.mark_deployed(name, new.tag, downtime)
-                phase(say, "deployed")
-                return 0
-            reason = result.sentence()
-        failed = new.tag if new is not None and new.tag != taken.old_image else "the new version"
+            rec = next((v for v in versions.versions(name) if v.tag == taken.new_image), None)
+            why = rec.reason if rec is not None and rec.outcome == versions.FAILED else None
+            reason, culprit = "the new version did not start" + (f": {why}" if why else ""), \
+                "container"
+        failed = taken.new_image or "the new version"
         await roll_back(opts.config_file, opts.env_file, config, failed=failed,
-                        target=taken.old_image, reason=reason,
-                        culprit=result.culprit if result else None, backup=taken.backup,
-                        say=say, session=session)
-        return 1
+                        target=taken.old_image, reason=reason, culprit=culprit,
+                        backup=taken.backup, say=say, session=session,
+                        migrations=taken.migrations)
+        return code if code > 128 else 1
     finally:
         if events is not None:
             events.close()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 from rich.console import Console
@@ -61,6 +62,9 @@ from loon_supervisor.streams.source_choice import (
 from loon_supervisor.versions.build import promote
 from loon_supervisor.versions.swap import Swap
 
+# How long a foreground run's ``while_following`` task may take after the follow ended.
+BESIDE_GRACE = 60.0
+
 
 @dataclass
 class UpOptions:
@@ -76,9 +80,14 @@ class UpOptions:
     on_prepared: Callable[[Prepared, Reporter], object] | None = None
     # Start this existing version as it is, without a build (restore, rollback).
     image: str | None = None
-    # Called after the build, before the running version is stopped (the pre-swap backup);
-    # an error there stops the deploy with the old version still serving.
-    before_swap: Callable[[DockerEngine, Reporter], Awaitable[object]] | None = None
+    # Called after the build with the new version's image, before the running version is
+    # stopped (the pre-swap backup); an error there stops the deploy with the old version
+    # still serving.
+    before_swap: Callable[[DockerEngine, Reporter, str], Awaitable[object]] | None = None
+    # Runs beside a foreground run's follow (a redeploy's health gate); it may end the run
+    # with ``dep.fail(why)`` and ``dep.control.stop_requested``. Once the follow ends it is
+    # given the time to finish (it sees the container stopped), unless a signal ended it.
+    while_following: Callable[[Deployment], Coroutine[Any, Any, None]] | None = None
     # False (build.py -s): no progress bar; the build's steps are said as plain lines.
     progress: bool = True
 
@@ -229,7 +238,7 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                              await build_phase(engine, prepared, control.say, opts.verbose,
                                                console, opts.progress))
                     if held.lock is None and opts.before_swap is not None:
-                        await opts.before_swap(engine, control.say)
+                        await opts.before_swap(engine, control.say, built.image)
                 except (LoonError, BaseExceptionGroup) as exc:
                     if held.lock is None:  # built first: nothing was stopped
                         raise _kept_serving(operator_error(exc), name) from None
@@ -343,8 +352,15 @@ async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOption
     control.can_hand_over = True
     handed = by_down = False
     try:
-        await dep.follow(printer=printer, terminal=terminal, on_attached=announce,
-                         on_positions=save)
+        async with anyio.create_task_group() as beside:
+            if opts.while_following is not None:
+                beside.start_soon(opts.while_following, dep)
+            await dep.follow(printer=printer, terminal=terminal, on_attached=announce,
+                             on_positions=save)
+            if control.stop_signal is not None or control.handing_over:
+                beside.cancel_scope.cancel()
+            else:  # let it see the stopped container and say what it decided
+                beside.cancel_scope.deadline = anyio.current_time() + BESIDE_GRACE
         dep.report_failure()
         if dep.phase is Phase.HANDED_OVER:
             handed = await _hand_over_on_hang_up(dep, lock, state)
@@ -401,7 +417,7 @@ def main(config_file: Path, env_file: str = ".env", verbose: bool = False,
     opts = UpOptions(config_file, env_file, verbose, detached, replace, only=only,
                      progress=progress,
                      on_prepared=_write_client_dev_env if prepare_dev else None)
-    if detached and replace and only is None:  # a redeploy: backup, gate, rollback
+    if replace and only is None:  # a redeploy, foreground or not: backup, gate, rollback
         from loon_supervisor.upgrade.rollout import gated_up
 
         return run_sync(gated_up, opts)
