@@ -4,6 +4,7 @@ operator runs it, and every check reads real files and real containers."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -108,6 +109,8 @@ def test_signal_while_streaming(deploy, sig: int, code: int) -> None:  # type: i
     assert "stopping, press Ctrl+C again to force" in out
     assert containers_named(d.name) == []
     session = d.session()
+    log = (session / "out.log").read_text()
+    assert f"received {signal.Signals(sig).name}" in log and "removed container" in log, log
     for secret in ("user_pass", "root_pass", "minioadmin"):  # from tests.conftest.base_config
         assert secret not in out
         assert not [p.name for p in session.iterdir() if secret in p.read_text(errors="replace")]

@@ -31,6 +31,10 @@ class Control:
     def request_stop(self, signum: int) -> None:
         """First signal: cancel the phase in progress, or stop the container gracefully."""
         self.stop_signal = signum
+        try:  # out.log says why a run stopped (a shutdown's SIGTERM, a Ctrl+C)
+            self.say.log_only(f"received {signal.Signals(signum).name}")
+        except ValueError:
+            pass
         self.say("stopping, press Ctrl+C again to force")
         self.phase_scope.cancel()
         self.stop_requested.set()
