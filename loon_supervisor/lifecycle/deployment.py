@@ -66,7 +66,7 @@ RESTART_GRACE = 60.0
 ENGINE_BACK_LIMIT = 600.0
 # A stop nobody announced: how long to watch for the container to be started again by hand
 # (`docker restart` starts it right after the stop) before it counts as an exit.
-HAND_RESTART_GRACE = 5.0
+HAND_RESTART_GRACE = 10.0  # a start under load takes seconds; a `docker stop` waits it out
 # For a container whose streams are not followed or collected (stop and remove only).
 NO_STREAMS = ImageContract("", (), "/", None)
 

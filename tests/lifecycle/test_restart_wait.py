@@ -17,6 +17,14 @@ from tests.lifecycle.test_deployment import LOG, SPEC, _container, _deployment, 
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(autouse=True)
+def _short_hand_restart_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake container runs again 0.3 s after its stop, or never: 2 s tell them apart."""
+    from loon_supervisor.lifecycle import deployment
+
+    monkeypatch.setattr(deployment, "HAND_RESTART_GRACE", 2.0)
+
+
 async def _run_with_stop(tmp_path: Path, engine_away: bool, marker: bool,
                          again: str | None = None) -> tuple[str | None, str, bytes]:
     """``again``: how the container runs again without a marker or an engine restart:
