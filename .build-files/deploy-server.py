@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploy-server.py: cannot import {exc.name or 'a dependency'}; install the "
               f"requirements first: {INSTALL}", file=sys.stderr)
         return 2
+    # The project is the folder this script's .build-files/ is in, wherever it is run from
+    # (a service manager's working directory is often /).
+    os.environ.setdefault("LOON_PROJECT_ROOT", str(ROOT))
     # The options are defined once, in loon_supervisor/deploy/options.py.
     return server_main(sys.argv[1:] if argv is None else argv, prog="deploy-server.py",
                        defaults={"env_file": HERE / ".env.secrets"})

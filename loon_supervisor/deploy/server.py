@@ -21,7 +21,7 @@ from loon_supervisor.deploy.settings import (
     ServerSettings,
     load_settings,
 )
-from loon_supervisor.errors import ConfigError
+from loon_supervisor.errors import LoonError
 
 log = logging.getLogger("loon_supervisor.deploy")
 
@@ -129,7 +129,7 @@ def run_deploy_server(opts: ServerOptions | None = None, step: DeployStep | None
     _configure_logging()
     try:
         settings = load_settings(None, opts, **overrides)
-    except ConfigError as exc:
+    except LoonError as exc:  # ConfigError, or NoProjectError (no project found)
         prog = "loon deploy-server" if overrides.get("webhooks", True) else "loon dashboard"
         print(f"{prog}: refusing to start: {exc}", file=sys.stderr)
         return exc.exit_code

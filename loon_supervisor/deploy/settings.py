@@ -9,6 +9,7 @@ messages name variables and files but never quote a value.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import re
 import ssl
@@ -21,6 +22,7 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from loon_supervisor import paths
+from loon_supervisor.bounded import MiB, UnboundedInput, read_bounded
 from loon_supervisor.deploy.fd_budget import fit_descriptors
 from loon_supervisor.deploy.options import DEFAULT_HOST, DEFAULT_PORT, ServerOptions
 from loon_supervisor.deploy.secret_strength import MAKE_ONE, MIN_BITS, guessable
@@ -38,6 +40,8 @@ MIN_TOKEN_LENGTH = 32
 # so a longer token could never authenticate. 4096 leaves room and is far above any real token.
 MAX_TOKEN_LENGTH = 4096
 MAX_BODY_BYTES = 64 * 1024
+MAX_SECRETS_BYTES = MiB
+"""A secrets file holds a few variables; 1 MiB, like an env file (spec/envfile.py)."""
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: survives every HTTP client as is
@@ -99,47 +103,53 @@ class ServerSettings:
         return "https" if self.ssl_context else "http"
 
 
-def _read_secrets(env_file: Path, problems: list[Problem]) -> dict[str, str]:
+def _read_secrets(env_file: Path, problems: list[Problem]) -> tuple[dict[str, str], str]:
+    """The file's variables and its text, read once and at most :data:`MAX_SECRETS_BYTES`
+    (a huge file, a device or a pipe is refused, never read without end)."""
     name = str(env_file)
     if not env_file.exists():
         where = "" if env_file.is_absolute() else f" (looked for {env_file.absolute()})"
         problems.append(Problem(name, f"secrets file not found{where}",
                                 _MAKE_TOKEN.format(var=TOKEN_VAR, path=env_file)
                                 + ", or pass --env-file"))
-        return {}
+        return {}, ""
     if not env_file.is_file():
-        problems.append(Problem(name, "is not a regular file", "pass the secrets file itself"))
-        return {}
+        problems.append(Problem(name, "is not a regular file (a device, a pipe or a folder)",
+                                "pass the secrets file itself"))
+        return {}, ""
     try:
-        with env_file.open(encoding="utf-8") as fh:
-            values = dotenv_values(stream=fh, interpolate=False)
+        # read_bounded opens without blocking: a file swapped for a FIFO after the check
+        # above times out with a sentence instead of hanging the start.
+        text = read_bounded(env_file, MAX_SECRETS_BYTES).decode("utf-8")
+    except UnboundedInput as exc:
+        problems.append(Problem(name, str(exc).partition("; ")[0],
+                                "pass the secrets file itself (a few lines of NAME=value)"))
+        return {}, ""
     except (OSError, UnicodeDecodeError) as exc:
         # The exception text names the file and the reason, never the file's content.
         problems.append(Problem(name, f"cannot be read ({type(exc).__name__})",
                                 "make it readable by the user running the deploy server"))
-        return {}
-    return {k: v for k, v in values.items() if v is not None}
+        return {}, ""
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {k: v for k, v in values.items() if v is not None}, text
 
 
-def _comment_cut(env_file: Path, var: str) -> bool:
+def _comment_cut(text: str, var: str) -> bool:
     """True when the variable's unquoted value holds ``#`` after a space or at its start:
     the env-file syntax reads the rest as a comment, so the value read is cut short."""
-    try:
-        lines = env_file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return False
     pattern = re.compile(rf"^\s*(?:export\s+)?{re.escape(var)}\s*=\s*(.*)$")
-    for line in lines:
+    for line in text.splitlines():
         m = pattern.match(line)
         if m and m.group(1)[:1] not in ("'", '"') and re.search(r"(^|\s)#", m.group(1)):
             return True
     return False
 
 
-def _check_token(env_file: Path, values: dict[str, str], problems: list[Problem]) -> SecretStr:
+def _check_token(env_file: Path, values: dict[str, str], text: str,
+                 problems: list[Problem]) -> SecretStr:
     token = values.get(TOKEN_VAR, "")
     where = f"{env_file}: {TOKEN_VAR}"
-    if _comment_cut(env_file, TOKEN_VAR):
+    if _comment_cut(text, TOKEN_VAR):
         problems.append(Problem(where, "contains a '#' at its start or after a space, which the "
                                 "secrets-file syntax reads as the start of a comment",
                                 "put the value in single quotes, or use a token without '#' "
@@ -261,8 +271,8 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
     problems: list[Problem] = []
     warnings: list[str] = []
     env_file = opts.env_file or default_env_file()
-    values = _read_secrets(env_file, problems)
-    token = (_check_token(env_file, values, problems) if not problems and webhooks
+    values, text = _read_secrets(env_file, problems)
+    token = (_check_token(env_file, values, text, problems) if not problems and webhooks
              else SecretStr(""))
     webhook = (_check_webhook_secret(env_file, values, opts.webhook_secret_env, problems)
                if webhooks else None)

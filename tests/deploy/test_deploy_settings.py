@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from loon_supervisor.deploy import load_settings
 from loon_supervisor.deploy.auth import Verdict, check_signature, check_token, signature
-from loon_supervisor.errors import ConfigError
+from loon_supervisor.errors import ConfigError, Problem
 from tests.deploy.support import SCRIPT, new_token, self_signed_cert, write_secrets
 
 
@@ -232,3 +232,106 @@ def test_script_default_env_file_is_next_to_it(tmp_path: Path, config: Path) -> 
     assert result.returncode == 0 and "--env-file" in result.stdout
     assert str(SCRIPT.parent / ".env.secrets").replace("/", "") in \
         result.stdout.replace("\n", "").replace(" ", "").replace("/", "")
+
+
+def _sparse(path: Path, size: int) -> Path:
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["huge", "dev-zero", "fifo", "folder"])
+def test_secrets_file_bounded(tmp_path: Path, config: Path, kind: str) -> None:
+    """Issue 29: the secrets file is read like config.json, at most 1 MiB and never from a
+    device or a pipe. Before, a 2 GiB file was read whole (under the 1 GiB address cap here:
+    MemoryError); /dev/zero, a FIFO nobody writes to and a folder were refused by the
+    is_file check, which this keeps. One sentence naming the file, exit 2, before binding."""
+    if kind == "huge":
+        env = _sparse(tmp_path / ".env.secrets", 2 << 30)
+    elif kind == "dev-zero":
+        env = Path("/dev/zero")
+    elif kind == "fifo":
+        env = tmp_path / ".env.secrets"
+        os.mkfifo(env, 0o600)
+    else:
+        env = tmp_path / "secrets.d"
+        env.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--host", "127.0.0.1", "--port", "0", "--env-file",
+         str(env), "--config-file", str(config)], capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=dict(os.environ, LOON_PROJECT_ROOT=str(tmp_path / "project")),
+        preexec_fn=lambda: __import__("resource").setrlimit(
+            __import__("resource").RLIMIT_AS, (1 << 30, 1 << 30)))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "listening" not in result.stderr
+    assert "refusing to start" in result.stderr and str(env) in result.stderr
+    want = "more than the 1.0 MiB" if kind == "huge" else "is not a regular file"
+    assert want in result.stderr
+
+
+def test_secrets_file_just_under_the_limit_is_read(tmp_path: Path, config: Path) -> None:
+    """The bound is the file's size, not its variables: a token after 1 MiB less a line of
+    comments is still found."""
+    token = new_token()
+    env = tmp_path / ".env.secrets"
+    padding = "#" + "x" * 1023 + "\n"
+    body = f"DEPLOYMENT_AUTH_TOKEN={token}\n"
+    env.write_text(padding * ((1024 * 1024 - len(body)) // len(padding)) + body)
+    env.chmod(0o600)
+    assert env.stat().st_size <= 1024 * 1024
+    settings = load_settings(env, config_file=config)
+    assert settings.token.get_secret_value() == token
+
+
+def test_secrets_file_swapped_for_a_fifo_does_not_hang(tmp_path: Path, config: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the is_file check and the read the file becomes a FIFO nobody writes to:
+    the read gives up after the pipe's idle limit with a sentence instead of blocking."""
+    from loon_supervisor import bounded
+    from loon_supervisor.deploy import settings as settings_module
+
+    monkeypatch.setattr(bounded, "PIPE_IDLE", 0.2)
+    env = tmp_path / ".env.secrets"
+    os.mkfifo(env, 0o600)
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    problems: list[Problem] = []
+    values, text = settings_module._read_secrets(env, problems)
+    assert values == {} and text == ""
+    assert len(problems) == 1 and "sent no data" in problems[0].message
+
+
+def test_script_run_from_outside_the_project_finds_it(tmp_path_factory: pytest.TempPathFactory,
+                                                      config: Path) -> None:
+    """A service manager starts .build-files/deploy-server.py from / or a home folder, with no
+    LOON_PROJECT_ROOT: the project is the script's own, not a NoProjectError traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOON_")}
+    nowhere = tmp_path_factory.mktemp("nowhere")  # not under config's folder (a project)
+    result = subprocess.run([sys.executable, str(SCRIPT), "--host", "127.0.0.1", "--port", "0",
+                             "--env-file", "/dev/zero", "--config-file", str(config)],
+                            capture_output=True, text=True, timeout=60, env=env, cwd=nowhere)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "/dev/zero: is not a regular file" in result.stderr
+    assert "not inside a loon-supervisor project" not in result.stderr
+
+
+def test_server_outside_any_project_says_so(tmp_path_factory: pytest.TempPathFactory,
+                                            config: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`loon deploy-server`'s own entry with no project around: one sentence, exit 2."""
+    from loon_supervisor.deploy import server
+    from loon_supervisor.deploy.options import ServerOptions
+
+    async def never_serve(*_: object) -> None:  # a wrong pass returns 0 at once, not hangs
+        return None
+
+    monkeypatch.setattr(server, "serve", never_serve)
+    nowhere = tmp_path_factory.mktemp("nowhere")  # not under tmp_path, whose config.json
+    # would make it a project
+    monkeypatch.delenv("LOON_PROJECT_ROOT", raising=False)
+    monkeypatch.chdir(nowhere)
+    env = write_secrets(nowhere / ".env.secrets", new_token())
+    assert server.run_deploy_server(ServerOptions(env_file=env, config_file=config,
+                                                  port=0)) == 2
+    err = capsys.readouterr().err
+    assert "refusing to start" in err and "not inside a loon-supervisor project" in err
