@@ -354,7 +354,7 @@ async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOption
     try:
         async with anyio.create_task_group() as beside:
             if opts.while_following is not None:
-                beside.start_soon(opts.while_following, dep)
+                beside.start_soon(_beside, opts.while_following, dep)
             await dep.follow(printer=printer, terminal=terminal, on_attached=announce,
                              on_positions=save)
             if control.stop_signal is not None or control.handing_over:
@@ -382,6 +382,23 @@ async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOption
             return 0  # `loon down` asked: a normal stop
         return signal_exit_code(control.stop_signal)
     return 0
+
+
+async def _beside(task: Callable[[Deployment], Coroutine[Any, Any, None]],
+                  dep: Deployment) -> None:
+    """``task`` beside the follow; a signal (or a hang-up) ends it at once, while the
+    container may still be stopping: what it would decide then no longer counts."""
+    control = dep.control
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            async def end_on_signal() -> None:
+                await control.stop_requested.wait()
+                if control.stop_signal is not None or control.handing_over:
+                    scope.cancel()
+
+            tg.start_soon(end_on_signal)
+            await task(dep)
+            tg.cancel_scope.cancel()
 
 
 async def _hand_over_on_hang_up(dep: Deployment, lock: DeploymentLock,

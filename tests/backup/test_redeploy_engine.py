@@ -179,6 +179,18 @@ def test_sigint_during_the_gate_rolls_back(loon: Loon, tmp_path: Path) -> None:
     assert failed["reason"].startswith("cancelled (SIGINT) after the swap"), failed
 
 
+def test_foreground_ctrl_c_during_the_gate_rolls_back(loon: Loon, tmp_path: Path) -> None:
+    """A foreground run's Ctrl+C while its new version is checked: the new version is
+    stopped as in any foreground run, and version 1 runs again (in the background)."""
+    _new_version(loon, tmp_path, _healthy("stand-in v3b"), 240)
+    proc = _foreground(loon)
+    _wait_for(loon, proc, "phase: checking health")
+    code, out = stop_with(proc, signal.SIGINT, timeout=900)
+    assert code == 130, out
+    failed = _assert_rolled_back_to_v1(loon, out)
+    assert failed["reason"].startswith("cancelled (SIGINT) after the swap"), failed
+
+
 @pytest.mark.anyio
 async def test_delete_during_the_gate_rolls_back(loon: Loon, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
