@@ -30,6 +30,7 @@ from typing import Protocol
 
 FINGERPRINT = 64  # bytes of a file kept before a position to recognise the file again
 KEEP_KNOWN = 64  # rotated files remembered as older than the one followed (state file size)
+KNOWN_TAIL = 8  # last bytes kept of each rotated file known (tells a reused inode apart)
 
 
 class Copied(Protocol):
@@ -81,6 +82,10 @@ class Position:
     # offset it started at, the offset it left at; None for the last): where the bytes
     # written after this save came from, even once ``inode`` is gone.
     chain: tuple[tuple[int | None, int, int | None], ...] = ()
+    # The last bytes (up to KNOWN_TAIL) the reader took of each file of ``chain`` before it
+    # left it: a file found later with that inode but other bytes there is not that file
+    # (a reused inode, or the file rewritten since).
+    ends: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if self.pos < 0 or self.host < 0:
@@ -91,7 +96,8 @@ class Position:
                 "tail": None if self.tail is None else base64.b64encode(self.tail).decode(),
                 "older": [[k.inode, k.size, base64.b64encode(k.tail).decode()]
                           for k in self.older],
-                "chain": [list(c) for c in self.chain]}
+                "chain": [list(c) for c in self.chain],
+                "ends": [base64.b64encode(e).decode() for e in self.ends]}
 
     @classmethod
     def from_json(cls, data: object) -> Position | None:
@@ -107,9 +113,11 @@ class Position:
                           for i, n, t in data.get("older") or ())
             chain = tuple((None if i is None else int(i), int(a), None if b is None else int(b))
                           for i, a, b in data.get("chain") or ())
+            ends = tuple(base64.b64decode(str(e), validate=True)[-KNOWN_TAIL:]
+                         for e in data.get("ends") or ())
             return cls(int(inode) if inode is not None else None, int(data["pos"]),
                        int(data["host"]), tail[-FINGERPRINT:] if tail is not None else None,
-                       older, chain)
+                       older, chain, ends)
         except (ValueError, TypeError, binascii.Error):
             return None
 
@@ -124,6 +132,7 @@ class Segment:
     start: int
     head: bytes = b""
     older: frozenset[Known] = frozenset()  # rotated files known to be older than this one
+    end: bytes = b""  # its last bytes taken when the reader left it (up to KNOWN_TAIL)
 
 
 @dataclass
@@ -135,9 +144,12 @@ class Cursor:
     segments: list[Segment] = field(default_factory=list)
     verify: bool = False
     chain: tuple[tuple[int | None, int, int | None], ...] = ()  # a saved Position's chain
+    ends: tuple[bytes, ...] = ()  # and its ends
     pending: str | None = None  # a rotation notice not resolved yet (for the final collection)
     gap_reported: bool = False
     finished: set[Known] = field(default_factory=set)  # files read to their end (this logger)
+    # (inode, size) of files in ``finished`` whose bytes were dropped (a full disk): to read
+    unwritten: set[tuple[int, int]] = field(default_factory=set)
 
     @property
     def inode(self) -> int | None:
@@ -165,14 +177,19 @@ class Cursor:
         if pos < 0:
             raise ValueError(f"impossible stream position {pos}")
         last = self.segments[-1]
+        last.end = self.fingerprint(copy)[-KNOWN_TAIL:]
         if last.inode is not None and last.inode != inode and not self.verify:
             took = copy.received - last.start
             self.finished.add(Known(last.inode, self.read_pos(copy),
-                                    copy.recent[-min(8, took):] if took > 0 else b""))
+                                    copy.recent[-min(KNOWN_TAIL, took):] if took > 0 else b""))
+            self.unwritten.discard((last.inode, self.read_pos(copy)))
+        # a file read before with the new file's inode is gone (its inode was reused)
+        self.finished = {k for k in self.finished if k.inode != inode or inode is None}
         known = [k for k in (*last.older, *self.finished, *older) if k.inode != inode]
         self.segments.append(Segment(inode, pos, copy.received, head[-FINGERPRINT:],
                                      frozenset(known[-KEEP_KNOWN:])))
         self.pending, self.verify = None, False
+        self.chain, self.ends = (), ()  # the saved position's: settled once it is left
         self._trim(copy)
 
     def _trim(self, copy: Copied) -> None:
@@ -200,7 +217,8 @@ class Cursor:
             for a, b in zip(later, later[1:], strict=False))
         if chain:
             chain += ((later[-1].inode, later[-1].pos, None),)
-        return Position(seg.inode, seg.pos + max(done, 0), w, tail, tuple(seg.older), chain)
+        return Position(seg.inode, seg.pos + max(done, 0), w, tail, tuple(seg.older), chain,
+                        tuple(a.end for a in later[:-1]))
 
     @classmethod
     def fresh(cls, copy: Copied) -> Cursor:
@@ -228,4 +246,4 @@ class Cursor:
             target, fp = 0, b""
         fp = fp[-min(FINGERPRINT, target):] if target else b""
         return cls([Segment(saved.inode, target, copy.received, fp, frozenset(saved.older))],
-                   verify=True, chain=saved.chain), note
+                   verify=True, chain=saved.chain, ends=saved.ends), note

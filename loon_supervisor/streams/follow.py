@@ -30,7 +30,7 @@ from loon_supervisor.errors import EngineError
 from loon_supervisor.sinks.files import FileSink
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.terminal import Printer
-from loon_supervisor.streams.cursor import FINGERPRINT, Cursor, Known, Position
+from loon_supervisor.streams.cursor import FINGERPRINT, KNOWN_TAIL, Cursor, Known, Position
 from loon_supervisor.streams.source import LogSource
 from loon_supervisor.streams.stream_copy import StreamCopy, open_copy
 
@@ -146,15 +146,22 @@ class Followers:
         return await self.source.read_at(path, offset - k, k) == fp[-k:]
 
     async def _find(self, gens: list[Gen], inode: int | None, target: int, fp: bytes,
-                    skip_current: bool, known: frozenset[Known] = frozenset()
-                    ) -> tuple[int, int] | None:
+                    skip_current: bool, known: frozenset[Known] = frozenset(),
+                    seen: frozenset[Known] = frozenset(), left: frozenset[Known] = frozenset(),
+                    taken: Known | None = None) -> tuple[int, int] | None:
         """Where the stream continues: (index in ``gens``, offset). A ``target`` past the
         end of its file carries into the next generation. The followed inode first (oldest
         first), then, by content alone, the generations whose inode is not known or not the
-        followed one (a copytruncate copy; newest first)."""
+        followed one (a copytruncate copy; newest first). ``known``: files not to take
+        (read before, or older); ``seen``: those and files read but not written, which still
+        tell a reused inode apart; ``left``: files a saved reader left (see :func:`_left`);
+        ``taken``: how far that reader read the followed file itself, and its bytes there: a
+        copy of that file holds them too (a short fingerprint, one byte after a write cut
+        short, matches too many files to be taken alone)."""
         current = len(gens) - 1 if gens and not gens[-1].path[-1].isdigit() else -1
         by_inode = [i for i, g in enumerate(gens) if inode is not None and g.inode == inode
-                    and not await self._reused(g, known)]
+                    and not await self._reused(g, seen | known)
+                    and not await self._rewritten(g, left)]
         by_content = [i for i in reversed(range(len(gens))) if i not in by_inode
                       and not await self._known(gens[i], known)]  # read before: not ours
         tried: set[tuple[int, int]] = set()
@@ -170,6 +177,10 @@ class Followers:
             tried.add((j, u))
             if i in by_content and min(len(fp), u) < CONTENT_MIN:
                 continue  # too little to recognise the file by
+            if i in by_content and taken is not None and (
+                    gens[i].size < taken.size
+                    or not await self._matches(gens[i].path, taken.size, taken.tail)):
+                continue
             if await self._matches(gens[j].path, u, fp):
                 return j, u
         # A saved position whose file is gone (or reused) while the host file went on past
@@ -201,36 +212,47 @@ class Followers:
             if t == 0 and copy.received == 0 and rotated and not cur.gap_reported:
                 # A new session meets files that were already rotated: the older ones first.
                 await self._read_whole(name, rotated, final)
-                cur.switch(now.inode, copy, older=_inodes(rotated))
+                cur.switch(now.inode, copy, older=await self._older(name, rotated))
             else:
                 cur.set_inode(now.inode)
-                cur.segments[-1].older = _inodes(rotated)
+                cur.segments[-1].older = await self._older(name, rotated)
             cur.gap_reported = False
             self._switched()
             return await self._follow_from(name, now, cur.read_pos(copy), final)
         truncated = event == "truncated"
         found = None
-        known = cur.segments[-1].older | cur.finished  # rotated files older than ours
+        # Files known by inode, size and ending: rotated ones older than ours and those read
+        # to their end (``seen``); ``known`` leaves out those whose bytes were dropped, not
+        # written (a full disk): they are read again, yet still tell a reused inode apart.
+        if cur.verify:
+            cur.finished |= _passed(cur, t)
+        seen = cur.segments[-1].older | cur.finished
+        known = frozenset(k for k in seen if (k.inode, k.size) not in cur.unwritten)
+        left = _left(cur)
         if cur.verify and cur.chain:
-            found = await self._along_chain(gens, cur.chain, t, fp, known)
+            found = await self._along_chain(gens, cur.chain, t, fp, seen, left)
         if found is None:
-            found = await self._find(gens, cur.inode, t, fp, truncated,
-                                     cur.segments[-1].older | cur.finished)
+            found = await self._find(gens, cur.inode, t, fp, truncated, known, seen, left,
+                                     _taken(cur))
         if found is not None:
             j, u = found
             g = gens[j]
-            rotated = [x for x in gens[:-1] if x.inode != cur.inode and x.size
-                       and not await self._known(x, cur.segments[-1].older | cur.finished)]
-            if g is now and u == 0 and g.inode == cur.inode and t == 0 and rotated:
-                # Nothing of this file was taken yet, and rotated files not known to be
-                # older than it exist: copies of it (copytruncate) made since.
-                self.say.log_only(f"{name}: {base} was copied and truncated before any of "
-                                  f"it was read; reading {', '.join(x.path for x in rotated)} "
-                                  "first")
-                return await self._read_newer(name, rotated, now, final)
+            rotated = [x for x in gens[:j] if x.inode != cur.inode and x.size
+                       and not await self._known(x, known)]
+            if u == 0 and g.inode == cur.inode and t == 0 and rotated:
+                # Nothing of the followed file was taken yet (its inode is all that says
+                # this is it), and rotated files older than this one that are not known to
+                # be older than the followed file exist: copies of it (copytruncate) made
+                # since, or the followed file was rotated away and its inode handed on.
+                # Either way those files come first, then this one and the newer ones.
+                self.say.log_only(f"{name}: {g.path} holds nothing read yet and older files "
+                                  f"not read before exist; reading "
+                                  f"{', '.join(x.path for x in rotated)} first")
+                return await self._read_newer(
+                    name, rotated + [x for x in gens[j:] if x is not now], now, final)
             if g.inode != cur.inode or u != t or cur.verify:
                 cur.switch(g.inode, copy, u, fp[-min(FINGERPRINT, u):] if u else b"",
-                           cur.segments[-1].older | _inodes(gens[:j]))
+                           cur.segments[-1].older | await self._older(name, gens[:j]))
                 self._switched()
             if g is now:
                 return await self._follow_from(name, g, u, final)
@@ -241,7 +263,7 @@ class Followers:
             await self._read(name, g, u, final)
             return await self._read_newer(name, [x for x in newer if x is not now], now, final)
         at = next((g for g in gens if g.inode == cur.inode), None)
-        if at is not None and await self._reused(at, known):
+        if at is not None and (await self._reused(at, seen) or await self._rewritten(at, left)):
             at = None
         after = gens
         if at is not None and at is not now and any(
@@ -276,8 +298,8 @@ class Followers:
 
     async def _along_chain(self, gens: list[Gen], chain: tuple[tuple[int | None, int,
                                                                      int | None], ...],
-                           target: int, fp: bytes, known: frozenset[Known]
-                           ) -> tuple[int, int] | None:
+                           target: int, fp: bytes, known: frozenset[Known],
+                           left: frozenset[Known] = frozenset()) -> tuple[int, int] | None:
         """A saved position's ``target`` walked through the files its reader went through
         after it (whose bytes the host got after the save): the saved file may be gone."""
         u, rest = target, 0
@@ -290,6 +312,7 @@ class Followers:
             for j, g in enumerate(gens):
                 if inode is not None and g.inode == inode and u <= g.size \
                         and not await self._reused(g, known) \
+                        and not await self._rewritten(g, left) \
                         and await self._matches(g.path, u, fp):
                     return j, u
             return None
@@ -297,10 +320,26 @@ class Followers:
 
     async def _reused(self, g: Gen, known: frozenset[Known]) -> bool:
         """A file with the inode of one read to its end before, but another size or ending:
-        the inode was handed to a new file."""
+        the inode was handed to a new file (unless another file known by that inode is
+        this one: inodes are handed on and on)."""
+        other = False
         for k in known:
-            if k.inode == g.inode and (k.size != g.size or (
-                    k.tail and not await self._matches(g.path, g.size, k.tail))):
+            if k.inode != g.inode:
+                continue
+            if k.size == g.size and (not k.tail
+                                     or await self._matches(g.path, g.size, k.tail)):
+                return False
+            other = True
+        return other
+
+    async def _rewritten(self, g: Gen, left: frozenset[Known]) -> bool:
+        """A file with the inode of one a saved reader left at byte ``size`` after taking
+        ``tail``, that is shorter or holds other bytes there: not the bytes that reader read
+        (its inode reused, or the file truncated or copied-and-truncated since), so an
+        offset in it is not the saved one, however well an empty fingerprint matches."""
+        for k in left:
+            if k.inode == g.inode and (g.size < k.size or (
+                    k.tail and not await self._matches(g.path, k.size, k.tail))):
                 return True
         return False
 
@@ -311,18 +350,39 @@ class Followers:
                 return True
         return False
 
+    async def _older(self, name: str, gens: list[Gen]) -> frozenset[Known]:
+        """``gens`` as rotated files known to be older, each with its last bytes: an inode
+        handed to a new file of the same size is told apart by them (a file known without
+        them would pass for any such file, and its bytes be skipped). The tail comes from
+        what the cursor already knows of that file, else it is read (once per file)."""
+        cur = self.cursors[name]
+        have = {(k.inode, k.size): k for k in (*cur.segments[-1].older, *cur.finished)
+                if k.tail}
+        found: set[Known] = set()
+        for g in gens:
+            if g.inode is None:
+                continue
+            k = have.get((g.inode, g.size))
+            if k is None:
+                n = min(KNOWN_TAIL, g.size)
+                k = Known(g.inode, g.size,
+                          await self.source.read_at(g.path, g.size - n, n) if n else b"")
+            found.add(k)
+        return frozenset(found)
+
     async def _read_newer(self, name: str, rotated: list[Gen], now: Gen | None,
                           final: bool) -> int | None:
         copy, cur = self.copies[name], self.cursors[name]
         await self._read_whole(name, rotated, final)
-        cur.switch(now.inode if now is not None else None, copy, older=_inodes(rotated))
+        cur.switch(now.inode if now is not None else None, copy,
+                   older=await self._older(name, rotated))
         self._switched()
         return None if now is None else await self._follow_from(name, now, 0, final)
 
     async def _read_whole(self, name: str, gens: list[Gen], final: bool) -> None:
         copy, cur = self.copies[name], self.cursors[name]
         for i, g in enumerate(gens):
-            cur.switch(g.inode, copy, older=_inodes(gens[:i]))
+            cur.switch(g.inode, copy, older=await self._older(name, gens[:i]))
             self._switched()
             await self._read(name, g, 0, final)
 
@@ -459,7 +519,14 @@ class Followers:
         copy.failed = None
         copy.taken, copy.recent = copy.written, copy.written_tail
         again, _ = Cursor.resume(pos, copy)
-        again.finished = cur.finished  # what this logger read to the end stays known
+        # What this logger read to the end stays known, but the files it left after the
+        # host's last byte are read again: their bytes were dropped, not written
+        # (cur.position() trimmed the segments to the one holding that byte and later ones).
+        dropped = {Known(a.inode, a.pos + b.start - a.start)
+                   for a, b in zip(cur.segments, cur.segments[1:], strict=False)
+                   if a.inode is not None}
+        again.finished = set(cur.finished)
+        again.unwritten = {(k.inode, k.size) for k in dropped}
         return again
 
     async def collect_output(self) -> None:
@@ -467,6 +534,40 @@ class Followers:
         the container stopped)."""
         copy = self.copies[CONTAINER]
         await append_stream(copy, self.output(self.cursors[CONTAINER].read_pos(copy)))
+
+
+def _left(cur: Cursor) -> frozenset[Known]:
+    """The files a saved position's reader went through and left, each as (inode, the
+    offset it left at, its last bytes before it): a restarted logger has no other record of
+    them (``finished`` is this process's)."""
+    return frozenset(Known(c[0], c[2], e) for c, e in zip(cur.chain, cur.ends, strict=False)
+                     if c[0] is not None and c[2] is not None)
+
+
+def _taken(cur: Cursor) -> Known | None:
+    """Where a saved position's reader left the followed file itself (its chain starts
+    there), with its last bytes before: None when it had not left it."""
+    if cur.chain and cur.ends and cur.chain[0][0] == cur.inode and cur.inode is not None:
+        end = cur.chain[0][2]
+        if end is not None:
+            return Known(cur.inode, end, cur.ends[0])
+    return None
+
+
+def _passed(cur: Cursor, target: int) -> set[Known]:
+    """The files of a saved position's chain that the host has to their end (the saved
+    byte plus what the host got since walks past them): read, and not to read again."""
+    found: set[Known] = set()
+    u, rest = target, 0
+    for k, (inode, start, end) in enumerate(cur.chain):
+        if k:
+            u = start + rest
+        if end is None or u < end:
+            break
+        if inode is not None:
+            found.add(Known(inode, end, cur.ends[k] if k < len(cur.ends) else b""))
+        rest = u - end
+    return found
 
 
 async def append_stream(copy: StreamCopy, source: AsyncIterator[bytes]) -> int:
@@ -482,8 +583,6 @@ async def append_stream(copy: StreamCopy, source: AsyncIterator[bytes]) -> int:
     return got
 
 
-def _inodes(gens: list[Gen]) -> frozenset[Known]:
-    return frozenset(Known(g.inode, g.size) for g in gens if g.inode is not None)
 
 
 def last_lines(path: Path, n: int = 20) -> list[str]:
