@@ -226,7 +226,11 @@ class Followers:
         # written (a full disk): they are read again, yet still tell a reused inode apart.
         if cur.verify:
             cur.finished |= _passed(cur, t)
-        seen = cur.segments[-1].older | cur.finished
+        # Files older than the saved one whose inode a file of the saved chain has since
+        # (rotation deleted them and handed the inode on) are no longer known by it.
+        handed = {c[0] for c in cur.chain if c[0] is not None} if cur.verify else set()
+        seen = frozenset(k for k in cur.segments[-1].older if k.inode not in handed) \
+            | cur.finished
         known = frozenset(k for k in seen if (k.inode, k.size) not in cur.unwritten)
         left = _left(cur)
         if cur.verify and cur.chain:
