@@ -116,3 +116,48 @@ async def test_up_and_status_name_a_missing_client_only_for_a_loon_checkout() ->
     # a client was built (no file), or no Loon checkout at all (the status page says it)
     assert await client_absence(_Exec(1, b"No such file"), "c", ("server",)) is None
     assert await client_absence(_Exec(0, why), "c", ("mysql", "nginx")) is None
+
+
+# ---------------------------------------------------------------- server.log tracebacks
+
+def test_last_traceback_is_the_last_error_record_up_to_its_exception() -> None:
+    from loon_supervisor.doctor.checks import last_traceback
+
+    log = "\n".join([
+        "2026-12-04 10:00:00,000 ERROR django.request: Internal Server Error: /api/old",
+        "Traceback (most recent call last):", '  File "a.py", line 1, in f', "KeyError: 'old'",
+        '127.0.0.1 - - "GET /api/old HTTP/1.1" 500 145',
+        "2026-12-04 10:00:01,000 ERROR django.request: Internal Server Error: /api/new "
+        "[GET /api/new -> HTTP 500]",
+        "Traceback (most recent call last):", '  File "b.py", line 2, in g',
+        "OSError: inner", "", "The above exception was the direct cause of the following "
+        "exception:", "", "Traceback (most recent call last):", '  File "c.py", line 3, in h',
+        "RuntimeError: outer",
+        '127.0.0.1 - - "GET /api/new HTTP/1.1" 500 145',
+        "[2026-12-04 10:00:02 +0000] [7] [INFO] Booting worker with pid: 7",
+    ])
+    found = last_traceback(log)
+    assert found is not None
+    lines = found.splitlines()
+    assert lines[0].endswith("[GET /api/new -> HTTP 500]") and lines[-1] == "RuntimeError: outer"
+    assert "OSError: inner" in lines and "KeyError: 'old'" not in found
+    assert "Booting worker" not in found and "GET /api/new HTTP/1.1" not in found
+
+
+def test_last_traceback_without_a_record_line_and_when_long_or_absent() -> None:
+    from loon_supervisor.doctor.checks import TRACEBACK_LINES, last_traceback
+
+    frames = [f'  File "f{i}.py", line {i}, in f{i}' for i in range(40)]
+    found = last_traceback("\n".join(["boot", "Traceback (most recent call last):", *frames,
+                                      "ValueError: deep", "next record"]))
+    assert found is not None
+    lines = found.splitlines()
+    assert len(lines) == TRACEBACK_LINES and lines[1] == "  ..."
+    assert lines[0].startswith("Traceback") and lines[-1] == "ValueError: deep"
+    found = last_traceback("\n".join(["2026 ERROR django.request: x", "Traceback (most recent "
+                                      "call last):", *frames, "    ^^^^^^", "ValueError: y"]))
+    assert found is not None
+    lines = found.splitlines()
+    assert len(lines) == TRACEBACK_LINES and lines[1].startswith("Traceback") and "^" not in found
+    assert lines[2] == "  ..." and lines[-2] == frames[-1] and lines[-1] == "ValueError: y"
+    assert last_traceback("only access lines\nand more\n") is None

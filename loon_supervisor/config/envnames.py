@@ -13,7 +13,7 @@ NOT_CONFIG = frozenset({
     # tuning knobs read at import (docs/log-faults.md)
     "LOON_COALESCE_MS", "LOON_HOSTDIR_COALESCE_MS", "LOON_ENGINE_GRACE",
     # the images' own variables (build arguments and the container's environment)
-    "LOON_SERVICE", "LOON_SERVICES", "LOON_RUN_SERVICES", "LOON_MEDIA_DIR",
+    "LOON_SERVICE", "LOON_SERVICES", "LOON_RUN_SERVICES", "LOON_MEDIA_DIR", "LOON_STATIC_DIR",
     "LOON_CLIENT_REQUIRED", "LOON_CLIENT_NODE_VERSION", "LOON_SERVER_DIR",
     "LOON_DJANGO_PROJECT", "LOON_FOLLOWER",
     # the deploy server's clients

@@ -126,10 +126,13 @@ async def minio_health(ctx: Context) -> str | Verdict:
         return Verdict("minio", "health and buckets", SKIP, "local environment has no MinIO")
     if "minio" not in ctx.services:
         return Verdict("minio", "health and buckets", WARN,
-                       "MinIO is not in this image (MINIO_ENABLED=false): uploads are stored "
-                       "by Django in minioSettings.sourceVolumeLocation",
-                       "to use MinIO, make deploymentSettings.minioSourceUrl reachable and "
-                       "rebuild; minioSettings.required=true makes its absence fail the build")
+                       "MinIO is not in this image (MINIO_ENABLED=false): uploads are "
+                       "unavailable (Loon's presigned S3 uploads need an object store); files "
+                       "the server writes itself are kept in minioSettings.sourceVolumeLocation",
+                       "to use MinIO, make deploymentSettings.minioSourceUrl reachable, or "
+                       "supply the binary as deploymentSettings.minioBinary with minioSha256, "
+                       "and rebuild; minioSettings.required=true makes its absence fail the "
+                       "build")
     status, _ = await http_in(ctx, "http://127.0.0.1:9000/minio/health/live", "127.0.0.1")
     if status != 200:
         raise CheckFailed(f"/minio/health/live answered HTTP {status}", "see minio.log")
@@ -219,38 +222,134 @@ def _days_left(cert: Path) -> int | None:
     return (parsed.not_valid_after_utc - datetime.now(UTC)).days
 
 
+NAME_CHECK_ROUTE = "/api/verifyExperimentName/"
+NAME_CHECK_PROBE = "loon-doctor-probe"  # a name no experiment has; the route only reads
+SERVER_LOG = "/var/log/loon/server.log"
+TRACEBACK_LINES = 14
+
+
+def last_traceback(log: str) -> str | None:
+    """The last error record in a server.log tail with its traceback (at most
+    TRACEBACK_LINES lines: the record's first line, then the innermost frames and the
+    exception), or None.
+
+    A record starts at the deployment's own ``ERROR django.request``/``django.security`` line
+    (loon_deployment_settings.py) or, failing that, at ``Traceback (most recent call
+    last):``; it ends after the exception line, at the next line that is neither indented
+    nor part of a chained traceback.
+    """
+    lines = log.splitlines()
+    heads = [i for i, line in enumerate(lines) if " ERROR django.request" in line
+             or " ERROR django.security" in line]
+    if not heads:
+        heads = [i for i, line in enumerate(lines)
+                 if line.startswith("Traceback (most recent call last):")]
+    if not heads:
+        return None
+    block, after_exception = [lines[heads[-1]]], False
+    for line in lines[heads[-1] + 1:]:
+        if not line.strip() or line.startswith((" ", "\t", "Traceback (most recent",
+                                                "During handling", "The above exception")):
+            block.append(line)
+            after_exception = False
+            continue
+        if after_exception:
+            break
+        block.append(line)
+        after_exception = True
+    block = [line for line in block if line.strip(" ^~")]  # no 3.11 position markers
+    if len(block) > TRACEBACK_LINES:
+        head = block[:2] if block[1].startswith("Traceback") else block[:1]
+        block = [*head, "  ...", *block[len(head) - TRACEBACK_LINES + 1:]]
+    return "\n".join(block).rstrip()
+
+
+async def _server_traceback(ctx: Context) -> str:
+    code, out = await exec_in(ctx, ["tail", "-c", "262144", SERVER_LOG])
+    found = last_traceback(out) if code == 0 else None
+    return (f"; last error in server.log:\n{found}" if found else
+            "; server.log holds no traceback")
+
+
 async def django_api(ctx: Context) -> str | Verdict:
+    """Loon's experiment-name check (GET, reads the experiment index and the database): a
+    real route of the upload flow, so a Loon that cannot serve it fails here with the
+    traceback its server logged."""
     if "server" not in ctx.services:
-        return Verdict("server", "django /api/", WARN, "no server in this image",
+        return Verdict("server", "name check route", WARN, "no server in this image",
                        "set deploymentSettings.loonSourceLocation to a Loon checkout")
     port = _port(ctx, ctx.https)
     scheme = "https" if ctx.https else "http"
-    status, body = await http_in(ctx, f"{scheme}://127.0.0.1:{port}/api/", ctx.host)
+    route = NAME_CHECK_ROUTE + NAME_CHECK_PROBE
+    status, body = await http_in(ctx, f"{scheme}://127.0.0.1:{port}{route}", ctx.host)
     if any(m in body for m in DEBUG_PAGE_MARKERS):
-        raise CheckFailed(f"/api/ answered HTTP {status} with Django's DEBUG page",
+        raise CheckFailed(f"{route} answered HTTP {status} with Django's DEBUG page",
                           "set deploymentSettings.djangoDebug to false (DEBUG=false) and "
                           "run up again")
-    if status in (502, 503, 504) or status >= 500:
-        raise CheckFailed(f"/api/ answered HTTP {status}", "see server.log")
+    if status in (502, 503, 504):
+        raise CheckFailed(f"{route} answered HTTP {status} (nginx: no server behind it)",
+                          "see server.log; is the server RUNNING (loon status)?")
+    if status >= 500:
+        raise CheckFailed(f"{route} answered HTTP {status}{await _server_traceback(ctx)}",
+                          "the traceback says whether Loon's code or the deployment is at "
+                          "fault; see server.log")
     if status == 400:
-        raise CheckFailed(f"/api/ with Host {ctx.host} answered HTTP 400",
+        raise CheckFailed(f"{route} with Host {ctx.host} answered HTTP 400",
                           "ALLOWED_HOST in the env file must be generalSettings.baseUrl's host")
-    return f"HTTP {status} for Host {ctx.host}, no DEBUG page"
+    if status == 404:
+        return Verdict("server", "name check route", WARN,
+                       f"{route} answered HTTP 404: this Loon has no experiment-name route, "
+                       "so no real route was exercised (Django answered, without 5xx)",
+                       "expected only with a Loon older or newer than the one documented "
+                       "in docs/real-loon.md")
+    try:
+        answer = json.loads(body).get("status")
+    except (ValueError, AttributeError):
+        answer = None
+    said = f", status {answer}" if isinstance(answer, str) else ""
+    return f"HTTP {status}{said} for Host {ctx.host}, no DEBUG page"
+
+
+# Celery's built-in task celery.accumulate (on every worker, whatever the task modules) echoes
+# its argument: sent through the broker, its result read back from the result backend.
+_CELERY_ROUND_TRIP = r"""
+import os, sys, time, uuid
+from celery.app.utils import find_app
+app = find_app(os.environ["LOON_DJANGO_PROJECT"])
+nonce, started = uuid.uuid4().hex, time.monotonic()
+result = app.send_task("celery.accumulate", args=(nonce,), kwargs={"index": 0})
+try:
+    got = result.get(timeout=float(sys.argv[1]))
+except Exception as exc:
+    print(f"no result: {type(exc).__name__}: {exc}".splitlines()[0][:300])
+    sys.exit(1)
+finally:
+    result.forget()
+if got != nonce:
+    print(f"wrong result {got!r}"[:300])
+    sys.exit(1)
+print(f"ok {time.monotonic() - started:.2f}")
+"""
+CELERY_ROUND_TRIP_TIMEOUT = 15
 
 
 async def celery_ping(ctx: Context) -> str | Verdict:
+    """A task through Redis to a worker and its result back (``inspect ping`` alone is
+    answered by a worker that cannot run anything)."""
     if "celery" not in ctx.services:
-        return Verdict("celery", "inspect ping", WARN, "no celery in this image",
+        return Verdict("celery", "task round trip", WARN, "no celery in this image",
                        "set deploymentSettings.loonSourceLocation to a Loon checkout")
     script = (". /opt/loon/server/loon-server.env; cd /tmp; "
-              'export PYTHONPATH="$LOON_SERVER_DIR"; '
-              'exec /opt/loon/server/venv/bin/celery -A "$LOON_DJANGO_PROJECT" '
-              "inspect ping --timeout 5")
-    code, out = await exec_in(ctx, ["bash", "-c", script])
-    if code != 0 or "pong" not in out:
-        raise CheckFailed(f"no worker answered: {out.strip().splitlines()[-1:]}",
-                          "see celery.log; the worker needs Redis and the database")
-    return "a worker answered pong"
+              'export PYTHONPATH="$LOON_SERVER_DIR" LOON_DJANGO_PROJECT; '
+              'exec /opt/loon/server/venv/bin/python -c "$1" "$2"')
+    code, out = await exec_in(ctx, ["bash", "-c", script, "round-trip", _CELERY_ROUND_TRIP,
+                                    str(CELERY_ROUND_TRIP_TIMEOUT)])
+    last = (out.strip().splitlines() or [""])[-1]
+    if code != 0 or not last.startswith("ok "):
+        raise CheckFailed(f"no task came back from a worker: {last[:300]}",
+                          "see celery.log; the worker needs Redis (the broker and result "
+                          "backend) and the database")
+    return f"celery.accumulate sent through Redis, its result back in {last[3:]} s"
 
 
 async def duckdb_query(ctx: Context) -> str:
@@ -359,8 +458,8 @@ CHECKS: list[tuple[str, str, Check]] = [
     ("nginx", "answers /", nginx_root),
     ("nginx", "https certificate", nginx_certificate),
     ("client", "built in", client_built),
-    ("server", "django /api/", django_api),
-    ("celery", "inspect ping", celery_ping),
+    ("server", "name check route", django_api),
+    ("celery", "task round trip", celery_ping),
     ("duckdb", "query", duckdb_query),
     ("volumes", "free space", free_space),
     ("env file", "matches config", env_matches_config),

@@ -14,10 +14,13 @@ from loon_supervisor.spec.envfile import environment, read_env_file, secret_key,
 from loon_supervisor.spec.prepare import Prepared
 
 ABSENT_MESSAGE = (
-    "WARNING: MinIO is NOT in this image: MINIO_ENABLED=false, so Loon stores uploaded files "
-    "with Django's file-system storage in {dir} (minioSettings.sourceVolumeLocation, kept "
-    "across down/up) instead of MinIO buckets, and serves them through Django, not /data/; "
-    "set minioSettings.required to true to fail the build instead (docs/real-loon.md)"
+    "WARNING: MinIO is NOT in this image: MINIO_ENABLED=false, so uploads are UNAVAILABLE "
+    "(Loon's upload flow, django-s3-file-field's presigned uploads, needs an S3-compatible "
+    "store); files Loon's server writes itself (its experiment index and files) go to "
+    "Django's file-system storage in {dir} (minioSettings.sourceVolumeLocation, kept across "
+    "down/up); supply MinIO as deploymentSettings.minioBinary (with minioSha256) where it "
+    "cannot be downloaded, or set minioSettings.required to true to fail the build instead "
+    "(docs/real-loon.md)"
 )
 
 

@@ -1,9 +1,9 @@
 """The health gate: a new container counts only once Loon serves.
 
 The gate re-runs the ``loon doctor`` checks that matter for serving — MariaDB login, Redis
-PING, nginx answering ``/``, the server answering ``/api/`` without a 5xx, a Celery worker
-answering — every :data:`POLL` seconds until one round passes them all while no service
-restarted since the round before (a crash-looping service never gets two rounds with the
+PING, nginx answering ``/``, the server answering Loon's experiment-name route without a
+5xx, a task's round trip through Celery — every :data:`POLL` seconds until one round passes
+them all while no service restarted since the round before (a crash-looping service never gets two rounds with the
 same pid). A service in FATAL or EXITED, or one the crash-loop detector flags, fails the
 gate at once; otherwise it fails when ``deploymentSettings.healthTimeout`` runs out, naming
 the check that failed last. Checks the image has no service for are warnings, as in doctor.
@@ -48,8 +48,8 @@ GATE_CHECKS: list[tuple[str, str, Check]] = [
     ("mysql", "login sees database", mariadb_login),
     ("redis", "PING", redis_ping),
     ("nginx", "answers /", nginx_root),
-    ("server", "django /api/", django_api),
-    ("celery", "inspect ping", celery_ping),
+    ("server", "name check route", django_api),
+    ("celery", "task round trip", celery_ping),
 ]
 
 

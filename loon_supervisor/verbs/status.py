@@ -23,8 +23,9 @@ from loon_supervisor.spec.client import absent_message, client_absence
 from loon_supervisor.streams.source_choice import from_container, recorded
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
-MINIO_ABSENT_STATUS = ("WARNING: MinIO is not in this image (MINIO_ENABLED=false): uploaded "
-                       "files go to Django's file-system storage, not MinIO buckets "
+MINIO_ABSENT_STATUS = ("WARNING: MinIO is not in this image (MINIO_ENABLED=false): uploads "
+                       "are unavailable (Loon's upload flow needs an S3-compatible store); "
+                       "files the server writes itself go to Django's file-system storage "
                        "(docs/real-loon.md)")
 
 

@@ -37,7 +37,9 @@ class _Container:
         if cmd[0] == "redis-cli":
             return 0, b"PONG\n"
         if cmd[0] == "bash":
-            return 0, b"-> celery@x: OK\n        pong\n"
+            return 0, b"ok 0.05\n"
+        if cmd[0] == "tail":
+            return 0, SERVER_LOG
         url = cmd[3]
         status = self.api[min(self.round, len(self.api) - 1)] if "/api/" in url else 200
         return 0, json.dumps({"status": status, "body": "{}"}).encode()
@@ -47,6 +49,15 @@ def _ctx(tmp_path: Path, container: _Container):  # type: ignore[no-untyped-def]
     config = LoonConfig.model_validate(base_config(tmp_path, crashLoopRestarts=3))
     return gate_context(container, "cid", {}, SERVICES, config, tmp_path / ".env")
 
+
+SERVER_LOG = b"""\
+2026-12-04 18:00:00,000 ERROR django.request: Internal Server Error: /api/x [GET /api/x -> HTTP 500]
+Traceback (most recent call last):
+  File "views.py", line 250, in get
+    with default_storage.open('aa_index.json', 'r') as file:
+FileNotFoundError: [Errno 2] No such file or directory: '/var/lib/loon/media/aa_index.json'
+127.0.0.1 - - "GET /api/x HTTP/1.1" 500 145
+"""
 
 RUNNING = "RUNNING   pid 99, uptime 0:00:30"
 
@@ -58,9 +69,9 @@ async def test_passes_once_the_server_answers_and_names_it(tmp_path: Path) -> No
     result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 60, said.append,
                                poll=0)
     assert result.passed, result.sentence()
-    assert (result.decided_by.service, result.decided_by.check) == ("server", "django /api/")
-    assert "decided by server django /api/ (HTTP 200" in result.sentence()
-    assert any("waiting for server django /api/" in s for s in said)
+    assert (result.decided_by.service, result.decided_by.check) == ("server", "name check route")
+    assert "decided by server name check route (HTTP 200" in result.sentence()
+    assert any("waiting for server name check route" in s for s in said)
 
 
 @pytest.mark.anyio
@@ -90,7 +101,11 @@ async def test_times_out_naming_the_failing_check(tmp_path: Path) -> None:
     result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 0.2, lambda s: None,
                                poll=0.05)
     assert not result.passed
-    assert result.sentence().endswith("server django /api/: /api/ answered HTTP 500")
+    assert "server name check route: /api/verifyExperimentName/loon-doctor-probe answered " \
+        "HTTP 500; last error in server.log:\n2026-12-04 18:00:00,000 ERROR django.request" \
+        in result.sentence()
+    assert result.sentence().endswith("No such file or directory: "
+                                      "'/var/lib/loon/media/aa_index.json'")
 
 
 def test_the_rollback_reason_names_the_error_a_restart_loop_buries() -> None:

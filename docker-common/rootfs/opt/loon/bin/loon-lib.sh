@@ -47,5 +47,16 @@ enter_media_dir() {
     mkdir -p "$media"
     export PYTHONPATH="$LOON_SERVER_DIR${PYTHONPATH:+:$PYTHONPATH}"
     cd "$media"
-    say "MINIO_ENABLED is false (no MinIO in this image): uploaded files are stored in $media"
+    say "MINIO_ENABLED is false (no MinIO in this image): uploads are unavailable (Loon's" \
+        "upload flow needs an S3-compatible store); files the server writes itself are" \
+        "stored in $media"
+}
+
+# use_deployment_settings: Django and Celery read loon_deployment_settings (Loon's settings
+# plus console LOGGING, and MEDIA_ROOT/STATIC_ROOT without MinIO; see
+# /opt/loon/python/loon_deployment_settings.py) instead of the project's settings module.
+use_deployment_settings() {
+    export LOON_DJANGO_PROJECT DJANGO_SETTINGS_MODULE=loon_deployment_settings
+    export LOON_STATIC_DIR=${LOON_STATIC_DIR:-/var/lib/loon/static}
+    export PYTHONPATH="/opt/loon/python:$LOON_SERVER_DIR${PYTHONPATH:+:$PYTHONPATH}"
 }

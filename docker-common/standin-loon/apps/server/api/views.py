@@ -1,5 +1,9 @@
 """/api/ says what the settings read; /api/files/NAME stores (PUT) and reads (GET) a file
-through Django's default storage, as Loon's uploads do; /api/boom/ fails on purpose."""
+through Django's default storage, as Loon's uploads do; /api/boom/ fails on purpose (with a
+secret in a local variable, which no log may show); /api/verifyExperimentName/NAME reads
+aa_index.json from the default storage, as Loon's name check does (500 when it is absent)."""
+
+import json
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -30,4 +34,12 @@ def files(request, name):
 
 
 def boom(request):
+    database_password = settings.DATABASES["default"]["PASSWORD"]  # noqa: F841 (a local)
     raise RuntimeError("the stand-in fails on purpose")
+
+
+def verify_experiment_name(request, experiment_name):
+    name = experiment_name.removesuffix(".json")
+    with default_storage.open("aa_index.json", "r") as fh:
+        known = [e.removesuffix(".json") for e in json.loads(fh.read())["experiments"]]
+    return JsonResponse({"status": "FAILED" if name in known else "SUCCESS"})

@@ -1,7 +1,10 @@
 from api import views
+from django.contrib import admin
 from django.urls import path
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/verifyExperimentName/<str:experiment_name>", views.verify_experiment_name),
     path("api/", views.index),
     path("api/files/<str:name>", views.files),
     path("api/boom/", views.boom),
