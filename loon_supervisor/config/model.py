@@ -240,6 +240,18 @@ class DeploymentSettings(Section):
         "linux-amd64 only); fetched once into .build-files/cache/minio, which later builds "
         "reuse even when the URL changes (delete it to fetch again); null builds without MinIO.",
     )
+    minioBinary: str | None = Field(
+        default=None,
+        description="A MinIO server binary supplied as a local file (hosts that cannot reach "
+        "minioSourceUrl), used instead of downloading; needs minioSha256; a relative path is "
+        "taken from the config file's directory.",
+    )
+    minioSha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the MinIO binary (64 lowercase hex digits, as MinIO's "
+        "minio.sha256sum next to the download gives): minioBinary, a download and the "
+        "cached copy must match it, or the build fails.",
+    )
     keepVersions: int = Field(
         default=3, ge=1, le=100,
         description="Versions (image tags) kept for rollback; older ones and their build's "

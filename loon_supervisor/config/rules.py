@@ -117,6 +117,15 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
                                 'deploymentSettings.orchestrator "swarm"',
                                 "mount the export on the node and use volumeType bind, or "
                                 'use orchestrator "container"'))
+    binary = deploy.get("minioBinary")
+    if isinstance(binary, str) and not _is_file(_resolve(binary, base_dir)):
+        problems.append(Problem("deploymentSettings.minioBinary",
+                                f"{binary} does not exist or is not a file",
+                                "give the path of the MinIO server binary, or null"))
+    elif isinstance(binary, str) and not deploy.get("minioSha256"):
+        problems.append(Problem("deploymentSettings.minioBinary", "is set without "
+                                "deploymentSettings.minioSha256", "add the binary's SHA-256 "
+                                "(MinIO publishes it as minio.sha256sum beside the download)"))
     src = deploy.get("loonSourceLocation")
     if src == "":
         problems.append(Problem("deploymentSettings.loonSourceLocation", "is empty",
