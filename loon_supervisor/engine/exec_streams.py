@@ -548,8 +548,14 @@ async def kill_marked(docker: aiodocker.Docker, cid: str, mark: str, exact: bool
 
 async def stat_files(docker: aiodocker.Docker, cid: str, paths: list[str]
                      ) -> dict[str, tuple[int, int]]:
-    """(inode, size) of each of ``paths`` that exists in the running container."""
-    script = 'for f in "$@"; do stat -c "%i %s %n" "$f" 2>/dev/null; done; true'
+    """(inode, size) of each of ``paths`` that exists in the running container, as one
+    snapshot: the sizes are taken between two passes that name the same inodes (a rotation
+    renaming the generations meanwhile could show a file under neither name), up to 5
+    tries, all in the one exec."""
+    script = ('n() { stat -c "%i %n" "$@" 2>/dev/null; }; a=$(n "$@"); k=0; '
+              'while :; do s=$(stat -c "%i %s %n" "$@" 2>/dev/null); b=$(n "$@"); '
+              'k=$((k+1)); if [ "$a" = "$b" ] || [ $k -ge 5 ]; then break; fi; a=$b; done; '
+              'printf "%s\\n" "$s"')
     _, out = await run_capture(docker, cid, ["sh", "-c", script, "stat", *paths])
     found: dict[str, tuple[int, int]] = {}
     for line in out.decode(errors="replace").splitlines():

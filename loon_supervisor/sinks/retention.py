@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,51 +256,85 @@ def _remove(session: Path, out: Outcome) -> bool:
 def prune_staging(host_dir: Path, positions: Mapping[str, Position] | None = None,
                   limit: int | None = None) -> list[Path]:
     """Remove the rotated files ``S.log.N`` of one deployment's staging dir whose bytes are
-    all in the session: ``positions[S]`` names the file (inode and size) among those older
-    than the one it stands in. ``N >= 2`` always goes once read; ``S.log.1`` (kept readable
-    in the container) too, oldest first, while the project's staging copy (every
-    deployment's dir beside ``host_dir``) uses more than ``limit`` bytes. Without positions
-    nothing is removed."""
+    all in the session: ``positions[S]`` names the file (inode, size and ending) among
+    those older than the one it stands in, and the file is older than that one on disk too
+    (a higher N). ``N >= 2`` always goes once read; ``S.log.1`` (kept readable in the
+    container) too, oldest first, while the project's staging copy (every deployment's dir
+    beside ``host_dir``) uses more than ``limit`` bytes. Without positions nothing is
+    removed.
+
+    The on-disk order matters because inode numbers are reused at once: the file a
+    rotation creates right after deleting the oldest generation often gets the deleted
+    file's inode (and, with fixed-size records, its size and ending), and that new, unread
+    file was taken for the known one and deleted (issue 23, 40 rotations a second). A
+    service whose position's own file is not in the directory keeps all its files."""
     removed: list[Path] = []
     try:
         entries = list(host_dir.iterdir())
     except OSError:
         return removed
-    spare: list[tuple[float, Path, int]] = []  # read S.log.1 files: (mtime, path, size)
+    found: dict[str, list[tuple[int, Path, os.stat_result]]] = {}
     for p in entries:
         m = _ROTATED.match(p.name)
-        if not m or int(m.group("n")) < 1 or not p.is_file():
+        if not m and not p.name.endswith(".log"):
             continue
-        pos = (positions or {}).get(m.group("svc"))
+        svc, n = (m.group("svc"), int(m.group("n"))) if m else (p.name[:-4], 0)
         try:
             st = p.stat()
         except OSError:
             continue
-        if pos is None or not any(k.inode == st.st_ino and k.size == st.st_size
-                                  for k in pos.older):
-            continue  # not read yet (or not known to be): it stays
-        if int(m.group("n")) == 1:
-            spare.append((st.st_mtime, p, st.st_size))
-        elif _unlink(p):
-            removed.append(p)
+        if stat.S_ISREG(st.st_mode):
+            found.setdefault(svc, []).append((n, p, st))
+    spare: list[tuple[float, Path, int]] = []  # read S.log.1 files: (mtime, path, size)
+    for svc, files in found.items():
+        pos = (positions or {}).get(svc)
+        if pos is None or pos.inode is None:
+            continue
+        own = [n for n, _, st in files if st.st_ino == pos.inode]
+        if not own:
+            continue
+        for n, p, st in files:
+            if n < 1 or n <= own[0]:
+                continue
+            if not any(k.inode == st.st_ino and k.size == st.st_size
+                       and (not k.tail or _ends_with(p, k.tail)) for k in pos.older):
+                continue  # not read yet (or not known to be): it stays
+            if n == 1:
+                spare.append((st.st_mtime, p, st.st_size))
+            elif _unlink(p, st.st_ino):
+                removed.append(p)
     if limit is None or not spare:
         return removed
     total = tree_bytes(host_dir.parent)
     for _mtime, p, size in sorted(spare, key=lambda t: t[0]):
         if total <= limit:
             break
-        if _unlink(p):
+        if _unlink(p, None):
             removed.append(p)
             total -= size
     return removed
 
 
-def _unlink(path: Path) -> bool:
+def _unlink(path: Path, inode: int | None) -> bool:
+    """Remove ``path`` (if it still names ``inode``: renamed on meanwhile, it is another
+    file now)."""
     try:
+        if inode is not None and path.stat().st_ino != inode:
+            return False
         path.unlink()
     except OSError:
         return False
     return True
+
+
+def _ends_with(path: Path, tail: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            return size >= len(tail) and os.pread(fh.fileno(), len(tail),
+                                                  size - len(tail)) == tail
+    except OSError:
+        return False
 
 
 class StagingPruner:

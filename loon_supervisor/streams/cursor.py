@@ -158,6 +158,15 @@ class Cursor:
 
     def set_inode(self, inode: int | None) -> None:
         self.segments[-1].inode = inode
+        self._forget(inode)
+
+    def _forget(self, inode: int | None) -> None:
+        """``inode`` now names the file being read: a file known by that number before was
+        deleted and its inode handed to this one (a rotation deleting the oldest generation
+        and creating the new file does that at once), so what was known of it is stale and
+        would take the followed file for a reused one."""
+        if inode is not None:
+            self.finished = {k for k in self.finished if k.inode != inode}
 
     def read_pos(self, copy: Copied) -> int:
         """Where the reader stands in its file: every byte taken, written or not."""

@@ -40,8 +40,15 @@ GENERATIONS = 10  # rotated generations searched when the image does not say (su
 # A file is recognised by its bytes alone (no inode: a copytruncate copy, a stopped exec
 # container) only on at least this many, and never a file known to be read before.
 CONTENT_MIN = 1
+SEARCH_TRIES = 3  # searches when the generations were renamed under one (then: not found)
 
 Output = Callable[[int], AsyncIterator[bytes]]
+
+
+class _Moved(Exception):
+    """A generation was rotated on (renamed) between the stat that named it and the open
+    that was to read it: the path holds another file now, nothing of it was read. The
+    cursor is where it was; the search runs again and finds the file under its new name."""
 
 
 @dataclass(frozen=True)
@@ -209,18 +216,29 @@ class Followers:
             if now is None:
                 return None
             rotated = [g for g in gens if g is not now]
-            if t == 0 and copy.received == 0 and rotated and not cur.gap_reported:
+            known = cur.segments[-1].older | cur.finished
+            if known:
+                # The current file was missing when the reader went on past the last one
+                # it knew (a rotation between its rename and the new file's creation).
+                # Every generation not known now came after it, and more rotations may
+                # have happened since: read them, oldest first, before the current file.
+                unread = [g for g in rotated if not await self._known(g, known)]
+            elif t == 0 and copy.received == 0 and not cur.gap_reported:
                 # A new session meets files that were already rotated: the older ones first.
-                await self._read_whole(name, rotated, final)
+                unread = rotated
+            else:
+                unread = []
+            if unread:
+                await self._read_whole(name, unread, final)
                 cur.switch(now.inode, copy, older=await self._older(name, rotated))
             else:
                 cur.set_inode(now.inode)
-                cur.segments[-1].older = await self._older(name, rotated)
+                cur.segments[-1].older = cur.segments[-1].older | await self._older(name,
+                                                                                    rotated)
             cur.gap_reported = False
             self._switched()
             return await self._follow_from(name, now, cur.read_pos(copy), final)
         truncated = event == "truncated"
-        found = None
         # Files known by inode, size and ending: rotated ones older than ours and those read
         # to their end (``seen``); ``known`` leaves out those whose bytes were dropped, not
         # written (a full disk): they are read again, yet still tell a reused inode apart.
@@ -233,11 +251,22 @@ class Followers:
             | cur.finished
         known = frozenset(k for k in seen if (k.inode, k.size) not in cur.unwritten)
         left = _left(cur)
-        if cur.verify and cur.chain:
-            found = await self._along_chain(gens, cur.chain, t, fp, seen, left)
-        if found is None:
-            found = await self._find(gens, cur.inode, t, fp, truncated, known, seen, left,
-                                     _taken(cur))
+        for _ in range(SEARCH_TRIES):
+            found = None
+            if cur.verify and cur.chain:
+                found = await self._along_chain(gens, cur.chain, t, fp, seen, left)
+            if found is None:
+                found = await self._find(gens, cur.inode, t, fp, truncated, known, seen, left,
+                                         _taken(cur))
+            if found is not None:
+                break
+            # The checks read the generations by name: a rotation since the stat shifted
+            # them under the search (a writer rotating every few ms). Look again if so.
+            again = await self._generations(name)
+            if [(g.path, g.inode) for g in again] == [(g.path, g.inode) for g in gens]:
+                break
+            gens = again
+        now = gens[-1] if gens and gens[-1].path == base else None
         if found is not None:
             j, u = found
             g = gens[j]
@@ -416,11 +445,13 @@ class Followers:
         async with self.source.open_follow(
                 g.path, offset, f"{self.mark}/{name}",
                 lambda text: self.say.log_only(f"{name} follower: {text}"),
-                follow=False) as rest:
+                follow=False, inode=g.inode) as rest:
             while (data := await rest.receive()) is not None:
                 copy.feed(data)
                 if copy.full:
                     await copy.room()
+        if rest.event == "replaced":
+            raise _Moved(g.path)
 
     async def _follow_service(self, name: str, *,
                               task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -445,7 +476,10 @@ class Followers:
         async with open_copy(copy):
             while True:
                 try:
-                    offset = await self.catch_up(name, event)
+                    try:
+                        offset = await self.catch_up(name, event)
+                    except _Moved:
+                        continue  # renamed between the look and the read: look again
                     event = cur.pending = None
                     if offset is None:
                         start()

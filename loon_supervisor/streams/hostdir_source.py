@@ -47,6 +47,11 @@ CHUNK = 64 * 1024  # the copy's direct-write limit (sinks/files.py DIRECT_LIMIT)
 
 KIND = "hostdir"
 Event = Literal["replaced", "truncated"]
+SNAPSHOT_TRIES = 5  # stat passes until the generations hold still (then the last one)
+
+
+def _layout(found: dict[str, tuple[int, int]]) -> dict[str, int]:
+    return {p: inode for p, (inode, _) in found.items()}
 
 # A busy file's lines wait at most this long for the hub's next read (see _Hub). The fast
 # path's p99 target (5 ms) bounds it; LOON_HOSTDIR_COALESCE_MS overrides it (0: off).
@@ -99,7 +104,20 @@ class HostDirSource:
         return self.host_dir / rel
 
     async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
-        """(inode, size) of each of ``paths`` that exists."""
+        """(inode, size) of each of ``paths`` that exists, as one snapshot: a rotation that
+        renames the generations while they are looked at one by one could show a file at
+        neither its old name nor its new one (looked at ``.log.2`` just before it became
+        ``.log.2``, ``.log.1`` just after it left): passes are repeated until two in a row
+        name the same inodes."""
+        found = self._stat_once(paths)
+        for _ in range(SNAPSHOT_TRIES):
+            again = self._stat_once(paths)
+            if _layout(again) == _layout(found):
+                return again
+            found = again
+        return found
+
+    def _stat_once(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         found: dict[str, tuple[int, int]] = {}
         for p in paths:
             try:

@@ -9,6 +9,9 @@ product has no such hooks; without the variables below this file does nothing.
 - ``LOON_TEST_DELAY_LOGGER_BOOT=s``: the background logger sleeps ``s`` seconds before
   Python runs any of its code, so a TERM in that window ends it at once, as one landing
   before its signal handlers exist does.
+- ``LOON_TEST_PARTIAL_DELAY=s``: the background logger holds a partial last line ``s``
+  seconds (not 0.25) before writing it without its newline, so a kill lands inside that
+  window on a loaded machine.
 """
 
 import os
@@ -17,11 +20,17 @@ import sys
 _START = os.environ.get("LOON_TEST_DELAY_STARTING")
 _ATTACH = os.environ.get("LOON_TEST_DELAY_ATTACH")
 _BOOT = os.environ.get("LOON_TEST_DELAY_LOGGER_BOOT")
+_PARTIAL = os.environ.get("LOON_TEST_PARTIAL_DELAY")
 
 if _BOOT and "_logger" in sys.argv:
     import time
 
     time.sleep(float(_BOOT))
+
+if _PARTIAL and "_logger" in sys.argv:
+    from loon_supervisor.streams import stream_copy
+
+    stream_copy.PARTIAL_DELAY = float(_PARTIAL)
 
 if _START or (_ATTACH and "_logger" in sys.argv):
     import anyio
