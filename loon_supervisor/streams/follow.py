@@ -272,7 +272,8 @@ class Followers:
             g = gens[j]
             rotated = [x for x in gens[:j] if x.inode != cur.inode and x.size
                        and not await self._known(x, known)]
-            if u == 0 and g.inode == cur.inode and t == 0 and rotated:
+            if u == 0 and g.inode == cur.inode and t == 0 and rotated \
+                    and not await self._moved(name, gens, final):
                 # Nothing of the followed file was taken yet (its inode is all that says
                 # this is it), and rotated files older than this one that are not known to
                 # be older than the followed file exist: copies of it (copytruncate) made
@@ -308,6 +309,7 @@ class Followers:
         # otherwise it was rewritten (copytruncate, truncated and regrown) and is read again
         # from its start with every rotated file not known to be older, in order
         newer = [g for g in after if g is not now and not await self._known(g, known)]
+        await self._moved(name, gens, final)
         if at is not None and at is now and not newer:
             self.say(f"{name}: {base} was truncated or rewritten in place; following it from "
                      f"its start; bytes it had after byte {t} that were not read yet, if any, "
@@ -328,6 +330,18 @@ class Followers:
                      f"{copy.written}, before the first line of {nxt}", terminal=False)
         cur.gap_reported = now is None
         return await self._read_newer(name, rotated, now, final)
+
+    async def _moved(self, name: str, gens: list[Gen], final: bool) -> bool:
+        """Raise :class:`_Moved` when a live follower's generations were renamed since
+        ``gens`` was taken: what was read of them by name (fingerprints, known endings) may
+        have come from other files, so decisions made on it (a copy to read first, a file
+        gone) are not taken; the search runs again. False when they held still."""
+        if final:  # the container has stopped: nothing renames them any more
+            return False
+        again = await self._generations(name)
+        if [(g.path, g.inode) for g in again] != [(g.path, g.inode) for g in gens]:
+            raise _Moved(self.path(name))
+        return False
 
     async def _along_chain(self, gens: list[Gen], chain: tuple[tuple[int | None, int,
                                                                      int | None], ...],
