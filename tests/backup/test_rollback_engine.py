@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.backup.downtime import assert_downtime_within_bound
 from tests.deploy.support import call, make_settings, new_token, running_server
 from tests.loon_images import checks
 from tests.loon_images.support import (
@@ -206,6 +207,7 @@ def test_loon_rollback_by_hand_goes_back_with_the_database(loon: Loon) -> None:
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "health gate passed" in out and "passing its health gate" in out, out
+    assert_downtime_within_bound(out, loon.config["deploymentSettings"]["stopTimeout"])
     v2 = _store(loon)["current"]
     assert v2 != v1
     assert retry(lambda: _columns(loon), timeout=120) == ["created", "extra", "id", "name"]
