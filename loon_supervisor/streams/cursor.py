@@ -145,6 +145,7 @@ class Cursor:
     verify: bool = False
     chain: tuple[tuple[int | None, int, int | None], ...] = ()  # a saved Position's chain
     ends: tuple[bytes, ...] = ()  # and its ends
+    since: tuple[int, int] | None = None  # host file bytes written after the saved position
     pending: str | None = None  # a rotation notice not resolved yet (for the final collection)
     gap_reported: bool = False
     finished: set[Known] = field(default_factory=set)  # files read to their end (this logger)
@@ -198,7 +199,8 @@ class Cursor:
         self.segments.append(Segment(inode, pos, copy.received, head[-FINGERPRINT:],
                                      frozenset(known[-KEEP_KNOWN:])))
         self.pending, self.verify = None, False
-        self.chain, self.ends = (), ()  # the saved position's: settled once it is left
+        # the saved position's: settled once it is left
+        self.chain, self.ends, self.since = (), (), None
         self._trim(copy)
 
     def _trim(self, copy: Copied) -> None:
@@ -255,4 +257,5 @@ class Cursor:
             target, fp = 0, b""
         fp = fp[-min(FINGERPRINT, target):] if target else b""
         return cls([Segment(saved.inode, target, copy.received, fp, frozenset(saved.older))],
-                   verify=True, chain=saved.chain, ends=saved.ends), note
+                   verify=True, chain=saved.chain, ends=saved.ends,
+                   since=(saved.host, copy.written) if delta > 0 else None), note

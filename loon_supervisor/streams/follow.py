@@ -41,6 +41,9 @@ GENERATIONS = 10  # rotated generations searched when the image does not say (su
 # container) only on at least this many, and never a file known to be read before.
 CONTENT_MIN = 1
 SEARCH_TRIES = 3  # searches when the generations were renamed under one (then: not found)
+# The host bytes a restarted logger matches against the generations when its saved file is
+# gone and no chain says where it went (they are what it wrote in about a second).
+HOST_SEARCH_MAX = 64 << 20
 
 Output = Callable[[int], AsyncIterator[bytes]]
 
@@ -255,7 +258,16 @@ class Followers:
             found = None
             if cur.verify and cur.chain:
                 found = await self._along_chain(gens, cur.chain, t, fp, seen, left)
-            if found is None:
+            if found is None and cur.inode is not None:
+                found = await self._find(gens, cur.inode, t, fp, truncated, known, seen, left,
+                                         _taken(cur))
+            if found is None and cur.verify and cur.since is not None:
+                # the saved file is gone or was never known (inode None: saved before the
+                # first file was seen): where the host's later bytes are, oldest first
+                on_host = await self._by_host(name, gens, known)
+                if on_host is not None:
+                    found, fp = on_host[:2], on_host[2]
+            if found is None and cur.inode is None:
                 found = await self._find(gens, cur.inode, t, fp, truncated, known, seen, left,
                                          _taken(cur))
             if found is not None:
@@ -342,6 +354,74 @@ class Followers:
         if [(g.path, g.inode) for g in again] != [(g.path, g.inode) for g in gens]:
             raise _Moved(self.path(name))
         return False
+
+    async def _by_host(self, name: str, gens: list[Gen], known: frozenset[Known]
+                       ) -> tuple[int, int, bytes] | None:
+        """Where the host stopped, by content: the bytes the host file got after the saved
+        position (a kill -9 before the save that follows a file switch) are matched against
+        the generations not known, oldest first: each one the host has whole is passed, and
+        the host stopped inside the next one, or at the end of the last one. (index, offset,
+        the bytes before it), or None when the saved file is all the host got, or the bytes
+        are too many to read here."""
+        cur = self.cursors[name]
+        assert cur.since is not None
+        a, b = cur.since
+        if b - a > HOST_SEARCH_MAX:
+            return None
+        since = _host_bytes(self.copies[name].path, a, b - a)
+        start: tuple[int, int] | None = None
+        last: tuple[int, int, bytes] | None = None
+        # The saved file itself, still there by its inode: the host's bytes begin at the
+        # saved offset in it; the host had its rest if they go on with those bytes.
+        p0 = cur.read_pos(self.copies[name]) - len(since)
+        j0 = next((j for j, g in enumerate(gens) if cur.inode is not None
+                   and g.inode == cur.inode and 0 <= p0 < g.size), None)
+        if j0 is not None:
+            g0 = gens[j0]
+            k = g0.size - p0
+            n = min(FINGERPRINT, k)
+            if k <= len(since) and since[k - n:k] == await self.source.read_at(
+                    g0.path, g0.size - n, n):
+                start, last = (j0 + 1, k), (j0, g0.size, since[k - n:k])
+        for i, g in enumerate(gens if start is None else ()):
+            if g.size and not await self._known(g, known):
+                head = await self.source.read_at(g.path, 0, min(FINGERPRINT, g.size))
+                o = since.find(head) if head else -1
+                if o < 0:  # or the host stopped early in it: its bytes end the host's
+                    o = next((len(since) - x for x in range(min(len(head), len(since)), 0, -1)
+                              if since.endswith(head[:x])), -1)
+                if o >= 0:
+                    start = i, o
+                    break
+        if start is None:
+            return None
+        i, o = start
+        for j in range(i, len(gens)):
+            g = gens[j]
+            if not g.size:
+                continue
+            h = min(FINGERPRINT, g.size, len(since) - o)
+            if (j != i or last is not None) and (not h or since[o:o + h] != await self.source.read_at(g.path, 0, h)):
+                break  # the host did not go on into this one
+            n = min(FINGERPRINT, g.size)
+            if o + g.size > len(since):  # the host stopped inside it
+                u = len(since) - o
+                k = min(FINGERPRINT, u)
+                if await self._matches(g.path, u, since[len(since) - k:]):
+                    return j, u, since[len(since) - k:]
+                return None
+            end = since[o + g.size - n:o + g.size]
+            if end != await self.source.read_at(g.path, g.size - n, n):
+                return None
+            last = j, g.size, end
+            o += g.size
+        if last is not None and o < len(since):
+            # the host went on past that file's end with bytes no file on disk starts with
+            self.say(f"{name}: {len(since) - o} bytes of {self.copies[name].path.name} before "
+                     f"host byte {b} came after the end of {gens[last[0]].path} from a file "
+                     "that is gone from disk; its later bytes, if any, are lost",
+                     terminal=False)
+        return last
 
     async def _along_chain(self, gens: list[Gen], chain: tuple[tuple[int | None, int,
                                                                      int | None], ...],
@@ -594,6 +674,15 @@ def _left(cur: Cursor) -> frozenset[Known]:
     them (``finished`` is this process's)."""
     return frozenset(Known(c[0], c[2], e) for c, e in zip(cur.chain, cur.ends, strict=False)
                      if c[0] is not None and c[2] is not None)
+
+
+def _host_bytes(path: Path, offset: int, count: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(count)
+    except OSError:
+        return b""
 
 
 def _taken(cur: Cursor) -> Known | None:
