@@ -731,7 +731,8 @@ def test_dev_env_agrees_with_the_image_about_minio() -> None:
 def test_dev_env_rewritten_when_the_build_leaves_minio_out(tmp_path: Path, project: Path
                                                            ) -> None:
     """dev.env was written before the build and kept MINIO_ENABLED=true with an endpoint
-    nothing serves; up now passes the aligned env to loon dev's hook again."""
+    nothing serves; written from the aligned env it has none. (A real dev run, which writes
+    it once after the build: tests/loon_images/test_dev.py::test_dev_says_what_runs.)"""
     from loon_supervisor.spec.envfile import read_env_file
     from loon_supervisor.spec.minio import align_env
     from loon_supervisor.spec.prepare import prepare

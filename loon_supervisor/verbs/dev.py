@@ -64,7 +64,7 @@ def addresses(env: dict[str, str]) -> str:
     return ", ".join(found)
 
 
-def check_network(prepared: Prepared) -> None:
+def check_network(prepared: Prepared, _say: Reporter | None = None) -> None:
     """The services listen on the container's 127.0.0.1: only host networking shares it."""
     if prepared.config.deploymentSettings.networkMode != "host":
         raise ConfigError([Problem(
@@ -92,5 +92,7 @@ def main(config_file: Path, env_file: str = ".env", verbose: bool = False,
     from loon_supervisor.verbs.dispatch import run_sync
     from loon_supervisor.verbs.up import UpOptions, up
 
+    # The network is checked before anything starts; dev.env is written once the build has
+    # decided what the image holds (MinIO or not), so it never names a service that is absent.
     return run_sync(up, UpOptions(config_file, env_file, verbose, detached, only=BACKING,
-                                  on_prepared=write_dev_env))
+                                  on_prepared=check_network, on_built=write_dev_env))

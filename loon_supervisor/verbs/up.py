@@ -76,8 +76,12 @@ class UpOptions:
     logs_root: Path | None = None
     # Run only these of the image's services (``loon dev``); None runs all of them.
     only: tuple[str, ...] | None = None
-    # Called once the config is valid and the env file written (``loon dev``'s env file).
+    # Called once the config is valid and the env file written (``--prepare-dev``'s client
+    # env; ``loon dev``'s check for host networking).
     on_prepared: Callable[[Prepared, Reporter], object] | None = None
+    # Called once the build has decided what the image holds and the env file agrees with it
+    # (``loon dev``'s dev.env: written once, never with a MinIO the image lacks).
+    on_built: Callable[[Prepared, Reporter], object] | None = None
     # Start this existing version as it is, without a build (restore, rollback).
     image: str | None = None
     # Called after the build with the new version's image, before the running version is
@@ -248,6 +252,8 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                     held.lock = await _take_lock(name, True, console)
                 if align_env(prepared, built.services, control.say) and opts.on_prepared:
                     opts.on_prepared(prepared, control.say)  # files derived from the env
+                if opts.on_built is not None:
+                    opts.on_built(prepared, control.say)
                 contract = select_services(built, opts.only, control.say)
                 if remote:  # volume dirs live there: check/make them there
                     for line in await ensure_on_engine(engine.docker, contract.image,
