@@ -9,7 +9,8 @@ import os
 import resource
 import subprocess
 import sys
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -285,14 +286,41 @@ def test_huge_number_in_the_file_names_its_field(tmp_path: Path, project: Path) 
 
 # --- 4. non-root operators ---------------------------------------------------------------
 
-NOBODY = 65534
+@dataclass(frozen=True)
+class Operator:
+    """An unprivileged user made for these tests (the issue: not a stock account)."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def drop(self) -> None:
+        os.setgroups([])
+        os.setgid(self.gid)
+        os.setuid(self.uid)
 
 
-def _interpreter_for_anyone() -> str:
-    """A Python of this version that an unprivileged user may execute (the test venv's
+@pytest.fixture(scope="module")
+def operator() -> Iterator[Operator]:
+    import pwd
+    import uuid
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create and become another user")
+    name = f"loon-op-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+                    "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True)
+    try:
+        entry = pwd.getpwnam(name)
+        yield Operator(name, entry.pw_uid, entry.pw_gid)
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def _interpreter_for(user: Operator) -> str:
+    """A Python of this version that the unprivileged user may execute (the test venv's
     interpreter often lives under /root)."""
     import shutil
-    import sysconfig
 
     for candidate in filter(None, (os.path.realpath(sys.executable), shutil.which(
             f"python{sys.version_info[0]}.{sys.version_info[1]}",
@@ -300,23 +328,17 @@ def _interpreter_for_anyone() -> str:
         try:
             said = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
                                   capture_output=True, text=True,
-                                  preexec_fn=_drop_to_nobody).stdout.strip()
+                                  preexec_fn=user.drop).stdout.strip()
         except OSError:  # not executable by that user
             continue
         if said == str(tuple(sys.version_info[:2])):
             return candidate
-    raise AssertionError(f"no python{sys.version_info[:2]} executable by uid {NOBODY}; "
-                         f"install one (apt-get install python3) ({sysconfig.get_path('purelib')})")
+    raise AssertionError(f"no python{sys.version_info[:2]} executable by {user.name}; "
+                         "install one (apt-get install python3)")
 
 
-def _drop_to_nobody() -> None:
-    os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
-
-
-def as_nobody(*args: str, project: Path, env: dict[str, str] | None = None
-              ) -> subprocess.CompletedProcess[str]:
+def as_user(user: Operator, *args: str, project: Path, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
     import sysconfig
 
     from tests.conftest import ROOT
@@ -326,16 +348,16 @@ def as_nobody(*args: str, project: Path, env: dict[str, str] | None = None
     base.update(HOME="/tmp", DOCKER_HOST=NO_ENGINE, LOON_PROJECT_ROOT=str(project),
                 PYTHONPATH=f"{ROOT}:{sysconfig.get_path('purelib')}")
     base.update(env or {})
-    done = subprocess.run([_interpreter_for_anyone(), "-m", "loon_supervisor", *args],
+    done = subprocess.run([_interpreter_for(user), "-m", "loon_supervisor", *args],
                           cwd=project, env=base, capture_output=True, text=True, timeout=60,
-                          preexec_fn=_drop_to_nobody)
+                          preexec_fn=user.drop)
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
 
 
 @pytest.fixture
-def shared_project(tmp_path: Path) -> Path:
-    """A root-owned project that uid 65534 can read but not write (outside pytest's 0700
+def shared_project(tmp_path: Path, operator: Operator) -> Iterator[Path]:
+    """A root-owned project that the operator can read but not write (outside pytest's 0700
     temporary root)."""
     import shutil
     import tempfile
@@ -345,7 +367,7 @@ def shared_project(tmp_path: Path) -> Path:
     project = top / "project"
     project.mkdir()
     (top / "data").mkdir()
-    shutil.chown(top / "data", NOBODY)  # the volumes are fine: only the clone is not
+    shutil.chown(top / "data", operator.uid)  # the volumes are fine: only the clone is not
     write_config(project / "config.json", base_config(top / "data"))
     (project / "config.json").chmod(0o644)
     yield project
@@ -354,23 +376,25 @@ def shared_project(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
 @pytest.mark.parametrize("verb", ["down", "attach", "validate", "up", "dev"])
-def test_non_root_on_a_root_owned_clone(shared_project: Path, verb: str) -> None:
+def test_non_root_on_a_root_owned_clone(shared_project: Path, operator: Operator,
+                                        verb: str) -> None:
     before = files_under(shared_project.parent)
-    done = as_nobody(verb, project=shared_project)
+    done = as_user(operator, verb, project=shared_project)
     assert done.returncode == 2, done.stderr
-    assert f"{shared_project}/.build-files: permission denied for user nobody" in done.stderr
+    assert f"{shared_project}/.build-files: permission denied for user {operator.name}" \
+        in done.stderr
     assert files_under(shared_project.parent) == before
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
-def test_non_root_volume_under_root(shared_project: Path) -> None:
+def test_non_root_volume_under_root(shared_project: Path, operator: Operator) -> None:
     import shutil
 
     data = base_config(shared_project.parent / "data")
     data["mySqlSettings"]["sourceVolumeLocation"] = "/root/loon-i29-mysql"
     write_config(shared_project / "config.json", data)
-    shutil.chown(shared_project, NOBODY)
-    done = as_nobody("validate", project=shared_project)
+    shutil.chown(shared_project, operator.uid)
+    done = as_user(operator, "validate", project=shared_project)
     assert done.returncode == 2
     assert "/root/loon-i29-mysql cannot be reached by this user (/root denies access)" in \
         done.stderr
