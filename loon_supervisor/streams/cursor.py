@@ -189,9 +189,10 @@ class Cursor:
         last = self.segments[-1]
         last.end = self.fingerprint(copy)[-KNOWN_TAIL:]
         if last.inode is not None and last.inode != inode and not self.verify:
-            took = copy.received - last.start
-            self.finished.add(Known(last.inode, self.read_pos(copy),
-                                    copy.recent[-min(KNOWN_TAIL, took):] if took > 0 else b""))
+            # its last bytes: those read now, else those it was entered after (a rotated
+            # file entered at its end: without them a new file given its inode and size
+            # would pass for it, and be skipped)
+            self.finished.add(Known(last.inode, self.read_pos(copy), last.end))
             self.unwritten.discard((last.inode, self.read_pos(copy)))
         # a file read before with the new file's inode is gone (its inode was reused)
         self.finished = {k for k in self.finished if k.inode != inode or inode is None}

@@ -807,6 +807,11 @@ SCHEDULES: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("unsaved", {}), ("burst", {"n": 1, "size": 1, "svc": B}), ("save_positions", {}),
         ("burst", {"n": 1, "size": 1, "svc": B}), ("kill_9", {}),
         ("delete_and_recreate", {"svc": B})],
+    # found by CI (seed 23): a copytruncate, kill -9, then rotations: the restarted logger
+    # read the oldest generation and missed the current file's last write
+    "copytruncate, kill -9, rotations while dead": [
+        ("burst", {"n": 1, "size": 1, "svc": A}), ("copytruncate", {"svc": A}),
+        ("kill_9", {}), ("burst", {"n": 2, "size": 1, "svc": A}), ("rotate", {"svc": A})],
     # the checker's rule: a file written and truncated before the logger saw it
     "no trace: created, written, truncated while the logger was dead": [
         ("kill_9", {}), ("append", {"payload": b"\n", "svc": A}), ("truncate", {"svc": A}),
