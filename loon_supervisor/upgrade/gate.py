@@ -136,13 +136,29 @@ async def health_gate(ctx: Context, status_command: str | None, timeout: float,
             return GateResult(True, decided, now - started, last)
         previous = pids
         if now - started >= timeout:
-            culprit = failed[0] if failed else Verdict(
-                "container", "services stable", FAIL, "a service restarted in every round")
-            return GateResult(False, culprit, now - started, last)
+            return GateResult(False, _timed_out(lines, failed, loops), now - started, last)
         if failed:
             say(f"health gate: waiting for {', '.join(f'{v.service} {v.check}' for v in failed)}"
                 f" ({now - started:.0f} s of {timeout:.0f} s)")
         await anyio.sleep(poll)
+
+
+def _timed_out(lines: dict[str, str], failed: list[Verdict],
+               loops: CrashLoopDetector) -> Verdict:
+    """The verdict when the timeout runs out: a service not running now (BACKOFF, STARTING:
+    restarting too slowly for the crash-loop detector) explains failing checks better than
+    they do themselves (nginx refuses while the server it starts after restarts), so its log
+    is the one shown; else the first check that failed."""
+    troubled = {n: _TROUBLE.index(line.split()[1]) for n, line in lines.items()
+                if line.split()[1] in _TROUBLE}
+    if troubled:
+        name = min(troubled, key=lambda n: (troubled[n], -loops.restarts(n), n))
+        checks = "; ".join(f"{v.service} {v.check}: {v.detail}" for v in failed)
+        return Verdict(name, "process state", FAIL, " ".join(lines[name].split())
+                       + (f" (failing: {checks})" if checks else ""))
+    if failed:
+        return failed[0]
+    return Verdict("container", "services stable", FAIL, "a service restarted in every round")
 
 
 async def _still_running(ctx: Context) -> bool:

@@ -108,6 +108,21 @@ async def test_times_out_naming_the_failing_check(tmp_path: Path) -> None:
                                       "'/var/lib/loon/media/aa_index.json'")
 
 
+@pytest.mark.anyio
+async def test_times_out_naming_a_service_still_restarting_over_the_checks(
+        tmp_path: Path) -> None:
+    """Seen on CI: the server in slow BACKOFF (too slow for the crash-loop detector) while
+    nginx refused; the timeout named nginx, whose log says nothing of the cause."""
+    c = _Container(api=[502], server_line=["BACKOFF   Exited too quickly (process log may "
+                                           "have details)"])
+    result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 0.2, lambda s: None,
+                               poll=0.05)
+    assert not result.passed
+    assert (result.culprit, result.decided_by.check) == ("server", "process state")
+    assert "server BACKOFF Exited too quickly" in result.sentence()
+    assert "(failing: server name check route" in result.sentence()
+
+
 def test_the_rollback_reason_names_the_error_a_restart_loop_buries() -> None:
     from loon_supervisor.upgrade.rollout import error_lines
 
