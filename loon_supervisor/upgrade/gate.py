@@ -136,25 +136,32 @@ async def health_gate(ctx: Context, status_command: str | None, timeout: float,
             return GateResult(True, decided, now - started, last)
         previous = pids
         if now - started >= timeout:
-            return GateResult(False, _timed_out(lines, failed, loops), now - started, last)
+            return GateResult(False, _timed_out(lines, worst, failed, loops), now - started,
+                              last)
         if failed:
             say(f"health gate: waiting for {', '.join(f'{v.service} {v.check}' for v in failed)}"
                 f" ({now - started:.0f} s of {timeout:.0f} s)")
         await anyio.sleep(poll)
 
 
-def _timed_out(lines: dict[str, str], failed: list[Verdict],
-               loops: CrashLoopDetector) -> Verdict:
+def _timed_out(lines: dict[str, str], worst: dict[str, tuple[int, str]],
+               failed: list[Verdict], loops: CrashLoopDetector) -> Verdict:
     """The verdict when the timeout runs out: a service not running now (BACKOFF, STARTING:
-    restarting too slowly for the crash-loop detector) explains failing checks better than
+    restarting too slowly for the crash-loop detector), else one seen FATAL, EXITED or in
+    BACKOFF during the gate (the last status may come from a container already stopping,
+    after the logger stopped it for a FATAL service), explains failing checks better than
     they do themselves (nginx refuses while the server it starts after restarts), so its log
     is the one shown; else the first check that failed."""
-    troubled = {n: _TROUBLE.index(line.split()[1]) for n, line in lines.items()
-                if line.split()[1] in _TROUBLE}
+    troubled = {n: (_TROUBLE.index(line.split()[1]), " ".join(line.split()))
+                for n, line in lines.items() if line.split()[1] in _TROUBLE}
+    seen = ""
+    if not troubled:
+        troubled = {n: w for n, w in worst.items() if w[0] <= _TROUBLE.index("BACKOFF")}
+        seen = "seen during the gate: "
+    checks = "; ".join(f"{v.service} {v.check}: {v.detail}" for v in failed)
     if troubled:
-        name = min(troubled, key=lambda n: (troubled[n], -loops.restarts(n), n))
-        checks = "; ".join(f"{v.service} {v.check}: {v.detail}" for v in failed)
-        return Verdict(name, "process state", FAIL, " ".join(lines[name].split())
+        name = min(troubled, key=lambda n: (troubled[n][0], -loops.restarts(n), n))
+        return Verdict(name, "process state", FAIL, seen + troubled[name][1]
                        + (f" (failing: {checks})" if checks else ""))
     if failed:
         return failed[0]

@@ -123,6 +123,32 @@ async def test_times_out_naming_a_service_still_restarting_over_the_checks(
     assert "(failing: server name check route" in result.sentence()
 
 
+@pytest.mark.anyio
+async def test_times_out_naming_the_service_seen_in_backoff_when_the_last_status_is_empty(
+        tmp_path: Path) -> None:
+    """Seen on CI: the server went FATAL in the gate's last seconds, the logger stopped the
+    container, and the last status (supervisord shutting down) named nobody: the server,
+    seen in BACKOFF before, is still the culprit."""
+    c = _Container(api=[502], server_line=[RUNNING, "BACKOFF   Exited too quickly", RUNNING])
+    real = c.run_capture
+    calls = 0
+
+    async def status_then_nothing(cid: str, cmd: list[str], env: dict[str, str] | None = None
+                                  ) -> tuple[int, bytes]:
+        nonlocal calls
+        if cmd[0] == "sh" and "status" in cmd[2]:
+            calls += 1
+            if calls > 2:
+                return 7, b"unix:///run/supervisor.sock refused connection\n"
+        return await real(cid, cmd, env)
+    c.run_capture = status_then_nothing  # type: ignore[method-assign]
+    result = await health_gate(_ctx(tmp_path, c), "supervisorctl status", 0.2, lambda s: None,
+                               poll=0.05)
+    assert not result.passed
+    assert (result.culprit, result.decided_by.check) == ("server", "process state")
+    assert "seen during the gate: server BACKOFF Exited too quickly" in result.sentence()
+
+
 def test_the_rollback_reason_names_the_error_a_restart_loop_buries() -> None:
     from loon_supervisor.upgrade.rollout import error_lines
 
