@@ -52,7 +52,6 @@ from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
 from loon_supervisor.streams import follow, stream_copy
 from loon_supervisor.streams.follow import Followers
-from loon_supervisor.streams.source import Moved
 
 LOG_DIR = "/var/log/loon"
 SERVICES = ("alpha", "beta")
@@ -191,13 +190,10 @@ class Source:
     async def stat(self, paths: list[str]) -> dict[str, tuple[int | None, int]]:
         return {p: (f.inode, len(f.data)) for p in paths if (f := self.fs.paths.get(p))}
 
-    async def read_at(self, path: str, offset: int, count: int,
-                      inode: int | None = None) -> bytes:
+    async def read_at(self, path: str, offset: int, count: int) -> bytes:
         if offset < 0:
             raise OSError(errno.EINVAL, f"negative offset {offset} for {path}")
         f = self.fs.paths.get(path)
-        if inode is not None and (f is None or f.inode != inode):
-            raise Moved(path)  # as the host directory's open-then-fstat does
         return b"" if f is None else bytes(f.data[offset:offset + count])
 
     def container_stopped(self) -> None:
