@@ -58,7 +58,8 @@ class ExecSource:
                 found[p] = (None, size)
         return found
 
-    async def read_at(self, path: str, offset: int, count: int) -> bytes:
+    async def read_at(self, path: str, offset: int, count: int,
+                      inode: int | None = None) -> bytes:
         """Through ``tail | head`` in the container; once it stopped, the first ``count``
         bytes from ``offset`` of the archive endpoint's stream (it sends the file from its
         start: a fingerprint check costs a transfer of ``offset`` bytes then)."""

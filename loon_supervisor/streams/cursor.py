@@ -86,6 +86,11 @@ class Position:
     # left it: a file found later with that inode but other bytes there is not that file
     # (a reused inode, or the file rewritten since).
     ends: tuple[bytes, ...] = ()
+    # The followed file's bytes the reader took after ``pos`` that are not on the host yet
+    # (a full disk, a buffered half line; up to FINGERPRINT): a file with ``inode`` that
+    # holds other bytes there is not the followed one. A short ``tail`` (one byte written
+    # before the disk filled) cannot tell a reused inode apart; these can.
+    ahead: bytes = b""
 
     def __post_init__(self) -> None:
         if self.pos < 0 or self.host < 0:
@@ -97,7 +102,8 @@ class Position:
                 "older": [[k.inode, k.size, base64.b64encode(k.tail).decode()]
                           for k in self.older],
                 "chain": [list(c) for c in self.chain],
-                "ends": [base64.b64encode(e).decode() for e in self.ends]}
+                "ends": [base64.b64encode(e).decode() for e in self.ends],
+                "ahead": base64.b64encode(self.ahead).decode()}
 
     @classmethod
     def from_json(cls, data: object) -> Position | None:
@@ -115,9 +121,10 @@ class Position:
                           for i, a, b in data.get("chain") or ())
             ends = tuple(base64.b64decode(str(e), validate=True)[-KNOWN_TAIL:]
                          for e in data.get("ends") or ())
+            ahead = base64.b64decode(str(data.get("ahead") or ""), validate=True)
             return cls(int(inode) if inode is not None else None, int(data["pos"]),
                        int(data["host"]), tail[-FINGERPRINT:] if tail is not None else None,
-                       older, chain, ends)
+                       older, chain, ends, ahead[:FINGERPRINT])
         except (ValueError, TypeError, binascii.Error):
             return None
 
@@ -145,12 +152,19 @@ class Cursor:
     verify: bool = False
     chain: tuple[tuple[int | None, int, int | None], ...] = ()  # a saved Position's chain
     ends: tuple[bytes, ...] = ()  # and its ends
+    ahead: bytes = b""  # a saved Position's ``ahead``, from the verified place on
     since: tuple[int, int] | None = None  # host file bytes written after the saved position
     pending: str | None = None  # a rotation notice not resolved yet (for the final collection)
     gap_reported: bool = False
     finished: set[Known] = field(default_factory=set)  # files read to their end (this logger)
     # (inode, size) of files in ``finished`` whose bytes were dropped (a full disk): to read
     unwritten: set[tuple[int, int]] = field(default_factory=set)
+    # The position resumed from and the bytes the copy had then: until the place is
+    # verified and a byte taken, that position is still the truth and is saved as it was
+    # (its chain included). Rebuilt from the unverified segment, a save made then named the
+    # saved file at an offset the chain would have carried into the next file: a kill -9
+    # mid-catch-up, then rotations, doubled that file's first lines.
+    resumed: tuple[Position, int] | None = None
 
     @property
     def inode(self) -> int | None:
@@ -199,9 +213,9 @@ class Cursor:
         known = [k for k in (*last.older, *self.finished, *older) if k.inode != inode]
         self.segments.append(Segment(inode, pos, copy.received, head[-FINGERPRINT:],
                                      frozenset(known[-KEEP_KNOWN:])))
-        self.pending, self.verify = None, False
+        self.pending, self.verify, self.resumed = None, False, None
         # the saved position's: settled once it is left
-        self.chain, self.ends, self.since = (), (), None
+        self.chain, self.ends, self.since, self.ahead = (), (), None, b""
         self._trim(copy)
 
     def _trim(self, copy: Copied) -> None:
@@ -213,6 +227,8 @@ class Cursor:
 
     def position(self, copy: Copied) -> Position:
         """The place of the host file's last byte: what the state file may keep."""
+        if self.verify and self.resumed is not None and self.resumed[1] == copy.received:
+            return self.resumed[0]
         self._trim(copy)
         w = copy.written
         at = 0
@@ -229,8 +245,14 @@ class Cursor:
             for a, b in zip(later, later[1:], strict=False))
         if chain:
             chain += ((later[-1].inode, later[-1].pos, None),)
+        # bytes of this file taken beyond the host's last byte (as far as ``recent`` has them)
+        beyond = (later[1].start if len(later) > 1 else copy.received) - max(w, seg.start)
+        back = copy.received - max(w, seg.start)
+        recent = copy.recent
+        ahead = recent[len(recent) - back:][:min(beyond, FINGERPRINT)] \
+            if 0 < beyond and back <= len(recent) else b""
         return Position(seg.inode, seg.pos + max(done, 0), w, tail, tuple(seg.older), chain,
-                        tuple(a.end for a in later[:-1]))
+                        tuple(a.end for a in later[:-1]), ahead)
 
     @classmethod
     def fresh(cls, copy: Copied) -> Cursor:
@@ -257,6 +279,8 @@ class Cursor:
                     f"saved (a power loss?); up to {-target} bytes before it are not read again")
             target, fp = 0, b""
         fp = fp[-min(FINGERPRINT, target):] if target else b""
+        ahead = saved.ahead[delta:] if 0 <= delta < len(saved.ahead) else b""
         return cls([Segment(saved.inode, target, copy.received, fp, frozenset(saved.older))],
-                   verify=True, chain=saved.chain, ends=saved.ends,
-                   since=(saved.host, copy.written) if delta > 0 else None), note
+                   verify=True, chain=saved.chain, ends=saved.ends, ahead=ahead,
+                   since=(saved.host, copy.written) if delta > 0 else None,
+                   resumed=(saved, copy.received)), note

@@ -31,7 +31,7 @@ from loon_supervisor.sinks.files import FileSink
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.terminal import Printer
 from loon_supervisor.streams.cursor import FINGERPRINT, KNOWN_TAIL, Cursor, Known, Position
-from loon_supervisor.streams.source import LogSource
+from loon_supervisor.streams.source import LogSource, Moved
 from loon_supervisor.streams.stream_copy import StreamCopy, open_copy
 
 MISSING_POLL = 0.2
@@ -48,10 +48,7 @@ HOST_SEARCH_MAX = 64 << 20
 Output = Callable[[int], AsyncIterator[bytes]]
 
 
-class _Moved(Exception):
-    """A generation was rotated on (renamed) between the stat that named it and the open
-    that was to read it: the path holds another file now, nothing of it was read. The
-    cursor is where it was; the search runs again and finds the file under its new name."""
+_Moved = Moved  # a generation renamed between the look and a read: look again
 
 
 @dataclass(frozen=True)
@@ -148,12 +145,17 @@ class Followers:
         stats = await self.source.stat(paths)
         return [Gen(p, *stats[p]) for p in paths if p in stats]
 
-    async def _matches(self, path: str, offset: int, fp: bytes) -> bool:
-        """Does ``path`` hold ``fp`` right before ``offset``?"""
+    async def _read_at(self, g: Gen, offset: int, count: int) -> bytes:
+        """Bytes of generation ``g`` itself (by its inode where the source tells them
+        apart): :class:`Moved` if its path holds another file by now."""
+        return await self.source.read_at(g.path, offset, count, inode=g.inode)
+
+    async def _matches(self, g: Gen, offset: int, fp: bytes) -> bool:
+        """Does generation ``g`` hold ``fp`` right before ``offset``?"""
         k = min(len(fp), offset)
         if k == 0:
             return True
-        return await self.source.read_at(path, offset - k, k) == fp[-k:]
+        return await self._read_at(g, offset - k, k) == fp[-k:]
 
     async def _find(self, gens: list[Gen], inode: int | None, target: int, fp: bytes,
                     skip_current: bool, known: frozenset[Known] = frozenset(),
@@ -189,9 +191,9 @@ class Followers:
                 continue  # too little to recognise the file by
             if i in by_content and taken is not None and (
                     gens[i].size < taken.size
-                    or not await self._matches(gens[i].path, taken.size, taken.tail)):
+                    or not await self._matches(gens[i], taken.size, taken.tail)):
                 continue
-            if await self._matches(gens[j].path, u, fp):
+            if await self._matches(gens[j], u, fp):
                 return j, u
         # A saved position whose file is gone (or reused) while the host file went on past
         # it: the stream may have stopped at the end of some generation.
@@ -200,7 +202,7 @@ class Followers:
             if (skip_current and j == current) or (j, u) in tried \
                     or min(len(fp), u) < CONTENT_MIN:
                 continue
-            if await self._matches(gens[j].path, u, fp):
+            if await self._matches(gens[j], u, fp):
                 return j, u
         return None
 
@@ -380,12 +382,12 @@ class Followers:
             g0 = gens[j0]
             k = g0.size - p0
             n = min(FINGERPRINT, k)
-            if k <= len(since) and since[k - n:k] == await self.source.read_at(
-                    g0.path, g0.size - n, n):
+            if k <= len(since) and since[k - n:k] == await self._read_at(
+                    g0, g0.size - n, n):
                 start, last = (j0 + 1, k), (j0, g0.size, since[k - n:k])
         for i, g in enumerate(gens if start is None else ()):
             if g.size and not await self._known(g, known):
-                head = await self.source.read_at(g.path, 0, min(FINGERPRINT, g.size))
+                head = await self._read_at(g, 0, min(FINGERPRINT, g.size))
                 o = since.find(head) if head else -1
                 if o < 0:  # or the host stopped early in it: its bytes end the host's
                     o = next((len(since) - x for x in range(min(len(head), len(since)), 0, -1)
@@ -401,17 +403,17 @@ class Followers:
             if not g.size:
                 continue
             h = min(FINGERPRINT, g.size, len(since) - o)
-            if (j != i or last is not None) and (not h or since[o:o + h] != await self.source.read_at(g.path, 0, h)):
+            if (j != i or last is not None) and (not h or since[o:o + h] != await self._read_at(g, 0, h)):
                 break  # the host did not go on into this one
             n = min(FINGERPRINT, g.size)
             if o + g.size > len(since):  # the host stopped inside it
                 u = len(since) - o
                 k = min(FINGERPRINT, u)
-                if await self._matches(g.path, u, since[len(since) - k:]):
+                if await self._matches(g, u, since[len(since) - k:]):
                     return j, u, since[len(since) - k:]
                 return None
             end = since[o + g.size - n:o + g.size]
-            if end != await self.source.read_at(g.path, g.size - n, n):
+            if end != await self._read_at(g, g.size - n, n):
                 return None
             last = j, g.size, end
             o += g.size
@@ -440,7 +442,7 @@ class Followers:
                 if inode is not None and g.inode == inode and u <= g.size \
                         and not await self._reused(g, known) \
                         and not await self._rewritten(g, left) \
-                        and await self._matches(g.path, u, fp):
+                        and await self._matches(g, u, fp):
                     return j, u
             return None
         return None
@@ -454,7 +456,7 @@ class Followers:
             if k.inode != g.inode:
                 continue
             if k.size == g.size and (not k.tail
-                                     or await self._matches(g.path, g.size, k.tail)):
+                                     or await self._matches(g, g.size, k.tail)):
                 return False
             other = True
         return other
@@ -466,14 +468,14 @@ class Followers:
         offset in it is not the saved one, however well an empty fingerprint matches."""
         for k in left:
             if k.inode == g.inode and (g.size < k.size or (
-                    k.tail and not await self._matches(g.path, k.size, k.tail))):
+                    k.tail and not await self._matches(g, k.size, k.tail))):
                 return True
         return False
 
     async def _known(self, g: Gen, known: frozenset[Known] | set[Known]) -> bool:
         for k in known:
             if k.inode == g.inode and k.size == g.size and (
-                    not k.tail or await self._matches(g.path, g.size, k.tail)):
+                    not k.tail or await self._matches(g, g.size, k.tail)):
                 return True
         return False
 
@@ -493,7 +495,7 @@ class Followers:
             if k is None:
                 n = min(KNOWN_TAIL, g.size)
                 k = Known(g.inode, g.size,
-                          await self.source.read_at(g.path, g.size - n, n) if n else b"")
+                          await self._read_at(g, g.size - n, n) if n else b"")
             found.add(k)
         return frozenset(found)
 
@@ -554,7 +556,7 @@ class Followers:
         stream ends early."""
         copy, cur = self.copies[name], self.cursors[name]
         started = False
-        attempt = 0
+        attempt = moved = 0
         event: str | None = None
 
         def on_notice(text: str) -> None:
@@ -573,7 +575,12 @@ class Followers:
                     try:
                         offset = await self.catch_up(name, event)
                     except _Moved:
-                        continue  # renamed between the look and the read: look again
+                        # renamed between the look and the read: look again (after a
+                        # checkpoint: a host directory's checks never yield otherwise)
+                        moved += 1
+                        await anyio.sleep(0 if moved < 20 else 0.005)
+                        continue
+                    moved = 0
                     event = cur.pending = None
                     if offset is None:
                         start()
@@ -639,7 +646,16 @@ class Followers:
             if copy.failed is not None:
                 self.cursors[name] = cur = self._retry(name)
             before = copy.received
-            await self.catch_up(name, cur.pending, final=True)
+            for tries in range(SEARCH_TRIES, 0, -1):
+                try:
+                    await self.catch_up(name, cur.pending, final=True)
+                    break
+                except _Moved:  # a file renamed by hand after the stop: look again
+                    if tries == 1:
+                        self.say(f"{name}: its log files kept being renamed during the final "
+                                 "collection; what they hold after host byte "
+                                 f"{copy.written} of {copy.path.name} was not collected",
+                                 terminal=False)
             got = copy.received - before
             if got:
                 self.say.log_only(f"{name}: collected {got} final bytes after the stop")
@@ -672,8 +688,22 @@ def _left(cur: Cursor) -> frozenset[Known]:
     """The files a saved position's reader went through and left, each as (inode, the
     offset it left at, its last bytes before it): a restarted logger has no other record of
     them (``finished`` is this process's)."""
-    return frozenset(Known(c[0], c[2], e) for c, e in zip(cur.chain, cur.ends, strict=False)
-                     if c[0] is not None and c[2] is not None)
+    left = {Known(c[0], c[2], e) for c, e in zip(cur.chain, cur.ends, strict=False)
+            if c[0] is not None and c[2] is not None}
+    ahead = _ahead(cur)
+    if ahead is not None:
+        left.add(ahead)
+    return frozenset(left)
+
+
+def _ahead(cur: Cursor) -> Known | None:
+    """The followed file as far as a saved position's reader took it beyond the host's last
+    byte (its ``ahead``), with the bytes before that end: the followed file holds them, a
+    file given its inode since most likely does not."""
+    seg = cur.segments[-1]
+    if not cur.verify or not cur.ahead or seg.inode is None:
+        return None
+    return Known(seg.inode, seg.pos + len(cur.ahead), (seg.head + cur.ahead)[-FINGERPRINT:])
 
 
 def _host_bytes(path: Path, offset: int, count: int) -> bytes:
@@ -692,7 +722,7 @@ def _taken(cur: Cursor) -> Known | None:
         end = cur.chain[0][2]
         if end is not None:
             return Known(cur.inode, end, cur.ends[0])
-    return None
+    return _ahead(cur)
 
 
 def _passed(cur: Cursor, target: int) -> set[Known]:

@@ -43,6 +43,8 @@ import anyio
 from inotify_simple import INotify
 from inotify_simple import flags as F
 
+from loon_supervisor.streams.source import Moved
+
 CHUNK = 64 * 1024  # the copy's direct-write limit (sinks/files.py DIRECT_LIMIT)
 
 KIND = "hostdir"
@@ -127,13 +129,23 @@ class HostDirSource:
             found[p] = (st.st_ino, st.st_size)
         return found
 
-    async def read_at(self, path: str, offset: int, count: int) -> bytes:
-        """``count`` bytes of ``path`` from ``offset`` (fewer at its end; b"" if missing)."""
+    async def read_at(self, path: str, offset: int, count: int,
+                      inode: int | None = None) -> bytes:
+        """``count`` bytes of ``path`` from ``offset`` (fewer at its end; b"" if missing).
+        With ``inode``: opened, then checked by ``fstat`` (the file held, not whatever the
+        path names a moment later); another file or none there raises :class:`Moved`. A
+        writer rotating many times a second renames every generation between a search's
+        stat and its reads: read by name, a check could judge one file by another's bytes
+        (a generation read twice, or skipped)."""
         try:
             fd = os.open(self.host_path(path), os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
+            if inode is not None:
+                raise Moved(path) from None
             return b""
         try:
+            if inode is not None and os.fstat(fd).st_ino != inode:
+                raise Moved(path)
             return os.pread(fd, count, offset)
         finally:
             os.close(fd)

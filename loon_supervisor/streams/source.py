@@ -12,6 +12,12 @@ from typing import Literal, Protocol
 Event = Literal["replaced", "truncated"]
 
 
+class Moved(Exception):
+    """A generation was rotated on (renamed) between the stat that named it and a read of
+    it: the path holds another file now (or none), nothing of it was used. The reader's
+    state is where it was; the search runs again and finds the file under its new name."""
+
+
 class Followed(Protocol):
     """An open follower of one file: bytes until None; ``event`` tells why it ended early
     (the file was renamed away or re-created: ``replaced``; cut short: ``truncated``)."""
@@ -42,9 +48,13 @@ class LogSource(Protocol):
         stopped (inode None where the source cannot tell it then)."""
         ...
 
-    async def read_at(self, path: str, offset: int, count: int) -> bytes:
+    async def read_at(self, path: str, offset: int, count: int,
+                      inode: int | None = None) -> bytes:
         """``count`` bytes of ``path`` from ``offset`` (fewer at its end), also after the
-        container stopped (fingerprint checks)."""
+        container stopped (fingerprint checks). With ``inode`` (what a stat named there),
+        the bytes come from that file or not at all: :class:`Moved` when the path holds
+        another file or none by the time it is opened (a source that cannot tell reads by
+        name)."""
         ...
 
     def open_follow(self, path: str, offset: int, mark: str, on_notice: Callable[[str], None],

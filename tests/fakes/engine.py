@@ -115,7 +115,8 @@ class FakeSource:
     async def stat(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         return {p: (f.inode, len(f.data)) for p in paths if (f := self.c.fs.paths.get(p))}
 
-    async def read_at(self, path: str, offset: int, count: int) -> bytes:
+    async def read_at(self, path: str, offset: int, count: int,
+                      inode: int | None = None) -> bytes:
         return bytes(self.c.fs.paths[path].data[offset:offset + count])
 
     @asynccontextmanager

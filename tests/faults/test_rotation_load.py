@@ -12,7 +12,6 @@ sources (issue 23): the host file must equal, byte for byte, everything the serv
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -132,14 +131,6 @@ def rotating_writer(deploy, rate: int, total: int):  # type: ignore[no-untyped-d
     return d, want
 
 
-FAST_ROTATION = pytest.mark.skipif(
-    os.environ.get("LOON_TEST_FAST_ROTATION") != "1",
-    reason="40 rotations a second runs with LOON_TEST_FAST_ROTATION=1 (not green yet on "
-           "main: a generation read twice or a silent gap in about one run in two; see "
-           "the test's note)")
-
-
-@FAST_ROTATION
 def test_a_follower_behind_by_generations_at_10_mb_s(deploy, log_source: str) -> None:  # type: ignore[no-untyped-def]
     """~10 MB/s with a rotation every 256 KiB (about 40 a second): the follower regularly
     finds the file it follows already renamed to ``.log.2`` or further; it reads that
@@ -154,14 +145,11 @@ def test_a_follower_behind_by_generations_at_10_mb_s(deploy, log_source: str) ->
     only where bytes are missing. (On this machine the exec follower also fell behind for
     good at two rotations a second; see docs/log-faults.md, Limits.)
 
-    NOT GREEN YET, so it runs only with LOON_TEST_FAST_ROTATION=1. On the host directory it
-    passed 4 runs in 4 with the fixes of commit "Log core under fast rotation" on the core
-    as it was before the model test's fixes (12ff58b, 67eeb4f); on top of them about one
-    run in two reads a generation twice or leaves a gap out.log does not name. The cause
-    found so far: the search reads the generations by name (fingerprints, known endings,
-    ``_older``'s tails) while the writer renames every one of them 40 times a second, so a
-    check can read another file than the stat named; ``_moved`` and the retried search
-    guard the decisions seen to go wrong, not all of them."""
+    Green since the generation search reads each file by the inode its stat named (the
+    host directory opens, then fstats, and a path that holds another file by then makes
+    the search look again): before that, about one run in two read a generation twice or
+    left a gap out.log did not name, because a check could read another file than the
+    stat named while the writer renamed them all 40 times a second."""
     d, want = rotating_writer(deploy, 10_000_000, TOTAL)
     said = exec_in(d, "cat", "/tmp/done").stdout.strip()  # e.g. "32000000 bytes in 3.2 s"
     out = (d.session() / "out.log").read_text(errors="replace")

@@ -84,3 +84,43 @@ def test_a_resume_carries_the_host_files_growth_and_refuses_to_go_negative() -> 
     shrunk = Copy(received=0, written=0)  # a power loss took the host file's last bytes
     cur, note = Cursor.resume(Position(10, 20, 50, b"z" * 20), shrunk)
     assert cur.read_pos(shrunk) == 0 and note is not None and "shorter" in note
+
+
+def test_a_position_keeps_the_bytes_read_past_the_host_and_a_resume_checks_them() -> None:
+    """One byte on the host (the disk filled): that byte alone names nearly any file with
+    the inode; the bytes read past it name the followed file (seed 909 of the model)."""
+    copy = Copy()
+    cur = Cursor.fresh(copy)
+    cur.set_inode(10)
+    copy.take(b"\x00<0> #0\n")
+    copy.write(b"\x00")
+    pos = cur.position(copy)
+    assert (pos.pos, pos.tail, pos.ahead) == (1, b"\x00", b"<0> #0\n")
+    again = Position.from_json(pos.to_json())
+    assert again == pos
+    # a new logger whose host file got two more bytes after the save: those came from
+    # ``ahead`` one for one, and the rest of it is what the followed file holds next
+    later = Copy(received=3, written=3, written_tail=b"\x00<0", recent=b"\x00<0")
+    resumed, note = Cursor.resume(pos, later)
+    assert note is None and resumed.read_pos(later) == 3 and resumed.ahead == b"> #0\n"
+    # nothing read past the host: nothing kept
+    copy.write(b"<0> #0\n")
+    assert cur.position(copy).ahead == b""
+
+
+def test_a_resumed_cursor_saves_its_saved_position_until_it_is_verified() -> None:
+    """Saved: file 10 at byte 0 with the chain 10 (281 bytes) then 11; the host then got
+    300 bytes. A save before the catch-up settles keeps that chain, not "file 10 at 300"
+    (past its end: after rotations deleted file 10, that sent the collection to the next
+    file's start, and its first line was copied twice)."""
+    saved = Position(10, 0, 0, b"", chain=((10, 0, 281), (11, 0, None)), ends=(b"#2\n",))
+    host = Copy(received=300, written=300, written_tail=b"after burst #3\n")
+    cur, _ = Cursor.resume(saved, host)
+    assert cur.verify and cur.read_pos(host) == 300
+    assert cur.position(host) == saved
+    # verified: file 11 at byte 19; what it saves from then on is the new place
+    cur.switch(11, host, 19, b"after burst #3\n")
+    host.take(b"x\n")
+    host.write(b"x\n")
+    after = cur.position(host)
+    assert (after.inode, after.pos, after.host, after.chain) == (11, 21, 302, ())

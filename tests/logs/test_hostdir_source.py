@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from loon_supervisor.streams.hostdir_source import HostDirSource
+from loon_supervisor.streams.source import Moved
 
 pytestmark = pytest.mark.anyio
 LOG_DIR = "/var/log/loon"
@@ -74,6 +75,24 @@ async def test_stat_read_size_and_stream(src: HostDirSource, tmp_path: Path) -> 
     assert b"".join(chunks) == data[7:]
     assert max(len(c) for c in chunks) <= 64  # a chunk at a time, never the whole file
     assert [c async for c in src.stream(f"{P}.1", 0)] == []
+
+
+async def test_a_read_by_inode_never_reads_another_file(src: HostDirSource,
+                                                        tmp_path: Path) -> None:
+    """A check names the file its stat saw: once the path holds another one (a rotation in
+    between), or none, the read raises Moved instead of judging that file by another's
+    bytes (issue 23, fast rotation)."""
+    append(tmp_path / "svc.log", b"old line\n")
+    inode = (await src.stat([P]))[P][0]
+    assert await src.read_at(P, 0, 3, inode=inode) == b"old"
+    os.rename(tmp_path / "svc.log", tmp_path / "svc.log.1")
+    with pytest.raises(Moved):
+        await src.read_at(P, 0, 3, inode=inode)  # none there
+    append(tmp_path / "svc.log", b"new line\n")
+    with pytest.raises(Moved):
+        await src.read_at(P, 0, 3, inode=inode)  # another file there
+    assert await src.read_at(P, 0, 3) == b"new"  # by name: whatever is there
+    assert await src.read_at(f"{P}.1", 0, 3, inode=inode) == b"old"
 
 
 async def test_follow_sees_appends_and_partial_lines(src: HostDirSource, tmp_path: Path) -> None:
