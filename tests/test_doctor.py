@@ -161,3 +161,22 @@ def test_last_traceback_without_a_record_line_and_when_long_or_absent() -> None:
     assert len(lines) == TRACEBACK_LINES and lines[1].startswith("Traceback") and "^" not in found
     assert lines[2] == "  ..." and lines[-2] == frames[-1] and lines[-1] == "ValueError: y"
     assert last_traceback("only access lines\nand more\n") is None
+
+
+def test_last_traceback_prefers_the_route_asked_about() -> None:
+    """Doctor's checks run at once: the name check's 500 must show its own record, not the
+    upload check's that came after it."""
+    from loon_supervisor.doctor.checks import last_traceback
+
+    log = ("2026-12-05 09:22:35,100 ERROR django.request: Internal Server Error: "
+           "/api/verifyExperimentName/x [GET /api/verifyExperimentName/x -> HTTP 500]\n"
+           "Traceback (most recent call last):\n  File \"v.py\", line 1, in get\n"
+           "FileNotFoundError: aa_index.json\n"
+           "2026-12-05 09:22:36,107 ERROR django.request: Internal Server Error: "
+           "/api/s3-upload/upload-initialize/ [POST /api/s3-upload/upload-initialize/ -> "
+           "HTTP 500]\nTraceback (most recent call last):\n  File \"u.py\", line 2, in post\n"
+           "MaxRetryError: refused\n")
+    assert (last_traceback(log) or "").endswith("MaxRetryError: refused")
+    assert (last_traceback(log, "/api/verifyExperimentName/") or "").endswith(
+        "FileNotFoundError: aa_index.json")
+    assert (last_traceback(log, "/api/nothing/") or "").endswith("MaxRetryError: refused")

@@ -119,6 +119,24 @@ def test_debug_is_off_unless_configured(tmp_path: Path, project: Path) -> None:
     assert environment(cfg, "k" * 20)["DEBUG"] == "true"
 
 
+@pytest.mark.parametrize("use_http", [True, False])
+def test_minio_urls_carry_no_scheme(tmp_path: Path, project: Path, use_http: bool) -> None:
+    """Loon's settings.py prepends the site's scheme itself
+    (``MINIO_STORAGE_MEDIA_URL = SITE_PREFIX + env('MINIO_STORAGE_MEDIA_URL')``, SITE_PREFIX
+    from USE_HTTP), and upstream's build.py writes ``f'{base_url}/data'``: a scheme here made
+    ``https://https://<host>/data``. MinIO's own redirect URL is read by MinIO and keeps one."""
+    cfg = load_config(write_config(tmp_path / "c.json", base_config(tmp_path)), {})
+    cfg.generalSettings.useHttp = use_http  # (https also needs nginxSettings to validate)
+    env = environment(cfg, "k" * 20)
+    host = cfg.generalSettings.baseUrl
+    assert env["MINIO_STORAGE_MEDIA_URL"] == f"{host}/data"
+    assert env["MINIO_STORAGE_STATIC_URL"] == f"{host}/static"
+    site_prefix = "http://" if env["USE_HTTP"] == "true" else "https://"
+    scheme = "http://" if use_http else "https://"
+    assert site_prefix + env["MINIO_STORAGE_MEDIA_URL"] == f"{scheme}{host}/data"
+    assert env["MINIO_BROWSER_REDIRECT_URL"] == f"{scheme}{host}/minio/"
+
+
 def test_minio_absent_from_image_disables_it(tmp_path: Path, project: Path) -> None:
     """MINIO_ENABLED and MinIO's credentials follow the services really in the image."""
     cfg = load_config(write_config(tmp_path / "c.json", base_config(tmp_path)), {})

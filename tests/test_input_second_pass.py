@@ -736,14 +736,26 @@ def test_over_long_paths_are_problems_not_crashes(tmp_path: Path, project: Path,
 
 # --- 10. loon dev says what runs -----------------------------------------------------------
 
+def loon_site_prefix(env: dict[str, str]) -> str:
+    """Loon's settings.py: ``SITE_PREFIX = 'http://'``, ``'https://'`` unless USE_HTTP."""
+    return "http://" if env.get("USE_HTTP", "true").lower() in ("true", "1", "yes", "on") \
+        else "https://"
+
+
 def test_dev_env_agrees_with_the_image_about_minio() -> None:
     from loon_supervisor.verbs.dev import addresses, host_environment
 
     with_minio = host_environment({"MINIO_ENABLED": "true", "MINIO_STORAGE_ACCESS_KEY": "a",
                                    "MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000"})
     assert with_minio["MINIO_STORAGE_ENDPOINT"] == "127.0.0.1:9000"
-    assert with_minio["MINIO_STORAGE_MEDIA_URL"] == "http://127.0.0.1:9000/data"
-    assert with_minio["MINIO_STORAGE_STATIC_URL"] == "http://127.0.0.1:9000/static"
+    # Loon's settings prepend SITE_PREFIX (from USE_HTTP) to both URLs: no scheme here,
+    # and USE_HTTP=true because MinIO on 127.0.0.1:9000 speaks plain HTTP.
+    assert with_minio["MINIO_STORAGE_MEDIA_URL"] == "127.0.0.1:9000/data"
+    assert with_minio["MINIO_STORAGE_STATIC_URL"] == "127.0.0.1:9000/static"
+    assert with_minio["USE_HTTP"] == "true"
+    https_site = host_environment({"MINIO_ENABLED": "true", "USE_HTTP": "false"})
+    assert loon_site_prefix(https_site) + https_site["MINIO_STORAGE_MEDIA_URL"] \
+        == "http://127.0.0.1:9000/data"
     assert "MinIO 127.0.0.1:9000" in addresses(with_minio)
     without = host_environment({"MINIO_ENABLED": "false", "MINIO_STORAGE_ACCESS_KEY": "",
                                 "MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000"})

@@ -31,9 +31,11 @@ def checked(directory: Path, config: LoonConfig) -> Manifest:
                           "nothing was changed: restore another one from `loon backups`")
     if not any(e.path == "database.sql" for e in manifest.files):
         raise BackupError(f"backup {directory.name} holds no database.sql; nothing was changed")
-    if manifest.data_dir is not None and config.minio is None:
+    if manifest.data_dir is not None and (config.minio is None
+                                          or config.minio.sourceVolumeLocation is None):
         raise BackupError(f"backup {directory.name} holds uploaded data but this configuration "
-                          "has no minioSettings to put it in; nothing was changed")
+                          "has no minioSettings.sourceVolumeLocation to put it in (an external "
+                          "store keeps its own); nothing was changed")
     return manifest
 
 
@@ -64,7 +66,8 @@ async def restore_into(engine: database.ExecEngine, directory: Path, manifest: M
     uploaded since stay)."""
     say(f"restore: stopping deployment {config.deploymentSettings.containerName}")
     await stop()
-    if data and manifest.data_dir is not None and config.minio is not None:
+    if data and manifest.data_dir is not None and config.minio is not None \
+            and config.minio.sourceVolumeLocation is not None:
         live = Path(config.minio.sourceVolumeLocation)
         copied = restore_tree(directory, manifest.files, DATA + "/", live)
         say(f"restore: data in {live} is the backup's again ({copied} files copied)")

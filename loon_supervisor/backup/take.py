@@ -68,6 +68,10 @@ def _data_source(config: LoonConfig, remote: bool) -> tuple[str | None, str]:
     """The host directory with the uploads, or None and why there is none to back up."""
     if config.minio is None:
         return None, "no uploaded data to back up (the local environment has none)"
+    if config.minio.external or config.minio.sourceVolumeLocation is None:
+        return None, ("the uploaded data is in the external S3-compatible store "
+                      f"({config.minio.endpointUrl}, bucket {config.minio.media_bucket}); "
+                      "back it up there")
     if config.minio.volumeType == "nfs":
         return None, ("the uploaded data is on the NFS server "
                       f"({config.minio.ipAddress}:{config.minio.sourceVolumeLocation}); "

@@ -16,6 +16,8 @@ NOT_CONFIG = frozenset({
     "LOON_SERVICE", "LOON_SERVICES", "LOON_RUN_SERVICES", "LOON_MEDIA_DIR", "LOON_STATIC_DIR",
     "LOON_CLIENT_REQUIRED", "LOON_CLIENT_NODE_VERSION", "LOON_SERVER_DIR",
     "LOON_DJANGO_PROJECT", "LOON_FOLLOWER",
+    # the env file's external S3 store (minioSettings.endpointUrl), read inside the image
+    "LOON_S3_EXTERNAL", "LOON_S3_ENDPOINT_URL", "LOON_S3_TLS_VERIFY", "LOON_S3_CA_BUNDLE",
     # the deploy server's clients
     "LOON_DEPLOY_URL", "LOON_DEPLOY_TOKEN",
 })

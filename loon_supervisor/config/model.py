@@ -8,6 +8,7 @@ sections live in :mod:`loon_supervisor.config.rules`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -64,6 +65,42 @@ def _ip_address(value: str) -> str:
     return value
 
 
+def _endpoint_url(value: str) -> str:
+    """An S3 endpoint: http(s)://host[:port], nothing else (buckets are path-style)."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://|write it like "
+                         "https://s3.lab.example.org or http://10.0.0.5:9000")
+    netloc = rest[:-1] if rest.endswith("/") else rest
+    if "/" in netloc:
+        raise ValueError("must not contain a path (the bucket goes in mediaBucket)|write only "
+                         "the scheme, host and optional :port")
+    try:
+        split_base_url(netloc)
+    except ValueError as exc:
+        what, _, fix = str(exc).partition("|")
+        raise ValueError(f"has a bad host: {what}|{fix}") from None
+    return f"{scheme}://{netloc}"
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", re.ASCII)
+
+
+def _bucket(value: str) -> str:
+    if not _BUCKET.match(value) or ".." in value:
+        raise ValueError(f"'{value[:70]}' is not an S3 bucket name|use 3 to 63 lowercase "
+                         "letters, digits, dots and hyphens, starting and ending with a "
+                         "letter or digit, e.g. loon-data")
+    return value
+
+
+def _region(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value, re.ASCII):
+        raise ValueError(f"'{value[:70]}' is not a region name|write it like us-east-1 (your "
+                         "store's documentation names it; MinIO and Ceph accept us-east-1)")
+    return value
+
+
 def _user_group(value: str) -> str:
     uid, sep, gid = value.partition(":")
     if not (sep and uid.isascii() and uid.isdigit() and gid.isascii() and gid.isdigit()):
@@ -105,18 +142,46 @@ class MySqlSettings(Section):
 
 
 class MinioSettings(Section):
+    """Loon's object store: MinIO in the image (the default), or an external S3-compatible
+    store when ``endpointUrl`` is set (docs/real-loon.md, "An external S3-compatible store")."""
+
     minioStorageAccessKey: SecretStr = Field(
-        min_length=4, description="MinIO administrator user (more than 3 characters)."
+        min_length=4, description="MinIO administrator user (more than 3 characters); with "
+        "endpointUrl: the access key Loon uses at the external store."
     )
     minioStorageSecretKey: SecretStr = Field(
-        min_length=8, description="MinIO administrator password (more than 7 characters)."
+        min_length=8, description="MinIO administrator password (more than 7 characters); "
+        "with endpointUrl: the secret key Loon uses at the external store."
     )
-    sourceVolumeLocation: AbsoluteDir = Field(description="Host directory for MinIO data.")
+    sourceVolumeLocation: AbsoluteDir | None = Field(
+        default=None, description="Host directory for MinIO data (required unless "
+        "endpointUrl is set; with endpointUrl nothing of this machine holds uploads).")
     required: bool = Field(
         default=False,
         description="Fail the build when MinIO cannot be built in, instead of running without it "
                     "(MINIO_ENABLED=false, uploads then stay on the server's file system).",
     )
+    endpointUrl: Annotated[str, AfterValidator(_endpoint_url)] | None = Field(
+        default=None,
+        description="An external S3-compatible store (a lab's own MinIO, Ceph, a cloud "
+        "bucket) Loon keeps its uploads in, as http(s)://host[:port]; MinIO is then not built "
+        "into the image. null: MinIO in the image.",
+    )
+    tlsVerify: bool = Field(
+        default=True, description="With an https endpointUrl: check the store's certificate "
+        "(false accepts any certificate: test stores only).")
+    caBundle: str | None = Field(
+        default=None, description="With an https endpointUrl: a PEM file of the CA(s) that "
+        "signed the store's certificate (a lab's own CA), mounted read-only into the "
+        "container; a relative path is taken from the config file's directory; null: the "
+        "public CAs.")
+    region: Annotated[str, AfterValidator(_region)] | None = Field(
+        default=None, description="With endpointUrl: the store's region (e.g. us-east-1), "
+        "used to sign requests; null asks the store.")
+    mediaBucket: Annotated[str, AfterValidator(_bucket)] | None = Field(
+        default=None, description="With endpointUrl: the existing bucket Loon's uploads and "
+        "experiment files go to (default data); static files stay in the image, served by "
+        "nginx.")
     volumeType: Literal["bind", "nfs"] = Field(
         default="bind",
         description="bind: sourceVolumeLocation is a host directory; nfs: it is the path "
@@ -131,6 +196,45 @@ class MinioSettings(Section):
     userGroupPermissions: Annotated[str, AfterValidator(_user_group)] | None = Field(
         default=None, description="With volumeType nfs: uid:gid MinIO runs as inside the "
         "container, so that files on the export get an owner the server accepts.")
+
+    @property
+    def external(self) -> bool:
+        """Uploads go to an external S3-compatible store, not to MinIO in the image."""
+        return self.endpointUrl is not None
+
+    @property
+    def media_bucket(self) -> str:
+        return self.mediaBucket or "data"
+
+    @model_validator(mode="after")
+    def _external_complete(self) -> MinioSettings:
+        if self.endpointUrl is None:
+            given = [n for n in ("caBundle", "region", "mediaBucket")
+                     if getattr(self, n) is not None] + (["tlsVerify"] if not self.tlsVerify
+                                                         else [])
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to an external store only|set "
+                                 "endpointUrl to the store's http(s):// address, or remove "
+                                 f"{', '.join(given)}")
+            if self.sourceVolumeLocation is None:
+                raise ValueError("sourceVolumeLocation is required (MinIO's data directory)|"
+                                 "add sourceVolumeLocation, or set endpointUrl to keep the "
+                                 "uploads in an external S3-compatible store")
+            return self
+        if self.endpointUrl.startswith("http://") and (self.caBundle is not None
+                                                       or not self.tlsVerify):
+            raise ValueError("caBundle and tlsVerify apply to an https endpointUrl only|"
+                             "use https:// in endpointUrl, or remove them")
+        if self.caBundle is not None and not self.tlsVerify:
+            raise ValueError("caBundle is set but tlsVerify is false|remove one of them "
+                             "(a CA bundle is only used when the certificate is checked)")
+        if self.required:
+            raise ValueError("required is about MinIO in the image, which an external store "
+                             "replaces|remove required, or remove endpointUrl")
+        if self.volumeType == "nfs" or self.sourceVolumeLocation is not None:
+            raise ValueError("sourceVolumeLocation and volumeType nfs are for MinIO in the "
+                             "image, not an external store|remove them, or remove endpointUrl")
+        return self
 
     @field_validator("nfsVersion", mode="before")
     @classmethod
@@ -329,6 +433,11 @@ class LoonConfig(Section):
         return self.minioSettings if self.generalSettings.environment == "production" else None
 
     @property
+    def external_store(self) -> MinioSettings | None:
+        """minioSettings when they point Loon at an external S3-compatible store."""
+        return self.minio if self.minio is not None and self.minio.external else None
+
+    @property
     def local_data(self) -> LocalDataSettings | None:
         """localDataSettings where they apply: the local environment only."""
         return self.localDataSettings if self.generalSettings.environment == "local" else None
@@ -340,8 +449,10 @@ class LoonConfig(Section):
     def volume_dirs(self) -> list[tuple[str, str]]:
         """(JSON path, directory) of every host directory the container mounts."""
         out = [("mySqlSettings.sourceVolumeLocation", self.mySqlSettings.sourceVolumeLocation)]
-        if self.minio and self.minio.volumeType == "bind":  # nfs: a path on the NFS server
-            out.append(("minioSettings.sourceVolumeLocation", self.minio.sourceVolumeLocation))
+        m = self.minio
+        if m and m.volumeType == "bind" and m.sourceVolumeLocation is not None:
+            # nfs: a path on the NFS server; an external store: nothing of this machine
+            out.append(("minioSettings.sourceVolumeLocation", m.sourceVolumeLocation))
         if self.local_data:
             out.append(
                 ("localDataSettings.sourceVolumeLocation", self.local_data.sourceVolumeLocation)

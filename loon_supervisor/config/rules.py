@@ -35,6 +35,39 @@ def raw_volume_dirs(data: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _external_store_rules(minio: dict[str, Any], deploy: dict[str, Any],
+                          base_dir: Path | None) -> list[Problem]:
+    """An external S3 store: its CA bundle is a PEM file here, and no MinIO binary is asked
+    for (the image is built without MinIO then)."""
+    problems: list[Problem] = []
+    if not isinstance(minio.get("endpointUrl"), str):
+        return problems
+    ca = minio.get("caBundle")
+    if isinstance(ca, str):
+        path = _resolve(ca, base_dir)
+        if not _is_file(path):
+            problems.append(Problem("minioSettings.caBundle", f"{ca} does not exist or is not "
+                                    "a file", "give the path of the PEM file with the CA that "
+                                    "signed the store's certificate, or null"))
+        else:
+            try:
+                pem = path.read_bytes()[:1 << 20]
+            except OSError as exc:
+                pem = b""
+                problems.append(Problem("minioSettings.caBundle", f"{ca} cannot be read "
+                                        f"({exc.strerror})", "make it readable by this user"))
+            if pem and b"-----BEGIN CERTIFICATE-----" not in pem:
+                problems.append(Problem("minioSettings.caBundle", f"{ca} holds no PEM "
+                                        "certificate", "give a PEM file (-----BEGIN "
+                                        "CERTIFICATE-----), e.g. the lab CA's ca.crt"))
+    if isinstance(deploy.get("minioBinary"), str):
+        problems.append(Problem("deploymentSettings.minioBinary", "is set while "
+                                "minioSettings.endpointUrl points at an external store, so no "
+                                "MinIO is built in", "remove minioBinary (and minioSha256), or "
+                                "remove minioSettings.endpointUrl to run MinIO in the image"))
+    return problems
+
+
 def check_rules(data: dict[str, Any], base_dir: Path | None = None,
                 notes: list[str] | None = None, remote: bool | None = None) -> list[Problem]:
     """Problems spanning sections or the file system; ``notes`` collects remarks such as a
@@ -117,6 +150,7 @@ def check_rules(data: dict[str, Any], base_dir: Path | None = None,
                                 'deploymentSettings.orchestrator "swarm"',
                                 "mount the export on the node and use volumeType bind, or "
                                 'use orchestrator "container"'))
+    problems.extend(_external_store_rules(minio, deploy, base_dir))
     binary = deploy.get("minioBinary")
     if isinstance(binary, str) and not _is_file(_resolve(binary, base_dir)):
         problems.append(Problem("deploymentSettings.minioBinary",

@@ -124,6 +124,10 @@ async def redis_ping(ctx: Context) -> str:
 async def minio_health(ctx: Context) -> str | Verdict:
     if ctx.config.generalSettings.environment != "production":
         return Verdict("minio", "health and buckets", SKIP, "local environment has no MinIO")
+    if (ext := ctx.config.external_store) is not None:
+        return Verdict("minio", "health and buckets", SKIP,
+                       f"not in the image: uploads go to the external store {ext.endpointUrl}, "
+                       f"bucket {ext.media_bucket} (checked by uploads / presigned round trip)")
     if "minio" not in ctx.services:
         return Verdict("minio", "health and buckets", WARN,
                        "MinIO is not in this image (MINIO_ENABLED=false): uploads are "
@@ -228,10 +232,11 @@ SERVER_LOG = "/var/log/loon/server.log"
 TRACEBACK_LINES = 14
 
 
-def last_traceback(log: str) -> str | None:
+def last_traceback(log: str, prefer: str | None = None) -> str | None:
     """The last error record in a server.log tail with its traceback (at most
     TRACEBACK_LINES lines: the record's first line, then the innermost frames and the
-    exception), or None.
+    exception), or None. With ``prefer`` (a path), the last record whose first line holds it,
+    when there is one: the checks run at once, so another request's error may come last.
 
     A record starts at the deployment's own ``ERROR django.request``/``django.security`` line
     (loon_deployment_settings.py) or, failing that, at ``Traceback (most recent call
@@ -241,6 +246,8 @@ def last_traceback(log: str) -> str | None:
     lines = log.splitlines()
     heads = [i for i, line in enumerate(lines) if " ERROR django.request" in line
              or " ERROR django.security" in line]
+    if prefer is not None:
+        heads = [i for i in heads if prefer in lines[i]] or heads
     if not heads:
         heads = [i for i, line in enumerate(lines)
                  if line.startswith("Traceback (most recent call last):")]
@@ -264,9 +271,9 @@ def last_traceback(log: str) -> str | None:
     return "\n".join(block).rstrip()
 
 
-async def _server_traceback(ctx: Context) -> str:
+async def _server_traceback(ctx: Context, route: str | None = None) -> str:
     code, out = await exec_in(ctx, ["tail", "-c", "262144", SERVER_LOG])
-    found = last_traceback(out) if code == 0 else None
+    found = last_traceback(out, route) if code == 0 else None
     return (f"; last error in server.log:\n{found}" if found else
             "; server.log holds no traceback")
 
@@ -290,7 +297,8 @@ async def django_api(ctx: Context) -> str | Verdict:
         raise CheckFailed(f"{route} answered HTTP {status} (nginx: no server behind it)",
                           "see server.log; is the server RUNNING (loon status)?")
     if status >= 500:
-        raise CheckFailed(f"{route} answered HTTP {status}{await _server_traceback(ctx)}",
+        raise CheckFailed(f"{route} answered HTTP {status}"
+                          f"{await _server_traceback(ctx, route)}",
                           "the traceback says whether Loon's code or the deployment is at "
                           "fault; see server.log")
     if status == 400:
@@ -350,6 +358,129 @@ async def celery_ping(ctx: Context) -> str | Verdict:
                           "see celery.log; the worker needs Redis (the broker and result "
                           "backend) and the database")
     return f"celery.accumulate sent through Redis, its result back in {last[3:]} s"
+
+
+# Loon's upload path, as its client takes it: django-s3-file-field's initialize, a PUT of the
+# part to the presigned URL (straight to the object store), complete (the store assembles the
+# object), finalize (the server sees it), the object read back through nginx's /data/ (where
+# the client reads experiment files); then the probe object is deleted through Django's
+# default storage. Runs in the server's venv with the deployment's settings; prints one JSON
+# line {"ok": bool, "step": ..., "detail": ...}.
+_S3_ROUND_TRIP = r"""
+import json, os, ssl, sys, urllib.error, urllib.request, uuid
+base, host, field = sys.argv[1:4]
+nginx_tls = ssl.create_default_context()
+nginx_tls.check_hostname = False
+nginx_tls.verify_mode = ssl.CERT_NONE
+store_tls = ssl.create_default_context(cafile=os.environ.get("LOON_S3_CA_BUNDLE") or None)
+if os.environ.get("LOON_S3_TLS_VERIFY", "true") == "false":
+    store_tls.check_hostname = False
+    store_tls.verify_mode = ssl.CERT_NONE
+step = "start"
+def done(ok, detail):
+    print(json.dumps({"ok": ok, "step": step, "detail": str(detail)[:400]}))
+    sys.exit(0)
+def call(url, body, ctype, method="POST", to_server=True):
+    headers = {"Content-Type": ctype}
+    if to_server:
+        headers["Host"] = host
+    req = urllib.request.Request(url, data=body, headers=headers, method=method)
+    ctx = nginx_tls if to_server else store_tls
+    try:
+        with urllib.request.urlopen(req, timeout=20, context=ctx) as r:
+            return r.status, dict(r.headers), r.read(65536)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read(65536)
+def api(name, payload):
+    status, _, body = call(f"{base}/api/s3-upload/{name}/", json.dumps(payload).encode(),
+                           "application/json")
+    if status != 200:
+        text = " ".join(body[:200].decode("utf-8", "replace").split())
+        done(False, f"{name} answered HTTP {status}"
+                    + (f" ({text})" if text and not text.startswith("<") else ""))
+    return json.loads(body)
+data = f"loon doctor probe {uuid.uuid4()}".encode()
+try:
+    step = "upload-initialize"
+    init = api("upload-initialize", {"field_id": field, "file_name": "loon-doctor-probe.txt",
+                                     "file_size": len(data), "content_type": "text/plain"})
+    step = "PUT to the presigned URL"
+    part = init["parts"][0]
+    status, headers, body = call(part["upload_url"], data, "application/octet-stream", "PUT",
+                                 to_server=False)
+    etag = {k.lower(): v for k, v in headers.items()}.get("etag")
+    if status != 200 or not etag:
+        done(False, f"the store answered HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
+    step = "upload-complete"
+    comp = api("upload-complete", {"upload_signature": init["upload_signature"],
+                                   "upload_id": init["upload_id"],
+                                   "parts": [{"part_number": 1, "size": len(data), "etag": etag}]})
+    step = "completing at the store"
+    status, _, body = call(comp["complete_url"], comp["body"].encode(), "application/xml",
+                           to_server=False)
+    if status != 200 or b"<Error>" in body:
+        done(False, f"the store answered HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
+    step = "finalize"
+    api("finalize", {"upload_signature": init["upload_signature"]})
+    step = "reading it back through nginx's /data/"
+    status, _, body = call(f"{base}/data/{init['object_key']}", None, "text/plain", "GET")
+    if status != 200 or body != data:
+        done(False, f"/data/{init['object_key']} answered HTTP {status} (Loon's client reads "
+                    "experiment files there: the bucket must let anyone read its objects)")
+    step = "removing the probe object"
+    import django
+    django.setup()
+    from django.core.files.storage import default_storage
+    default_storage.delete(init["object_key"])
+except Exception as exc:
+    done(False, f"{type(exc).__name__}: {exc}")
+done(True, f"{len(data)} bytes as {init['object_key']}")
+"""
+LOON_UPLOAD_FIELD = "api.LoonUpload.blob"  # Loon's S3FileField (api/models.py upstream)
+
+
+async def s3_round_trip(ctx: Context) -> str | Verdict:
+    """A presigned upload through Loon's server to the object store (its upload path): a
+    store that does not answer, refuses the keys or lacks the bucket fails here."""
+    name = ("uploads", "presigned round trip")
+    if ctx.config.generalSettings.environment != "production":
+        return Verdict(*name, SKIP, "local environment: uploads are the local data mount")
+    if "server" not in ctx.services:
+        return Verdict(*name, SKIP, "no server in this image")
+    ext = ctx.config.external_store
+    if ext is None and "minio" not in ctx.services:
+        return Verdict(*name, SKIP, "no object store (MinIO is not in this image): uploads "
+                       "are unavailable (see minio)")
+    store = (f"the external store {ext.endpointUrl} (bucket {ext.media_bucket})" if ext
+             else "MinIO in the image")
+    port = _port(ctx, ctx.https)
+    scheme = "https" if ctx.https else "http"
+    script = (". /opt/loon/server/loon-server.env; cd \"$LOON_SERVER_DIR\"; "
+              'export PYTHONPATH="/opt/loon/python:$LOON_SERVER_DIR" LOON_DJANGO_PROJECT '
+              "DJANGO_SETTINGS_MODULE=loon_deployment_settings; "
+              'exec /opt/loon/server/venv/bin/python -c "$1" "$2" "$3" "$4"')
+    code, out = await exec_in(ctx, ["bash", "-c", script, "s3-round-trip", _S3_ROUND_TRIP,
+                                    f"{scheme}://127.0.0.1:{port}", ctx.host,
+                                    LOON_UPLOAD_FIELD])
+    try:
+        result = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        result = {"ok": False, "step": "start", "detail": out.strip()[-300:]}
+    if code != 0 or not result.get("ok"):
+        found = None
+        if str(result.get("step")) in ("upload-initialize", "upload-complete", "finalize"):
+            c, log = await exec_in(ctx, ["tail", "-c", "262144", SERVER_LOG])
+            tb = last_traceback(log, "/api/s3-upload/") if c == 0 else None
+            found = tb.splitlines()[-1] if tb else None
+        more = f"; server.log's last error: {found}" if found else ""
+        raise CheckFailed(
+            f"a presigned upload through Loon's server to {store} failed at "
+            f"{result.get('step')}: {result.get('detail')}{more}",
+            "the store must answer at minioSettings.endpointUrl from the container, hold the "
+            "bucket, accept the keys for writing and let anyone read objects "
+            "(docs/real-loon.md); see server.log")
+    return (f"{result.get('detail')} through /api/s3-upload/ to {store}, read back at "
+            "/data/, then deleted")
 
 
 async def duckdb_query(ctx: Context) -> str:
@@ -455,6 +586,7 @@ CHECKS: list[tuple[str, str, Check]] = [
     ("mysql", "login sees database", mariadb_login),
     ("redis", "PING", redis_ping),
     ("minio", "health and buckets", minio_health),
+    ("uploads", "presigned round trip", s3_round_trip),
     ("nginx", "answers /", nginx_root),
     ("nginx", "https certificate", nginx_certificate),
     ("client", "built in", client_built),

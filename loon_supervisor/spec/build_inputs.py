@@ -105,6 +105,9 @@ async def gather(config: LoonConfig, base_dir: Path, cache: Path, base: list[str
     services = list(base)
     if local:
         pass  # the local image has no MinIO: uploads are the read-only local data mount
+    elif (ext := config.external_store) is not None:
+        say(f"MinIO: not built in (minioSettings.endpointUrl: uploads go to the external "
+            f"store {ext.endpointUrl})")
     elif d.minioBinary:
         given = Path(d.minioBinary)
         files["loon-build/minio"] = supplied_minio(

@@ -40,6 +40,7 @@ MYSQL_TARGET = "/var/lib/mysql"
 MINIO_TARGET = "/var/lib/minio"
 MEDIA_TARGET = "/var/lib/loon/media"  # uploads without MinIO (Django's file-system storage)
 LOCAL_DATA_TARGET = "/app/data"
+S3_CA_TARGET = "/etc/loon/s3-ca.pem"  # minioSettings.caBundle, mounted read-only
 
 
 def _compose_form(value: str) -> str | None:
@@ -181,20 +182,45 @@ def minio_known_absent(config: LoonConfig) -> bool:
     """True when MinIO cannot be in the image this config builds, known before any build:
     ``deploymentSettings.minioSourceUrl`` is null (a pulled image decides for itself)."""
     d = config.deploymentSettings
-    return config.minio is not None and not d.image and not d.minioSourceUrl
+    return config.minio is not None and not config.minio.external and not d.image \
+        and not d.minioSourceUrl
+
+
+def _external_store(config: LoonConfig) -> dict[str, str]:
+    """The variables of an external S3-compatible store (minioSettings.endpointUrl).
+
+    Loon's settings read MINIO_STORAGE_ENDPOINT (host:port), the keys and the bucket names
+    but hard-code ``MINIO_STORAGE_USE_HTTPS = False``; the deployment settings module
+    (loon_deployment_settings.py) reads the others and sets what Loon's settings cannot.
+    """
+    ext = config.external_store
+    url = ext.endpointUrl if ext is not None else None
+    if ext is None or url is None:
+        return {"LOON_S3_EXTERNAL": "false", "LOON_S3_ENDPOINT_URL": "",
+                "MINIO_STORAGE_USE_HTTPS": "false", "MINIO_STORAGE_REGION": "",
+                "LOON_S3_TLS_VERIFY": "true", "LOON_S3_CA_BUNDLE": ""}
+    https = url.startswith("https://")
+    return {"LOON_S3_EXTERNAL": "true", "LOON_S3_ENDPOINT_URL": url,
+            "MINIO_STORAGE_USE_HTTPS": "true" if https else "false",
+            "MINIO_STORAGE_REGION": ext.region or "",
+            "LOON_S3_TLS_VERIFY": "true" if ext.tlsVerify or not https else "false",
+            "LOON_S3_CA_BUNDLE": S3_CA_TARGET if ext.caBundle else ""}
 
 
 def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> dict[str, str]:
     """Every variable, in a fixed order; services inside the container use localhost.
 
     ``minio_in_image`` is False once the build left MinIO out: Loon's settings then must not
-    use MinIO storage (MINIO_ENABLED=false), or every start of server and celery dies.
+    use MinIO storage (MINIO_ENABLED=false), or every start of server and celery dies. An
+    external store (minioSettings.endpointUrl) keeps MINIO_ENABLED=true without MinIO in the
+    image: Loon's MinIO storage then talks to that store.
     """
     g = config.generalSettings
     m = config.mySqlSettings
     scheme = "http" if g.useHttp else "https"
     base = f"{scheme}://{g.baseUrl}"
-    minio = config.minio if minio_in_image else None
+    external = config.external_store
+    minio = config.minio if minio_in_image or external else None
     nginx = config.nginxSettings
     ssl_dir = nginx.targetVolumeLocation if nginx and not g.useHttp else ""
     local = config.local_data
@@ -210,11 +236,15 @@ def environment(config: LoonConfig, key: str, minio_in_image: bool = True) -> di
         "MINIO_ENABLED": "true" if minio else "false",
         "MINIO_STORAGE_ACCESS_KEY": minio.minioStorageAccessKey.get_secret_value() if minio else "",
         "MINIO_STORAGE_SECRET_KEY": minio.minioStorageSecretKey.get_secret_value() if minio else "",
-        "MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000",
-        "MINIO_STORAGE_MEDIA_BUCKET_NAME": "data",
+        "MINIO_STORAGE_ENDPOINT": (external.endpointUrl or "").partition("://")[2]
+        if external else "127.0.0.1:9000",
+        "MINIO_STORAGE_MEDIA_BUCKET_NAME": external.media_bucket if external else "data",
+        **_external_store(config),
         "MINIO_STORAGE_STATIC_BUCKET_NAME": "static",
-        "MINIO_STORAGE_MEDIA_URL": f"{base}/data",
-        "MINIO_STORAGE_STATIC_URL": f"{base}/static",
+        # Without a scheme, as upstream's build.py writes them: Loon's settings prepend
+        # the site's own (SITE_PREFIX from USE_HTTP) to both.
+        "MINIO_STORAGE_MEDIA_URL": f"{g.baseUrl}/data",
+        "MINIO_STORAGE_STATIC_URL": f"{g.baseUrl}/static",
         "MINIO_BROWSER_REDIRECT_URL": f"{base}/minio/",
         "MINIO_RUN_AS": (minio.userGroupPermissions or "") if minio else "",
         "LOON_MEDIA_DIR": MEDIA_TARGET,

@@ -22,6 +22,7 @@ from loon_supervisor.spec.envfile import (
     MEDIA_TARGET,
     MINIO_TARGET,
     MYSQL_TARGET,
+    S3_CA_TARGET,
     read_env_file,
 )
 from loon_supervisor.spec.nfs import nfs_mount
@@ -93,14 +94,23 @@ def container_spec(prepared: Prepared, contract: ImageContract, remote: bool
     d = cfg.deploymentSettings
     binds = [f"{cfg.mySqlSettings.sourceVolumeLocation}:{MYSQL_TARGET}"]
     mounts: list[dict[str, Any]] = []
-    if cfg.minio:
+    copies: dict[str, Path] = {}
+    if (ext := cfg.external_store) is not None:
+        # Uploads live in the external store; only its CA bundle comes from this machine.
+        if ext.caBundle:
+            ca = Path(ext.caBundle)
+            ca = ca if ca.is_absolute() else prepared.config_path.resolve().parent / ca
+            if remote:
+                copies[S3_CA_TARGET] = ca
+            else:
+                binds.append(f"{ca}:{S3_CA_TARGET}:ro")
+    elif cfg.minio:
         # Without MinIO the same host directory keeps the uploads (spec/minio.py).
         target = MINIO_TARGET if prepared.env.get("MINIO_ENABLED") == "true" else MEDIA_TARGET
         if cfg.minio.volumeType == "nfs":
             mounts.append(nfs_mount(d.containerName, cfg.minio, target))
         else:
             binds.append(f"{cfg.minio.sourceVolumeLocation}:{target}")
-    copies: dict[str, Path] = {}
     if cfg.nginxSettings and not cfg.generalSettings.useHttp:
         n = cfg.nginxSettings
         if remote:  # the certificates live on this machine: send them

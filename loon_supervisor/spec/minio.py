@@ -24,15 +24,35 @@ ABSENT_MESSAGE = (
 )
 
 
+EXTERNAL_MESSAGE = (
+    "uploads go to the external S3-compatible store {url}, bucket {bucket} "
+    "(minioSettings.endpointUrl; MinIO is not built into the image); `loon doctor` checks a "
+    "presigned upload round trip through Loon's server"
+)
+
+
 def minio_expected(prepared: Prepared) -> bool:
-    """MinIO belongs in a production deployment that configures it."""
+    """MinIO belongs in a production deployment that configures it, unless minioSettings
+    point at an external store."""
     cfg = prepared.config
-    return cfg.minio is not None
+    return cfg.minio is not None and not cfg.minio.external
+
+
+def external_message(prepared: Prepared) -> str | None:
+    """The line said after the build when uploads go to an external store, else None."""
+    ext = prepared.config.external_store
+    if ext is None:
+        return None
+    return EXTERNAL_MESSAGE.format(url=ext.endpointUrl, bucket=ext.media_bucket)
 
 
 def align_env(prepared: Prepared, services: Collection[str],
               say: Callable[[str], None]) -> bool:
-    """Rewrite the env file when MinIO is expected but not built in; True when it was absent."""
+    """Rewrite the env file when MinIO is expected but not built in; True when it was absent.
+    With an external store, say where uploads go instead."""
+    if (said := external_message(prepared)) is not None:
+        say(said)
+        return False
     if not minio_expected(prepared) or "minio" in services:
         return False
     cfg = prepared.config

@@ -82,6 +82,11 @@ def prepare(config_file: Path, env_file: str = ".env", create_dirs: bool = True,
     env_path = write_env_file(build_dir / env_file, env)
     messages.append(f"wrote {env_path} (mode 0600)")
     messages.extend(compose_warnings(env))
+    if (ext := loaded.config.external_store) is not None:
+        messages.append(f"minioSettings.endpointUrl: uploads go to the external S3-compatible "
+                        f"store {ext.endpointUrl}, bucket {ext.media_bucket} (MinIO is not "
+                        "built into the image; the env file says MINIO_ENABLED=true for Loon's "
+                        "storage switch)")
     if absent:
         messages.append("deploymentSettings.minioSourceUrl is null: the image will have no "
                         "MinIO, so the env file says MINIO_ENABLED=false and holds no MinIO "

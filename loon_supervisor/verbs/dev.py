@@ -32,10 +32,14 @@ HOST_SIDE = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": "3306",
              "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/0",
              "ALLOWED_HOST": "localhost", "DEBUG": "true"}
 MINIO_HOST_SIDE = {"MINIO_STORAGE_ENDPOINT": "127.0.0.1:9000",
-                   "MINIO_STORAGE_MEDIA_URL": "http://127.0.0.1:9000/data",
-                   "MINIO_STORAGE_STATIC_URL": "http://127.0.0.1:9000/static"}
+                   "MINIO_STORAGE_MEDIA_URL": "127.0.0.1:9000/data",
+                   "MINIO_STORAGE_STATIC_URL": "127.0.0.1:9000/static",
+                   "USE_HTTP": "true"}
 """Only with MINIO_ENABLED=true: Loon's settings then require the two URLs; without MinIO
-in the image an endpoint would only lead the server to a refused connection."""
+in the image an endpoint would only lead the server to a refused connection. Loon's
+settings prepend the scheme to both URLs (``SITE_PREFIX``, from USE_HTTP, which sets
+nothing else): the URLs carry none, and USE_HTTP says http, the scheme MinIO speaks on
+127.0.0.1:9000 (the host-run server itself serves plain HTTP)."""
 MINIO_KEYS = ("MINIO_STORAGE_ACCESS_KEY", "MINIO_STORAGE_SECRET_KEY",
               "MINIO_STORAGE_MEDIA_BUCKET_NAME", "MINIO_STORAGE_STATIC_BUCKET_NAME")
 ENV_FILE_VAR = "DJANGO_ENV_FILE"
@@ -47,7 +51,18 @@ def host_environment(container_env: dict[str, str]) -> dict[str, str]:
     with the container's env file (written again once the build knows about MinIO)."""
     env = {k: container_env[k] for k in KEEP if k in container_env}
     env.update(HOST_SIDE)
-    if env.get("MINIO_ENABLED") == "true":
+    if container_env.get("LOON_S3_EXTERNAL") == "true":
+        # The lab's store, reached from the host as from the container. Loon's own settings
+        # prefix its URLs with SITE_PREFIX (from USE_HTTP): here the store's scheme. They
+        # speak plain HTTP to the store (MINIO_STORAGE_USE_HTTPS = False): an https store
+        # needs the deployment settings.
+        where = f"{env.get('MINIO_STORAGE_ENDPOINT', '')}/" \
+                f"{env.get('MINIO_STORAGE_MEDIA_BUCKET_NAME', 'data')}"
+        endpoint_url = container_env.get("LOON_S3_ENDPOINT_URL", "")
+        env.update(MINIO_STORAGE_MEDIA_URL=where, MINIO_STORAGE_STATIC_URL=where,
+                   LOON_S3_ENDPOINT_URL=endpoint_url,
+                   USE_HTTP="false" if endpoint_url.startswith("https://") else "true")
+    elif env.get("MINIO_ENABLED") == "true":
         env.update(MINIO_HOST_SIDE)
     else:
         env["MINIO_ENABLED"] = "false"
@@ -59,7 +74,9 @@ def host_environment(container_env: dict[str, str]) -> dict[str, str]:
 def addresses(env: dict[str, str]) -> str:
     """The backing services a dev run offers, with their addresses."""
     found = ["MariaDB 127.0.0.1:3306", "Redis 127.0.0.1:6379"]
-    if env.get("MINIO_ENABLED") == "true":
+    if env.get("LOON_S3_ENDPOINT_URL"):
+        found.append(f"the external S3 store {env['LOON_S3_ENDPOINT_URL']}")
+    elif env.get("MINIO_ENABLED") == "true":
         found.append("MinIO 127.0.0.1:9000")
     return ", ".join(found)
 

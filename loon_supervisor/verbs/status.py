@@ -84,6 +84,7 @@ class StatusReport:
     status_error: str | None = None
     services: list[ServiceRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # MinIO / client absence
+    store: str | None = None  # the external S3 store uploads go to, when there is one
     healthy: bool = True
 
     @property
@@ -161,7 +162,10 @@ async def gather_status(name: str, config_file: Path | None = None) -> StatusRep
         size = path.stat().st_size if path and path.exists() else None
         report.services.append(ServiceRow(svc, st, looping.get(svc), path, size))
     env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or [] if "=" in e)
-    if env.get("VITE_ENVIRONMENT") == "production" and "minio" not in contract.services:
+    if env.get("LOON_S3_EXTERNAL") == "true":
+        report.store = (f"external S3-compatible store {env.get('LOON_S3_ENDPOINT_URL', '?')}, "
+                        f"bucket {env.get('MINIO_STORAGE_MEDIA_BUCKET_NAME', '?')} (uploads)")
+    elif env.get("VITE_ENVIRONMENT") == "production" and "minio" not in contract.services:
         report.warnings.append(MINIO_ABSENT_STATUS)
     if client_absent:
         report.warnings.append(absent_message(client_absent))
@@ -198,6 +202,8 @@ async def show_status(name: str, config_file: Path | None = None) -> int:
     top.add_row("log source", r.log_source)
     top.add_row("logger", r.logger)
     top.add_row("host logs", r.host_logs)
+    if r.store:
+        top.add_row("object store", r.store)
     console.print(top)
 
     table = Table("service", "state", "log file", "size")

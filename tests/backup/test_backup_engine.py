@@ -27,6 +27,7 @@ from tests.loon_images.support import (
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 FILE_URL = f"http://localhost:{HTTP_PORT}/api/files/kept.bin"
+VERIFY = f"http://localhost:{HTTP_PORT}/api/verifyExperimentName/foo"
 CONTENT = bytes(range(256)) * 40 + b"uploaded before the backup"
 
 
@@ -63,6 +64,10 @@ def _state(loon: Loon) -> tuple[str, str, bytes]:
     return retry(lambda: _rows(loon), timeout=120), _columns(loon), body
 
 
+def _is_file(path: Path) -> None:
+    assert path.is_file(), f"{path} does not exist"
+
+
 def _backups(loon: Loon) -> list[Path]:
     root = loon.deployment.project / "backups"
     return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
@@ -76,6 +81,11 @@ def test_backup_then_restore_round_trips_a_row_and_a_file(loon: Loon) -> None:
     retry(lambda: checks.ok(http(FILE_URL, CONTENT, method="PUT")), timeout=120)
     before = _state(loon)
     assert before == ("1\twritten before the backup\n", "id\nnote\n", CONTENT)
+    # a backup taken before the first-run step existed holds no experiment index
+    # (issue 25): the restored deployment's start must create it
+    live_dir = Path(loon.config["minioSettings"]["sourceVolumeLocation"])
+    retry(lambda: _is_file(live_dir / "aa_index.json"), timeout=60)
+    (live_dir / "aa_index.json").unlink()
 
     code, out = _loon(loon, "backup")
     assert code == 0, out
@@ -117,6 +127,12 @@ def test_backup_then_restore_round_trips_a_row_and_a_file(loon: Loon) -> None:
     assert tables == "", "a table created after the backup survived the restore"
     assert not (live.parent / "extra.txt").exists(), "a file added after the backup survived"
     assert live.read_bytes() == CONTENT
+    assert "data/aa_index.json" not in by_path
+    # first-run initialisation after the restore: the index is back, and the name check,
+    # which reads it, answers
+    _, _, body = retry(lambda: checks.ok(http(VERIFY)), timeout=120)
+    assert json.loads(body) == {"status": "SUCCESS"}
+    assert json.loads((live.parent / "aa_index.json").read_text()) == {"experiments": []}
 
 
 def test_damaged_backup_refuses_and_changes_nothing(loon: Loon) -> None:

@@ -99,6 +99,8 @@ def test_doctor_passes_on_the_running_image(loon: Loon) -> None:
     minio = checks_[("minio", "health and buckets")]
     assert minio["result"] == "warn" and "not in this image" in minio["detail"]
     assert "uploads are unavailable" in minio["detail"]
+    uploads = checks_[("uploads", "presigned round trip")]
+    assert uploads["result"] == "skip" and "uploads are unavailable" in uploads["detail"]
     client = checks_[("client", "built in")]  # the stand-in source has no client
     assert client["result"] == "warn" and "has no client" in client["detail"], client
     table = loon.deployment.loon("doctor", "--config-file", str(loon.deployment.config))
@@ -113,7 +115,7 @@ def _all_pass(answer: tuple[int, dict[tuple[str, str], dict]]
               ) -> tuple[int, dict[tuple[str, str], dict]]:
     code, found = answer
     allowed = {("minio", "health and buckets"): "warn", ("nginx", "https certificate"): "warn",
-               ("client", "built in"): "warn"}
+               ("client", "built in"): "warn", ("uploads", "presigned round trip"): "skip"}
     bad = {k: v for k, v in found.items() if v["result"] != "pass" and allowed.get(k) !=
            v["result"]}
     assert not bad and code == 0, bad
@@ -135,6 +137,33 @@ def test_doctor_names_a_broken_check_with_its_hint(loon: Loon) -> None:
     finally:
         exec_in(loon.name, *supervisorctl, "start", "duckdb")
     loon.wait_healthy()
+
+
+CELERY = (". /opt/loon/server/loon-server.env; cd $LOON_SERVER_DIR; "
+          "/opt/loon/server/venv/bin/celery -A $LOON_DJANGO_PROJECT ")
+
+
+def test_doctor_fails_celery_when_the_worker_answers_ping_but_runs_no_task(
+        loon: Loon) -> None:
+    """A worker that stopped consuming its queue still answers ``inspect ping`` (remote
+    control has its own channel): only a task's round trip sees that nothing would run."""
+    retry(lambda: _all_pass(_doctor(loon)), timeout=120, interval=5)
+    code, out = exec_in(loon.name, "bash", "-c", CELERY + "control cancel_consumer celery")
+    assert code == 0 and "no longer consuming" in out, out
+    try:
+        code, out = exec_in(loon.name, "bash", "-c", CELERY + "inspect ping")
+        assert code == 0 and "pong" in out, out  # what the old check asked
+        code, found = _doctor(loon)
+        celery = found[("celery", "task round trip")]
+        assert code == 1 and celery["result"] == "fail", celery
+        assert "no task came back from a worker" in celery["detail"], celery
+        assert celery["hint"].startswith("see celery.log"), celery
+        others = [k for k, v in found.items() if v["result"] == "fail" and k != (
+            "celery", "task round trip")]
+        assert others == []
+    finally:
+        exec_in(loon.name, "bash", "-c", CELERY + "control add_consumer celery")
+    retry(lambda: _all_pass(_doctor(loon)), timeout=120, interval=5)
 
 
 def _contains(path: Path, text: str) -> str:

@@ -12,6 +12,12 @@ settings.py, found at build time). What it adds:
   tracebacks never show local variables, so no secret reaches the logs this way.
 * MEDIA_ROOT and STATIC_ROOT without MinIO: uploads in LOON_MEDIA_DIR (a host volume) and
   static files collected to LOON_STATIC_DIR, which nginx serves at /static/.
+* An external S3-compatible store (LOON_S3_EXTERNAL=true, minioSettings.endpointUrl): Loon's
+  settings hard-code ``MINIO_STORAGE_USE_HTTPS = False`` and know no region, CA bundle or
+  certificate switch; here the media storage becomes loon_s3_storage.ExternalMediaStorage
+  (Loon's MinioMediaStorage with the deployment's TLS), https and the region come from the
+  env file, presigned URLs name the store itself (not nginx's /data/), the bucket is never
+  created (nor made public) from here, and static files stay in the image (nginx /static/).
 """
 
 from __future__ import annotations
@@ -66,3 +72,26 @@ if not globals().get("MINIO_ENABLED", False):
         MEDIA_ROOT = os.environ.get("LOON_MEDIA_DIR", "/var/lib/loon/media")
     if not globals().get("STATIC_ROOT"):
         STATIC_ROOT = os.environ.get("LOON_STATIC_DIR", "/var/lib/loon/static")
+
+
+def _external_store() -> None:
+    """Point Loon's MinIO storage at the external store the env file names."""
+    g = globals()
+    g["MINIO_STORAGE_USE_HTTPS"] = os.environ.get("MINIO_STORAGE_USE_HTTPS", "") == "true"
+    g["MINIO_STORAGE_REGION"] = os.environ.get("MINIO_STORAGE_REGION") or None
+    g["MINIO_STORAGE_MEDIA_URL"] = None  # presign with the store's own address
+    g["MINIO_STORAGE_AUTO_CREATE_MEDIA_BUCKET"] = False
+    media = "loon_s3_storage.ExternalMediaStorage"
+    static = "django.contrib.staticfiles.storage.StaticFilesStorage"
+    if "STORAGES" in g:  # a Loon on Django's newer STORAGES setting
+        g["STORAGES"] = {**g["STORAGES"], "default": {"BACKEND": media},
+                         "staticfiles": {"BACKEND": static}}
+    else:
+        g["DEFAULT_FILE_STORAGE"] = media
+        g["STATICFILES_STORAGE"] = static
+    if not g.get("STATIC_ROOT"):
+        g["STATIC_ROOT"] = os.environ.get("LOON_STATIC_DIR", "/var/lib/loon/static")
+
+
+if globals().get("MINIO_ENABLED", False) and os.environ.get("LOON_S3_EXTERNAL") == "true":
+    _external_store()

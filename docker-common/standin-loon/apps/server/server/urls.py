@@ -1,6 +1,6 @@
 from api import views
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -8,4 +8,5 @@ urlpatterns = [
     path("api/", views.index),
     path("api/files/<str:name>", views.files),
     path("api/boom/", views.boom),
+    path("api/s3-upload/", include("s3_file_field.urls")),
 ]
