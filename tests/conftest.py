@@ -52,6 +52,19 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses the engine fixture (itself or through another fixture) must carry
+    the ``engine`` marker, so ``pytest -m "not engine"`` is a true engine-free run: one
+    without it stops the collection with its name and the fix."""
+    unmarked = [i.nodeid for i in items
+                if "engine" in getattr(i, "fixturenames", ()) and i.get_closest_marker("engine") is None]
+    if unmarked:
+        raise pytest.UsageError(
+            f"{len(unmarked)} test(s) use the engine fixture without @pytest.mark.engine "
+            "(add the marker, or pytestmark = pytest.mark.engine for the module): "
+            + ", ".join(unmarked[:10]))
+
+
 @pytest.fixture(scope="session")
 def engine() -> None:
     """Make sure a Docker engine answers (starting one on Debian as root), else fail."""

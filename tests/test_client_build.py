@@ -9,6 +9,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 LOCK = '''# yarn lockfile v1
@@ -20,6 +22,7 @@ LOCK = '''# yarn lockfile v1
 '''
 
 
+@pytest.mark.engine
 def test_a_locked_version_the_registry_lacks_fails_naming_it(tmp_path: Path, engine: None) -> None:
     client = tmp_path / "src" / "apps" / "client"
     client.mkdir(parents=True)

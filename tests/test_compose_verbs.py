@@ -9,7 +9,7 @@ import pytest
 from tests.engine_helpers import containers_named
 from tests.test_up_flow import ticker
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 def started_at(name: str) -> str:
     async def read() -> str:

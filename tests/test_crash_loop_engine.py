@@ -10,7 +10,7 @@ import pytest
 
 from tests.engine_helpers import SIGINT, stop_with, wait_until
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 # A supervisor-like restart loop: every run of `server` is a new process living 10 s.
 CRASHER = ("while :; do sh -c 'echo \"server start $$\"; sleep 10; echo \"server dies\"; "

@@ -27,7 +27,7 @@ from tests.engine_helpers import (
 from tests.faults.support import use_log_source
 from tests.test_up_flow import ticker
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 # The resume cases run on both log sources (docs/log-faults.md): exec and hostdir.
 BOTH_SOURCES = pytest.mark.parametrize("log_source", ["exec", "hostdir"])
 

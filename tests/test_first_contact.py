@@ -27,7 +27,7 @@ from tests.engine_helpers import (
 from tests.images import write_context
 from tests.test_up_flow import ticker
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

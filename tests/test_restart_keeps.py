@@ -14,7 +14,7 @@ from tests.engine_helpers import Deployment, containers_named, wait_until
 from tests.faults.support import use_log_source
 from tests.test_compose_verbs import started_at
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 def counter(name: str, period: str = "0.05") -> str:

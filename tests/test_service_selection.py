@@ -15,7 +15,7 @@ from loon_supervisor.verbs.up import select_services
 from tests.engine_helpers import Deployment, container_files, wait_until
 from tests.test_detached import writer
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 def contract(env: str | None = "LOON_RUN_SERVICES") -> ImageContract:

@@ -21,7 +21,7 @@ from tests.engine_helpers import (
     wait_until,
 )
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 def ticker(name: str, period: str = "0.05") -> str:

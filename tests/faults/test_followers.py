@@ -26,7 +26,7 @@ from tests.faults.support import (
 from tests.test_detached import files_match_container, writer
 from tests.test_up_flow import ticker
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 def test_stale_state_pid_of_an_unrelated_process_survives_down(deploy) -> None:  # type: ignore[no-untyped-def]

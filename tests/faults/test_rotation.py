@@ -10,7 +10,7 @@ import pytest
 from tests.engine_helpers import wait_until
 from tests.faults.support import assert_consecutive, host_file, in_container, kill_logger
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 LOG = "/var/log/loon/rot.log"
 ROTATE = {

@@ -19,7 +19,7 @@ from tests.faults.support import assert_consecutive, host_file, lock_holder, log
 from tests.test_detached import writer
 from tests.test_up_flow import ticker
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 def test_enospc_is_reported_and_the_teardown_stays_graceful(deploy) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from loon_supervisor.spec.prepare import prepare
 from loon_supervisor.versions.build import build_version
 from tests.loon_images.support import STANDIN, ensure_base_image, image_config
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 def read_from_image(tag: str, path: str) -> str:

@@ -24,7 +24,7 @@ from tests.loon_images.support import (
 )
 from tests.s3_store import ACCESS_KEY, REGION, SECRET_KEY, S3Store, free_port
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 BUCKET = "loon-lab-data"
 API = f"http://localhost:{HTTP_PORT}/api"

@@ -29,7 +29,7 @@ from tests.s3_store import (
     make_ca_and_server_cert,
 )
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 BUCKET = "loon-tls-data"
 UPLOADS = ("uploads", "presigned round trip")

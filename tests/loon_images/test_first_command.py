@@ -33,6 +33,8 @@ from tests.loon_images.support import BUILD_TIMEOUT, HEALTHY_TIMEOUT, ensure_bas
 
 PORTS_LOCK = Path("/tmp/loon-ports.lock")
 BASE_IMAGE = "debian:bookworm-slim"
+pytestmark = pytest.mark.engine
+
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

@@ -20,7 +20,7 @@ from tests.loon_images.support import (
     retry,
 )
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 SERVICES = ["mysql", "redis", "nginx", "duckdb", "data"]
 TAG = "loon-ci:local"

@@ -24,7 +24,7 @@ from tests.loon_images.support import (
     retry,
 )
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 SERVICES = ["mysql", "redis", "nginx", "duckdb", "server", "celery"]
 TAG = "loon-ci:prod"

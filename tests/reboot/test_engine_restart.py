@@ -18,7 +18,7 @@ from tests.reboot.support import (
     restart_engine,
 )
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 @pytest.mark.parametrize("log_source", ["exec", "hostdir"])

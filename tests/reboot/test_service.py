@@ -112,6 +112,7 @@ def lock_pid(d: Deployment) -> int | None:
     return lock_holder(d)
 
 
+@pytest.mark.engine
 @pytest.mark.usefixtures("engine")
 def test_a_reboot_with_the_service_follower(tmp_path: Path) -> None:
     engine = private_engine()

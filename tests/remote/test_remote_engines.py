@@ -23,7 +23,7 @@ from tests.remote.support import SshServer, TlsEngine
 from tests.remote.support import write_context as write_docker_context
 from tests.test_detached import writer
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 COUNT = 3000
 
 

@@ -16,7 +16,7 @@ from tests.engine_helpers import wait_until
 from tests.remote.support import SshServer, TlsEngine
 from tests.remote.test_remote_engines import Remote
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 @pytest.fixture

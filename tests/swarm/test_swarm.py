@@ -22,7 +22,7 @@ from tests.engine_helpers import wait_until
 from tests.images import write_context
 from tests.swarm.support import SwarmEngine
 
-pytestmark = pytest.mark.usefixtures("engine")
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
 
 @pytest.fixture
