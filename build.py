@@ -4,7 +4,8 @@
 Docker and Python 3 are all it needs: when the project's dependencies are missing, it makes
 a virtual environment in .build-files/.venv, installs the project there, and re-runs itself
 in it. Flags are the original script's; they map onto the verbs of the `loon` command
-(loon_supervisor.verbs.commands), which both front ends share.
+(loon_supervisor.verbs, reached through loon_supervisor.verbs.dispatch), which both front
+ends share.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5421
@@ -86,6 +86,40 @@ class ServerOptions:
     def names(cls) -> set[str]:
         return {f.name for f in fields(cls)}
 
+
+
+class ServerOverrides(TypedDict, total=False):
+    """:class:`ServerOptions` fields given by keyword (``load_settings(env, port=0)``), typed
+    so a misspelt or mistyped override is a mypy error, not a TypeError at run time;
+    ``logs_root`` is the older name of ``logs_dir``. tests/deploy/test_deploy_settings.py
+    checks the keys against the dataclass's fields (``env_file`` is load_settings' first
+    argument)."""
+
+    host: str
+    port: int
+    config_file: Path | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    behind_tls_proxy: bool
+    git_branch: str | None
+    webhook_secret_env: str | None
+    require_ref: str | None
+    require_push_event: bool
+    allow_from: list[str]
+    trusted_proxy: list[str]
+    logs_dir: Path | None
+    logs_root: Path | None
+    repo_dir: Path | None
+    deploy_timeout: float
+    kill_grace: float
+    keep_deploys: int
+    header_timeout: float
+    tls_handshake_timeout: float
+    keepalive_timeout: float
+    body_timeout: float
+    max_connections: int
+    max_connections_per_client: int
+    max_auth_failures: int
 
 def build_parser(prog: str, defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     """The one argparse parser for :class:`ServerOptions` (``defaults`` overrides a default,

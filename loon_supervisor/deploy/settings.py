@@ -16,7 +16,7 @@ import ssl
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
@@ -24,7 +24,12 @@ from pydantic import SecretStr
 from loon_supervisor import paths
 from loon_supervisor.bounded import MiB, UnboundedInput, read_bounded
 from loon_supervisor.deploy.fd_budget import fit_descriptors
-from loon_supervisor.deploy.options import DEFAULT_HOST, DEFAULT_PORT, ServerOptions
+from loon_supervisor.deploy.options import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServerOptions,
+    ServerOverrides,
+)
 from loon_supervisor.deploy.secret_strength import MAKE_ONE, MIN_BITS, guessable
 from loon_supervisor.errors import ConfigError, Problem
 
@@ -255,7 +260,8 @@ def _check_limits(opts: ServerOptions, problems: list[Problem]) -> None:
 
 
 def load_settings(env_file: Path | None = None, opts: ServerOptions | None = None,
-                  *, webhooks: bool = True, **overrides: Any) -> ServerSettings:
+                  *, webhooks: bool = True,
+                  **overrides: Unpack[ServerOverrides]) -> ServerSettings:
     """Check everything; raise ConfigError listing every problem (no value is ever quoted).
 
     ``webhooks=False`` is ``loon dashboard`` alone: no deploy token, a dashboard password.
@@ -263,9 +269,10 @@ def load_settings(env_file: Path | None = None, opts: ServerOptions | None = Non
     ``overrides`` are :class:`ServerOptions` fields (tests: ``host="127.0.0.1", port=0``);
     ``logs_root`` is accepted for ``logs_dir``.
     """
-    if "logs_root" in overrides:
-        overrides["logs_dir"] = overrides.pop("logs_root")
-    opts = replace(opts or ServerOptions(), **overrides)
+    given: dict[str, Any] = dict(overrides)  # checked by the signature
+    if "logs_root" in given:
+        given["logs_dir"] = given.pop("logs_root")
+    opts = replace(opts or ServerOptions(), **given)
     if env_file is not None:
         opts = replace(opts, env_file=env_file)
     problems: list[Problem] = []

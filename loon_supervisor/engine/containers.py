@@ -17,7 +17,24 @@ from loon_supervisor.errors import ContainerConflict
 TOOL_LABEL = "org.loon.supervisor"
 DEPLOYMENT_LABEL = "org.loon.deployment"
 URL_LABEL = "org.loon.url"
+# "<restarts>,<window seconds>": the crash-loop rule the container was started with, for a
+# logger that re-attaches without the state file (or the config) that carried it.
+CRASH_LOOP_LABEL = "org.loon.crash-loop"
 RESTART_POLICY = "unless-stopped"
+
+
+def crash_loop_label(restarts: int, window: float) -> str:
+    return f"{restarts},{window:g}"
+
+
+def parse_crash_loop(value: str | None) -> tuple[int, float] | None:
+    """The label's rule, or None when absent or not ours to read (an older container)."""
+    try:
+        restarts, window = (value or "").split(",")
+        rule = int(restarts), float(window)
+    except ValueError:
+        return None
+    return rule if rule[0] >= 1 and rule[1] > 0 else None
 
 
 @dataclass

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from loon_supervisor.bounded import MiB, UnboundedInput, read_bounded
 from loon_supervisor.engine.images import ImageContract
@@ -163,7 +163,30 @@ def save(state: DeploymentState) -> None:
         _write(state)
 
 
-def update(name: str, cid: str, **changes: Any) -> DeploymentState | None:
+class StateChanges(TypedDict, total=False):
+    """The fields :func:`update` may change (all but ``name`` and ``cid``, which say whose
+    state it is): a misspelt or mistyped change is a mypy error, not a TypeError in a
+    logger. tests/lifecycle/test_state_changes.py checks them against the dataclass."""
+
+    session: Path
+    image: str
+    services: tuple[str, ...]
+    log_dir: str
+    status_command: str | None
+    url: str
+    stop_timeout: int
+    crash_loop: tuple[int, float] | None
+    log_source: str
+    logger_pid: int | None
+    attached: bool
+    foreground_pid: int | None
+    down_requested: bool
+    log_backups: int
+    log_max_bytes: int | None
+    positions: dict[str, Position]
+
+
+def update(name: str, cid: str, **changes: Unpack[StateChanges]) -> DeploymentState | None:
     """Change fields of the state, only while it still describes container ``cid`` (never a
     newer deployment's); the new state, or None when it did not. Read and written under
     the writers' lock: two processes' updates never undo each other."""

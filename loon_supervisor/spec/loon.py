@@ -11,7 +11,12 @@ from typing import Any
 
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine.build_context import included_files
-from loon_supervisor.engine.containers import URL_LABEL, ContainerSpec
+from loon_supervisor.engine.containers import (
+    CRASH_LOOP_LABEL,
+    URL_LABEL,
+    ContainerSpec,
+    crash_loop_label,
+)
 from loon_supervisor.engine.images import RUN_SERVICES_LABEL, BuildRequest, ImageContract
 from loon_supervisor.errors import BuildFailed, ImageContractError
 from loon_supervisor.paths import build_files_dir, project_root
@@ -126,5 +131,6 @@ def container_spec(prepared: Prepared, contract: ImageContract, remote: bool
         name=d.containerName, image=contract.image, env=env,
         log_dir=contract.log_dir, binds=binds, mounts=mounts, network_mode=d.networkMode,
         ports=d.publishedPorts, stop_timeout=d.stopTimeout, copies=copies,
-        labels={URL_LABEL: cfg.url},
+        labels={URL_LABEL: cfg.url,
+                CRASH_LOOP_LABEL: crash_loop_label(d.crashLoopRestarts, d.crashLoopWindow)},
     )

@@ -9,8 +9,9 @@ from dataclasses import replace
 import anyio
 from rich.console import Console
 
+from loon_supervisor.config.model import DeploymentSettings
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.engine.containers import URL_LABEL
+from loon_supervisor.engine.containers import CRASH_LOOP_LABEL, URL_LABEL, parse_crash_loop
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.logger_process import start_logger
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
@@ -18,6 +19,16 @@ from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.session import new_session_dir
 from loon_supervisor.streams.source_choice import from_container
+
+
+def crash_loop_of(labels: dict[str, str]) -> tuple[int, float]:
+    """The crash-loop rule the container was started with (its label), else the default
+    one: a re-attached logger without a state file used to lose crash-loop reports."""
+    rule = parse_crash_loop(labels.get(CRASH_LOOP_LABEL))
+    if rule is not None:
+        return rule
+    fields = DeploymentSettings.model_fields
+    return int(fields["crashLoopRestarts"].default), float(fields["crashLoopWindow"].default)
 
 
 async def attach(name: str, console: Console) -> int:
@@ -38,6 +49,7 @@ async def attach(name: str, console: Console) -> int:
                 console.print("no logger state for this container: starting a new session")
                 info = await engine.inspect(cid) or {}
                 config = info.get("Config") or {}
+                labels = config.get("Labels") or {}
                 contract = await engine.read_contract(config.get("Image", ""))
                 session = new_session_dir(logs_dir())
                 await anyio.to_thread.run_sync(
@@ -48,8 +60,9 @@ async def attach(name: str, console: Console) -> int:
                     name=name, cid=cid, session=session,
                     image=contract.image, services=contract.services,
                     log_dir=contract.log_dir, status_command=contract.status_command,
-                    url=(config.get("Labels") or {}).get(URL_LABEL, ""),
+                    url=labels.get(URL_LABEL, ""),
                     stop_timeout=int(config.get("StopTimeout") or 10),
+                    crash_loop=crash_loop_of(labels),
                     log_source=from_container(info, contract.log_dir).kind,
                     log_backups=contract.log_backups)
         state = replace(state, foreground_pid=None)

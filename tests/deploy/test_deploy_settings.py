@@ -335,3 +335,12 @@ def test_server_outside_any_project_says_so(tmp_path_factory: pytest.TempPathFac
                                                   port=0)) == 2
     err = capsys.readouterr().err
     assert "refusing to start" in err and "not inside a loon-supervisor project" in err
+
+
+def test_the_typed_overrides_name_every_server_option() -> None:
+    """load_settings' keyword overrides are typed by ServerOverrides: it must name every
+    ServerOptions field but env_file (the first argument), plus the older logs_root."""
+    from loon_supervisor.deploy.options import ServerOptions, ServerOverrides
+
+    assert set(ServerOverrides.__annotations__) == \
+        (ServerOptions.names() - {"env_file"}) | {"logs_root"}
