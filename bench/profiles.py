@@ -33,10 +33,10 @@ from bench.common import (
 
 # (stage, substrings of a frame's "function (file:line)"), matched innermost frame first.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("exec frames: socket reads, frame parsing", ("exec_streams.py", "exec_source.py",
+    ("exec frames: socket reads, frame parsing", ("engine/exec/", "sources/exec.py",
                                                   "aiohttp/", "selector_events.py",
                                                   "raw.py")),
-    ("host files: inotify, pread", ("hostdir_source.py", "inotify_simple")),
+    ("host files: inotify, pread", ("sources/hostdir.py", "inotify_simple")),
     ("session files: line cutting, writes", ("stream_copy.py", "sinks/files.py", "aiofiles",
                                              "concurrent/futures/thread.py")),
     ("following: rotation, cursors, resync", ("streams/follow.py", "streams/cursor.py")),

@@ -130,7 +130,7 @@ def containers_named(name: str) -> list[dict]:
 
 
 async def _read_files(name: str, directory: str) -> dict[str, bytes]:
-    from loon_supervisor.engine.exec_streams import read_files
+    from loon_supervisor.engine.exec.archive import read_files
     async with aiodocker.Docker() as docker:
         found = await docker.containers.list(all=True, filters={"name": [f"^/{name}$"]})
         return await read_files(docker, found[0].id, directory)

@@ -211,12 +211,13 @@ def test_engine_restart_is_survived(tmp_path: Path, log_source: str) -> None:
 async def _follow_once(name: str, inode_delta: int) -> tuple[bytes, str | None, list[str]]:
     """Follow w1.log through the exec source, telling it the inode the offset belongs to
     (the real one plus ``inode_delta``); what came until the first pause, and the event."""
-    from loon_supervisor.engine.exec_source import ExecSource
+    from loon_supervisor.engine.docker_engine import DockerEngine
+    from loon_supervisor.streams.sources.exec import ExecSource
 
     notices: list[str] = []
     async with aiodocker.Docker() as docker:
         c = (await docker.containers.list(filters={"name": [f"^/{name}$"]}))[0]
-        src = ExecSource(docker, c.id)
+        src = ExecSource(DockerEngine(docker), c.id)
         await src.prepare("loon-test-probe")
         path = "/var/log/loon/w1.log"
         inode = (await src.stat([path]))[path][0]

@@ -102,7 +102,7 @@ def test_build_file_refuses_escapes(project: Path) -> None:
     from loon_supervisor.config.validation_cache import _stamp
     from loon_supervisor.lifecycle.restart_marker import marker_path
     from loon_supervisor.spec.envfile import _secret_key_path
-    from loon_supervisor.streams.source_choice import host_log_dir
+    from loon_supervisor.streams.sources.choice import host_log_dir
 
     build = project / ".build-files"
     for make in (lambda: _secret_key_path(build, "../x"), lambda: _stamp(build, "a/b"),

@@ -54,14 +54,14 @@ class ContainerSpec:
     copies: dict[str, Path] = field(default_factory=dict)
     # More labels (``org.loon.url``: what ``attach`` says without a config).
     labels: dict[str, str] = field(default_factory=dict)
-    # A host directory bound at log_dir (the local fast path, streams/hostdir_source.py),
+    # A host directory bound at log_dir (the local fast path, streams/sources/hostdir.py),
     # or None for the anonymous log volume (followed by exec).
     log_host_dir: Path | None = None
 
 
 # The container's own output (container.log) is resumed by re-reading the engine's stored
-# log from its first byte and skipping what the host file has (engine/exec_streams.py
-# container_output): that needs a stored log that is never rotated or dropped. A daemon-wide
+# log from its first byte and skipping what the host file has (engine/exec/
+# container_log.py): that needs a stored log that is never rotated or dropped. A daemon-wide
 # default (journald, or json-file with max-size) would break it, so the container names its
 # driver. The engine merges the daemon's log-opts into a container's config of the same
 # driver, and json-file cannot be told "no limit" once a max-size is set, so max-size is

@@ -6,13 +6,14 @@ the engine-free tests drive the lifecycle with a fake that has the same methods
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiodocker
 
-from loon_supervisor.engine import client, containers, exec_streams, images
+from loon_supervisor.engine import client, containers, images
 from loon_supervisor.engine.client import map_engine_errors
-from loon_supervisor.engine.exec_source import ExecSource
+from loon_supervisor.engine.exec import archive, commands, container_log, status, tail
 
 
 class DockerEngine:
@@ -68,23 +69,54 @@ class DockerEngine:
     # inside a container
     async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
                           ) -> tuple[int, bytes]:
-        return await exec_streams.run_capture(self.docker, cid, cmd, env=env)
+        return await commands.run_capture(self.docker, cid, cmd, env=env)
 
     async def run_streaming(self, cid: str, cmd: list[str], env: dict[str, str],
                             workdir: str | None, on_output: Callable[[int, bytes], None]
                             ) -> int | None:
-        return await exec_streams.run_streaming(self.docker, cid, cmd, env, workdir, on_output)
+        return await commands.run_streaming(self.docker, cid, cmd, env, workdir, on_output)
 
     async def run_feeding(self, cid: str, cmd: list[str], chunks: AsyncIterator[bytes],
                           env: dict[str, str] | None = None) -> tuple[int, bytes]:
-        return await exec_streams.run_feeding(self.docker, cid, cmd, chunks, env)
+        return await commands.run_feeding(self.docker, cid, cmd, chunks, env)
 
     def container_output(self, cid: str, skip: int = 0) -> AsyncIterator[bytes]:
-        return exec_streams.container_output(self.docker, cid, skip)
+        return container_log.container_output(self.docker, cid, skip)
 
     def status_outputs(self, cid: str, command: str, interval: float, mark: str
                        ) -> AsyncGenerator[bytes, None]:
-        return exec_streams.status_outputs(self.docker, cid, command, interval, mark)
+        return status.status_outputs(self.docker, cid, command, interval, mark)
 
-    def exec_source(self, cid: str) -> ExecSource:
-        return ExecSource(self.docker, cid)
+    # a container's log files (the exec log source, streams/sources/exec.py)
+    async def gnu_tail_path(self, cid: str) -> str | None:
+        return await commands.gnu_tail_path(self.docker, cid)
+
+    async def kill_marked(self, cid: str, mark: str, exact: bool) -> int:
+        return await commands.kill_marked(self.docker, cid, mark, exact)
+
+    async def stat_files(self, cid: str, paths: list[str]) -> dict[str, tuple[int, int]]:
+        return await commands.stat_files(self.docker, cid, paths)
+
+    async def read_bytes_at(self, cid: str, path: str, offset: int, count: int) -> bytes:
+        return await commands.read_bytes_at(self.docker, cid, path, offset, count)
+
+    async def file_size(self, cid: str, path: str) -> int | None:
+        return await archive.file_size(self.docker, cid, path)
+
+    def stream_file(self, cid: str, path: str, offset: int) -> AsyncIterator[bytes]:
+        return archive.stream_file(self.docker, cid, path, offset)
+
+    def open_followed_file(self, cid: str, path: str, offset: int, gnu: str | None, mark: str,
+                           on_notice: Callable[[str], None], follow: bool = True,
+                           inode: int | None = None
+                           ) -> AbstractAsyncContextManager[tail.FollowedFile]:
+        return tail.open_followed_file(self.docker, cid, path, offset, gnu, mark, on_notice,
+                                       follow=follow, inode=inode)
+
+    async def running(self, cid: str) -> bool:
+        """Whether the container runs now; False also when the engine cannot say."""
+        try:
+            info = await self.docker.containers.container(cid).show()
+        except Exception:
+            return False
+        return bool((info.get("State") or {}).get("Running"))

@@ -13,7 +13,7 @@ Docker") makes a local socket count as remote for paths too: the engine is the h
 are the paths it binds. Only the log fast path still tries the host directory
 (:attr:`Endpoint.socket_remote`): it works when the project is mounted at the same path in
 this container, and falls back to exec when the engine does not see it
-(:meth:`loon_supervisor.streams.source_choice.Sources.verify`).
+(:meth:`loon_supervisor.streams.sources.choice.Sources.verify`).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def replace_exec_parser(stream: aiodocker.stream.Stream, parser: Any) -> None:
 
     Missing public API: ``Stream.read_out()`` hands over one frame at a time, each as its own
     Message, queue entry and task wake-up; a follower of a service that writes a line at a
-    time paid that per line (see engine/exec_streams.py FrameReader). Call it right after
+    time paid that per line (see engine/exec/frames.py FrameReader). Call it right after
     ``__aenter__``, with no await between.
     """
     resp = stream._resp  # noqa: SLF001

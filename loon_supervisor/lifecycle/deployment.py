@@ -53,7 +53,8 @@ from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.terminal import Printer
 from loon_supervisor.streams.cursor import Position
 from loon_supervisor.streams.follow import Followers, last_lines
-from loon_supervisor.streams.source import LogSource
+from loon_supervisor.streams.sources.base import LogSource
+from loon_supervisor.streams.sources.exec import ContainerFiles, ExecSource
 
 STATUS_INTERVAL = 2.0
 FAILED_STATES = ("FATAL", "EXITED")
@@ -71,7 +72,7 @@ HAND_RESTART_GRACE = 10.0  # a start under load takes seconds; a `docker stop` w
 NO_STREAMS = ImageContract("", (), "/", None)
 
 
-class ContainerEngine(Protocol):
+class ContainerEngine(ContainerFiles, Protocol):
     """What a deployment needs of the engine (:class:`~loon_supervisor.engine.docker_engine.
     DockerEngine`, or the engine-free tests' fake)."""
 
@@ -89,7 +90,6 @@ class ContainerEngine(Protocol):
     def container_output(self, cid: str, skip: int = 0) -> AsyncIterator[bytes]: ...
     def status_outputs(self, cid: str, command: str, interval: float, mark: str
                        ) -> AsyncGenerator[bytes, None]: ...
-    def exec_source(self, cid: str) -> LogSource: ...
 
 
 class Phase(StrEnum):
@@ -116,7 +116,7 @@ class Deployment:
         self.control = control
         self.stop_timeout = stop_timeout
         self.crash_policy = crash_policy or CrashLoopPolicy()
-        self._source = source or engine.exec_source
+        self._source = source or (lambda cid: ExecSource(engine, cid))
         self.phase = Phase.NEW
         self.cid: str | None = None
         self.followers: Followers | None = None

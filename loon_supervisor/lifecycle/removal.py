@@ -16,7 +16,7 @@ from loon_supervisor.lifecycle.deployment import ENGINE_GRACE, NO_STREAMS, Deplo
 from loon_supervisor.paths import build_files_dir
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
-from loon_supervisor.streams.source_choice import Sources, forget_host_dir, recorded
+from loon_supervisor.streams.sources.choice import Sources, forget_host_dir, recorded
 
 
 async def remove_swarm_services(engine: DockerEngine, name: str, console: Console) -> bool:

@@ -36,7 +36,7 @@ from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog, new_session_dir
 from loon_supervisor.streams.cursor import Position
-from loon_supervisor.streams.source_choice import (
+from loon_supervisor.streams.sources.choice import (
     Sources,
     forget_host_dir,
     from_container,

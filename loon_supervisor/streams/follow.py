@@ -31,7 +31,7 @@ from loon_supervisor.sinks.files import FileSink
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.terminal import Printer
 from loon_supervisor.streams.cursor import FINGERPRINT, KNOWN_TAIL, Cursor, Known, Position
-from loon_supervisor.streams.source import LogSource, Moved
+from loon_supervisor.streams.sources.base import LogSource, Moved
 from loon_supervisor.streams.stream_copy import StreamCopy, open_copy
 
 MISSING_POLL = 0.2

@@ -18,8 +18,11 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from loon_supervisor.engine import containers, exec_streams
+from loon_supervisor.engine import containers
 from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.exec.archive import stream_file
+from loon_supervisor.engine.exec.commands import gnu_tail_path
+from loon_supervisor.engine.exec.tail import open_followed_file
 from loon_supervisor.engine.swarm import roles, service_name, tasks
 from loon_supervisor.errors import EngineError
 
@@ -53,10 +56,10 @@ async def follow_program(engine: DockerEngine, cid: str, path: str, target: Path
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     written = 0
     try:
-        gnu = await exec_streams.gnu_tail_path(docker, cid)
+        gnu = await gnu_tail_path(docker, cid)
         while True:
             try:
-                async with exec_streams.open_followed_file(
+                async with open_followed_file(
                         docker, cid, path, written, gnu, mark, lambda _n: None) as followed:
                     while (data := await followed.receive()) is not None:
                         os.write(fd, data)
@@ -73,7 +76,7 @@ async def follow_program(engine: DockerEngine, cid: str, path: str, target: Path
                 continue
             break
         with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-            async for chunk in exec_streams.stream_file(docker, cid, path, written):
+            async for chunk in stream_file(docker, cid, path, written):
                 os.write(fd, chunk)
                 written += len(chunk)
     finally:

@@ -18,7 +18,7 @@ from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, loc
 from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.session import new_session_dir
-from loon_supervisor.streams.source_choice import from_container
+from loon_supervisor.streams.sources.choice import from_container
 
 
 def crash_loop_of(labels: dict[str, str]) -> tuple[int, float]:

@@ -23,7 +23,7 @@ from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
 from loon_supervisor.streams.cursor import Position
-from loon_supervisor.streams.source_choice import Sources, forget_host_dir, host_dir_of, recorded
+from loon_supervisor.streams.sources.choice import Sources, forget_host_dir, host_dir_of, recorded
 
 
 async def logger_main(name: str) -> int:

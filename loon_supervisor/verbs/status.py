@@ -20,7 +20,7 @@ from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.session import latest_session
 from loon_supervisor.spec.client import absent_message, client_absence
-from loon_supervisor.streams.source_choice import from_container, recorded
+from loon_supervisor.streams.sources.choice import from_container, recorded
 
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
 MINIO_ABSENT_STATUS = ("WARNING: MinIO is not in this image (MINIO_ENABLED=false): uploads "

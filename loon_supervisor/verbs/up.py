@@ -52,7 +52,7 @@ from loon_supervisor.spec.loon import container_spec, select_services
 from loon_supervisor.spec.minio import align_env
 from loon_supervisor.spec.prepare import Prepared, prepare
 from loon_supervisor.streams.cursor import Position
-from loon_supervisor.streams.source_choice import (
+from loon_supervisor.streams.sources.choice import (
     Sources,
     choose,
     forget_host_dir,

@@ -9,12 +9,8 @@ from typing import Any
 import anyio
 import pytest
 
-from loon_supervisor.engine.exec_streams import (
-    IDLE_TICKS,
-    STATUS_END,
-    FrameReader,
-    StatusStream,
-)
+from loon_supervisor.engine.exec.frames import IDLE_TICKS, FrameReader
+from loon_supervisor.engine.exec.status import STATUS_END, StatusStream
 
 pytestmark = pytest.mark.anyio
 
@@ -103,7 +99,7 @@ async def test_the_swap_keeps_aiodocker_s_half_parsed_frame() -> None:
     from aiodocker.stream import _ExecParser
     from aiohttp.client_proto import ResponseHandler
 
-    from loon_supervisor.engine.exec_streams import take_over_frames
+    from loon_supervisor.engine.exec.frames import take_over_frames
 
     wire = frame(1, b"one\n") + frame(2, b"note") + frame(1, b"two\n" * 100) + frame(1, b"3\n")
     first = len(frame(1, b"one\n"))

@@ -226,5 +226,34 @@ class FakeEngine:
                 return
             await c.fs.changed.wait()
 
+    # the container files the exec source reads (streams/sources/exec.py's ContainerFiles),
+    # served by the fake file system
     def exec_source(self, cid: str) -> FakeSource:
         return FakeSource(self.containers[cid])
+
+    async def gnu_tail_path(self, cid: str) -> str | None:
+        return None
+
+    async def kill_marked(self, cid: str, mark: str, exact: bool) -> int:
+        return 0
+
+    async def stat_files(self, cid: str, paths: list[str]) -> dict[str, tuple[int, int]]:
+        return await self.exec_source(cid).stat(paths)
+
+    async def read_bytes_at(self, cid: str, path: str, offset: int, count: int) -> bytes:
+        return await self.exec_source(cid).read_at(path, offset, count)
+
+    async def file_size(self, cid: str, path: str) -> int | None:
+        return await self.exec_source(cid).file_size(path)
+
+    def stream_file(self, cid: str, path: str, offset: int) -> AsyncIterator[bytes]:
+        return self.exec_source(cid).stream(path, offset)
+
+    def open_followed_file(self, cid: str, path: str, offset: int, gnu: str | None, mark: str,
+                           on_notice: Callable[[str], None], follow: bool = True,
+                           inode: int | None = None):  # type: ignore[no-untyped-def]
+        return self.exec_source(cid).open_follow(path, offset, mark, on_notice, follow, inode)
+
+    async def running(self, cid: str) -> bool:
+        c = self.containers.get(cid)
+        return c is not None and c.running

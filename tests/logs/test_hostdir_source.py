@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from loon_supervisor.streams.hostdir_source import HostDirSource
-from loon_supervisor.streams.source import Moved
+from loon_supervisor.streams.sources.base import Moved
+from loon_supervisor.streams.sources.hostdir import HostDirSource
 
 pytestmark = pytest.mark.anyio
 LOG_DIR = "/var/log/loon"
@@ -298,7 +298,7 @@ async def test_a_write_after_an_empty_read_is_read_at_its_first_event(
     next read finds nothing and waits. The write that ends that wait must be read then, not
     after one more event: the last write of a burst comes as one (merged) event, and missing
     it stalled a stream until the once-a-second sweep (CI saw it in the 8 x 100k test)."""
-    import loon_supervisor.streams.hostdir_source as hs
+    import loon_supervisor.streams.sources.hostdir as hs
 
     monkeypatch.setattr(hs, "SWEEP", 3600.0)  # nothing but inotify may wake the follower
     f = tmp_path / "svc.log"
@@ -373,7 +373,7 @@ async def test_inotify_limits_fall_back_to_polling(
 
     from inotify_simple import INotify
 
-    from loon_supervisor.streams import hostdir_source
+    from loon_supervisor.streams.sources import hostdir as hostdir_source
 
     if limit == "instances":
         def no_instance() -> INotify:

@@ -53,7 +53,7 @@ from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
 from loon_supervisor.streams import follow, stream_copy
 from loon_supervisor.streams.follow import Followers
-from loon_supervisor.streams.source import Moved
+from loon_supervisor.streams.sources.base import Moved
 
 LOG_DIR = "/var/log/loon"
 SERVICES = ("alpha", "beta")

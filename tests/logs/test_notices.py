@@ -14,7 +14,7 @@ from aiodocker._flow_control_queue import FlowControlDataQueue
 from aiodocker.stream import _ExecParser
 from aiohttp.client_proto import ResponseHandler
 
-from loon_supervisor.engine.exec_streams import (
+from loon_supervisor.engine.exec.tail import (
     STARTED,
     FollowedFile,
     classify,

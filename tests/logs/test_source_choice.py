@@ -9,7 +9,7 @@ import pytest
 
 from loon_supervisor.engine.containers import ContainerSpec, _config
 from loon_supervisor.errors import ConfigError
-from loon_supervisor.streams.source_choice import (
+from loon_supervisor.streams.sources.choice import (
     EXEC,
     HOSTDIR,
     choose,
@@ -65,7 +65,7 @@ def test_container_config_binds_the_host_dir_instead_of_a_volume(tmp_path: Path)
 
 
 def test_source_from_the_containers_mounts(tmp_path: Path) -> None:
-    from loon_supervisor.streams.source_choice import from_container
+    from loon_supervisor.streams.sources.choice import from_container
 
     bind = {"Type": "bind", "Source": str(tmp_path), "Destination": "/var/log/loon"}
     assert from_container({"Mounts": [bind]}, "/var/log/loon").host_dir == tmp_path
@@ -77,14 +77,11 @@ def test_source_from_the_containers_mounts(tmp_path: Path) -> None:
 
 
 class FakeEngine:
-    """Only what Sources uses: an exec source marker and a probe command's answer."""
+    """Only what Sources uses: a probe command's answer."""
 
     def __init__(self, sees: bool) -> None:
         self.sees = sees
         self.commands: list[list[str]] = []
-
-    def exec_source(self, cid: str) -> str:  # type: ignore[override]
-        return f"exec:{cid}"
 
     async def run_capture(self, cid: str, cmd: list[str], env=None):  # type: ignore[no-untyped-def]
         self.commands.append(cmd)
@@ -94,8 +91,9 @@ class FakeEngine:
 @pytest.mark.anyio
 @pytest.mark.parametrize("sees", [True, False])
 async def test_sources_verify_the_bind_or_fall_back_to_exec(tmp_path: Path, sees: bool) -> None:
-    from loon_supervisor.streams.hostdir_source import HostDirSource
-    from loon_supervisor.streams.source_choice import Sources
+    from loon_supervisor.streams.sources.choice import Sources
+    from loon_supervisor.streams.sources.exec import ExecSource
+    from loon_supervisor.streams.sources.hostdir import HostDirSource
 
     said: list[str] = []
     engine = FakeEngine(sees)
@@ -108,5 +106,5 @@ async def test_sources_verify_the_bind_or_fall_back_to_exec(tmp_path: Path, sees
         assert sources.kind == HOSTDIR and isinstance(sources("c1"), HostDirSource)
         assert said == []
     else:
-        assert sources.kind == EXEC and sources("c1") == "exec:c1"
+        assert sources.kind == EXEC and isinstance(sources("c1"), ExecSource)
         assert "falling back to exec" in said[0]

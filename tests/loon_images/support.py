@@ -226,7 +226,7 @@ def retry(probe: Callable[[], T], timeout: float = 60, interval: float = 0.5) ->
 
 
 async def _exec(name: str, cmd: list[str]) -> tuple[int, bytes]:
-    from loon_supervisor.engine.exec_streams import run_capture
+    from loon_supervisor.engine.exec.commands import run_capture
     async with aiodocker.Docker() as docker:
         found = await docker.containers.list(filters={"name": [f"^/{name}$"]})
         assert found, f"container {name} is not running"

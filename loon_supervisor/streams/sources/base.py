@@ -1,5 +1,5 @@
 """Where a service's log file is read from. Two sources meet one interface: exec streams
-inside the container (any engine; :class:`loon_supervisor.engine.exec_source.ExecSource`)
+inside the container (any engine; :class:`loon_supervisor.streams.sources.exec.ExecSource`)
 and, on a local engine, the host directory bind-mounted at the log directory. The
 followers (:mod:`loon_supervisor.streams.follow`) only speak this protocol."""
 

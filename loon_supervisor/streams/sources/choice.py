@@ -3,7 +3,7 @@
 ``deploymentSettings.logSource``: ``exec`` follows each file with a ``tail`` exec'd in the
 container (any engine, local or remote); ``hostdir`` bind-mounts
 ``.build-files/service-logs/<deployment>/`` at the image's log dir and reads the files on
-this machine (streams/hostdir_source.py); ``auto`` takes hostdir when the engine is local.
+this machine (streams/sources/hostdir.py); ``auto`` takes hostdir when the engine is local.
 The choice is made once, when the container is created (the bind is part of it), and kept
 in the deployment's state file (``log_source``): the background logger, ``attach``,
 ``status`` and ``down`` read it from there instead of deciding again.
@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from loon_supervisor.errors import ConfigError, LoonError, Problem
-from loon_supervisor.streams.hostdir_source import HostDirSource
-from loon_supervisor.streams.source import LogSource
+from loon_supervisor.streams.sources.base import LogSource
+from loon_supervisor.streams.sources.exec import ContainerFiles, ExecSource
+from loon_supervisor.streams.sources.hostdir import HostDirSource
 
 EXEC, HOSTDIR = "exec", "hostdir"
 
 
-class SourceEngine(Protocol):
-    """What choosing and checking a source needs of the engine."""
+class SourceEngine(ContainerFiles, Protocol):
+    """What choosing and checking a source needs of the engine: its container files (the
+    exec source) and a command in the container (the bind check)."""
 
-    def exec_source(self, cid: str) -> LogSource: ...
     async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
                           ) -> tuple[int, bytes]: ...
 
@@ -115,7 +116,7 @@ class Sources:
     def __call__(self, cid: str) -> LogSource:
         if self.choice.kind == HOSTDIR and self.choice.host_dir is not None:
             return HostDirSource(self._log_dir, self.choice.host_dir)
-        return self._engine.exec_source(cid)
+        return ExecSource(self._engine, cid)
 
     async def verify(self, cid: str, say: Callable[[str], None]) -> None:
         """Does the container see this machine's host dir at the log dir? A socket that

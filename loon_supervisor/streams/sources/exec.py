@@ -1,16 +1,34 @@
 """The in-container files of a deployment read through exec (``tail``, ``stat``) and the
-archive endpoint: the :class:`~loon_supervisor.streams.source.LogSource` that works with any
-engine, local or remote, and any image with a shell userland."""
+archive endpoint: the :class:`~loon_supervisor.streams.sources.base.LogSource` that works
+with any engine, local or remote, and any image with a shell userland. Every call goes
+through the engine's interface (:class:`ContainerFiles`): nothing here touches aiodocker."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
-import aiodocker
-
-from loon_supervisor.engine import exec_streams
 from loon_supervisor.errors import LoonError
+from loon_supervisor.streams.sources.base import Followed
+
+
+class ContainerFiles(Protocol):
+    """What the exec source needs of the engine (:class:`~loon_supervisor.engine.
+    docker_engine.DockerEngine`): a container's files through exec and the archive
+    endpoint."""
+
+    async def gnu_tail_path(self, cid: str) -> str | None: ...
+    async def kill_marked(self, cid: str, mark: str, exact: bool) -> int: ...
+    async def stat_files(self, cid: str, paths: list[str]) -> dict[str, tuple[int, int]]: ...
+    async def read_bytes_at(self, cid: str, path: str, offset: int, count: int) -> bytes: ...
+    async def file_size(self, cid: str, path: str) -> int | None: ...
+    def stream_file(self, cid: str, path: str, offset: int) -> AsyncIterator[bytes]: ...
+    def open_followed_file(self, cid: str, path: str, offset: int, gnu: str | None, mark: str,
+                           on_notice: Callable[[str], None], follow: bool = True,
+                           inode: int | None = None) -> AbstractAsyncContextManager[Followed]:
+        ...
+    async def running(self, cid: str) -> bool: ...
 
 
 class ExecSource:
@@ -18,8 +36,8 @@ class ExecSource:
 
     kind = "exec"
 
-    def __init__(self, docker: aiodocker.Docker, cid: str) -> None:
-        self._docker = docker
+    def __init__(self, engine: ContainerFiles, cid: str) -> None:
+        self._engine = engine
         self._cid = cid
         self._gnu: str | None = None
         self._prepared = False
@@ -33,9 +51,9 @@ class ExecSource:
     async def prepare(self, mark: str) -> int:
         """Find GNU tail and stop followers a dead logger left (marked ``mark/...``); how
         many were stopped."""
-        self._gnu = await exec_streams.gnu_tail_path(self._docker, self._cid)
+        self._gnu = await self._engine.gnu_tail_path(self._cid)
         self._prepared = True
-        return await exec_streams.kill_marked(self._docker, self._cid, f"{mark}/", exact=False)
+        return await self._engine.kill_marked(self._cid, f"{mark}/", exact=False)
 
     def container_stopped(self) -> None:
         """Nothing to do: every tail dies with the container and its stream ends."""
@@ -44,14 +62,14 @@ class ExecSource:
         """Through ``stat`` in the container; once it stopped (no exec), sizes from the
         archive endpoint, which knows no inode (the followers then match by content)."""
         try:
-            return dict(await exec_streams.stat_files(self._docker, self._cid, paths))
+            return dict(await self._engine.stat_files(self._cid, paths))
         except LoonError:
-            if await self._running():
+            if await self._engine.running(self._cid):
                 raise
         found: dict[str, tuple[int | None, int]] = {}
         for p in paths:
             try:
-                size = await exec_streams.file_size(self._docker, self._cid, p)
+                size = await self._engine.file_size(self._cid, p)
             except ValueError:  # aiodocker reads a HEAD 404's empty body as JSON
                 size = None
             if size is not None:
@@ -64,13 +82,12 @@ class ExecSource:
         bytes from ``offset`` of the archive endpoint's stream (it sends the file from its
         start: a fingerprint check costs a transfer of ``offset`` bytes then)."""
         try:
-            return await exec_streams.read_bytes_at(self._docker, self._cid, path, offset,
-                                                    count)
+            return await self._engine.read_bytes_at(self._cid, path, offset, count)
         except LoonError:
-            if await self._running():
+            if await self._engine.running(self._cid):
                 raise
         out = b""
-        stream = exec_streams.stream_file(self._docker, self._cid, path, offset)
+        stream = self._engine.stream_file(self._cid, path, offset)
         try:
             async for chunk in stream:
                 out += chunk
@@ -80,22 +97,14 @@ class ExecSource:
             await stream.aclose()  # type: ignore[attr-defined]
         return out[:count]
 
-    async def _running(self) -> bool:
-        try:
-            info = await self._docker.containers.container(self._cid).show()
-        except Exception:
-            return False
-        return bool((info.get("State") or {}).get("Running"))
-
     def open_follow(self, path: str, offset: int, mark: str, on_notice: Callable[[str], None],
                     follow: bool = True, inode: int | None = None
-                    ) -> AbstractAsyncContextManager[exec_streams.FollowedFile]:
-        return exec_streams.open_followed_file(self._docker, self._cid, path, offset,
-                                               self._gnu, mark, on_notice, follow=follow,
-                                               inode=inode)
+                    ) -> AbstractAsyncContextManager[Followed]:
+        return self._engine.open_followed_file(self._cid, path, offset, self._gnu, mark,
+                                               on_notice, follow=follow, inode=inode)
 
     async def file_size(self, path: str) -> int | None:
-        return await exec_streams.file_size(self._docker, self._cid, path)
+        return await self._engine.file_size(self._cid, path)
 
     def stream(self, path: str, offset: int) -> AsyncIterator[bytes]:
-        return exec_streams.stream_file(self._docker, self._cid, path, offset)
+        return self._engine.stream_file(self._cid, path, offset)

@@ -43,7 +43,7 @@ import anyio
 from inotify_simple import INotify
 from inotify_simple import flags as F
 
-from loon_supervisor.streams.source import Moved
+from loon_supervisor.streams.sources.base import Moved
 
 CHUNK = 64 * 1024  # the copy's direct-write limit (sinks/files.py DIRECT_LIMIT)
 
