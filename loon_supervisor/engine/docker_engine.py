@@ -11,16 +11,18 @@ from typing import Any
 
 import aiodocker
 
-from loon_supervisor.engine import client, containers, images
+from loon_supervisor.engine import client, containers, image_store, images, pull, remote_paths
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.exec import archive, commands, container_log, status, tail
+from loon_supervisor.engine.swarm import Swarm
 
 
 class DockerEngine:
     """A connected engine (see :func:`loon_supervisor.engine.client.open_engine`)."""
 
     def __init__(self, docker: aiodocker.Docker) -> None:
-        self.docker = docker
+        self.docker = docker  # for engine/ only: the layers above call the methods
+        self.swarm = Swarm(docker)
 
     async def version(self) -> dict[str, Any]:
         with map_engine_errors("asking for its version"):
@@ -37,6 +39,29 @@ class DockerEngine:
 
     async def read_contract(self, image: str) -> images.ImageContract:
         return await images.read_contract(self.docker, image)
+
+    async def image_inspect(self, ref: str) -> dict[str, Any] | None:
+        return await image_store.inspect(self.docker, ref)
+
+    async def image_tag(self, image: str, ref: str) -> None:
+        await image_store.tag(self.docker, image, ref)
+
+    async def images_labelled(self, label: str, value: str) -> list[dict[str, Any]]:
+        return await image_store.labelled(self.docker, label, value)
+
+    async def image_delete(self, ref: str) -> str | None:
+        return await image_store.delete(self.docker, ref)
+
+    async def dangling_image_ids(self) -> set[str]:
+        return await image_store.dangling_ids(self.docker)
+
+    async def pull(self, reference: str, on_event: Callable[[dict[str, Any]], None]) -> None:
+        await pull.pull(self.docker, reference, on_event)
+
+    async def ensure_on_engine(self, image: str, where: str, dirs: list[tuple[str, str]],
+                               files: list[tuple[str, str]] | None = None) -> list[str]:
+        """Volume directories made on a remote engine's machine (engine/remote_paths.py)."""
+        return await remote_paths.ensure_on_engine(self.docker, image, where, dirs, files)
 
     # containers
     async def create_and_start(self, spec: containers.ContainerSpec) -> str:

@@ -9,8 +9,8 @@ from typing import Any
 import aiodocker
 
 from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.engine.reference import split_reference
 from loon_supervisor.errors import EngineError
-from loon_supervisor.versions.naming import split_reference
 
 # The classic builder's "--->  <id>" lines name each step's resulting image.
 _STEP_IMAGE = re.compile(r"^\s*---> ([0-9a-f]{12,64})\s*$")

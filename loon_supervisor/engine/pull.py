@@ -13,9 +13,9 @@ from aiohttp import ClientTimeout
 
 from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.engine.reference import split_reference
 from loon_supervisor.engine.registry_auth import credentials, registry_of
 from loon_supervisor.errors import EngineError
-from loon_supervisor.versions.naming import split_reference
 
 
 class PullFailed(EngineError):

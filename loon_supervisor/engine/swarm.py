@@ -150,9 +150,6 @@ async def swarm_active(docker: aiodocker.Docker) -> bool:
         (info.get("Swarm") or {}).get("ControlAvailable"))
 
 
-SwarmDocker = aiodocker.Docker  # the handle the swarm/ package passes back to these calls
-
-
 async def tag_and_push(docker: aiodocker.Docker, image: str, target: str, tag: str) -> None:
     with map_engine_errors(f"tagging {image} as {target}:{tag}"):
         await docker.images.tag(image, target, tag=tag)
@@ -170,3 +167,44 @@ async def node_id(docker: aiodocker.Docker) -> str:
 async def node_names(docker: aiodocker.Docker) -> dict[str, str]:
     with map_engine_errors("listing the swarm nodes"):
         return {n["ID"]: n["Description"]["Hostname"] for n in await docker.nodes.list()}
+
+
+class Swarm:
+    """The swarm calls bound to one engine (``DockerEngine.swarm``): the swarm/ package's
+    only way to the engine, so nothing above ``engine/`` holds the aiodocker client."""
+
+    def __init__(self, docker: aiodocker.Docker) -> None:
+        self._docker = docker
+
+    async def active(self) -> bool:
+        return await swarm_active(self._docker)
+
+    async def create(self, spec: SwarmSpec) -> list[str]:
+        return await create(self._docker, spec)
+
+    async def ours(self, name: str) -> list[dict[str, Any]]:
+        return await ours(self._docker, name)
+
+    async def remove_one(self, svc: str) -> bool:
+        return await remove_one(self._docker, svc)
+
+    async def scale(self, svc: str, replicas: int) -> None:
+        await scale(self._docker, svc, replicas)
+
+    async def tasks(self, svc: str) -> list[dict[str, Any]]:
+        return await tasks(self._docker, svc)
+
+    async def label_volume_node(self) -> str:
+        return await label_volume_node(self._docker)
+
+    async def node_count(self) -> int:
+        return await node_count(self._docker)
+
+    async def node_id(self) -> str:
+        return await node_id(self._docker)
+
+    async def node_names(self) -> dict[str, str]:
+        return await node_names(self._docker)
+
+    async def tag_and_push(self, image: str, target: str, tag: str) -> None:
+        await tag_and_push(self._docker, image, target, tag)

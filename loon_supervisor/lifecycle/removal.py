@@ -22,14 +22,13 @@ from loon_supervisor.streams.sources.choice import Sources, forget_host_dir, rec
 async def remove_swarm_services(engine: DockerEngine, name: str, console: Console) -> bool:
     """Swarm mode: remove the deployment's services first (else Swarm would restart the
     task containers removed next); whether there were any."""
-    from loon_supervisor.engine import swarm as sv
 
-    if not await sv.swarm_active(engine.docker):
+    if not await engine.swarm.active():
         return False
-    found = await sv.ours(engine.docker, name)
+    found = await engine.swarm.ours(name)
     for service in found:
         svc = service["Spec"]["Name"]
-        await sv.remove_one(engine.docker, svc)
+        await engine.swarm.remove_one(svc)
         console.print(f"removed swarm service {svc}")
     return bool(found)
 

@@ -18,12 +18,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from loon_supervisor.engine import containers
 from loon_supervisor.engine.docker_engine import DockerEngine
-from loon_supervisor.engine.exec.archive import stream_file
-from loon_supervisor.engine.exec.commands import gnu_tail_path
-from loon_supervisor.engine.exec.tail import open_followed_file
-from loon_supervisor.engine.swarm import roles, service_name, tasks
+from loon_supervisor.engine.swarm import roles, service_name
 from loon_supervisor.errors import EngineError
 
 WATCH_INTERVAL = 1.0
@@ -52,15 +48,14 @@ class TaskLogs:
 async def follow_program(engine: DockerEngine, cid: str, path: str, target: Path,
                          mark: str) -> None:
     """Copy one in-container file to ``target`` until its container is gone; complete."""
-    docker = engine.docker
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     written = 0
     try:
-        gnu = await gnu_tail_path(docker, cid)
+        gnu = await engine.gnu_tail_path(cid)
         while True:
             try:
-                async with open_followed_file(
-                        docker, cid, path, written, gnu, mark, lambda _n: None) as followed:
+                async with engine.open_followed_file(
+                        cid, path, written, gnu, mark, lambda _n: None) as followed:
                     while (data := await followed.receive()) is not None:
                         os.write(fd, data)
                         written += len(data)
@@ -68,7 +63,7 @@ async def follow_program(engine: DockerEngine, cid: str, path: str, target: Path
                 pass
             info = None
             try:
-                info = await containers.inspect(docker, cid)
+                info = await engine.inspect(cid)
             except EngineError:
                 pass
             if info and info.get("State", {}).get("Running"):
@@ -76,7 +71,7 @@ async def follow_program(engine: DockerEngine, cid: str, path: str, target: Path
                 continue
             break
         with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-            async for chunk in stream_file(docker, cid, path, written):
+            async for chunk in engine.stream_file(cid, path, written):
                 os.write(fd, chunk)
                 written += len(chunk)
     finally:
@@ -88,7 +83,7 @@ async def watch_tasks(t: TaskLogs, tg: TaskGroup) -> None:
     while True:
         for role, programs in t.role_programs.items():
             try:
-                found = await tasks(t.engine.docker, service_name(t.name, role))
+                found = await t.engine.swarm.tasks(service_name(t.name, role))
             except EngineError:
                 continue
             for task in sorted(found, key=lambda x: x.get("CreatedAt", "")):

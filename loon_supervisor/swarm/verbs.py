@@ -23,11 +23,11 @@ async def scale(name: str, spec: str) -> int:
     role, count = parse_scale(spec)
     svc = sv.service_name(name, role)
     async with open_engine() as engine:
-        docker = engine.docker
-        if not await sv.swarm_active(docker) or not any(
-                s["Spec"]["Name"] == svc for s in await sv.ours(docker, name)):
+        swarm = engine.swarm
+        if not await swarm.active() or not any(
+                s["Spec"]["Name"] == svc for s in await swarm.ours(name)):
             raise EngineError(f"no swarm service {svc}: deploy with orchestrator swarm first")
-        await sv.scale(docker, svc, count)
+        await swarm.scale(svc, count)
     Console().print(f"{svc}: scaled to {count} replicas")
     return 0
 
@@ -36,20 +36,20 @@ async def swarm_status(name: str, console: Console) -> int | None:
     """A table of tasks per service with node and state; None when not a swarm deployment.
     Exit code: 0 when every service runs its replicas, else 1."""
     async with open_engine() as engine:
-        docker = engine.docker
-        if not await sv.swarm_active(docker):
+        swarm = engine.swarm
+        if not await swarm.active():
             return None
-        found = await sv.ours(docker, name)
+        found = await swarm.ours(name)
         if not found:
             return None
-        nodes = await sv.node_names(docker)
+        nodes = await swarm.node_names()
         table = Table("service", "slot", "task", "node", "state", "desired")
         healthy = True
         for service in sorted(found, key=lambda s: s["Spec"]["Name"]):
             svc = service["Spec"]["Name"]
             wanted = service["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 0)
             running = 0
-            for t in sorted(await sv.tasks(docker, svc), key=lambda t: t.get("Slot") or 0):
+            for t in sorted(await swarm.tasks(svc), key=lambda t: t.get("Slot") or 0):
                 state = (t.get("Status") or {}).get("State", "?")
                 if t.get("DesiredState") == "running" and state == "running":
                     running += 1

@@ -25,7 +25,6 @@ from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.engine.images import ImageContract
-from loon_supervisor.engine.remote_paths import ensure_on_engine
 from loon_supervisor.errors import (
     ConfigError,
     ContainerConflict,
@@ -256,7 +255,7 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, sess
                     opts.on_built(prepared, control.say)
                 contract = select_services(built, opts.only, control.say)
                 if remote:  # volume dirs live there: check/make them there
-                    for line in await ensure_on_engine(engine.docker, contract.image,
+                    for line in await engine.ensure_on_engine(contract.image,
                                                        resolve_endpoint().describe(),
                                                        cfg.volume_dirs()):
                         control.say(line)

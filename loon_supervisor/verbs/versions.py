@@ -3,7 +3,6 @@ marked; what the engine holds, with what the versions store recorded about each.
 
 from __future__ import annotations
 
-from loon_supervisor.engine import image_store
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.lifecycle.identity import Identity
 from loon_supervisor.paths import project_root
@@ -22,7 +21,7 @@ async def list_versions(who: Identity) -> list[store.Version]:
     stored record (deployed, outcome) where there is one."""
     saved = store.load(who.name)
     async with open_engine() as engine:
-        images = await image_store.labelled(engine.docker, PROJECT_LABEL,
+        images = await engine.images_labelled(PROJECT_LABEL,
                                             project_id(project_root(), who.name))
     out: list[store.Version] = []
     for image in images:

@@ -80,7 +80,7 @@ async def build_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
         shown.done()
     say(f"built {tag}")
     contract = await engine.read_contract(tag)
-    info = await image_store.inspect(engine.docker, tag)
+    info = await engine.image_inspect(tag)
     store.record(d.containerName, store.Version(
         tag=tag, built=iso(built), revision=revision, source="build",
         image_id=(info or {}).get("Id"), intermediates=sorted(set(steps))))
@@ -94,7 +94,7 @@ async def unused_tag(engine: DockerEngine, image_tag: str, revision: str | None
     while True:
         built = now_utc()
         tag = version_tag(image_tag, built, revision)
-        if await image_store.inspect(engine.docker, tag) is None:
+        if await engine.image_inspect(tag) is None:
             return built, tag
         await anyio.sleep(1.05 - (time.time() % 1))
 
@@ -108,8 +108,8 @@ async def promote(engine: DockerEngine, prepared: Prepared, tag: str, say: Repor
     store.mark_deployed(d.containerName, tag, downtime)
     try:
         if tag != d.imageTag:
-            await image_store.tag(engine.docker, tag, d.imageTag)
-        await prune(engine.docker, d.containerName, deployment_project(prepared),
+            await engine.image_tag(tag, d.imageTag)
+        await prune(engine, d.containerName, deployment_project(prepared),
                     d.keepVersions, d.imageTag, say)
     except LoonError as exc:
         say(f"version {tag} runs, but tidying the versions failed: {exc}; `loon versions` "

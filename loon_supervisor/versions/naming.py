@@ -10,6 +10,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loon_supervisor.engine.reference import split_reference as split_reference  # re-exported
+
 REVISION_LABEL = "org.loon.version.revision"
 BUILT_LABEL = "org.loon.version.built"
 PROJECT_LABEL = "org.loon.version.project"
@@ -31,17 +33,6 @@ def stamp(when: datetime) -> str:
 
 def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def split_reference(ref: str) -> tuple[str, str]:
-    """(repository, tag) of an image reference; ``latest`` when it names no tag. A digest
-    (``@sha256:...``) is dropped: a version tag is made from the repository."""
-    ref = ref.split("@", 1)[0]
-    last = ref.rsplit("/", 1)[-1]
-    if ":" in last:
-        repo, _, tag = ref.rpartition(":")
-        return repo, tag
-    return ref, "latest"
 
 
 def version_tag(image_tag: str, built: datetime, revision: str | None) -> str:

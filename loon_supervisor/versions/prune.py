@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import aiodocker
-
-from loon_supervisor.engine import image_store
+from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.versions import store
 from loon_supervisor.versions.naming import BUILT_LABEL, PROJECT_LABEL, REFERENCE_LABEL
 
@@ -24,11 +22,11 @@ def _version_tags(image: dict[str, object], keep_ref: str) -> list[str]:
     return [t for t in tags if isinstance(t, str) and t != keep_ref and t != "<none>:<none>"]
 
 
-async def prune(docker: aiodocker.Docker, name: str, project: str, keep: int,
+async def prune(engine: DockerEngine, name: str, project: str, keep: int,
                 image_tag: str, say: Callable[[str], None]) -> list[str]:
     """Remove all but the ``keep`` newest versions (the current one always stays); the
     tags removed. ``image_tag`` (what runs) is never removed itself."""
-    images = await image_store.labelled(docker, PROJECT_LABEL, project)
+    images = await engine.images_labelled(PROJECT_LABEL, project)
     saved = store.load(name)
     current = saved.current
     images.sort(key=lambda i: _label(i, BUILT_LABEL), reverse=True)
@@ -43,7 +41,7 @@ async def prune(docker: aiodocker.Docker, name: str, project: str, keep: int,
     removed: list[str] = []
     for image in drop:
         for ref in _version_tags(image, image_tag):
-            why = await image_store.delete(docker, ref)
+            why = await engine.image_delete(ref)
             if why is None:
                 removed.append(ref)
             else:
@@ -51,10 +49,10 @@ async def prune(docker: aiodocker.Docker, name: str, project: str, keep: int,
     kept_refs = {_label(i, REFERENCE_LABEL) for i in kept}
     for ref in {_label(i, REFERENCE_LABEL) for i in drop} - kept_refs - {""}:
         if ref != image_tag:  # the pulled reference, once no kept version comes from it
-            await image_store.delete(docker, ref)
+            await engine.image_delete(ref)
     if removed:
         say(f"pruned {len(removed)} old version(s) (keepVersions {keep}): {', '.join(removed)}")
-    await _prune_intermediates(docker, saved, set(removed))
+    await _prune_intermediates(engine, saved, set(removed))
     if removed:
         store.forget(name, set(removed))
     return removed
@@ -73,15 +71,15 @@ def _runs(image: dict[str, object], current: str | None, image_tag: str) -> bool
     return (current is not None and current in tags) or image_tag in tags
 
 
-async def _prune_intermediates(docker: aiodocker.Docker, saved: store.Store,
+async def _prune_intermediates(engine: DockerEngine, saved: store.Store,
                                removed: set[str]) -> None:
     gone = {i for v in saved.versions if v.tag in removed for i in v.intermediates}
     kept = {i for v in saved.versions if v.tag not in removed for i in v.intermediates}
     candidates = gone - kept
     if not candidates:
         return
-    dangling = await image_store.dangling_ids(docker)
+    dangling = await engine.dangling_image_ids()
     for short in sorted(candidates):
         for full in dangling:
             if full.removeprefix("sha256:").startswith(short):
-                await image_store.delete(docker, full)
+                await engine.image_delete(full)

@@ -13,10 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loon_supervisor.engine import image_store
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.engine.images import BuildRequest, ImageContract
-from loon_supervisor.engine.pull import pull
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.spec.prepare import Prepared
 from loon_supervisor.versions import store
@@ -77,8 +75,8 @@ async def pull_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
     assert ref is not None
     say(f"pulling {ref}")
     with PullProgress(say, ref, console) as progress:
-        await pull(engine.docker, ref, progress.event)
-    pulled = await image_store.inspect(engine.docker, ref)
+        await engine.pull(ref, progress.event)
+    pulled = await engine.image_inspect(ref)
     assert pulled is not None
     await engine.read_contract(ref)  # the contract labels, before anything else
     labels = (pulled.get("Config") or {}).get("Labels") or {}
@@ -92,7 +90,7 @@ async def pull_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
         await engine.build(req, lambda line: say.log_only(f"build: {line}"), lambda _: None)
     say(f"pulled {ref} as version {tag} (image {str(pulled.get('Id', ''))[7:19]})")
     contract = await engine.read_contract(tag)
-    info = await image_store.inspect(engine.docker, tag)
+    info = await engine.image_inspect(tag)
     store.record(d.containerName, store.Version(
         tag=tag, built=iso(built), revision=revision, source="pull", reference=ref,
         image_id=(info or {}).get("Id")))
