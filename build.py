@@ -4,8 +4,8 @@
 Docker and Python 3 are all it needs: when the project's dependencies are missing, it makes
 a virtual environment in .build-files/.venv, installs the project there, and re-runs itself
 in it. Flags are the original script's; they map onto the verbs of the `loon` command
-(loon_supervisor.verbs, reached through loon_supervisor.verbs.dispatch), which both front
-ends share.
+(loon_supervisor.verbs: one module, one options class and one ``run`` per verb, run through
+loon_supervisor.verbs.dispatch), which both front ends share.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".build-files" / ".venv"
@@ -108,6 +109,40 @@ def plan(ns: argparse.Namespace, project: Path = ROOT) -> tuple[str, dict[str, o
     return "up", {"config_file": config, "env_file": ns.env_file, "verbose": ns.verbose,
                   "detached": ns.detached, "replace": ns.replace,
                   **({"progress": False} if ns.disable_spinner else {}), **dev}
+
+
+def options(verb: str, kwargs: dict[str, Any]) -> Any:
+    """The verb's typed options for :func:`plan`'s arguments (down's name resolved here, as
+    the ``loon`` front end does: lifecycle/identity.py)."""
+    if verb == "validate":
+        from loon_supervisor.verbs.validate import ValidateOptions
+
+        return ValidateOptions(**kwargs)
+    if verb == "down":
+        from loon_supervisor.lifecycle.identity import resolve
+        from loon_supervisor.verbs.down import DownOptions
+
+        return DownOptions(resolve(kwargs["config_file"], kwargs.get("name")).name)
+    from loon_supervisor.verbs.up import UpOptions
+
+    return UpOptions(**kwargs)
+
+
+def run_verb(verb: str, opts: Any) -> int:
+    """Run the planned verb's ``run`` with its options (verbs/dispatch.py)."""
+    from loon_supervisor.verbs import dispatch
+
+    if verb == "validate":
+        from loon_supervisor.verbs import validate
+
+        return dispatch.run_plain(validate.run, opts)
+    if verb == "down":
+        from loon_supervisor.verbs import down
+
+        return dispatch.run_verb(down.run, opts)
+    from loon_supervisor.verbs import up
+
+    return dispatch.run_verb(up.run, opts)
 
 
 def flag_environment(ns: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
@@ -226,15 +261,17 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["LOON_PROJECT_ROOT"] = str(project)
     from loon_supervisor.errors import LoonError
     from loon_supervisor.errors import report as fail
-    from loon_supervisor.verbs.dispatch import call
-
     try:
         os.environ.update(flag_environment(ns, dict(os.environ)))
     except LoonError as exc:
         sys.exit(fail(exc))
 
     verb, kwargs = plan(ns, project)
-    sys.exit(call(verb, **kwargs))
+    try:
+        opts = options(verb, kwargs)
+    except LoonError as exc:
+        sys.exit(fail(exc))
+    sys.exit(run_verb(verb, opts))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from loon_supervisor.errors import LoonError, operator_error
-from loon_supervisor.verbs.dispatch import call
+from loon_supervisor.verbs.dispatch import run_plain, run_verb
 
 EXIT_CODES = ("Exit codes: 0 success; 1 runtime failure (engine, build, a service or the "
               "container died); 2 invalid configuration or usage; 130 stopped by Ctrl+C "
@@ -96,7 +96,9 @@ EnvOpt = Annotated[str, typer.Option("--env-file", metavar="NAME",
 @app.command()
 def validate(config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
     """Validate config.json and write the env file; touches no Docker engine (build.py -e)."""
-    raise typer.Exit(call("validate", config_file=_config(config_file), env_file=env_file))
+    from loon_supervisor.verbs import validate as verb
+
+    raise typer.Exit(run_plain(verb.run, verb.ValidateOptions(_config(config_file), env_file)))
 
 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the build and every "
@@ -125,8 +127,11 @@ def up(
         typer.echo("error: --only needs at least one service name, e.g. --only mysql,redis",
                    err=True)
         raise typer.Exit(2)
-    raise typer.Exit(call("up", config_file=_config(config_file), env_file=env_file,
-                          verbose=verbose, detached=detached, replace=replace, only=chosen))
+    from loon_supervisor.verbs import up as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.UpOptions(
+        _config(config_file), env_file, verbose=verbose, detached=detached, replace=replace,
+        only=chosen)))
 
 
 @app.command()
@@ -138,7 +143,9 @@ def scale(
                                              "config, else loon.")] = None,
 ) -> None:
     """Change the number of Celery workers of a swarm deployment (orchestrator swarm)."""
-    raise typer.Exit(call("scale", name=_name(config_file, name), spec=spec))
+    from loon_supervisor.verbs import scale as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.ScaleOptions(_name(config_file, name), spec)))
 
 
 @app.command()
@@ -151,8 +158,10 @@ def dev(
     """Run only the backing services (MariaDB, Redis, MinIO where present, DuckDB) on
     127.0.0.1 for a Loon server run on this machine, and write .build-files/dev.env (its
     .env). Needs networkMode host. Stop with Ctrl+C, or `loon down` after -d."""
-    raise typer.Exit(call("dev", config_file=_config(config_file), env_file=env_file,
-                          verbose=verbose, detached=detached))
+    from loon_supervisor.verbs import dev as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.DevOptions(_config(config_file), env_file,
+                                                        verbose=verbose, detached=detached)))
 
 
 NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; default: from "
@@ -162,7 +171,9 @@ NameOpt = Annotated[str | None, typer.Option(help="Deployment (container) name; 
 @app.command()
 def down(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Stop and remove this deployment's container and background logger (build.py -D)."""
-    raise typer.Exit(call("down", config_file=config_file, name=name))
+    from loon_supervisor.verbs import down as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.DownOptions(_name(config_file, name))))
 
 
 @app.command()
@@ -173,7 +184,9 @@ def attach(config_file: ConfigOpt = None, name: NameOpt = None,
                "is gone; a SIGTERM that is not `loon down`'s detaches (the container runs "
                "on). What `loon service install` runs.")] = False) -> None:
     """Follow a running deployment again (after its logger died), continuing each file at the byte where it stopped."""
-    raise typer.Exit(call("attach", name=_name(config_file, name), wait=wait))
+    from loon_supervisor.verbs import attach as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.AttachOptions(_name(config_file, name), wait)))
 
 
 @app.command()
@@ -191,15 +204,19 @@ def service(
     """A follower at boot: a systemd unit running `loon attach --wait` for this deployment (restarted on failure; `loon down` and `loon status` see it). Without systemd it prints how to start the same command at boot."""
     if action not in ("install", "uninstall", "print"):
         raise _fail(f"unknown service action {action!r}", "use install, uninstall or print")
-    raise typer.Exit(call("service", action=action, name=_name(config_file, name),
-                          unit_dir=unit_dir, start=not no_start))
+    from loon_supervisor.verbs import service as verb
+
+    raise typer.Exit(run_plain(verb.run, verb.ServiceOptions(
+        action, _name(config_file, name), unit_dir=unit_dir, start=not no_start)))
 
 
 @app.command()
 def status(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Show the deployment, each service's state and log file, and the background logger. Exit code: 0 healthy; 1 running but unhealthy (a service not RUNNING, or a detached deployment without its logger); 3 not running."""
-    raise typer.Exit(call("status", name=_name(config_file, name),
-                         config_file=config_file))
+    from loon_supervisor.verbs import status as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.StatusOptions(_name(config_file, name),
+                                                          config_file)))
 
 
 @app.command()
@@ -208,21 +225,27 @@ def doctor(config_file: ConfigOpt = None, env_file: EnvOpt = ".env",
            = False) -> None:
     """Check a running deployment end to end (docs/real-loon.md). Exit 0 when no check
     fails, 1 when one does, 2 for a bad config."""
-    raise typer.Exit(call("doctor", config_file=_config(config_file), env_file=env_file,
-                          json_out=json_out))
+    from loon_supervisor.verbs import doctor as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.DoctorOptions(_config(config_file), env_file,
+                                                          json_out)))
 
 
 @app.command()
 def backup(config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
     """Back up the running deployment (database dump, uploaded data, env file, config, with
     a checksummed manifest) into backups/<UTC time>/ (docs/upgrades.md)."""
-    raise typer.Exit(call("backup", config_file=_config(config_file), env_file=env_file))
+    from loon_supervisor.verbs import backup as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.BackupOptions(_config(config_file), env_file)))
 
 
 @app.command()
 def backups() -> None:
     """List the backups in backups/, oldest first."""
-    raise typer.Exit(call("backups"))
+    from loon_supervisor.verbs import backups as verb
+
+    raise typer.Exit(run_plain(verb.run, verb.BackupsOptions()))
 
 
 @app.command()
@@ -231,8 +254,10 @@ def restore(backup: Annotated[str, typer.Argument(help="A backup as `loon backup
             config_file: ConfigOpt = None, env_file: EnvOpt = ".env") -> None:
     """Verify a backup's checksums, stop the deployment, put its database and data back and
     start it again; a damaged backup changes nothing (docs/upgrades.md)."""
-    raise typer.Exit(call("restore", config_file=_config(config_file), env_file=env_file,
-                          backup=backup))
+    from loon_supervisor.verbs import restore as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.RestoreOptions(_config(config_file), env_file,
+                                                           backup)))
 
 
 @app.command()
@@ -243,8 +268,10 @@ def rollback(version: Annotated[str | None, typer.Argument(
     """Go back to an earlier version: stop the current one (its logs collected), restore the
     database from the backup taken before the swap when the schema changed, start the
     earlier version and check its health (docs/upgrades.md)."""
-    raise typer.Exit(call("rollback", config_file=_config(config_file), env_file=env_file,
-                          version=version))
+    from loon_supervisor.verbs import rollback as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.RollbackOptions(_config(config_file), env_file,
+                                                            version)))
 
 
 @app.command()
@@ -284,16 +311,20 @@ def logs(
     if timestamps and not follow:
         raise _fail("-t/--timestamps needs -f: only followed lines have a known arrival time",
                     "add -f")
+    from loon_supervisor.verbs import logs as verb
+
     session = resolve(config_file, name).session()
-    raise typer.Exit(call("logs", services=services or [], follow=follow, lines=count,
-                          session=session, colour=False if no_color else None,
-                          prefix=not no_log_prefix, timestamps=timestamps))
+    raise typer.Exit(run_verb(verb.run, verb.LogsOptions(
+        services or [], follow, count, session, colour=False if no_color else None,
+        prefix=not no_log_prefix, timestamps=timestamps)))
 
 
 @app.command(name="config")
 def config_cmd(config_file: ConfigOpt = None) -> None:
     """Print the effective configuration (file plus LOON_* overrides, secrets masked); writes nothing."""
-    raise typer.Exit(call("config", config_file=_config(config_file)))
+    from loon_supervisor.verbs import config as verb
+
+    raise typer.Exit(run_plain(verb.run, verb.ConfigOptions(_config(config_file))))
 
 
 @app.command()
@@ -301,15 +332,20 @@ def ps(config_file: ConfigOpt = None, name: NameOpt = None,
        all_deployments: Annotated[bool, typer.Option("--all", "-a", help="Every deployment's "
                                                      "container.")] = False) -> None:
     """List the deployment's container with its state and ports."""
-    raise typer.Exit(call("ps", name=None if all_deployments else _name(config_file, name)))
+    from loon_supervisor.verbs import ps as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.PsOptions(
+        None if all_deployments else _name(config_file, name))))
 
 
 @app.command()
 def versions(config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """List the deployment's versions (image tags): revision, built, deployed, outcome."""
     from loon_supervisor.lifecycle.identity import resolve
+    from loon_supervisor.verbs import versions as verb
 
-    raise typer.Exit(call("versions", identity=resolve(_config(config_file), name)))
+    raise typer.Exit(run_verb(verb.run, verb.VersionsOptions(resolve(_config(config_file),
+                                                                     name))))
 
 
 @app.command()
@@ -318,7 +354,10 @@ def restart(services: Annotated[list[str] | None, typer.Argument(
                 "container).")] = None,
             config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Restart the deployment's container, or single services in it."""
-    raise typer.Exit(call("restart", name=_name(config_file, name), services=services or []))
+    from loon_supervisor.verbs import restart as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.RestartOptions(_name(config_file, name),
+                                                           services or [])))
 
 
 @app.command(name="exec", context_settings={"allow_interspersed_args": False,
@@ -327,8 +366,10 @@ def exec_cmd(service: Annotated[str, typer.Argument(help="Service whose environm
              command: Annotated[list[str], typer.Argument(help="Command and its arguments.")],
              config_file: ConfigOpt = None, name: NameOpt = None) -> None:
     """Run a command in the running container, in a service's environment; exits with its code."""
-    raise typer.Exit(call("exec", name=_name(config_file, name), service=service,
-                          command=command))
+    from loon_supervisor.verbs import exec as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.ExecOptions(_name(config_file, name), service,
+                                                        command)))
 
 
 @app.command()
@@ -337,7 +378,9 @@ def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None
                                                "it is not a schema.")] = False) -> None:
     """Print (or write) the JSON Schema of config.json, for editor completion; -o replaces
     only a missing file or an earlier schema unless --force."""
-    raise typer.Exit(call("schema", output=output, force=force))
+    from loon_supervisor.verbs import schema as verb
+
+    raise typer.Exit(run_plain(verb.run, verb.SchemaOptions(output, force)))
 
 
 @app.command(name="deploy-server", add_help_option=False, context_settings={
@@ -345,9 +388,11 @@ def schema(output: Annotated[Path | None, typer.Option("--output", "-o")] = None
 def deploy_server(ctx: typer.Context) -> None:
     """Serve the authenticated redeploy webhook (POST /deploy); options: loon deploy-server
     --help. See docs/deploy-server.md."""
-    from loon_supervisor.deploy.options import main
+    from loon_supervisor.deploy.options import parse_options
+    from loon_supervisor.verbs import deploy_server as verb
 
-    raise typer.Exit(main(ctx.args, prog="loon deploy-server"))
+    server = parse_options(ctx.args, prog="loon deploy-server")
+    raise typer.Exit(run_plain(verb.run, verb.DeployServerOptions(server)))
 
 
 @app.command(name="dashboard", add_help_option=False, context_settings={
@@ -355,9 +400,11 @@ def deploy_server(ctx: typer.Context) -> None:
 def dashboard(ctx: typer.Context) -> None:
     """Serve the operator's web dashboard alone (no webhook; DASHBOARD_PASSWORD in the
     secrets file); the deploy server's options: loon dashboard --help. See docs/dashboard.md."""
-    from loon_supervisor.deploy.options import main
+    from loon_supervisor.deploy.options import parse_options
+    from loon_supervisor.verbs import deploy_server as verb
 
-    raise typer.Exit(main(ctx.args, prog="loon dashboard", webhooks=False))
+    server = parse_options(ctx.args, prog="loon dashboard")
+    raise typer.Exit(run_plain(verb.run, verb.DeployServerOptions(server, webhooks=False)))
 
 
 @app.command(name="config-reference")
@@ -366,13 +413,17 @@ def config_reference(
                                                "of printing.")] = None,
 ) -> None:
     """Print the configuration reference (Markdown) that the README embeds."""
-    raise typer.Exit(call("config-reference", write=write))
+    from loon_supervisor.verbs import config_reference as verb
+
+    raise typer.Exit(run_plain(verb.run, verb.ConfigReferenceOptions(write)))
 
 
 @app.command(hidden=True, name="_logger")
 def logger(name: str) -> None:
     """Background logger body; started by `up -d` and `attach`."""
-    raise typer.Exit(call("logger", name=name))
+    from loon_supervisor.verbs import logger as verb
+
+    raise typer.Exit(run_verb(verb.run, verb.LoggerOptions(name)))
 
 
 def main() -> None:

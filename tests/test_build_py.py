@@ -60,7 +60,7 @@ def test_verbs_exist_with_those_arguments() -> None:
     for verb, kwargs in [("up", UP), ("validate", {"config_file": C, "env_file": ".env"}),
                          ("down", {"config_file": C})]:
         module = importlib.import_module(f"loon_supervisor.verbs.{verb}")
-        inspect.signature(module.main).bind(**kwargs)
+        inspect.signature(module.run).bind(build.options(verb, kwargs))
 
 
 def test_help_lists_every_seed_flag(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def snapshot(*dirs: Path) -> dict[str, bytes | None]:
 
 
 def validate(config: Path, env_file: str = ".env") -> int:
-    return validate_verb.main(config, env_file)
+    return validate_verb.run(validate_verb.ValidateOptions(config, env_file))
 
 
 def loon(*args: str, cwd: Path, env: dict[str, str] | None = None,
@@ -183,7 +183,7 @@ def test_section_variable_applies_alone_and_null_is_null(config: Path, project: 
                                                          ) -> None:
     monkeypatch.setenv("LOON_MYSQLSETTINGS", '{"databaseName": "fromenv"}')
     monkeypatch.setenv("LOON_DEPLOYMENTSETTINGS__MINIOSOURCEURL", "null")
-    assert config_verb.main(config) == 0
+    assert config_verb.run(config_verb.ConfigOptions(config)) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["mySqlSettings"]["databaseName"] == "fromenv"
     assert shown["mySqlSettings"]["databaseUser"] == "user"

@@ -47,7 +47,7 @@ def _run(tmp: Path, content: bytes) -> None:
     before = _tree(tmp)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = validate_verb.main(config)
+        code = validate_verb.run(validate_verb.ValidateOptions(config))
     event(f"exit {code}")
     assert code in (0, 2), (code, err.getvalue())
     after = _tree(tmp)

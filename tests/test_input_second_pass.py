@@ -163,7 +163,7 @@ def test_huge_certificate_refused(tmp_path: Path, project: Path,
     data["generalSettings"]["useHttp"] = False
     data["nginxSettings"] = {"sourceVolumeLocation": str(tls), "targetVolumeLocation": "/ssl",
                              "certFileLocation": "big.crt", "keyFileLocation": "server.key"}
-    assert validate.main(write_config(project / "config.json", data)) == 2
+    assert validate.run(validate.ValidateOptions(write_config(project / "config.json", data))) == 2
     assert "big.crt is 5.0 MiB, more than the 4.0 MiB" in capsys.readouterr().err
 
 
@@ -491,7 +491,7 @@ def test_env_file_dev_env_is_loon_devs(config: Path, capsys: pytest.CaptureFixtu
                                        ) -> None:
     from loon_supervisor.verbs import validate
 
-    assert validate.main(config, "dev.env") == 2
+    assert validate.run(validate.ValidateOptions(config, "dev.env")) == 2
     assert "is a file this tool keeps for itself" in capsys.readouterr().err
 
 
@@ -652,7 +652,7 @@ def test_refused_at_validation(tmp_path: Path, project: Path, section: str, key:
 
     data = base_config(tmp_path / "data")
     data.setdefault(section, {})[key] = value
-    assert validate.main(write_config(project / "config.json", data)) == 2
+    assert validate.run(validate.ValidateOptions(write_config(project / "config.json", data))) == 2
     assert expect in capsys.readouterr().err
 
 
@@ -663,7 +663,7 @@ def test_still_accepted(tmp_path: Path, project: Path) -> None:
     data = base_config(tmp_path / "data", publishedPorts={"80/tcp": 8080, "53/udp": 5353},
                        imageDirectory="docker-x", containerName="ab",
                        buildArgs={"X": "one line"})
-    assert validate.main(write_config(project / "config.json", data)) == 0
+    assert validate.run(validate.ValidateOptions(write_config(project / "config.json", data))) == 0
 
 
 # --- 8b. which folder is a project --------------------------------------------------------
@@ -723,13 +723,13 @@ def test_over_long_paths_are_problems_not_crashes(tmp_path: Path, project: Path,
     long = "/tmp/" + "x" * 300
     data = base_config(tmp_path / "data", imageDirectory=long, loonSourceLocation=long,
                        extraCaCertificate=long)
-    assert validate.main(write_config(project / "config.json", data)) == 2
+    assert validate.run(validate.ValidateOptions(write_config(project / "config.json", data))) == 2
     err = capsys.readouterr().err
     for key in ("imageDirectory", "loonSourceLocation", "extraCaCertificate"):
         assert f"deploymentSettings.{key}: " in err
     data = base_config(tmp_path / "data")
     data["mySqlSettings"]["sourceVolumeLocation"] = long
-    assert validate.main(write_config(project / "config.json", data)) == 2
+    assert validate.run(validate.ValidateOptions(write_config(project / "config.json", data))) == 2
     err = capsys.readouterr().err
     assert "mySqlSettings.sourceVolumeLocation: " in err and "File name too long" in err
 

@@ -80,7 +80,7 @@ def test_verbs_take_the_new_arguments() -> None:
                          ("validate", {"config_file": C, "env_file": ".env",
                                        "prepare_dev": True})]:
         inspect.signature(importlib.import_module(
-            f"loon_supervisor.verbs.{verb}").main).bind(**kwargs)
+            f"loon_supervisor.verbs.{verb}").run).bind(build.options(verb, kwargs))
 
 
 @pytest.mark.parametrize("argv,named", [

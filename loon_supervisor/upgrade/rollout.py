@@ -52,7 +52,7 @@ from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
 from loon_supervisor.streams.follow import last_lines
 from loon_supervisor.upgrade.gate import GateResult, gate_context, health_gate
-from loon_supervisor.verbs.up import UpOptions, up
+from loon_supervisor.verbs.up import UpRun, up
 
 Say = Callable[[str], None]
 
@@ -116,7 +116,7 @@ def session_reporter(name: str, session: Path | None = None
 
 async def check_health(config: LoonConfig, env_path: Path, say: Say) -> GateResult | None:
     """The gate on the running container; None when its image is not a Loon image."""
-    from loon_supervisor.verbs.restart import running_container
+    from loon_supervisor.lifecycle.running import running_container
 
     name = config.deploymentSettings.containerName
     async with open_engine() as engine:
@@ -208,7 +208,7 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
     session = session or resolve(None, name).session()
     now = migrations if migrations is not None else await _migrations(config)
     say(f"rolling back from {failed} to {target}: {reason}")
-    if await _ours_exist(name) and await down(config_file, name) != 0:
+    if await _ours_exist(name) and await down(name) != 0:
         raise LoonError(f"the failed version {failed} did not stop; check with `loon status`")
     recent = last_lines(session / f"{culprit}.log", 200) if session and culprit else []
     tail, errors = recent[-20:], error_lines(recent)
@@ -220,14 +220,14 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
     changed = manifest is not None and (now is None or now != manifest.migrations)
 
     async def start(only: tuple[str, ...] | None) -> None:
-        code = await up(UpOptions(config_file, env_file, detached=True, replace=True,
+        code = await up(UpRun(config_file, env_file, detached=True, replace=True,
                                   only=only, image=target))
         if code != 0:
             raise LoonError(f"the previous version {target} did not start (exit code {code})")
 
     if changed and backup is not None and manifest is not None:
         async with open_engine() as engine:
-            from loon_supervisor.verbs.restart import running_container
+            from loon_supervisor.lifecycle.running import running_container
 
             async def database_only() -> str:
                 await start(("mysql",))
@@ -343,7 +343,7 @@ def _cancelled(signum: int) -> str:
             "passed its health gate")
 
 
-async def gated_up(opts: UpOptions) -> int:
+async def gated_up(opts: UpRun) -> int:
     """``up --replace`` (``-d`` or not) with the pre-swap backup, the health gate and the
     automatic rollback. Detached: exit code 0 when the new version passed, 1 when it was
     rolled back. In the foreground the gate runs beside the follow (:func:`gate_beside`);

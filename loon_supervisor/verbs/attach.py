@@ -4,7 +4,7 @@ service manager (:func:`~loon_supervisor.lifecycle.supervised.follow_always`).""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import anyio
 from rich.console import Console
@@ -81,11 +81,17 @@ async def attach(name: str, console: Console) -> int:
         lock.release()
 
 
-def main(name: str, wait: bool = False) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class AttachOptions:
+    """``loon attach``: the deployment; ``wait`` follows in the foreground for a service manager."""
 
-    if wait:
+    name: str
+    wait: bool = False
+
+
+async def run(opts: AttachOptions) -> int:
+    if opts.wait:
         from loon_supervisor.lifecycle.supervised import follow_always
 
-        return run_sync(follow_always, name, Console(soft_wrap=True))
-    return run_sync(attach, name, Console(soft_wrap=True))
+        return await follow_always(opts.name, Console(soft_wrap=True))
+    return await attach(opts.name, Console(soft_wrap=True))

@@ -3,6 +3,7 @@ into ``backups/<UTC time>/`` with a manifest of sizes and checksums (docs/upgrad
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -13,8 +14,8 @@ from loon_supervisor.config import load_config
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.errors import LoonError
+from loon_supervisor.lifecycle.running import running_container
 from loon_supervisor.paths import build_files_dir, project_root
-from loon_supervisor.verbs.restart import running_container
 
 
 async def backup(config_file: Path, env_file: str = ".env") -> int:
@@ -41,7 +42,13 @@ async def backup(config_file: Path, env_file: str = ".env") -> int:
     return 0
 
 
-def main(config_file: Path, env_file: str = ".env") -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class BackupOptions:
+    """``loon backup``: the deployment (config and env file) to back up."""
 
-    return run_sync(backup, config_file, env_file)
+    config_file: Path
+    env_file: str = ".env"
+
+
+async def run(opts: BackupOptions) -> int:
+    return await backup(opts.config_file, opts.env_file)

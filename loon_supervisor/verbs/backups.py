@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from loon_supervisor.backup.manifest import BackupError, backups_root, list_backups, read_manifest
 from loon_supervisor.paths import project_root
 
@@ -14,7 +16,12 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def main() -> int:
+@dataclass(frozen=True)
+class BackupsOptions:
+    """``loon backups``: nothing to choose."""
+
+
+def run(opts: BackupsOptions) -> int:
     root = backups_root(project_root())
     found = list_backups(root)
     if not found:

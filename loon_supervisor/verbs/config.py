@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,16 @@ from loon_supervisor.errors import LoonError
 from loon_supervisor.errors import report as _fail
 
 
-def main(config_file: Path) -> int:
+@dataclass(frozen=True)
+class ConfigOptions:
+    """``loon config``: the config whose effective form is printed."""
+
+    config_file: Path
+
+
+def run(opts: ConfigOptions) -> int:
     """Print the effective configuration (overrides applied, secrets masked); writes nothing."""
+    config_file = opts.config_file
     import json
 
     from loon_supervisor.config.jsonread import read_source

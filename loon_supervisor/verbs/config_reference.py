@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def main(write: Path | None = None) -> int:
+@dataclass(frozen=True)
+class ConfigReferenceOptions:
+    """``loon config-reference``: print it, or update the block in ``write``."""
+
+    write: Path | None = None
+
+
+def run(opts: ConfigReferenceOptions) -> int:
+    write = opts.write
     from loon_supervisor.config.reference import reference_markdown, update_readme
 
     if write is None:

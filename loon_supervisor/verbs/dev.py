@@ -10,6 +10,7 @@ passwords), ready to be the server's ``.env``. Ctrl+C and ``-D``/``loon down`` a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from loon_supervisor.errors import ConfigError, Problem
@@ -103,13 +104,21 @@ def write_dev_env(prepared: Prepared, say: Reporter) -> Path:
     return path
 
 
-def main(config_file: Path, env_file: str = ".env", verbose: bool = False,
-         detached: bool = False) -> int:
+@dataclass(frozen=True)
+class DevOptions:
+    """``loon dev``: the config, env file and how the backing services run."""
+
+    config_file: Path
+    env_file: str = ".env"
+    verbose: bool = False
+    detached: bool = False
+
+
+async def run(opts: DevOptions) -> int:
     """Only the backing services, and .build-files/dev.env for a host-run server."""
-    from loon_supervisor.verbs.dispatch import run_sync
-    from loon_supervisor.verbs.up import UpOptions, up
+    from loon_supervisor.verbs.up import UpRun, up
 
     # The network is checked before anything starts; dev.env is written once the build has
     # decided what the image holds (MinIO or not), so it never names a service that is absent.
-    return run_sync(up, UpOptions(config_file, env_file, verbose, detached, only=BACKING,
-                                  on_prepared=check_network, on_built=write_dev_env))
+    return await up(UpRun(opts.config_file, opts.env_file, opts.verbose, opts.detached,
+                          only=BACKING, on_prepared=check_network, on_built=write_dev_env))

@@ -3,11 +3,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def main(config_file: Path, env_file: str = ".env", json_out: bool = False) -> int:
-    from loon_supervisor.doctor import run_doctor
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class DoctorOptions:
+    """``loon doctor``: the config and env file of the deployment to check; ``json_out``: verdicts as JSON."""
 
-    return run_sync(run_doctor, config_file, env_file, json_out)
+    config_file: Path
+    env_file: str = ".env"
+    json_out: bool = False
+
+
+async def run(opts: DoctorOptions) -> int:
+    from loon_supervisor.doctor import run_doctor
+
+    return await run_doctor(opts.config_file, opts.env_file, opts.json_out)

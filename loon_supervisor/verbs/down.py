@@ -11,23 +11,22 @@ engine gives one sentence and exit 1.
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import anyio
 from rich.console import Console
 
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.lifecycle.deployment import ENGINE_GRACE
-from loon_supervisor.lifecycle.identity import resolve
 from loon_supervisor.lifecycle.logger_process import stop_logger
 from loon_supervisor.lifecycle.removal import remove_deployment, remove_swarm_services
 from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
 
 
-async def down(config_file: Path | None, name: str | None = None) -> int:
-    """Stop and remove this deployment (and its follower). Works without config."""
+async def down(name: str) -> int:
+    """Stop and remove this deployment (and its follower). Works without config (the front
+    ends resolve the name: lifecycle/identity.py)."""
     console = Console(soft_wrap=True)
-    name = resolve(config_file, name).name
     stopped_logger = await stop_logger(name, console)
     lock = DeploymentLock.acquire(name, wait=2.0)
     if lock is None:
@@ -52,7 +51,12 @@ async def down(config_file: Path | None, name: str | None = None) -> int:
     return code
 
 
-def main(config_file: Path | None = None, name: str | None = None) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class DownOptions:
+    """``loon down`` / ``build.py -D``: the deployment (its name resolved by the front end)."""
 
-    return run_sync(down, config_file, name)
+    name: str
+
+
+async def run(opts: DownOptions) -> int:
+    return await down(opts.name)

@@ -9,9 +9,10 @@ command's.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.verbs.restart import check_services, running_container
+from loon_supervisor.lifecycle.running import check_services, running_container
 
 WORKDIR_LABEL = "org.loon.workdir."
 
@@ -32,7 +33,14 @@ async def exec_in(name: str, service: str, cmd: list[str]) -> int:
     return code if code is not None else 1
 
 
-def main(name: str, service: str, command: list[str]) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class ExecOptions:
+    """``loon exec``: the deployment, the service whose environment is used, the command."""
 
-    return run_sync(exec_in, name, service, command)
+    name: str
+    service: str
+    command: list[str]
+
+
+async def run(opts: ExecOptions) -> int:
+    return await exec_in(opts.name, opts.service, opts.command)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 import anyio
 
@@ -85,7 +86,12 @@ async def logger_main(name: str) -> int:
         lock.release()
 
 
-def main(name: str) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class LoggerOptions:
+    """The background logger (``loon _logger``): the deployment it follows."""
 
-    return run_sync(logger_main, name)
+    name: str
+
+
+async def run(opts: LoggerOptions) -> int:
+    return await logger_main(opts.name)

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -158,8 +159,19 @@ async def _stop_on_signal(scope: anyio.CancelScope, stopped: list[int]) -> None:
             return
 
 
-def main(services: list[str], follow: bool, lines: int | None, session: Path | None,
-         colour: bool | None, prefix: bool, timestamps: bool) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class LogsOptions:
+    """``loon logs``: which services, how much history, following or not, and how lines look."""
 
-    return run_sync(show_logs, services, follow, lines, session, colour, prefix, timestamps)
+    services: list[str]
+    follow: bool
+    lines: int | None
+    session: Path | None
+    colour: bool | None
+    prefix: bool
+    timestamps: bool
+
+
+async def run(opts: LogsOptions) -> int:
+    return await show_logs(opts.services, opts.follow, opts.lines, opts.session, opts.colour,
+                           opts.prefix, opts.timestamps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from loon_supervisor.engine import containers
@@ -33,7 +34,12 @@ async def show_ps(name: str | None) -> int:
     return 0
 
 
-def main(name: str | None) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class PsOptions:
+    """``loon ps``: one deployment, or None for every deployment (``--all``)."""
 
-    return run_sync(show_ps, name)
+    name: str | None
+
+
+async def run(opts: PsOptions) -> int:
+    return await show_ps(opts.name)

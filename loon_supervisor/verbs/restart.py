@@ -8,40 +8,20 @@ replaced), e.g. ``supervisorctl restart {service}``.
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from dataclasses import dataclass
 
 import anyio
 from rich.console import Console
 
-from loon_supervisor.engine import images
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.docker_engine import DockerEngine
-from loon_supervisor.errors import ConfigError, LoonError, Problem
+from loon_supervisor.errors import ConfigError, Problem
 from loon_supervisor.lifecycle import restart_marker
+from loon_supervisor.lifecycle.running import check_services, running_container
 from loon_supervisor.lifecycle.state import lock_holder
 
 RESTART_LABEL = "org.loon.restart-command"
 FOLLOWER_CONFIRMS = 30.0  # how long `loon restart` waits for the follower to see it through
-
-
-async def running_container(engine: DockerEngine, name: str) -> dict[str, Any]:
-    """The deployment's running container, or a LoonError saying how to start it."""
-    found = await engine.list_ours(name)
-    running = [c for c in found if c.get("State") == "running"]
-    if not running:
-        raise LoonError(f"deployment '{name}' is not running; start it with `loon up -d`")
-    return running[0]
-
-
-async def check_services(engine: DockerEngine, container: dict[str, Any], wanted: list[str]
-                         ) -> images.ImageContract:
-    """The image's contract; every wanted service must be one it declares."""
-    contract = await engine.read_contract(container["Image"])
-    unknown = [s for s in wanted if s not in contract.services]
-    if unknown:
-        raise ConfigError([Problem("SERVICE", f"{', '.join(unknown)} is not a service of this "
-                                   "deployment", f"use one of: {', '.join(contract.services)}")])
-    return contract
 
 
 async def restart(name: str, services: list[str]) -> int:
@@ -100,7 +80,13 @@ async def restart_container(engine: DockerEngine, name: str, cid: str, console: 
     return 0
 
 
-def main(name: str, services: list[str]) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class RestartOptions:
+    """``loon restart``: the deployment, and services inside it (none: the whole container)."""
 
-    return run_sync(restart, name, services)
+    name: str
+    services: list[str]
+
+
+async def run(opts: RestartOptions) -> int:
+    return await restart(opts.name, opts.services)

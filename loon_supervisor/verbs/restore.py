@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -11,13 +12,13 @@ from loon_supervisor.backup.manifest import BackupError, backups_root, find_back
 from loon_supervisor.backup.restore import checked, restore_into
 from loon_supervisor.config import load_config
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.lifecycle.running import running_container
 from loon_supervisor.paths import project_root
-from loon_supervisor.verbs.restart import running_container
 
 
 async def restore(config_file: Path, env_file: str, backup: str) -> int:
     from loon_supervisor.verbs.down import down
-    from loon_supervisor.verbs.up import UpOptions, up
+    from loon_supervisor.verbs.up import UpRun, up
 
     console = Console(soft_wrap=True, highlight=False)
     config = load_config(config_file)
@@ -32,13 +33,13 @@ async def restore(config_file: Path, env_file: str, backup: str) -> int:
         f"{manifest.total_bytes} bytes, every sha256 matches")
 
     async def stop() -> None:
-        if await down(config_file, name) != 0:
+        if await down(name) != 0:
             raise BackupError(f"deployment '{name}' did not stop; nothing was restored")
 
     image = await version_to_run(name, config.deploymentSettings.imageTag)
 
     async def start(only: tuple[str, ...] | None, what: str) -> None:
-        code = await up(UpOptions(config_file, env_file, detached=True, replace=True,
+        code = await up(UpRun(config_file, env_file, detached=True, replace=True,
                                   only=only, image=image))
         if code != 0:
             raise BackupError(f"starting {what} failed (exit code {code}); see the "
@@ -74,7 +75,14 @@ async def version_to_run(name: str, image_tag: str) -> str:
     return now.tag if now is not None else image_tag
 
 
-def main(config_file: Path, env_file: str, backup: str) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class RestoreOptions:
+    """``loon restore``: the deployment and the backup to put back."""
 
-    return run_sync(restore, config_file, env_file, backup)
+    config_file: Path
+    env_file: str
+    backup: str
+
+
+async def run(opts: RestoreOptions) -> int:
+    return await restore(opts.config_file, opts.env_file, opts.backup)

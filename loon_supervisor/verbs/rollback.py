@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def main(config_file: Path, env_file: str = ".env", version: str | None = None) -> int:
-    from loon_supervisor.upgrade.rollout import rollback
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class RollbackOptions:
+    """``loon rollback``: the deployment and the version to go back to (default: the previous one)."""
 
-    return run_sync(rollback, config_file, env_file, version)
+    config_file: Path
+    env_file: str = ".env"
+    version: str | None = None
+
+
+async def run(opts: RollbackOptions) -> int:
+    from loon_supervisor.upgrade.rollout import rollback
+
+    return await rollback(opts.config_file, opts.env_file, opts.version)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -23,7 +24,16 @@ def _is_our_schema(path: Path) -> bool:
         isinstance(data.get("properties"), dict)
 
 
-def main(output: Path | None = None, force: bool = False) -> int:
+@dataclass(frozen=True)
+class SchemaOptions:
+    """``loon schema``: stdout, or ``output`` (replaced only when ours unless ``force``)."""
+
+    output: Path | None = None
+    force: bool = False
+
+
+def run(opts: SchemaOptions) -> int:
+    output, force = opts.output, opts.force
     from loon_supervisor.config.model import LoonConfig
 
     text = json.dumps(LoonConfig.model_json_schema(), indent=2) + "\n"

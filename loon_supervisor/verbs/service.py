@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -152,7 +153,18 @@ def uninstall(name: str, unit_dir: Path, console: Console) -> int:
     return 0
 
 
-def main(action: str, name: str, unit_dir: Path | None = None, start: bool = True) -> int:
+@dataclass(frozen=True)
+class ServiceOptions:
+    """``loon service``: install, uninstall or print the unit of deployment ``name``."""
+
+    action: str
+    name: str
+    unit_dir: Path | None = None
+    start: bool = True
+
+
+def run(opts: ServiceOptions) -> int:
+    action, name, unit_dir, start = opts.action, opts.name, opts.unit_dir, opts.start
     console = Console(soft_wrap=True)
     where = unit_dir or UNIT_DIR
     if action == "install":

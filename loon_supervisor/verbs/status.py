@@ -176,8 +176,6 @@ async def gather_status(name: str, config_file: Path | None = None) -> StatusRep
 
 async def show_status(name: str, config_file: Path | None = None) -> int:
     console = Console(soft_wrap=True)
-    from loon_supervisor.swarm.verbs import swarm_status
-
     swarm = await swarm_status(name, console)
     if swarm is not None:
         return swarm
@@ -219,7 +217,43 @@ async def show_status(name: str, config_file: Path | None = None) -> int:
     return r.exit_code
 
 
-def main(name: str, config_file: Path | None = None) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+async def swarm_status(name: str, console: Console) -> int | None:
+    """A table of tasks per service with node and state; None when not a swarm deployment.
+    Exit code: 0 when every service runs its replicas, else 1."""
+    async with open_engine() as engine:
+        swarm = engine.swarm
+        if not await swarm.active():
+            return None
+        found = await swarm.ours(name)
+        if not found:
+            return None
+        nodes = await swarm.node_names()
+        table = Table("service", "slot", "task", "node", "state", "desired")
+        healthy = True
+        for service in sorted(found, key=lambda s: s["Spec"]["Name"]):
+            svc = service["Spec"]["Name"]
+            wanted = service["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 0)
+            running = 0
+            for t in sorted(await swarm.tasks(svc), key=lambda t: t.get("Slot") or 0):
+                state = (t.get("Status") or {}).get("State", "?")
+                if t.get("DesiredState") == "running" and state == "running":
+                    running += 1
+                table.add_row(svc, str(t.get("Slot", "")), str(t["ID"])[:12],
+                              nodes.get(t.get("NodeID", ""), "?"), state,
+                              str(t.get("DesiredState", "")))
+            healthy = healthy and running >= wanted
+        console.print(f"deployment '{name}': swarm services")
+        console.print(table)
+    return 0 if healthy else 1
 
-    return run_sync(show_status, name, config_file)
+
+@dataclass(frozen=True)
+class StatusOptions:
+    """``loon status``: the deployment, and the config it was deployed with if given."""
+
+    name: str
+    config_file: Path | None = None
+
+
+async def run(opts: StatusOptions) -> int:
+    return await show_status(opts.name, opts.config_file)

@@ -66,13 +66,12 @@ BESIDE_GRACE = 60.0
 
 
 @dataclass
-class UpOptions:
+class UpRun:
     config_file: Path
     env_file: str = ".env"
     verbose: bool = False
     detached: bool = False
     replace: bool = False
-    logs_root: Path | None = None
     # Run only these of the image's services (``loon dev``); None runs all of them.
     only: tuple[str, ...] | None = None
     # Called once the config is valid and the env file written (``--prepare-dev``'s client
@@ -131,7 +130,7 @@ async def engine_answers() -> None:
                                 "and run this again")
 
 
-async def up(opts: UpOptions) -> int:
+async def up(opts: UpRun) -> int:
     """Build, start, follow. Exit code: 0, 1 (failure), 2 (config), 130/143 (signal)."""
     console = Console(soft_wrap=True)
     try:
@@ -141,7 +140,7 @@ async def up(opts: UpOptions) -> int:
     except ConfigError as exc:
         Console(stderr=True, soft_wrap=True).print(str(exc), markup=False, highlight=False)
         return exc.exit_code
-    session = new_session_dir(opts.logs_root or logs_dir())
+    session = new_session_dir(logs_dir())
     events = EventLog(session / "out.log")
     say = Reporter(events, console)
     for m in prepared.messages:
@@ -149,7 +148,7 @@ async def up(opts: UpOptions) -> int:
     say(f"logs: {session}")
     say(f"engine: {resolve_endpoint().describe()}")
     await anyio.to_thread.run_sync(
-        retention.run_pass, opts.logs_root or logs_dir(), build_files_dir(),
+        retention.run_pass, logs_dir(), build_files_dir(),
         retention.Limits.from_settings(prepared.config.deploymentSettings.model_dump()),
         session, say, say.log_only)
     control = Control(say=say)
@@ -171,7 +170,7 @@ async def up(opts: UpOptions) -> int:
         events.close()
 
 
-async def _up(prepared: Prepared, control: Control, opts: UpOptions, session: Path,
+async def _up(prepared: Prepared, control: Control, opts: UpRun, session: Path,
               console: Console) -> int:
     d = prepared.config.deploymentSettings
     # --replace builds first, without the lock: the running version keeps serving (and its
@@ -219,7 +218,7 @@ def run_state(prepared: Prepared, contract: ImageContract, cid: str, session: Pa
         log_backups=contract.log_backups, log_max_bytes=d.logMaxMegabytes << 20)
 
 
-async def _up_locked(prepared: Prepared, control: Control, opts: UpOptions, session: Path,
+async def _up_locked(prepared: Prepared, control: Control, opts: UpRun, session: Path,
                      console: Console, held: _Held) -> int:
     """Without ``held.lock`` (build first), the lock is taken after the build, which stops
     the old version; the swap's downtime is measured from there."""
@@ -331,7 +330,7 @@ def up_line(state: DeploymentState) -> str:
             "HTTP)")
 
 
-async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpOptions,
+async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpRun,
                              lock: DeploymentLock, state: DeploymentState) -> int:
     control, name = dep.control, dep.name
     assert dep.cid is not None
@@ -428,19 +427,30 @@ async def _hand_over_on_hang_up(dep: Deployment, lock: DeploymentLock,
     return False
 
 
-def main(config_file: Path, env_file: str = ".env", verbose: bool = False,
-         detached: bool = False, replace: bool = False,
-         only: tuple[str, ...] | None = None, progress: bool = True,
-         prepare_dev: bool = False) -> int:
-    """``progress`` False (``-s``): no progress bar, the build's steps as plain lines;
-    ``prepare_dev``: also the Loon client's ``apps/client/.env`` (``--prepare-dev``)."""
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class UpOptions:
+    """``loon up`` / ``build.py``: the flags an operator gives (``progress`` False is ``-s``: the
+    build's steps as plain lines; ``prepare_dev`` also writes the Loon client's
+    ``apps/client/.env``)."""
 
-    opts = UpOptions(config_file, env_file, verbose, detached, replace, only=only,
-                     progress=progress,
-                     on_prepared=_write_client_dev_env if prepare_dev else None)
-    if replace and only is None:  # a redeploy, foreground or not: backup, gate, rollback
+    config_file: Path
+    env_file: str = ".env"
+    verbose: bool = False
+    detached: bool = False
+    replace: bool = False
+    only: tuple[str, ...] | None = None
+    progress: bool = True
+    prepare_dev: bool = False
+
+
+async def run(opts: UpOptions) -> int:
+    """A redeploy (``replace`` without ``only``), foreground or not, is gated: backup,
+    health gate, rollback (upgrade/rollout.py)."""
+    plan = UpRun(opts.config_file, opts.env_file, opts.verbose, opts.detached, opts.replace,
+                 only=opts.only, progress=opts.progress,
+                 on_prepared=_write_client_dev_env if opts.prepare_dev else None)
+    if opts.replace and opts.only is None:
         from loon_supervisor.upgrade.rollout import gated_up
 
-        return run_sync(gated_up, opts)
-    return run_sync(up, opts)
+        return await gated_up(plan)
+    return await up(plan)

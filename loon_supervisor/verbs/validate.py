@@ -4,15 +4,26 @@ alone costs most of a second here)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from loon_supervisor.errors import LoonError
 from loon_supervisor.errors import report as _fail
 
 
-def main(config_file: Path, env_file: str = ".env", prepare_dev: bool = False) -> int:
+@dataclass(frozen=True)
+class ValidateOptions:
+    """``loon validate`` / ``build.py -e``: the config to check and the env file to write."""
+
+    config_file: Path
+    env_file: str = ".env"
+    prepare_dev: bool = False
+
+
+def run(opts: ValidateOptions) -> int:
     """Validate and write the env file; reads the config once and creates no directories.
     ``prepare_dev`` (``--prepare-dev``): also the Loon client's ``apps/client/.env``."""
+    config_file, env_file, prepare_dev = opts.config_file, opts.env_file, opts.prepare_dev
     from loon_supervisor.config.jsonread import read_source
     from loon_supervisor.config.validation_cache import fast_validate, write_stamp
     from loon_supervisor.paths import build_files_dir

@@ -3,6 +3,8 @@ marked; what the engine holds, with what the versions store recorded about each.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.lifecycle.identity import Identity
 from loon_supervisor.paths import project_root
@@ -66,7 +68,12 @@ async def show_versions(who: Identity) -> int:
     return 0
 
 
-def main(identity: Identity) -> int:
-    from loon_supervisor.verbs.dispatch import run_sync
+@dataclass(frozen=True)
+class VersionsOptions:
+    """``loon versions``: the deployment whose versions are listed."""
 
-    return run_sync(show_versions, identity)
+    identity: Identity
+
+
+async def run(opts: VersionsOptions) -> int:
+    return await show_versions(opts.identity)

@@ -59,7 +59,7 @@ def deployment(project: Path, tmp_path: Path, engine: None) -> Iterator[tuple[Pa
         from loon_supervisor.verbs.dispatch import run_sync
         from loon_supervisor.verbs.down import down
 
-        run_sync(down, config)
+        run_sync(down, name)
         docker("rm", "-f", name)
         docker("rmi", "-f", f"loon-deploy-test:{name}")
 
