@@ -34,9 +34,24 @@ MIGRATION = '''from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("api", "0001_initial")]
+    dependencies = [("api", "{leaf}")]
     operations = [migrations.AddField("upload", "extra", models.IntegerField(null=True))]
 '''
+
+
+def migration(server: Path) -> str:
+    """MIGRATION after the stand-in's newest migration (two leaves would stop migrate)."""
+    leaf = max(p.stem for p in (server / "api" / "migrations").glob("0*.py"))
+    return MIGRATION.replace("{leaf}", leaf)
+
+
+def add_extra(models: Path) -> None:
+    """The new column's field, in the Upload model (not whichever class ends the file)."""
+    text = models.read_text()
+    created = "    created = models.DateTimeField(auto_now_add=True)\n"
+    assert created in text
+    models.write_text(text.replace(
+        created, created + "    extra = models.IntegerField(null=True)\n", 1))
 
 
 def git(checkout: Path, *args: str) -> None:
@@ -76,10 +91,8 @@ def _break(loon: Loon) -> None:
     """Commit a change that migrates (a new column) and then cannot serve."""
     checkout = Path(loon.config["checkout"])
     server = checkout / "apps" / "server"
-    (server / "api" / "migrations" / "0002_upload_extra.py").write_text(MIGRATION)
-    models = (server / "api" / "models.py").read_text()
-    (server / "api" / "models.py").write_text(
-        models + "    extra = models.IntegerField(null=True)\n")
+    (server / "api" / "migrations" / "0002_upload_extra.py").write_text(migration(server))
+    add_extra(server / "api" / "models.py")
     wsgi = server / "server" / "wsgi.py"
     wsgi.write_text(wsgi.read_text() + '\nraise RuntimeError("v2 cannot serve")\n')
     git(checkout, "add", "-A")
@@ -198,9 +211,8 @@ def test_loon_rollback_by_hand_goes_back_with_the_database(loon: Loon) -> None:
     v1 = _store(loon)["current"]
     checkout = Path(loon.config["checkout"])
     server = checkout / "apps" / "server"
-    (server / "api" / "migrations" / "0002_upload_extra.py").write_text(MIGRATION)
-    models = server / "api" / "models.py"
-    models.write_text(models.read_text() + "    extra = models.IntegerField(null=True)\n")
+    (server / "api" / "migrations" / "0002_upload_extra.py").write_text(migration(server))
+    add_extra(server / "api" / "models.py")
     git(checkout, "add", "-A")
     git(checkout, "commit", "-qm", "v2: a column, and it works")
     result = loon.deployment.run("-d", "--replace", timeout=1800)
