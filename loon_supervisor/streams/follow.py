@@ -48,9 +48,6 @@ HOST_SEARCH_MAX = 64 << 20
 Output = Callable[[int], AsyncIterator[bytes]]
 
 
-_Moved = Moved  # a generation renamed between the look and a read: look again
-
-
 @dataclass(frozen=True)
 class Gen:
     """One generation of a service's log file as found now (``inode`` None: unknown, a
@@ -346,7 +343,7 @@ class Followers:
         return await self._read_newer(name, rotated, now, final)
 
     async def _moved(self, name: str, gens: list[Gen], final: bool) -> bool:
-        """Raise :class:`_Moved` when a live follower's generations were renamed since
+        """Raise :class:`Moved` when a live follower's generations were renamed since
         ``gens`` was taken: what was read of them by name (fingerprints, known endings) may
         have come from other files, so decisions made on it (a copy to read first, a file
         gone) are not taken; the search runs again. False when they held still."""
@@ -354,7 +351,7 @@ class Followers:
             return False
         again = await self._generations(name)
         if [(g.path, g.inode) for g in again] != [(g.path, g.inode) for g in gens]:
-            raise _Moved(self.path(name))
+            raise Moved(self.path(name))
         return False
 
     async def _by_host(self, name: str, gens: list[Gen], known: frozenset[Known]
@@ -547,7 +544,7 @@ class Followers:
                 if copy.full:
                     await copy.room()
         if rest.event == "replaced":
-            raise _Moved(g.path)
+            raise Moved(g.path)
 
     async def _follow_service(self, name: str, *,
                               task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -574,7 +571,7 @@ class Followers:
                 try:
                     try:
                         offset = await self.catch_up(name, event)
-                    except _Moved:
+                    except Moved:
                         # renamed between the look and the read: look again (after a
                         # checkpoint: a host directory's checks never yield otherwise)
                         moved += 1
@@ -650,7 +647,7 @@ class Followers:
                 try:
                     await self.catch_up(name, cur.pending, final=True)
                     break
-                except _Moved:  # a file renamed by hand after the stop: look again
+                except Moved:  # a file renamed by hand after the stop: look again
                     if tries == 1:
                         self.say(f"{name}: its log files kept being renamed during the final "
                                  "collection; what they hold after host byte "

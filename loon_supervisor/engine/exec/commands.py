@@ -4,7 +4,9 @@ marked execs)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiodocker
@@ -137,3 +139,25 @@ def _half_close(stream: Any) -> None:
     transport = stream._resp.connection.transport
     if transport is not None and transport.can_write_eof():
         transport.write_eof()
+
+
+@asynccontextmanager
+async def open_marked_exec(docker: aiodocker.Docker, cid: str, cmd: list[str], mark: str,
+                           doing: str, kill: bool = True) -> AsyncIterator[Any]:
+    """An attached exec of ``cmd`` carrying ``LOON_FOLLOWER=mark`` in its environment (a
+    follower, the status loop). On exit the stream is closed and, with ``kill``, the command
+    stopped (closing the stream does not stop it), whether or not the engine answers: at
+    most 5 s, shielded from cancellation."""
+    with map_engine_errors(doing):
+        ex = await docker.containers.container(cid).exec(
+            cmd, stdout=True, stderr=True, environment={FOLLOWER_ENV: mark})
+        stream = ex.start(detach=False)
+        await stream.__aenter__()
+    try:
+        yield stream
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await stream.close()
+            if kill:
+                with contextlib.suppress(Exception):
+                    await kill_marked(docker, cid, mark, exact=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +9,7 @@ import aiodocker
 import anyio
 
 from loon_supervisor.engine.client import map_engine_errors
-from loon_supervisor.engine.exec.commands import FOLLOWER_ENV, kill_marked
+from loon_supervisor.engine.exec.commands import open_marked_exec
 from loon_supervisor.engine.exec.frames import FrameReader, take_over_frames
 from loon_supervisor.errors import LoonError
 
@@ -31,23 +30,13 @@ async def open_status_stream(docker: aiodocker.Docker, cid: str, command: str,
     exec per poll: each exec costs the engine (dockerd, containerd, the shim and runc) tens
     of milliseconds of CPU, most of an idle deployment's engine load. The shell carries
     ``mark`` in its environment, like the followers, and is stopped on exit."""
-    container = docker.containers.container(cid)
-    with map_engine_errors("watching the services' states"):
-        ex = await container.exec(status_loop_command(command, interval), stdout=True,
-                                  stderr=True, environment={FOLLOWER_ENV: mark})
-        stream = ex.start(detach=False)
-        await stream.__aenter__()
-    snapshots: StatusStream | None = None
-    try:
+    async with open_marked_exec(docker, cid, status_loop_command(command, interval), mark,
+                                "watching the services' states") as stream:
         snapshots = StatusStream(take_over_frames(stream))
-        yield snapshots
-    finally:
-        if snapshots is not None:
+        try:
+            yield snapshots
+        finally:
             snapshots.close()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            await stream.close()
-            with contextlib.suppress(Exception):
-                await kill_marked(docker, cid, mark, exact=True)
 
 
 class StatusStream:

@@ -6,7 +6,6 @@ once a second, which we accept as a fallback."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 import shlex
@@ -18,7 +17,7 @@ import aiodocker
 import anyio
 
 from loon_supervisor.engine.client import map_engine_errors
-from loon_supervisor.engine.exec.commands import FOLLOWER_ENV, kill_marked, run_capture
+from loon_supervisor.engine.exec.commands import open_marked_exec, run_capture
 from loon_supervisor.engine.exec.frames import COALESCE, take_over_frames
 from loon_supervisor.errors import EngineError, LoonError
 
@@ -275,23 +274,11 @@ async def open_followed_file(docker: aiodocker.Docker, cid: str, path: str, offs
                              ) -> AsyncIterator[FollowedFile]:
     """Attach a ``tail`` carrying ``mark`` in its environment; on exit, stop it (closing
     the stream does not), whether or not the engine answered when the stream closed."""
-    container = docker.containers.container(cid)
-    with map_engine_errors("attaching to a log file"):
-        ex = await container.exec(follow_command(path, offset, gnu, follow, inode), stdout=True,
-                                  stderr=True, environment={FOLLOWER_ENV: mark})
-        stream = ex.start(detach=False)
-        await stream.__aenter__()
-    followed: FollowedFile | None = None
-    try:
-        followed = FollowedFile(
-            stream, path, on_notice, gnu or "tail", offset,
-            functools.partial(read_followed, docker, cid, path, inode))
-        yield followed
-    finally:
-        if followed is not None:
+    async with open_marked_exec(docker, cid, follow_command(path, offset, gnu, follow, inode),
+                                mark, "attaching to a log file", kill=follow) as stream:
+        followed = FollowedFile(stream, path, on_notice, gnu or "tail", offset,
+                                functools.partial(read_followed, docker, cid, path, inode))
+        try:
+            yield followed
+        finally:
             followed.close()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            await stream.close()
-            if follow:
-                with contextlib.suppress(Exception):
-                    await kill_marked(docker, cid, mark, exact=True)
