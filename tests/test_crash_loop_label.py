@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from loon_supervisor.engine.containers import CRASH_LOOP_LABEL, crash_loop_label, parse_crash_loop
-from loon_supervisor.verbs.attach import crash_loop_of
+from loon_supervisor.lifecycle.unrecorded import crash_loop_of
 from tests.conftest import base_config, write_config
 
 

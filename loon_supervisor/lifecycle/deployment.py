@@ -38,7 +38,6 @@ import contextlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -50,6 +49,7 @@ from loon_supervisor.lifecycle import restart_marker
 from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy, CrashLoopWatch
 from loon_supervisor.sinks.reporter import Reporter
+from loon_supervisor.sinks.session import Session
 from loon_supervisor.sinks.terminal import Printer
 from loon_supervisor.streams.cursor import Position
 from loon_supervisor.streams.follow import Followers, last_lines
@@ -79,6 +79,7 @@ class ContainerEngine(ContainerFiles, Protocol):
     async def version(self) -> dict[str, Any]: ...
     async def answers_anew(self) -> bool: ...
     async def find(self, name: str) -> dict[str, Any] | None: ...
+    async def list_ours(self, name: str | None = None) -> list[dict[str, Any]]: ...
     async def create_and_start(self, spec: ContainerSpec) -> str: ...
     async def inspect(self, cid: str) -> dict[str, Any] | None: ...
     async def wait_exit(self, cid: str) -> int: ...
@@ -106,7 +107,7 @@ class Deployment:
     """One deployment's container, its followers and the outcome of its run."""
 
     def __init__(self, engine: ContainerEngine, name: str, contract: ImageContract,
-                 session: Path, control: Control, *, stop_timeout: int = 10,
+                 session: Session, control: Control, *, stop_timeout: int = 10,
                  crash_policy: CrashLoopPolicy | None = None,
                  source: Callable[[str], LogSource] | None = None) -> None:
         self.engine = engine
@@ -128,10 +129,11 @@ class Deployment:
         self._back_reason: str | None = None
         self._stopped_by_engine = False
         self._run: tuple[object, int] | None = None  # the run followed: (StartedAt, RestartCount)
+        self._budget: float | None = None  # the teardown's deadline, from its first step
 
     @property
     def say(self) -> Reporter:
-        return self.control.say
+        return self.session.say
 
     # -- the transitions ---------------------------------------------------------------
 
@@ -142,11 +144,12 @@ class Deployment:
         self.phase = Phase.RUNNING
         return self.cid
 
-    def adopt(self, cid: str) -> None:
-        """NEW -> RUNNING: take over a container started earlier (logger, attach, down)."""
+    def adopt(self, cid: str, *, running: bool = True) -> None:
+        """NEW -> RUNNING (or STOPPED: a container that is not running, for a removal):
+        take over a container started earlier (logger, attach, down)."""
         self._expect(Phase.NEW)
         self.cid = cid
-        self.phase = Phase.RUNNING
+        self.phase = Phase.RUNNING if running else Phase.STOPPED
 
     async def follow(self, *, printer: Printer | None = None, terminal: Printer | None = None,
                      saved: dict[str, Position] | None = None,
@@ -177,7 +180,9 @@ class Deployment:
             outer.cancel_scope.cancel()
 
     async def stop(self) -> None:
-        """-> STOPPED: graceful stop within the stop timeout; a second signal kills."""
+        """RUNNING/FOLLOWING/HANDED_OVER -> STOPPED: graceful stop within the stop timeout;
+        a second signal kills."""
+        self._expect(Phase.RUNNING, Phase.FOLLOWING, Phase.HANDED_OVER)
         assert self.cid is not None
         cid = self.cid
         with self.bounded("stopping the container", self.stop_timeout + ENGINE_GRACE):
@@ -199,6 +204,7 @@ class Deployment:
                       output: bool = False) -> None:
         """STOPPED -> COLLECTED: the bytes the followers had not read (with ``output``, the
         container output too: a dead follower's), streamed out of the stopped container."""
+        self._expect(Phase.STOPPED)
         followers = self.followers
         if followers is None:  # nobody followed in this process: say what is read
             followers = self._followers(None, saved)
@@ -206,7 +212,7 @@ class Deployment:
                               "the stopped follower had not read)")
         with self.bounded("collecting the final log bytes", ENGINE_GRACE) as scope:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_extend_while_bytes_come, scope, followers)
+                tg.start_soon(_extend_while_bytes_come, scope, followers, self._extend_budget)
                 await followers.collect()
                 if output:
                     await followers.collect_output()
@@ -215,7 +221,8 @@ class Deployment:
             self.phase = Phase.COLLECTED
 
     async def remove(self) -> bool:
-        """-> REMOVED; whether the engine confirmed it."""
+        """STOPPED/COLLECTED -> REMOVED; whether the engine confirmed it."""
+        self._expect(Phase.STOPPED, Phase.COLLECTED)
         assert self.cid is not None
         with self.bounded("removing the container", ENGINE_GRACE):
             await self.engine.remove(self.cid)
@@ -237,14 +244,15 @@ class Deployment:
             return
         culprit = self.culprit
         self.say(f"FAILED: {self.failure}; last lines of {culprit}.log:")
-        for line in last_lines(self.session / f"{culprit}.log"):
+        for line in last_lines(self.session.log_file(culprit)):
             self.say(f"  {line}")
 
     # -- inside ------------------------------------------------------------------------
 
-    def _expect(self, phase: Phase) -> None:
-        if self.phase is not phase:
-            raise RuntimeError(f"deployment {self.name} is {self.phase}, not {phase}")
+    def _expect(self, *phases: Phase) -> None:
+        if self.phase not in phases:
+            raise RuntimeError(f"deployment {self.name} is {self.phase}, not "
+                               + " or ".join(phases))
 
     def _followers(self, printer: Printer | None,
                    saved: dict[str, Position] | None) -> Followers:
@@ -252,11 +260,16 @@ class Deployment:
         cid = self.cid
         self.followers = Followers(
             source=self._source(cid), log_dir=self.contract.log_dir,
-            services=self.contract.services, session=self.session, say=self.say,
+            services=self.contract.services, session=self.session.path, say=self.say,
             output=lambda skip: self.engine.container_output(cid, skip),
             still_running=self._running, mark=self.name, printer=printer,
             saved=saved or {}, generations=self.contract.log_backups)
         return self.followers
+
+    def _extend_budget(self, until: float) -> None:
+        """Progress (bytes still arriving) buys the rest of the teardown its time."""
+        if self._budget is not None:
+            self._budget = max(self._budget, until + 2 * ENGINE_GRACE)
 
     def fail(self, reason: str) -> None:
         """Record why the run failed (the first reason wins) and say it."""
@@ -266,9 +279,16 @@ class Deployment:
 
     @contextlib.contextmanager
     def bounded(self, doing: str, seconds: float) -> Iterator[anyio.CancelScope]:
-        """A shielded teardown step that gives up after ``seconds`` with one sentence."""
+        """A shielded teardown step that gives up after ``seconds`` with one sentence, and
+        no later than the teardown's one budget, which starts with its first step (the
+        stop, or the first step a removal needs): enough for a stop, the followers' drain,
+        the collection and the removal each to take their own bound (a collection that
+        still receives bytes moves both on: :func:`_extend_while_bytes_come`)."""
+        now = anyio.current_time()
+        if self._budget is None:
+            self._budget = now + self.stop_timeout + DRAIN_GRACE + 3 * ENGINE_GRACE
         with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + seconds
+            scope.deadline = min(now + seconds, self._budget)
             yield scope
         if scope.cancelled_caught:
             msg = (f"the Docker engine did not answer within {seconds:.0f}s while {doing}; "
@@ -458,14 +478,14 @@ class Deployment:
             await anyio.sleep_forever()
             return
         seen: dict[str, str] = {}
-        loops = CrashLoopWatch(self.session, self.say, last_lines, self.crash_policy)
+        loops = CrashLoopWatch(self.session.path, self.say, last_lines, self.crash_policy)
         run = self.restarts
         async with contextlib.aclosing(self.engine.status_outputs(  # one long-lived exec
                 self.cid, command, STATUS_INTERVAL, f"{self.name}/status")) as outputs:
             async for out in outputs:
                 if run != self.restarts:  # a whole-container restart: new pids, not crashes
                     run = self.restarts
-                    loops = CrashLoopWatch(self.session, self.say, last_lines,
+                    loops = CrashLoopWatch(self.session.path, self.say, last_lines,
                                            self.crash_policy)
                 for name, state, line in parse_status(out, self.contract.services):
                     loops.observe(name, line)
@@ -521,7 +541,7 @@ class Deployment:
 
 
 async def _extend_while_bytes_come(scope: anyio.CancelScope, followers: Followers,
-                                   every: float = 0.5) -> None:
+                                   extend: Callable[[float], None], every: float = 0.5) -> None:
     """The collection's bound is an idle timeout, not a total budget: while bytes keep
     arriving (a large backlog from a slow remote engine) its deadline moves on, so only an
     engine that sent nothing for ``ENGINE_GRACE`` seconds is given up on."""
@@ -531,6 +551,7 @@ async def _extend_while_bytes_come(scope: anyio.CancelScope, followers: Follower
         if got != last:
             last = got
             scope.deadline = anyio.current_time() + ENGINE_GRACE
+            extend(scope.deadline)
         await anyio.sleep(min(every, ENGINE_GRACE / 4))
 
 

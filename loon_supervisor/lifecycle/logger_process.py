@@ -15,13 +15,9 @@ import sys
 from dataclasses import replace
 
 import anyio
-from rich.console import Console
 
-from loon_supervisor.engine.docker_engine import DockerEngine
-from loon_supervisor.errors import signal_exit_code
 from loon_supervisor.lifecycle import state as statefile
-from loon_supervisor.lifecycle.deployment import ENGINE_GRACE, Deployment
-from loon_supervisor.lifecycle.removal import remove_deployment
+from loon_supervisor.lifecycle.deployment import ENGINE_GRACE
 from loon_supervisor.lifecycle.state import (
     LOCK_FD_ENV,
     DeploymentLock,
@@ -29,13 +25,15 @@ from loon_supervisor.lifecycle.state import (
     lock_holder,
     wait_unlocked,
 )
+from loon_supervisor.sinks.reporter import Reporter
+from loon_supervisor.sinks.session import LOGGER_STDERR
 
 ATTACH_TIMEOUT = 60.0
 
 
 def spawn_logger(state: DeploymentState, lock: DeploymentLock) -> subprocess.Popen[bytes]:
     """Start ``loon _logger NAME`` in its own session, holding our lock's descriptor."""
-    err = open(state.session / "logger.stderr", "ab")  # noqa: SIM115 - handed to the child
+    err = open(state.session / LOGGER_STDERR, "ab")  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "loon_supervisor", "_logger", state.name],
@@ -84,48 +82,7 @@ def reclaim(lock: DeploymentLock) -> None:
         lock.set_owner(os.getpid())
 
 
-async def hand_over(engine: DockerEngine, dep: Deployment, lock: DeploymentLock,
-                    state: DeploymentState) -> int:
-    """``up -d``: the running container goes to a background logger (``engine`` is the
-    one ``dep`` runs on: if the logger fails, the removal adopts the container there)."""
-    control = dep.control
-    proc, ok = await start_logger(state, lock, control.stop_requested)
-    if not ok:
-        if control.stop_signal is None:
-            dep.say("the background logger did not attach; see "
-                    f"{state.session / 'logger.stderr'}; stopping the container")
-        elif proc.poll() is None:
-            # Ctrl+C during the hand-over: the logger owns the deployment now and stops it
-            # gracefully itself, collecting every byte.
-            proc.terminate()
-            with anyio.move_on_after(state.stop_timeout + ENGINE_GRACE):
-                while proc.poll() is None:
-                    await anyio.sleep(0.1)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reclaim(lock)
-        # Whatever the logger left undone (it may have died before it could stop anything:
-        # a TERM that lands before its signal handlers exist ends it at once) is done here
-        # as `down` does it for a dead logger: stop, collect every byte from the saved
-        # positions into the session, remove. A logger that finished leaves nothing to do.
-        with anyio.CancelScope(shield=True):
-            await remove_deployment(engine, state.name,
-                                    dep.say.console or Console(stderr=True))
-        statefile.forget(state.name, state.cid)
-        if control.stop_signal is not None:
-            return signal_exit_code(control.stop_signal)
-        return 1
-    from loon_supervisor.verbs.up import up_line
-
-    dep.say(up_line(state))
-    dep.say(f"logs are in {state.session} (a background logger, pid {proc.pid}, keeps "
-            "writing them)")
-    dep.say("stop everything with: python3 build.py -D   (or: loon down)")
-    return 0
-
-
-async def stop_logger(name: str, console: Console) -> bool:
+async def stop_logger(name: str, say: Reporter) -> bool:
     """Ask the process holding the deployment's lock (a background logger or a foreground
     ``up``) to stop the container, drain and exit; wait for the lock to be free. Decided by
     the lock only: a stale state file's pid is never signalled."""
@@ -140,7 +97,7 @@ async def stop_logger(name: str, console: Console) -> bool:
     current = statefile.load(name)
     if current is not None:  # the follower treats this stop as a normal one (exit 0)
         statefile.update(name, current.cid, down_requested=True)
-    console.print(f"stopping the process following '{name}' (pid {holder}); it stops the "
+    say(f"stopping the process following '{name}' (pid {holder}); it stops the "
                   "container and drains every stream...")
     for _ in range(50):
         try:
@@ -152,17 +109,17 @@ async def stop_logger(name: str, console: Console) -> bool:
             await anyio.sleep(0.1)
             again = lock_holder(name)
             if again is None:
-                console.print(f"pid {holder} is gone and nobody holds the lock now")
+                say(f"pid {holder} is gone and nobody holds the lock now")
                 return True
             holder = again or holder
     limit = (current.stop_timeout if current else 10) + 2 * ENGINE_GRACE
     if not await anyio.to_thread.run_sync(wait_unlocked, name, limit):
         again = lock_holder(name)
         if again:
-            console.print(f"pid {again} did not exit within {limit:.0f}s; killing it")
+            say(f"pid {again} did not exit within {limit:.0f}s; killing it")
             os.kill(again, signal.SIGKILL)
             await anyio.to_thread.run_sync(wait_unlocked, name, 5.0)
     else:
         where = current.session if current else "the session"
-        console.print(f"it exited; logs complete in {where}")
+        say(f"it exited; logs complete in {where}")
     return True

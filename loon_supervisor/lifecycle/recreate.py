@@ -2,19 +2,17 @@
 crash, a reboot or an engine restart) is removed, so ``up`` starts a fresh one without an
 operator's ``-D`` first. A running one is left alone (``up`` refuses with its hint).
 
-Removal goes through :func:`loon_supervisor.lifecycle.removal.remove_deployment` (``up`` holds the
+Removal goes through :func:`loon_supervisor.lifecycle.run.remove_deployment` (``up`` holds the
 deployment's lock), which first appends the bytes the last run's follower missed to that
 run's session files when the state file still names the container.
 """
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.errors import EngineError
 from loon_supervisor.lifecycle import state as statefile
-from loon_supervisor.lifecycle.removal import remove_deployment
+from loon_supervisor.lifecycle.run import remove_deployment
 from loon_supervisor.sinks.reporter import Reporter
 
 # "restarting": the engine's restart policy starts it again and again (it keeps exiting
@@ -36,7 +34,7 @@ async def remove_stopped(engine: DockerEngine, name: str, say: Reporter) -> None
         f"{c.get('Status') or c.get('State')}; removing it"
         + (f" after collecting its missing log bytes into {state.session}"
            if known and state is not None else ""))
-    code, _ = await remove_deployment(engine, name, Console(quiet=True))
+    code, _ = await remove_deployment(engine, name, Reporter(None, None))
     if code != 0:
         raise EngineError(f"could not remove the stopped container of deployment '{name}'; "
                           "remove it with `python3 build.py -D` (or `loon down`)")

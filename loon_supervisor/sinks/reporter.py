@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from loon_supervisor.sinks.session import EventLog
+from loon_supervisor.sinks.events import EventLog
 from loon_supervisor.sinks.terminal import Printer, is_gone, silence
 
 

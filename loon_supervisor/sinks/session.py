@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import time
 from datetime import datetime
 from pathlib import Path
 
+from rich.console import Console
+
 from loon_supervisor.errors import LoonError
-from loon_supervisor.sinks.clean import strip_escapes
+from loon_supervisor.sinks.events import EventLog, event_lines
+from loon_supervisor.sinks.reporter import Reporter
+
+__all__ = ["LOGGER_STDERR", "OUT_LOG", "EventLog", "Session", "event_lines", "latest_session",
+           "new_session_dir", "point_latest"]
 
 
 def new_session_dir(logs_root: Path) -> Path:
@@ -58,39 +61,54 @@ def latest_session(logs_root: Path) -> Path | None:
     return dirs[-1] if dirs else None
 
 
-def event_lines(text: str) -> str:
-    """The one format of supervisor event lines (out.log, deploy.log): a local timestamp,
-    a space, the text; one stamped line per line of text, without terminal escape sequences
-    (the build's coloured output keeps its colours on the terminal only)."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    return "".join(f"{stamp} {line}\n" for line in strip_escapes(text).splitlines() or [""])
+OUT_LOG = "out.log"
+LOGGER_STDERR = "logger.stderr"
 
 
-class EventLog:
-    """out.log: the supervisor's own timestamped events, one line each, written at once.
+class Session:
+    """One run's directory and its one event channel (out.log, and the terminal when the
+    process has one): the file names live here, and lifecycle code speaks only through
+    ``say``. Opened once per process that writes it; :meth:`close` on every path."""
 
-    Holds a shared ``flock`` on the file while open: log retention
-    (:mod:`loon_supervisor.sinks.retention`) leaves a session alone while anyone writes it."""
-
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, console: Console | None) -> None:
         self.path = path
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_SH)
-        self.failed: str | None = None
+        self.events: EventLog | None = EventLog(path / OUT_LOG)
+        self.say = Reporter(self.events, console)
 
-    def event(self, text: str) -> None:
-        """Append; a failing disk disables out.log (``failed`` says why) instead of raising
-        into a teardown."""
-        if self._fh.closed or self.failed is not None:
-            return
-        try:
-            self._fh.write(event_lines(text))
-        except OSError as exc:
-            self.failed = f"cannot write {self.path}: {exc.strerror or exc}"
+    @classmethod
+    def terminal_only(cls, console: Console | None) -> Session:
+        """No directory to write into (a container whose run recorded no session): events
+        go to the terminal only, and nothing is collected."""
+        session = cls.__new__(cls)
+        session.path = Path(".")
+        session.events = None
+        session.say = Reporter(None, console)
+        return session
+
+    @classmethod
+    def new(cls, logs_root: Path, console: Console | None) -> Session:
+        """A fresh ``logs_<stamp>`` directory, ``latest`` pointing at it."""
+        return cls(new_session_dir(logs_root), console)
+
+    @property
+    def out_log(self) -> Path:
+        return self.path / OUT_LOG
+
+    @property
+    def logger_stderr(self) -> Path:
+        """Where a background logger's own stderr goes (a crash before it could say why)."""
+        return self.path / LOGGER_STDERR
+
+    def log_file(self, stream: str) -> Path:
+        """A followed stream's file: a service's, or ``container`` (the container's output)."""
+        return self.path / f"{stream}.log"
 
     def close(self) -> None:
-        try:
-            self._fh.close()
-        except OSError:
-            pass
+        if self.events is not None:
+            self.events.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import anyio
+from anyio.abc import TaskGroup, TaskStatus
 
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine import images
@@ -17,10 +17,12 @@ from loon_supervisor.errors import (
     EngineError,
     ImageContractError,
     Problem,
-    signal_exit_code,
 )
 from loon_supervisor.lifecycle.control import Control
-from loon_supervisor.swarm.tasklogs import new_task_logs, watch_tasks
+from loon_supervisor.lifecycle.run import Outcome
+from loon_supervisor.sinks.reporter import Reporter
+from loon_supervisor.sinks.session import Session
+from loon_supervisor.swarm.tasklogs import TaskLogs, new_task_logs, watch_tasks
 
 CONVERGE_TIMEOUT = 300.0
 # Each shielded teardown step (scale to zero, remove the services) waits the engine at most
@@ -28,18 +30,17 @@ CONVERGE_TIMEOUT = 300.0
 TEARDOWN_STEP = 60.0
 
 
-async def push_to_registry(swarm: Swarm, image: str, registry: str,
-                           control: Control) -> str:
+async def push_to_registry(swarm: Swarm, image: str, registry: str, say: Reporter) -> str:
     """Tag ``image`` into the registry and push it: every node must be able to pull it."""
     repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
     target = f"{registry.rstrip('/')}/{repo.split('/')[-1]}"
-    control.say(f"pushing {target}:{tag} so every node can pull it")
+    say(f"pushing {target}:{tag} so every node can pull it")
     await swarm.tag_and_push(image, target, tag)
     return f"{target}:{tag}"
 
 
-async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int],
-                         control: Control) -> float:
+async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int], say: Reporter
+                         ) -> float:
     """Until every service runs its replicas; progress lines as counts change."""
     started = time.monotonic()
     last: dict[str, int] = {}
@@ -52,8 +53,8 @@ async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int],
                                    == "running" and t.get("DesiredState") == "running")
             if counts != last:
                 last = counts
-                control.say("converging: " + ", ".join(f"{r} {counts[r]}/{n}"
-                                                   for r, n in wanted.items()))
+                say("converging: " + ", ".join(f"{r} {counts[r]}/{n}"
+                                               for r, n in wanted.items()))
             if all(counts[r] >= n for r, n in wanted.items()):
                 return time.monotonic() - started
             await anyio.sleep(0.5)
@@ -63,9 +64,10 @@ async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int],
 
 
 async def swarm_up(engine: DockerEngine, cfg: LoonConfig, contract: images.ImageContract,
-                   env: dict[str, str], binds: list[str], control: Control, session: Path,
+                   env: dict[str, str], binds: list[str], control: Control, session: Session,
                    detached: bool) -> int:
     swarm = engine.swarm
+    say = session.say
     d = cfg.deploymentSettings
     name = d.containerName
     if detached:
@@ -80,64 +82,115 @@ async def swarm_up(engine: DockerEngine, cfg: LoonConfig, contract: images.Image
                                  f"'{images.RUN_SERVICES_LABEL}' label")
     image = contract.image
     if d.imageRegistry:
-        image = await push_to_registry(swarm, image, d.imageRegistry, control)
+        image = await push_to_registry(swarm, image, d.imageRegistry, say)
     elif await swarm.node_count() > 1:
         raise ConfigError([Problem("deploymentSettings.imageRegistry",
                                    "is required: this swarm has several nodes and they cannot "
                                    "pull an image built on this one",
                                    "set it to a registry every node can pull from")])
     node = await swarm.label_volume_node()
-    control.say(f"swarm: the core service runs on node {node} (label {sv.VOLUME_NODE_LABEL}=true),"
-            " where the volume directories are")
+    say(f"swarm: the core service runs on node {node} (label {sv.VOLUME_NODE_LABEL}=true),"
+        " where the volume directories are")
     spec = sv.SwarmSpec(name, image, env, binds, contract.log_dir, contract.run_services_env,
                         contract.services, d.celeryReplicas, d.stopTimeout)
-    wanted = {role: (1 if role == "core" else d.celeryReplicas)
-              for role in sv.roles(spec.services)}
     node_id = await swarm.node_id()
-    logs = new_task_logs(engine, name, contract.services, contract.log_dir, session, control.say,
-                         node_id)
-    try:
-        async with anyio.create_task_group() as followers:
-            async with anyio.create_task_group() as watcher:
-                phase = anyio.CancelScope()
+    run = SwarmRun(engine, spec, session, control)
+    async with anyio.create_task_group() as tg:
+        try:
+            await run.serve(tg, new_task_logs(engine, name, contract.services,
+                                              contract.log_dir, session.path, say, node_id),
+                            cfg.url)
+        finally:
+            outcome = await run.teardown()
+    return outcome.exit_code(control.stop_signal)
 
-                async def stop_on_signal() -> None:
-                    await control.stop_requested.wait()
-                    phase.cancel()
-                watcher.start_soon(stop_on_signal)
-                with phase:
-                    await swarm.create(spec)
-                    watcher.start_soon(watch_tasks, logs, followers)
-                    took = await wait_converged(swarm, name, wanted, control)
-                    control.say(f"Loon is up (swarm): {cfg.url}; converged in {took:.1f}s")
-                    control.say(f"logs are in {session} (<service>.<slot>.log); press Ctrl+C "
-                            "to stop")
-                    await control.stop_requested.wait()
-                watcher.cancel_scope.cancel()
-            with anyio.CancelScope(shield=True), anyio.move_on_after(TEARDOWN_STEP) as scaling:
-                # Scaled to zero, the tasks' containers stop but stay (task history), so
-                # each follower collects its file's last bytes before the services go.
-                control.say("stopping the swarm tasks")
-                for role in wanted:
-                    await swarm.scale(sv.service_name(name, role), 0)
-            if scaling.cancelled_caught:
-                control.say(f"the engine did not scale the services down within "
-                            f"{TEARDOWN_STEP:.0f}s; removing them")
-            followers.cancel_scope.deadline = anyio.current_time() + d.stopTimeout + 30
-    finally:
-        with anyio.CancelScope(shield=True):
+
+class SwarmRun:
+    """A swarm deployment's run: its services, a follower per task, and the same
+    :meth:`teardown` as a container's :class:`~loon_supervisor.lifecycle.run.Run` (one
+    budget, shielded, returning an :class:`~loon_supervisor.lifecycle.run.Outcome`):
+    scale to zero (the tasks' containers stop but stay, so each follower collects its
+    file's last bytes), end the followers, remove the services."""
+
+    def __init__(self, engine: DockerEngine, spec: sv.SwarmSpec, session: Session,
+                 control: Control) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.session = session
+        self.control = control
+        self.wanted = {role: (1 if role == "core" else spec.celery_replicas)
+                       for role in sv.roles(spec.services)}
+        self.created = False
+        self._tasks_stopped = anyio.Event()
+        self._followers_done = anyio.Event()
+        self._followers: anyio.CancelScope | None = None
+
+    async def serve(self, tg: TaskGroup, logs: TaskLogs, url: str) -> None:
+        """Create the services, follow every task, wait for convergence, then for a stop."""
+        say, swarm, name = self.session.say, self.engine.swarm, self.spec.name
+        followers = await tg.start(self._host_followers)
+        async with anyio.create_task_group() as watcher:
+            phase = anyio.CancelScope()
+
+            async def stop_on_signal() -> None:
+                await self.control.stop_requested.wait()
+                phase.cancel()
+            watcher.start_soon(stop_on_signal)
+            with phase:
+                await swarm.create(self.spec)
+                self.created = True
+                watcher.start_soon(watch_tasks, logs, followers)
+                took = await wait_converged(swarm, name, self.wanted, say)
+                say(f"Loon is up (swarm): {url}; converged in {took:.1f}s")
+                say(f"logs are in {self.session.path} (<service>.<slot>.log); press Ctrl+C "
+                    "to stop")
+                await self.control.stop_requested.wait()
+            watcher.cancel_scope.cancel()
+
+    async def _host_followers(self, *, task_status: TaskStatus[TaskGroup]) -> None:
+        """The task followers' group: open until the tasks are stopped, then until every
+        follower has read its file to the end (bounded by the teardown)."""
+        try:
+            async with anyio.create_task_group() as followers:
+                self._followers = followers.cancel_scope
+                task_status.started(followers)
+                await self._tasks_stopped.wait()
+        finally:
+            self._followers_done.set()
+
+    async def teardown(self) -> Outcome:
+        say, swarm = self.session.say, self.engine.swarm
+        names = [sv.service_name(self.spec.name, r) for r in self.wanted]
+        drain = self.spec.stop_timeout + 30
+        failed = False
+        with anyio.CancelScope(shield=True) as budget:
+            budget.deadline = anyio.current_time() + 2 * TEARDOWN_STEP + drain + 60
+            if self.created:
+                with anyio.move_on_after(TEARDOWN_STEP) as scaling:
+                    say("stopping the swarm tasks")
+                    for svc in names:
+                        await swarm.scale(svc, 0)
+                if scaling.cancelled_caught:
+                    say(f"the engine did not scale the services down within "
+                        f"{TEARDOWN_STEP:.0f}s; removing them")
+                if self._followers is not None:
+                    self._followers.deadline = anyio.current_time() + drain
+            self._tasks_stopped.set()
+            if self._followers is not None:
+                await self._followers_done.wait()
             with anyio.move_on_after(TEARDOWN_STEP) as removing:
-                for role in wanted:
-                    await swarm.remove_one(sv.service_name(name, role))
+                for svc in names:
+                    await swarm.remove_one(svc)
             if removing.cancelled_caught:
-                control.say(f"the engine did not remove the swarm services within "
-                            f"{TEARDOWN_STEP:.0f}s: remove them with `docker service rm` "
-                            f"({', '.join(sv.service_name(name, r) for r in wanted)})")
+                failed = True
+                say(f"the engine did not remove the swarm services within "
+                    f"{TEARDOWN_STEP:.0f}s: remove them with `docker service rm` "
+                    f"({', '.join(names)})")
             else:
                 with anyio.move_on_after(60):
-                    await _wait_containers_gone(engine, name)
-                control.say("removed the swarm services")
-    return signal_exit_code(control.stop_signal) if control.stop_signal else 0
+                    await _wait_containers_gone(self.engine, self.spec.name)
+                say("removed the swarm services")
+        return Outcome(teardown_failed=failed, removed=not failed)
 
 
 async def _wait_containers_gone(engine: DockerEngine, name: str) -> None:

@@ -6,29 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import anyio
 from rich.console import Console
 
-from loon_supervisor.config.model import DeploymentSettings
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.engine.containers import CRASH_LOOP_LABEL, URL_LABEL, parse_crash_loop
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.logger_process import start_logger
-from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
-from loon_supervisor.paths import build_files_dir, logs_dir
-from loon_supervisor.sinks import retention
-from loon_supervisor.sinks.session import new_session_dir
-from loon_supervisor.streams.sources.choice import from_container
-
-
-def crash_loop_of(labels: dict[str, str]) -> tuple[int, float]:
-    """The crash-loop rule the container was started with (its label), else the default
-    one: a re-attached logger without a state file used to lose crash-loop reports."""
-    rule = parse_crash_loop(labels.get(CRASH_LOOP_LABEL))
-    if rule is not None:
-        return rule
-    fields = DeploymentSettings.model_fields
-    return int(fields["crashLoopRestarts"].default), float(fields["crashLoopWindow"].default)
+from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
+from loon_supervisor.lifecycle.unrecorded import new_state
+from loon_supervisor.sinks.reporter import Reporter
+from loon_supervisor.sinks.session import LOGGER_STDERR
 
 
 async def attach(name: str, console: Console) -> int:
@@ -47,28 +33,11 @@ async def attach(name: str, console: Console) -> int:
             cid = found[0]["Id"]
             if state is None or state.cid != cid:
                 console.print("no logger state for this container: starting a new session")
-                info = await engine.inspect(cid) or {}
-                config = info.get("Config") or {}
-                labels = config.get("Labels") or {}
-                contract = await engine.read_contract(config.get("Image", ""))
-                session = new_session_dir(logs_dir())
-                await anyio.to_thread.run_sync(
-                    retention.run_pass, logs_dir(), build_files_dir(), retention.limits_for(),
-                    session, lambda line: console.print(line, markup=False),
-                    lambda _line: None)
-                state = DeploymentState(
-                    name=name, cid=cid, session=session,
-                    image=contract.image, services=contract.services,
-                    log_dir=contract.log_dir, status_command=contract.status_command,
-                    url=labels.get(URL_LABEL, ""),
-                    stop_timeout=int(config.get("StopTimeout") or 10),
-                    crash_loop=crash_loop_of(labels),
-                    log_source=from_container(info, contract.log_dir).kind,
-                    log_backups=contract.log_backups)
+                state = await new_state(engine, name, cid, Reporter(None, console))
         state = replace(state, foreground_pid=None)
         proc, ok = await start_logger(state, lock)
         if not ok:
-            console.print(f"the logger did not attach; see {state.session / 'logger.stderr'}")
+            console.print(f"the logger did not attach; see {state.session / LOGGER_STDERR}")
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

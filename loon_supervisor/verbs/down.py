@@ -4,7 +4,7 @@ is read leniently).
 
 Whoever holds the deployment's lock is asked to stop, so it collects the last bytes itself.
 When nobody holds it (the logger died), ``down`` takes the lock and
-:func:`~loon_supervisor.lifecycle.removal.remove_deployment` collects the bytes the dead
+:func:`~loon_supervisor.lifecycle.run.remove_deployment` collects the bytes the dead
 logger missed into its session before removing the container. Every engine call is bounded: a hung
 engine gives one sentence and exit 1.
 """
@@ -19,15 +19,18 @@ from rich.console import Console
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.lifecycle.deployment import ENGINE_GRACE
 from loon_supervisor.lifecycle.logger_process import stop_logger
-from loon_supervisor.lifecycle.removal import remove_deployment, remove_swarm_services
+from loon_supervisor.lifecycle.removal import remove_swarm_services
+from loon_supervisor.lifecycle.run import remove_deployment
 from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
+from loon_supervisor.sinks.reporter import Reporter
 
 
 async def down(name: str) -> int:
     """Stop and remove this deployment (and its follower). Works without config (the front
     ends resolve the name: lifecycle/identity.py)."""
     console = Console(soft_wrap=True)
-    stopped_logger = await stop_logger(name, console)
+    say = Reporter(None, console)  # down has no session of its own: the terminal
+    stopped_logger = await stop_logger(name, say)
     lock = DeploymentLock.acquire(name, wait=2.0)
     if lock is None:
         console.print(f"deployment '{name}' is still followed by pid {lock_holder(name)}; "
@@ -37,8 +40,8 @@ async def down(name: str) -> int:
         with anyio.move_on_after(ENGINE_GRACE) as scope:
             async with open_engine() as engine:
                 scope.deadline = anyio.current_time() + 3600  # the steps bound themselves
-                swarm_found = await remove_swarm_services(engine, name, console)
-                code, found = await remove_deployment(engine, name, console)
+                swarm_found = await remove_swarm_services(engine, name, say)
+                code, found = await remove_deployment(engine, name, say)
                 found = found or swarm_found
         if scope.cancelled_caught:
             console.print(f"the Docker engine did not answer within {ENGINE_GRACE:.0f}s; "

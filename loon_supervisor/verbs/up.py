@@ -11,7 +11,6 @@ logger (:mod:`loon_supervisor.lifecycle.logger_process`), and so does a terminal
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,36 +27,30 @@ from loon_supervisor.engine.images import ImageContract
 from loon_supervisor.errors import (
     ConfigError,
     ContainerConflict,
+    EngineError,
     EngineUnreachable,
     LoonError,
     operator_error,
     signal_exit_code,
 )
-from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control, watch_signals
 from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy
-from loon_supervisor.lifecycle.deployment import Deployment, Phase, remove_unstarted
-from loon_supervisor.lifecycle.logger_process import hand_over, start_logger, stop_logger
+from loon_supervisor.lifecycle.deployment import Deployment, remove_unstarted
+from loon_supervisor.lifecycle.logger_process import stop_logger
 from loon_supervisor.lifecycle.recreate import remove_stopped
-from loon_supervisor.lifecycle.removal import remove_deployment
+from loon_supervisor.lifecycle.run import Owner, Run, remove_deployment
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
 from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks import retention
 from loon_supervisor.sinks.reporter import Reporter
-from loon_supervisor.sinks.session import EventLog, new_session_dir
+from loon_supervisor.sinks.session import Session
 from loon_supervisor.sinks.terminal import Printer
 from loon_supervisor.spec.client import absent_message, client_absence
 from loon_supervisor.spec.loon import container_spec, select_services
 from loon_supervisor.spec.minio import align_env
 from loon_supervisor.spec.prepare import Prepared, prepare
-from loon_supervisor.streams.cursor import Position
-from loon_supervisor.streams.sources.choice import (
-    Sources,
-    choose,
-    forget_host_dir,
-    host_dir_of,
-    prepare_host_dir,
-)
+from loon_supervisor.streams.follow import CONTAINER
+from loon_supervisor.streams.sources.choice import Sources, choose, prepare_host_dir
 from loon_supervisor.versions.build import promote
 from loon_supervisor.versions.swap import Swap
 
@@ -140,23 +133,22 @@ async def up(opts: UpRun) -> int:
     except ConfigError as exc:
         Console(stderr=True, soft_wrap=True).print(str(exc), markup=False, highlight=False)
         return exc.exit_code
-    session = new_session_dir(logs_dir())
-    events = EventLog(session / "out.log")
-    say = Reporter(events, console)
+    session = Session.new(logs_dir(), console)
+    say = session.say
     for m in prepared.messages:
         say(m)
-    say(f"logs: {session}")
+    say(f"logs: {session.path}")
     say(f"engine: {resolve_endpoint().describe()}")
     await anyio.to_thread.run_sync(
         retention.run_pass, logs_dir(), build_files_dir(),
         retention.Limits.from_settings(prepared.config.deploymentSettings.model_dump()),
-        session, say, say.log_only)
-    control = Control(say=say)
+        session.path, say, say.log_only)
+    control = Control()
     try:
         if opts.on_prepared is not None:
             opts.on_prepared(prepared, say)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals, control, True)
+            tg.start_soon(watch_signals, control, say, True)
             try:
                 code = await _up(prepared, control, opts, session, console)
             finally:
@@ -167,17 +159,17 @@ async def up(opts: UpRun) -> int:
         say(f"error: {err}")
         return err.exit_code
     finally:
-        events.close()
+        session.close()
 
 
-async def _up(prepared: Prepared, control: Control, opts: UpRun, session: Path,
+async def _up(prepared: Prepared, control: Control, opts: UpRun, session: Session,
               console: Console) -> int:
     d = prepared.config.deploymentSettings
     # --replace builds first, without the lock: the running version keeps serving (and its
     # follower keeps following) until the new image exists; a failed build changes nothing.
     build_first = opts.replace and d.orchestrator == "container"
     held = _Held(None if build_first else await _take_lock(d.containerName, opts.replace,
-                                                              console))
+                                                              session.say))
     try:
         return await _up_locked(prepared, control, opts, session, console, held)
     finally:
@@ -192,11 +184,11 @@ class _Held:
     lock: DeploymentLock | None
 
 
-async def _take_lock(name: str, replace: bool, console: Console) -> DeploymentLock:
+async def _take_lock(name: str, replace: bool, say: Reporter) -> DeploymentLock:
     """One follower per deployment: the lock, taken before anything starts."""
     lock = DeploymentLock.acquire(name)
     if lock is None and replace:
-        await stop_logger(name, console)
+        await stop_logger(name, say)
         lock = DeploymentLock.acquire(name, wait=2.0)
     if lock is None:
         raise ContainerConflict(
@@ -218,98 +210,105 @@ def run_state(prepared: Prepared, contract: ImageContract, cid: str, session: Pa
         log_backups=contract.log_backups, log_max_bytes=d.logMaxMegabytes << 20)
 
 
-async def _up_locked(prepared: Prepared, control: Control, opts: UpRun, session: Path,
+async def _up_locked(prepared: Prepared, control: Control, opts: UpRun, session: Session,
                      console: Console, held: _Held) -> int:
     """Without ``held.lock`` (build first), the lock is taken after the build, which stops
     the old version; the swap's downtime is measured from there."""
     cfg = prepared.config
     d = cfg.deploymentSettings
     name = d.containerName
+    say = session.say
     endpoint = resolve_endpoint()
     remote = endpoint.remote
     # -i: the host directory is tried, then verified (exec when the engine does not see it)
     choice = choose(d.logSource, endpoint.socket_remote, build_files_dir(), name)
     async with open_engine() as engine:
         contract: ImageContract | None = None
-        dep: Deployment | None = None
+        run: Run | None = None
         swap = Swap()
         try:
             with control.phase_scope:
                 try:
                     built = (await engine.read_contract(opts.image) if opts.image else
-                             await build_phase(engine, prepared, control.say, opts.verbose,
+                             await build_phase(engine, prepared, say, opts.verbose,
                                                console, opts.progress))
                     if held.lock is None and opts.before_swap is not None:
-                        await opts.before_swap(engine, control.say, built.image)
+                        await opts.before_swap(engine, say, built.image)
                 except (LoonError, BaseExceptionGroup) as exc:
                     if held.lock is None:  # built first: nothing was stopped
                         raise _kept_serving(operator_error(exc), name) from None
                     raise
                 if held.lock is None:
                     await swap.start(engine, name)
-                    held.lock = await _take_lock(name, True, console)
-                if align_env(prepared, built.services, control.say) and opts.on_prepared:
-                    opts.on_prepared(prepared, control.say)  # files derived from the env
+                    held.lock = await _take_lock(name, True, say)
+                if align_env(prepared, built.services, say) and opts.on_prepared:
+                    opts.on_prepared(prepared, say)  # files derived from the env
                 if opts.on_built is not None:
-                    opts.on_built(prepared, control.say)
-                contract = select_services(built, opts.only, control.say)
+                    opts.on_built(prepared, say)
+                contract = select_services(built, opts.only, say)
                 if remote:  # volume dirs live there: check/make them there
                     for line in await engine.ensure_on_engine(contract.image,
                                                        resolve_endpoint().describe(),
                                                        cfg.volume_dirs()):
-                        control.say(line)
+                        say(line)
                 if d.orchestrator == "container":
                     if opts.replace:  # the old follower collected its bytes, or we do now
-                        await remove_deployment(engine, name, console)
+                        code, _ = await remove_deployment(engine, name, say)
+                        if code != 0:
+                            raise EngineError(f"could not remove the running container of "
+                                              f"deployment '{name}' (see above); nothing new "
+                                              "was started: run `loon down`, then this again")
                     else:
-                        await remove_stopped(engine, name, control.say)
+                        await remove_stopped(engine, name, say)
                     if choice.host_dir is not None:  # after the old container's removal
                         prepare_host_dir(choice.host_dir)
                     sources = Sources(choice, engine, contract.log_dir)
-                    dep = Deployment(engine, name, contract, session, control,
-                                     stop_timeout=d.stopTimeout,
-                                     crash_policy=CrashLoopPolicy(d.crashLoopRestarts,
-                                                                  d.crashLoopWindow),
-                                     source=sources)
+                    run = Run(engine, name, contract, session, control, owner=Owner.FOREGROUND,
+                              lock=held.lock, stop_timeout=d.stopTimeout,
+                              crash_policy=CrashLoopPolicy(d.crashLoopRestarts,
+                                                           d.crashLoopWindow),
+                              source=sources,
+                              prune=retention.StagingPruner(choice.host_dir, retention.Limits
+                                                            .from_settings(d.model_dump())))
                     try:
-                        cid = await dep.start(replace(container_spec(prepared, contract,
+                        cid = await run.start(replace(container_spec(prepared, contract,
                                                                      remote),
                                                       log_host_dir=choice.host_dir))
                     except LoonError as exc:
                         versions.record_outcome(name, contract.image, versions.FAILED, str(exc))
                         raise
-                    control.say(f"started container {name} ({cid[:12]})")
-                    await sources.verify(cid, control.say)
-                    downtime = swap.done(control.say)
-                    await promote(engine, prepared, contract.image, control.say, downtime)
-                    control.say.log_only(f"log source chosen: {sources.choice.describe()}; "
+                    say(f"started container {name} ({cid[:12]})")
+                    await sources.verify(cid, say)
+                    downtime = swap.done(say)
+                    await promote(engine, prepared, contract.image, say, downtime)
+                    say.log_only(f"log source chosen: {sources.choice.describe()}; "
                                          f"{sources.choice.reason}")
                     if why := await client_absence(engine, cid, contract.services):
-                        control.say(absent_message(why))
+                        say(absent_message(why))
         finally:
             if control.stop_signal is not None and held.lock is not None:
                 with anyio.CancelScope(shield=True):
                     if await remove_unstarted(engine, name):
-                        control.say(f"removed container {name}")
+                        say(f"removed container {name}")
         if control.stop_signal is not None:
             return signal_exit_code(control.stop_signal)
         assert contract is not None
         if d.orchestrator == "swarm":
             from loon_supervisor.swarm.up import swarm_up
 
-            await promote(engine, prepared, contract.image, control.say)
+            await promote(engine, prepared, contract.image, say)
             spec = container_spec(prepared, contract, remote)
             return await swarm_up(engine, cfg, contract, spec.env, spec.binds, control,
                                   session, opts.detached)
-        assert dep is not None and dep.cid is not None
-        state = replace(run_state(prepared, contract, dep.cid, session),
+        assert run is not None and run.cid is not None
+        state = replace(run_state(prepared, contract, run.cid, session.path),
                         log_source=sources.kind,
                         url="" if opts.only is not None and "nginx" not in contract.services
                         else prepared.config.url)  # loon dev: nothing serves HTTP
         assert held.lock is not None
         if opts.detached:
-            return await hand_over(engine, dep, held.lock, state)
-        return await _follow_foreground(dep, prepared, opts, held.lock, state)
+            return await run.detach(state)
+        return await _follow_foreground(run, opts, state)
 
 
 def _kept_serving(exc: LoonError, name: str) -> LoonError:
@@ -330,62 +329,32 @@ def up_line(state: DeploymentState) -> str:
             "HTTP)")
 
 
-async def _follow_foreground(dep: Deployment, prepared: Prepared, opts: UpRun,
-                             lock: DeploymentLock, state: DeploymentState) -> int:
-    control, name = dep.control, dep.name
-    assert dep.cid is not None
-    cid = dep.cid
-    statefile.save(replace(state, foreground_pid=os.getpid()))
-    services = list(dep.contract.services)
-    printer = Printer([*services, "container"]) if opts.verbose else None
+async def _follow_foreground(run: Run, opts: UpRun, state: DeploymentState) -> int:
+    control, dep = run.control, run.dep
+    say = run.session.say
+    run.record(replace(state, foreground_pid=os.getpid()))
+    printer = Printer([*dep.contract.services, CONTAINER]) if opts.verbose else None
     terminal = printer or Printer([])
-    control.say.queue = terminal
-
-    prune = retention.StagingPruner(
-        host_dir_of(state.log_source, build_files_dir(), name),
-        retention.Limits.from_settings(prepared.config.deploymentSettings.model_dump()))
-
-    def save(positions: dict[str, Position]) -> None:
-        statefile.update(name, cid, positions=positions)
-        prune(positions)
+    say.queue = terminal
 
     def announce() -> None:
-        control.say(up_line(state))
-        control.say(f"logs are in {dep.session} (tail -f them); press Ctrl+C to stop")
+        say(up_line(state))
+        say(f"logs are in {run.session.path} (tail -f them); press Ctrl+C to stop")
 
     control.can_hand_over = True
-    handed = by_down = False
     try:
         async with anyio.create_task_group() as beside:
             if opts.while_following is not None:
                 beside.start_soon(_beside, opts.while_following, dep)
-            await dep.follow(printer=printer, terminal=terminal, on_attached=announce,
-                             on_positions=save)
+            await run.follow(printer=printer, terminal=terminal, on_attached=announce)
             if control.stop_signal is not None or control.handing_over:
                 beside.cancel_scope.cancel()
             else:  # let it see the stopped container and say what it decided
                 beside.cancel_scope.deadline = anyio.current_time() + BESIDE_GRACE
-        dep.report_failure()
-        if dep.phase is Phase.HANDED_OVER:
-            handed = await _hand_over_on_hang_up(dep, lock, state)
+        run.report_failure()
     finally:
-        if not handed and not dep.teardown_failed:
-            if await dep.remove():
-                control.say(f"removed container {name}", terminal=control.stop_signal
-                            is not None or dep.failure is not None)
-                forget_host_dir(build_files_dir(), name, control.say)
-            current = statefile.load(name)
-            by_down = bool(current and current.cid == cid and current.down_requested)
-            statefile.forget(name, cid, pid=os.getpid())
-    if handed:
-        return 0
-    if dep.failure is not None:
-        return 1
-    if control.stop_signal is not None:
-        if by_down and control.stop_signal == signal.SIGTERM:
-            return 0  # `loon down` asked: a normal stop
-        return signal_exit_code(control.stop_signal)
-    return 0
+        outcome = await run.teardown()
+    return outcome.exit_code(control.stop_signal)
 
 
 async def _beside(task: Callable[[Deployment], Coroutine[Any, Any, None]],
@@ -403,28 +372,6 @@ async def _beside(task: Callable[[Deployment], Coroutine[Any, Any, None]],
             tg.start_soon(end_on_signal)
             await task(dep)
             tg.cancel_scope.cancel()
-
-
-async def _hand_over_on_hang_up(dep: Deployment, lock: DeploymentLock,
-                                state: DeploymentState) -> bool:
-    """SIGHUP: a background logger continues from the exact positions; the deployment keeps
-    running. If it cannot start, the run stops the container as usual."""
-    with anyio.CancelScope(shield=True):
-        proc, ok = await start_logger(replace(state, positions=dep.positions()), lock)
-    if ok:
-        dep.say(f"terminal hung up: background logger pid {proc.pid} keeps writing "
-                f"{dep.session}; stop everything with `loon down`")
-        return True
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    dep.say("terminal hung up and the background logger did not start; stopping the "
-            "container")
-    dep.control.handing_over = False
-    await dep.stop()
-    if not dep.teardown_failed:
-        await dep.collect()
-    return False
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,13 @@ class FakeEngine:
                 return {"Id": c.cid, "Labels": {TOOL_LABEL: "1"}}
         return None
 
+    async def list_ours(self, name: str | None = None) -> list[dict[str, Any]]:
+        await self._maybe_hang("list_ours")
+        return [{"Id": c.cid, "Names": [f"/{c.spec.name}"],
+                 "State": "running" if c.running else "exited",
+                 "Labels": {TOOL_LABEL: "1"}}
+                for c in self.containers.values() if name is None or c.spec.name == name]
+
     async def create_and_start(self, spec: ContainerSpec) -> str:
         await self._maybe_hang("create_and_start")
         cid = f"fake{next(self._ids):060d}"

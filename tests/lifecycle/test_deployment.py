@@ -14,8 +14,7 @@ from loon_supervisor.engine.images import ImageContract
 from loon_supervisor.lifecycle import deployment as deployment_module
 from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.deployment import Deployment, Phase
-from loon_supervisor.sinks.reporter import Reporter
-from loon_supervisor.sinks.session import EventLog
+from loon_supervisor.sinks.session import EventLog, Session
 from tests.fakes.engine import FakeContainer, FakeEngine
 
 pytestmark = pytest.mark.anyio
@@ -27,11 +26,11 @@ SPEC = ContainerSpec(name="fake", image="fake:1", env={}, log_dir=LOG)
 def _deployment(tmp_path: Path, services: tuple[str, ...] = ("web", "db"),
                 status: str | None = None) -> tuple[Deployment, FakeEngine, EventLog]:
     engine = FakeEngine()
-    events = EventLog(tmp_path / "out.log")
-    control = Control(say=Reporter(events, None))
+    session = Session(tmp_path, None)
     contract = ImageContract("fake:1", services, LOG, status)
-    return Deployment(engine, "fake", contract, tmp_path, control, stop_timeout=1), engine, \
-        events
+    assert session.events is not None
+    return Deployment(engine, "fake", contract, session, Control(), stop_timeout=1), engine, \
+        session.events
 
 
 async def _until(check, limit: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -134,8 +133,8 @@ async def test_a_new_owner_collects_only_what_the_dead_one_missed(tmp_path: Path
     saved = first.positions()
     c.fs.append(f"{LOG}/web.log", b"missed\n")
     c.output += b"out\n"
-    second = Deployment(engine, "fake", first.contract, tmp_path,
-                        Control(say=Reporter(None, None)), stop_timeout=1)
+    second = Deployment(engine, "fake", first.contract, Session(tmp_path, None), Control(),
+                        stop_timeout=1)
     second.adopt(cid)
     await second.stop()
     await second.collect(saved=saved, output=True)
