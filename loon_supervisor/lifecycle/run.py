@@ -185,7 +185,8 @@ class Run:
             if dep.phase is Phase.HANDED_OVER:
                 if await self._hand_over_after_follow():
                     return Outcome(failure=dep.failure, handed_over=True)
-            if dep.phase in (Phase.RUNNING, Phase.HANDED_OVER):
+            # FOLLOWING: the follow itself raised (an engine error): stop what it left.
+            if dep.phase in (Phase.RUNNING, Phase.FOLLOWING, Phase.HANDED_OVER):
                 if self.owner is Owner.REMOVAL:
                     dep.say(f"stopping container {self.name} ({(self.cid or '')[:12]})...")
                 await dep.stop()

@@ -252,3 +252,33 @@ async def test_a_run_from_a_state_is_the_one_constructor(project: Path) -> None:
 
 def _quiet() -> Reporter:
     return Reporter(None, None)
+
+
+async def test_a_follow_that_raises_is_still_torn_down(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine error out of the follow (here the status stream's) leaves the run in
+    FOLLOWING; the teardown still stops, collects and removes."""
+    from loon_supervisor.errors import EngineError
+
+    engine = FakeEngine()
+    (project / "s").mkdir()
+    session = Session(project / "s", None)
+    run = Run(engine, "fake", ImageContract("fake:1", ("web",), LOG, "status"), session,
+              Control(), owner=Owner.LOGGER, stop_timeout=1)
+    cid = await run.start(SPEC)
+    run.record(_state(project / "s", cid))
+    engine.containers[cid].fs.append(f"{LOG}/web.log", b"kept\n")
+
+    async def broken(cid: str, command: str, interval: float, mark: str):  # type: ignore[no-untyped-def]
+        await anyio.sleep(0.3)
+        raise EngineError("the status stream broke")
+        yield b""  # pragma: no cover
+
+    engine.status_outputs = broken  # type: ignore[method-assign]
+    with pytest.raises(BaseException):  # noqa: B017 - the group's EngineError
+        await run.follow()
+    assert run.dep.phase is Phase.FOLLOWING
+    outcome = await run.teardown()
+    session.close()
+    assert outcome.removed and not engine.containers
+    assert session.log_file("web").read_bytes() == b"kept\n"
