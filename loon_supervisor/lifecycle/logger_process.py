@@ -17,7 +17,7 @@ from dataclasses import replace
 import anyio
 from rich.console import Console
 
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import ContainerEngine
 from loon_supervisor.errors import signal_exit_code
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.deployment import ENGINE_GRACE, Deployment
@@ -84,7 +84,7 @@ def reclaim(lock: DeploymentLock) -> None:
         lock.set_owner(os.getpid())
 
 
-async def hand_over(engine: DockerEngine, dep: Deployment, lock: DeploymentLock,
+async def hand_over(engine: ContainerEngine, dep: Deployment, lock: DeploymentLock,
                     state: DeploymentState) -> int:
     """``up -d``: the running container goes to a background logger (``engine`` is the
     one ``dep`` runs on: if the logger fails, the removal adopts the container there)."""

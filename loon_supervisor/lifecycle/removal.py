@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 from rich.console import Console
 
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import ContainerEngine, Engine
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.deployment import ENGINE_GRACE, NO_STREAMS, Deployment
@@ -19,7 +19,7 @@ from loon_supervisor.sinks.session import EventLog
 from loon_supervisor.streams.sources.choice import Sources, forget_host_dir, recorded
 
 
-async def remove_swarm_services(engine: DockerEngine, name: str, console: Console) -> bool:
+async def remove_swarm_services(engine: Engine, name: str, console: Console) -> bool:
     """Swarm mode: remove the deployment's services first (else Swarm would restart the
     task containers removed next); whether there were any."""
 
@@ -27,13 +27,13 @@ async def remove_swarm_services(engine: DockerEngine, name: str, console: Consol
         return False
     found = await engine.swarm.ours(name)
     for service in found:
-        svc = service["Spec"]["Name"]
+        svc = service.name
         await engine.swarm.remove_one(svc)
         console.print(f"removed swarm service {svc}")
     return bool(found)
 
 
-async def remove_deployment(engine: DockerEngine, name: str, console: Console
+async def remove_deployment(engine: ContainerEngine, name: str, console: Console
                             ) -> tuple[int, bool]:
     """With the lock held: stop, collect what a dead follower missed, remove. (exit code,
     whether a container was found)."""
@@ -52,7 +52,7 @@ async def remove_deployment(engine: DockerEngine, name: str, console: Console
         return 1, False
     failed = False
     for c in found:
-        cid = c["Id"]
+        cid = c.id
         collect = state is not None and state.cid == cid and state.session.is_dir()
         events = EventLog(state.session / "out.log") if collect and state else None
         control.say = Reporter(events, console)
@@ -66,7 +66,7 @@ async def remove_deployment(engine: DockerEngine, name: str, console: Console
                 dep = Deployment(engine, name, NO_STREAMS, Path("."), control,
                                  stop_timeout=state.stop_timeout if state else 10)
             dep.adopt(cid)
-            if c.get("State") in ("running", "restarting"):  # restarting: its policy
+            if c.state in ("running", "restarting"):  # restarting: its policy
                 dep.say(f"stopping container {name} ({cid[:12]})...")
                 await dep.stop()
             if collect and state is not None and not dep.teardown_failed:
@@ -80,6 +80,6 @@ async def remove_deployment(engine: DockerEngine, name: str, console: Console
         finally:
             if events is not None:
                 events.close()
-    if state is not None and state.cid in {c["Id"] for c in found} and not failed:
+    if state is not None and state.cid in {c.id for c in found} and not failed:
         statefile.state_path(name).unlink(missing_ok=True)
     return (1 if failed else 0), bool(found)

@@ -22,9 +22,10 @@ from dataclasses import dataclass, replace
 import anyio
 from rich.console import Console
 
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.client import answers_anew, open_engine
 from loon_supervisor.engine.containers import URL_LABEL
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.errors import LoonError
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control
@@ -72,11 +73,10 @@ async def watch_follower_signals(control: Control, name: str) -> None:
             on_follower_signal(control, name, signum)
 
 
-async def new_state(engine: DockerEngine, name: str, cid: str) -> DeploymentState:
+async def new_state(engine: Engine, name: str, cid: str) -> DeploymentState:
     """A state (and a new session) for a running container nobody recorded (``attach``)."""
-    info = await engine.inspect(cid) or {}
-    config = info.get("Config") or {}
-    contract = await engine.read_contract(config.get("Image", ""))
+    info = await engine.inspect(cid) or ContainerInfo()
+    contract = await engine.read_contract(info.image)
     session = new_session_dir(logs_dir())
     await anyio.to_thread.run_sync(
         retention.run_pass, logs_dir(), build_files_dir(), retention.limits_for(), session,
@@ -85,8 +85,8 @@ async def new_state(engine: DockerEngine, name: str, cid: str) -> DeploymentStat
         name=name, cid=cid, session=session, image=contract.image,
         services=contract.services, log_dir=contract.log_dir,
         status_command=contract.status_command,
-        url=(config.get("Labels") or {}).get(URL_LABEL, ""),
-        stop_timeout=int(config.get("StopTimeout") or 10),
+        url=info.labels.get(URL_LABEL, ""),
+        stop_timeout=info.stop_timeout or 10,
         log_source=from_container(info, contract.log_dir).kind)
 
 
@@ -98,7 +98,7 @@ class Outcome:
     detached: bool
 
 
-async def follow_locked(engine: DockerEngine, name: str, state: DeploymentState,
+async def follow_locked(engine: Engine, name: str, state: DeploymentState,
                         control: Control) -> Outcome:
     """With the lock held: follow ``state.cid`` until ``down``, its failure or a detach;
     remove the container unless detached; the state is kept only for a detach."""
@@ -147,8 +147,8 @@ async def _running_unfollowed(name: str) -> str | None:
             found = await engine.list_ours(name)
     except LoonError:
         return None
-    running = [c for c in found if c.get("State") == "running"]
-    return str(running[0]["Id"]) if running else None
+    running = [c for c in found if c.running]
+    return running[0].id if running else None
 
 
 @dataclass
@@ -207,7 +207,7 @@ async def _follow_one(name: str, cid: str, console: Console, current: _Current
     try:
         async with open_engine() as engine:
             info = await engine.inspect(cid)
-            if not info or not info.get("State", {}).get("Running"):
+            if not info or not info.running:
                 return None
             state = statefile.load(name)
             if state is None or state.cid != cid:

@@ -10,8 +10,7 @@ import anyio
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine import images
 from loon_supervisor.engine import swarm as sv
-from loon_supervisor.engine.docker_engine import DockerEngine
-from loon_supervisor.engine.swarm import Swarm
+from loon_supervisor.engine.base import Engine, SwarmCalls
 from loon_supervisor.errors import (
     ConfigError,
     EngineError,
@@ -28,7 +27,7 @@ CONVERGE_TIMEOUT = 300.0
 TEARDOWN_STEP = 60.0
 
 
-async def push_to_registry(swarm: Swarm, image: str, registry: str,
+async def push_to_registry(swarm: SwarmCalls, image: str, registry: str,
                            control: Control) -> str:
     """Tag ``image`` into the registry and push it: every node must be able to pull it."""
     repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
@@ -38,7 +37,7 @@ async def push_to_registry(swarm: Swarm, image: str, registry: str,
     return f"{target}:{tag}"
 
 
-async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int],
+async def wait_converged(swarm: SwarmCalls, name: str, wanted: dict[str, int],
                          control: Control) -> float:
     """Until every service runs its replicas; progress lines as counts change."""
     started = time.monotonic()
@@ -48,8 +47,7 @@ async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int],
             counts = {}
             for role in wanted:
                 found = await swarm.tasks(sv.service_name(name, role))
-                counts[role] = sum(1 for t in found if (t.get("Status") or {}).get("State")
-                                   == "running" and t.get("DesiredState") == "running")
+                counts[role] = sum(1 for t in found if t.running)
             if counts != last:
                 last = counts
                 control.say("converging: " + ", ".join(f"{r} {counts[r]}/{n}"
@@ -62,7 +60,7 @@ async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int],
                       " see `docker service ps`")
 
 
-async def swarm_up(engine: DockerEngine, cfg: LoonConfig, contract: images.ImageContract,
+async def swarm_up(engine: Engine, cfg: LoonConfig, contract: images.ImageContract,
                    env: dict[str, str], binds: list[str], control: Control, session: Path,
                    detached: bool) -> int:
     swarm = engine.swarm
@@ -140,7 +138,7 @@ async def swarm_up(engine: DockerEngine, cfg: LoonConfig, contract: images.Image
     return signal_exit_code(control.stop_signal) if control.stop_signal else 0
 
 
-async def _wait_containers_gone(engine: DockerEngine, name: str) -> None:
+async def _wait_containers_gone(engine: Engine, name: str) -> None:
     """Swarm removes task containers after the services; followers collect their tails."""
     while await engine.list_ours(name):
         await anyio.sleep(0.5)

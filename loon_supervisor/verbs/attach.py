@@ -12,6 +12,7 @@ from rich.console import Console
 from loon_supervisor.config.model import DeploymentSettings
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.containers import CRASH_LOOP_LABEL, URL_LABEL, parse_crash_loop
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.logger_process import start_logger
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
@@ -39,18 +40,17 @@ async def attach(name: str, console: Console) -> int:
     try:
         state = statefile.load(name)
         async with open_engine() as engine:
-            found = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
+            found = [c for c in await engine.list_ours(name) if c.running]
             if not found:
                 console.print(f"no running container of deployment '{name}': start it with "
                               "`python3 build.py` (or `loon up`)")
                 return 1
-            cid = found[0]["Id"]
+            cid = found[0].id
             if state is None or state.cid != cid:
                 console.print("no logger state for this container: starting a new session")
-                info = await engine.inspect(cid) or {}
-                config = info.get("Config") or {}
-                labels = config.get("Labels") or {}
-                contract = await engine.read_contract(config.get("Image", ""))
+                info = await engine.inspect(cid) or ContainerInfo()
+                labels = info.labels
+                contract = await engine.read_contract(info.image)
                 session = new_session_dir(logs_dir())
                 await anyio.to_thread.run_sync(
                     retention.run_pass, logs_dir(), build_files_dir(), retention.limits_for(),
@@ -61,7 +61,7 @@ async def attach(name: str, console: Console) -> int:
                     image=contract.image, services=contract.services,
                     log_dir=contract.log_dir, status_command=contract.status_command,
                     url=labels.get(URL_LABEL, ""),
-                    stop_timeout=int(config.get("StopTimeout") or 10),
+                    stop_timeout=info.stop_timeout or 10,
                     crash_loop=crash_loop_of(labels),
                     log_source=from_container(info, contract.log_dir).kind,
                     log_backups=contract.log_backups)
