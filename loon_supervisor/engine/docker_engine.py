@@ -1,7 +1,8 @@
 """The engine as the code above this package sees it: one object per run, with the calls
-the verbs, the lifecycle and the streams make. Nothing above ``engine/`` imports aiodocker;
-the engine-free tests drive the lifecycle with a fake that has the same methods
-(``tests/fakes/engine.py``)."""
+the verbs, the lifecycle and the streams make (the protocols of :mod:`loon_supervisor.
+engine.base`), answering with the typed records of :mod:`loon_supervisor.engine.records`.
+Nothing above ``engine/`` imports aiodocker; the engine-free tests drive the lifecycle with
+a fake that implements the same ``ContainerEngine`` (``tests/fakes/engine.py``)."""
 
 from __future__ import annotations
 
