@@ -18,16 +18,17 @@ import anyio
 
 from loon_supervisor.backup.manifest import CHUNK, BackupError
 from loon_supervisor.config.model import MySqlSettings
+from loon_supervisor.engine.records import ExecResult
 
 
 class ExecEngine(Protocol):
     async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
-                          ) -> tuple[int, bytes]: ...
+                          ) -> ExecResult: ...
     async def run_streaming(self, cid: str, cmd: list[str], env: dict[str, str],
                             workdir: str | None, on_output: Callable[[int, bytes], None]
                             ) -> int | None: ...
     async def run_feeding(self, cid: str, cmd: list[str], chunks: AsyncIterator[bytes],
-                          env: dict[str, str] | None = None) -> tuple[int, bytes]: ...
+                          env: dict[str, str] | None = None) -> ExecResult: ...
 
 
 def _client(m: MySqlSettings, program: str) -> list[str]:

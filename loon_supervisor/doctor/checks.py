@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 from loon_supervisor.config.model import LoonConfig
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import Engine
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.paths import build_files_dir
 from loon_supervisor.spec.client import CLIENT_ABSENT_FILE
 from loon_supervisor.spec.envfile import SECRET_NAMES, environment, read_env_file, secret_key
@@ -36,9 +36,9 @@ DEBUG_PAGE_MARKERS = ("DEBUG = True", "Traceback (most recent call last)",
 
 @dataclass
 class Context:
-    engine: DockerEngine
+    engine: Engine
     cid: str
-    info: dict[str, Any]
+    info: ContainerInfo
     services: tuple[str, ...]
     config: LoonConfig
     env_path: Path
@@ -95,7 +95,7 @@ def _port(ctx: Context, https: bool) -> int:
 
 async def engine_version(ctx: Context) -> str:
     v = await ctx.engine.version()
-    return f"Docker {v.get('Version')} (API {v.get('ApiVersion')})"
+    return f"Docker {v.version} (API {v.api_version})"
 
 
 async def mariadb_login(ctx: Context) -> str:
@@ -495,9 +495,9 @@ async def duckdb_query(ctx: Context) -> str:
 
 def _mounted_at(ctx: Context, directory: str) -> str | None:
     """Where the running container mounts the host directory ``directory``."""
-    for m in ctx.info.get("Mounts") or []:
-        if m.get("Type") == "bind" and str(m.get("Source", "")).rstrip("/") == directory:
-            return str(m.get("Destination"))
+    for m in ctx.info.mounts:
+        if m.type == "bind" and m.source.rstrip("/") == directory:
+            return m.destination
     return None
 
 

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from loon_supervisor.config import load_config
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.errors import ConfigError, LoonError
 from loon_supervisor.paths import build_files_dir
 
@@ -45,17 +46,15 @@ async def diagnose(config_file: Path, env_file: str = ".env",
     config = load_config(config_file)
     name = config.deploymentSettings.containerName
     async with open_engine() as engine:
-        found = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
+        found = [c for c in await engine.list_ours(name) if c.running]
         if not found:
             return [Verdict("container", "running", FAIL, f"deployment '{name}' is not running",
                             "start it with python3 build.py (or loon up)")]
-        cid = found[0]["Id"]
-        info = await engine.inspect(cid) or {}
-        contract = await engine.read_contract((info.get("Config") or {}).get("Image", ""))
-        env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or []
-                   if "=" in e)
+        cid = found[0].id
+        info = await engine.inspect(cid) or ContainerInfo()
+        contract = await engine.read_contract(info.image)
         ctx = Context(engine, cid, info, contract.services, config,
-                      build_files_dir() / env_file, env)
+                      build_files_dir() / env_file, info.env)
         return await run_checks(ctx, CHECKS, timeout)
 
 

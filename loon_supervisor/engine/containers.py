@@ -12,6 +12,7 @@ import aiodocker
 
 from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.engine.records import ContainerInfo, ContainerSummary
 from loon_supervisor.errors import ContainerConflict
 
 TOOL_LABEL = "org.loon.supervisor"
@@ -111,18 +112,18 @@ def _port(p: str) -> str:
     return p if "/" in p else f"{p}/tcp"
 
 
-async def find(docker: aiodocker.Docker, name: str) -> dict[str, Any] | None:
+async def find(docker: aiodocker.Docker, name: str) -> ContainerSummary | None:
     """The container called ``name`` (any state), or None."""
     with map_engine_errors(f"looking for container {name}"):
         found = await docker.containers.list(all=True, filters={"name": [f"^/{name}$"]})
-    return rawapi.as_dict(found[0]) if found else None
+    return ContainerSummary.from_docker(rawapi.as_dict(found[0])) if found else None
 
 
 async def create_and_start(docker: aiodocker.Docker, spec: ContainerSpec) -> str:
     existing = await find(docker, spec.name)
     if existing is not None:
-        ours = (existing.get("Labels") or {}).get(TOOL_LABEL) == "1"
-        state = existing.get("State", "unknown")
+        ours = existing.labels.get(TOOL_LABEL) == "1"
+        state = existing.state or "unknown"
         hint = ("follow it again with `loon attach`, stop it with `python3 build.py -D` "
                 "(or `loon down`)" if ours and state == "running" else
                 "stop it with `python3 build.py -D` (or `loon down`)" if ours else
@@ -182,21 +183,22 @@ async def wait_exit(docker: aiodocker.Docker, cid: str) -> int:
     return int(result.get("StatusCode", -1))
 
 
-async def inspect(docker: aiodocker.Docker, cid: str) -> dict[str, Any] | None:
+async def inspect(docker: aiodocker.Docker, cid: str) -> ContainerInfo | None:
     with map_engine_errors("inspecting the container"):
         try:
-            return await docker.containers.container(cid).show()
+            return ContainerInfo.from_docker(await docker.containers.container(cid).show())
         except aiodocker.DockerError as exc:
             if exc.status == 404:
                 return None
             raise
 
 
-async def list_ours(docker: aiodocker.Docker, name: str | None = None) -> list[dict[str, Any]]:
+async def list_ours(docker: aiodocker.Docker, name: str | None = None
+                    ) -> list[ContainerSummary]:
     filters = {"label": [f"{TOOL_LABEL}=1"] + ([f"{DEPLOYMENT_LABEL}={name}"] if name else [])}
     with map_engine_errors("listing containers"):
         found = await docker.containers.list(all=True, filters=filters)
-    return [rawapi.as_dict(c) for c in found]
+    return [ContainerSummary.from_docker(rawapi.as_dict(c)) for c in found]
 
 
 async def restart(docker: aiodocker.Docker, cid: str) -> None:

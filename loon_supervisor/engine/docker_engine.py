@@ -1,20 +1,31 @@
 """The engine as the code above this package sees it: one object per run, with the calls
-the verbs, the lifecycle and the streams make. Nothing above ``engine/`` imports aiodocker;
-the engine-free tests drive the lifecycle with a fake that has the same methods
-(``tests/fakes/engine.py``)."""
+the verbs, the lifecycle and the streams make (the protocols of :mod:`loon_supervisor.
+engine.base`), answering with the typed records of :mod:`loon_supervisor.engine.records`.
+Nothing above ``engine/`` imports aiodocker; the engine-free tests drive the lifecycle with
+a fake that implements the same ``ContainerEngine`` (``tests/fakes/engine.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiodocker
 
 from loon_supervisor.engine import client, containers, image_store, images, pull, remote_paths
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.exec import archive, commands, container_log, status, tail
+from loon_supervisor.engine.records import (
+    ContainerInfo,
+    ContainerSummary,
+    EngineVersion,
+    ExecResult,
+    ImageInfo,
+)
 from loon_supervisor.engine.swarm import Swarm
+
+if TYPE_CHECKING:
+    from loon_supervisor.engine.base import Engine
 
 
 class DockerEngine:
@@ -24,9 +35,9 @@ class DockerEngine:
         self.docker = docker  # for engine/ only: the layers above call the methods
         self.swarm = Swarm(docker)
 
-    async def version(self) -> dict[str, Any]:
+    async def version(self) -> EngineVersion:
         with map_engine_errors("asking for its version"):
-            return dict(await self.docker.version())
+            return EngineVersion.from_docker(await self.docker.version())
 
     async def answers_anew(self) -> bool:
         """Whether the engine takes a new connection (see :func:`client.answers_anew`)."""
@@ -40,13 +51,13 @@ class DockerEngine:
     async def read_contract(self, image: str) -> images.ImageContract:
         return await images.read_contract(self.docker, image)
 
-    async def image_inspect(self, ref: str) -> dict[str, Any] | None:
+    async def image_inspect(self, ref: str) -> ImageInfo | None:
         return await image_store.inspect(self.docker, ref)
 
     async def image_tag(self, image: str, ref: str) -> None:
         await image_store.tag(self.docker, image, ref)
 
-    async def images_labelled(self, label: str, value: str) -> list[dict[str, Any]]:
+    async def images_labelled(self, label: str, value: str) -> list[ImageInfo]:
         return await image_store.labelled(self.docker, label, value)
 
     async def image_delete(self, ref: str) -> str | None:
@@ -67,13 +78,13 @@ class DockerEngine:
     async def create_and_start(self, spec: containers.ContainerSpec) -> str:
         return await containers.create_and_start(self.docker, spec)
 
-    async def find(self, name: str) -> dict[str, Any] | None:
+    async def find(self, name: str) -> ContainerSummary | None:
         return await containers.find(self.docker, name)
 
-    async def list_ours(self, name: str | None = None) -> list[dict[str, Any]]:
+    async def list_ours(self, name: str | None = None) -> list[ContainerSummary]:
         return await containers.list_ours(self.docker, name)
 
-    async def inspect(self, cid: str) -> dict[str, Any] | None:
+    async def inspect(self, cid: str) -> ContainerInfo | None:
         return await containers.inspect(self.docker, cid)
 
     async def wait_exit(self, cid: str) -> int:
@@ -93,8 +104,8 @@ class DockerEngine:
 
     # inside a container
     async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
-                          ) -> tuple[int, bytes]:
-        return await commands.run_capture(self.docker, cid, cmd, env=env)
+                          ) -> ExecResult:
+        return ExecResult(*await commands.run_capture(self.docker, cid, cmd, env=env))
 
     async def run_streaming(self, cid: str, cmd: list[str], env: dict[str, str],
                             workdir: str | None, on_output: Callable[[int, bytes], None]
@@ -102,8 +113,8 @@ class DockerEngine:
         return await commands.run_streaming(self.docker, cid, cmd, env, workdir, on_output)
 
     async def run_feeding(self, cid: str, cmd: list[str], chunks: AsyncIterator[bytes],
-                          env: dict[str, str] | None = None) -> tuple[int, bytes]:
-        return await commands.run_feeding(self.docker, cid, cmd, chunks, env)
+                          env: dict[str, str] | None = None) -> ExecResult:
+        return ExecResult(*await commands.run_feeding(self.docker, cid, cmd, chunks, env))
 
     def container_output(self, cid: str, skip: int = 0) -> AsyncIterator[bytes]:
         return container_log.container_output(self.docker, cid, skip)
@@ -144,4 +155,9 @@ class DockerEngine:
             info = await self.docker.containers.container(cid).show()
         except Exception:
             return False
-        return bool((info.get("State") or {}).get("Running"))
+        return ContainerInfo.from_docker(info).running
+
+
+if TYPE_CHECKING:
+    def _implements(engine: DockerEngine) -> Engine:  # mypy checks the whole interface here
+        return engine

@@ -4,11 +4,11 @@ dangling ones. Every call maps engine failures to one sentence."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import aiodocker
 
 from loon_supervisor.engine.client import map_engine_errors
+from loon_supervisor.engine.records import ImageInfo
 from loon_supervisor.engine.reference import split_reference
 from loon_supervisor.errors import EngineError
 
@@ -29,10 +29,10 @@ async def tag(docker: aiodocker.Docker, image: str, ref: str) -> None:
         await docker.images.tag(image, repo, tag=name)
 
 
-async def inspect(docker: aiodocker.Docker, image: str) -> dict[str, Any] | None:
+async def inspect(docker: aiodocker.Docker, image: str) -> ImageInfo | None:
     """The image's inspect data, or None when the engine has no such image."""
     try:
-        return dict(await docker.images.inspect(image))
+        return ImageInfo.from_docker(await docker.images.inspect(image))
     except aiodocker.DockerError as exc:
         if exc.status == 404:
             return None
@@ -40,10 +40,11 @@ async def inspect(docker: aiodocker.Docker, image: str) -> dict[str, Any] | None
             raise
 
 
-async def labelled(docker: aiodocker.Docker, label: str, value: str) -> list[dict[str, Any]]:
-    """Images whose ``label`` is exactly ``value`` (the listing's JSON)."""
+async def labelled(docker: aiodocker.Docker, label: str, value: str) -> list[ImageInfo]:
+    """Images whose ``label`` is exactly ``value``."""
     with map_engine_errors("listing images"):
-        return list(await docker.images.list(filters={"label": [f"{label}={value}"]}))
+        found = await docker.images.list(filters={"label": [f"{label}={value}"]})
+    return [ImageInfo.from_docker(i) for i in found]
 
 
 async def dangling_ids(docker: aiodocker.Docker) -> set[str]:

@@ -10,6 +10,7 @@ import aiodocker
 from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.containers import DEPLOYMENT_LABEL, TOOL_LABEL
+from loon_supervisor.engine.records import ServiceInfo, TaskInfo
 
 ROLE_LABEL = "org.loon.swarm-role"
 VOLUME_NODE_LABEL = "loon.volumes"
@@ -88,10 +89,10 @@ async def create(docker: aiodocker.Docker, spec: SwarmSpec) -> list[str]:
     return names
 
 
-async def ours(docker: aiodocker.Docker, name: str) -> list[dict[str, Any]]:
+async def ours(docker: aiodocker.Docker, name: str) -> list[ServiceInfo]:
     with map_engine_errors("listing swarm services"):
         found = await docker.services.list(filters={"label": f"{DEPLOYMENT_LABEL}={name}"})
-    return [dict(s) for s in found]
+    return [ServiceInfo.from_docker(s) for s in found]
 
 
 async def remove_one(docker: aiodocker.Docker, svc: str) -> bool:
@@ -117,9 +118,9 @@ async def scale(docker: aiodocker.Docker, svc: str, replicas: int) -> None:
                                  data=spec)
 
 
-async def tasks(docker: aiodocker.Docker, svc: str) -> list[dict[str, Any]]:
+async def tasks(docker: aiodocker.Docker, svc: str) -> list[TaskInfo]:
     with map_engine_errors(f"listing the tasks of {svc}"):
-        return [dict(t) for t in await docker.tasks.list(filters={"service": svc})]
+        return [TaskInfo.from_docker(t) for t in await docker.tasks.list(filters={"service": svc})]
 
 
 async def label_volume_node(docker: aiodocker.Docker) -> str:
@@ -182,7 +183,7 @@ class Swarm:
     async def create(self, spec: SwarmSpec) -> list[str]:
         return await create(self._docker, spec)
 
-    async def ours(self, name: str) -> list[dict[str, Any]]:
+    async def ours(self, name: str) -> list[ServiceInfo]:
         return await ours(self._docker, name)
 
     async def remove_one(self, svc: str) -> bool:
@@ -191,7 +192,7 @@ class Swarm:
     async def scale(self, svc: str, replicas: int) -> None:
         await scale(self._docker, svc, replicas)
 
-    async def tasks(self, svc: str) -> list[dict[str, Any]]:
+    async def tasks(self, svc: str) -> list[TaskInfo]:
         return await tasks(self._docker, svc)
 
     async def label_volume_node(self) -> str:

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
-from typing import Any, Protocol
 
 import anyio
 
+from loon_supervisor.engine.base import ContainerEngine
 from loon_supervisor.engine.containers import TOOL_LABEL, ContainerSpec
 from loon_supervisor.engine.images import ImageContract, parse_status
 from loon_supervisor.errors import EngineError
@@ -54,7 +54,7 @@ from loon_supervisor.sinks.terminal import Printer
 from loon_supervisor.streams.cursor import Position
 from loon_supervisor.streams.follow import Followers, last_lines
 from loon_supervisor.streams.sources.base import LogSource
-from loon_supervisor.streams.sources.exec import ContainerFiles, ExecSource
+from loon_supervisor.streams.sources.exec import ExecSource
 
 STATUS_INTERVAL = 2.0
 FAILED_STATES = ("FATAL", "EXITED")
@@ -70,27 +70,6 @@ ENGINE_BACK_LIMIT = 600.0
 HAND_RESTART_GRACE = 10.0  # a start under load takes seconds; a `docker stop` waits it out
 # For a container whose streams are not followed or collected (stop and remove only).
 NO_STREAMS = ImageContract("", (), "/", None)
-
-
-class ContainerEngine(ContainerFiles, Protocol):
-    """What a deployment needs of the engine (:class:`~loon_supervisor.engine.docker_engine.
-    DockerEngine`, or the engine-free tests' fake)."""
-
-    async def version(self) -> dict[str, Any]: ...
-    async def answers_anew(self) -> bool: ...
-    async def find(self, name: str) -> dict[str, Any] | None: ...
-    async def list_ours(self, name: str | None = None) -> list[dict[str, Any]]: ...
-    async def create_and_start(self, spec: ContainerSpec) -> str: ...
-    async def inspect(self, cid: str) -> dict[str, Any] | None: ...
-    async def wait_exit(self, cid: str) -> int: ...
-    async def stop(self, cid: str, timeout: int | None = None) -> None: ...
-    async def kill(self, cid: str) -> None: ...
-    async def remove(self, cid: str) -> None: ...
-    async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
-                          ) -> tuple[int, bytes]: ...
-    def container_output(self, cid: str, skip: int = 0) -> AsyncIterator[bytes]: ...
-    def status_outputs(self, cid: str, command: str, interval: float, mark: str
-                       ) -> AsyncGenerator[bytes, None]: ...
 
 
 class Phase(StrEnum):
@@ -355,7 +334,7 @@ class Deployment:
                     self.fail("the container is gone (the Docker engine lost it)")
                     watch.cancel()
                     return
-                code = int(info.get("State", {}).get("ExitCode", -1))
+                code = info.exit_code
             if self.control.stop_signal is not None:
                 break
             # A restart someone else already saw through, or one we expect: follow on.
@@ -424,7 +403,7 @@ class Deployment:
                     continue
                 if info is None:
                     return None
-                if info.get("State", {}).get("Running"):
+                if info.running:
                     restart_marker.clear(self.name, self.cid)
                     self.say(f"the container runs again ({reason}); following it on")
                     return reason
@@ -441,8 +420,8 @@ class Deployment:
         assert self.cid is not None
         with contextlib.suppress(EngineError):
             info = await self.engine.inspect(self.cid)
-            if info is not None and info.get("State", {}).get("Running"):
-                self._run = (info["State"].get("StartedAt"), int(info.get("RestartCount") or 0))
+            if info is not None and info.running:
+                self._run = (info.started_at, info.restart_count)
 
     async def _started_by_hand(self) -> bool:
         """Did someone start the stopped container again (``docker restart``)? True when,
@@ -461,10 +440,9 @@ class Deployment:
                     return False
                 if info is None:
                     return False
-                state = info.get("State", {})
-                if state.get("Restarting") or int(info.get("RestartCount") or 0) > count:
+                if info.restarting or info.restart_count > count:
                     return False  # the restart policy's, after an exit
-                if state.get("Running") and state.get("StartedAt") != started:
+                if info.running and info.started_at != started:
                     return True
                 await anyio.sleep(0.2)
         return False
@@ -509,7 +487,7 @@ class Deployment:
                 if not await self._engine_back():
                     return False
                 continue
-            if info and info.get("State", {}).get("Running"):
+            if info and info.running:
                 return True
             if info is None or self.stopping_run():
                 return False
@@ -582,7 +560,7 @@ async def remove_unstarted(engine: ContainerEngine, name: str) -> bool:
     container): leave no container of ours called ``name`` behind."""
     with anyio.move_on_after(ENGINE_GRACE):
         existing = await engine.find(name)
-        if existing is not None and (existing.get("Labels") or {}).get(TOOL_LABEL) == "1":
-            await engine.remove(existing["Id"])
+        if existing is not None and existing.labels.get(TOOL_LABEL) == "1":
+            await engine.remove(existing.id)
             return True
     return False

@@ -9,7 +9,7 @@ run's session files when the state file still names the container.
 
 from __future__ import annotations
 
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import ContainerEngine
 from loon_supervisor.errors import EngineError
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.run import remove_deployment
@@ -20,18 +20,18 @@ from loon_supervisor.sinks.reporter import Reporter
 NOT_RUNNING = ("exited", "created", "dead", "restarting")
 
 
-async def remove_stopped(engine: DockerEngine, name: str, say: Reporter) -> None:
+async def remove_stopped(engine: ContainerEngine, name: str, say: Reporter) -> None:
     """Remove this deployment's stopped container, saying so in one line (terminal and
     out.log); a running one is left for ``create_and_start`` to refuse."""
     found = await engine.list_ours(name)
-    stopped = [c for c in found if c.get("State") in NOT_RUNNING]
+    stopped = [c for c in found if c.state in NOT_RUNNING]
     if not stopped or len(stopped) != len(found):
         return
     c = stopped[0]
     state = statefile.load(name)
-    known = state is not None and state.cid == c["Id"]
-    say(f"recreating container {name}: the previous one ({c['Id'][:12]}) was "
-        f"{c.get('Status') or c.get('State')}; removing it"
+    known = state is not None and state.cid == c.id
+    say(f"recreating container {name}: the previous one ({c.id[:12]}) was "
+        f"{c.status or c.state}; removing it"
         + (f" after collecting its missing log bytes into {state.session}"
            if known and state is not None else ""))
     code, _ = await remove_deployment(engine, name, Reporter(None, None))

@@ -4,11 +4,11 @@ containers becomes a :class:`~loon_supervisor.lifecycle.run.Run` and is torn dow
 
 from __future__ import annotations
 
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.sinks.reporter import Reporter
 
 
-async def remove_swarm_services(engine: DockerEngine, name: str, say: Reporter) -> bool:
+async def remove_swarm_services(engine: Engine, name: str, say: Reporter) -> bool:
     """Swarm mode: remove the deployment's services first (else Swarm would restart the
     task containers removed next); whether there were any."""
 
@@ -16,7 +16,7 @@ async def remove_swarm_services(engine: DockerEngine, name: str, say: Reporter) 
         return False
     found = await engine.swarm.ours(name)
     for service in found:
-        svc = service["Spec"]["Name"]
+        svc = service.name
         await engine.swarm.remove_one(svc)
         say(f"removed swarm service {svc}")
     return bool(found)

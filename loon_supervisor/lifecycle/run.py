@@ -26,19 +26,14 @@ from enum import Enum
 
 import anyio
 
+from loon_supervisor.engine.base import ContainerEngine
 from loon_supervisor.engine.containers import ContainerSpec
 from loon_supervisor.engine.images import ImageContract
 from loon_supervisor.errors import signal_exit_code
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.crashloop import CrashLoopPolicy
-from loon_supervisor.lifecycle.deployment import (
-    ENGINE_GRACE,
-    NO_STREAMS,
-    ContainerEngine,
-    Deployment,
-    Phase,
-)
+from loon_supervisor.lifecycle.deployment import ENGINE_GRACE, NO_STREAMS, Deployment, Phase
 from loon_supervisor.lifecycle.logger_process import reclaim, start_logger
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState
 from loon_supervisor.paths import build_files_dir
@@ -311,7 +306,7 @@ async def remove_deployment(engine: ContainerEngine, name: str, say: Reporter
         return 1, False
     failed = False
     for c in found:
-        cid = c["Id"]
+        cid = c.id
         recorded_here = state is not None and state.cid == cid and state.session.is_dir()
         with contextlib.ExitStack() as stack:
             if recorded_here and state is not None:
@@ -320,7 +315,7 @@ async def remove_deployment(engine: ContainerEngine, name: str, say: Reporter
             else:
                 run = Run.unrecorded(engine, name, say,
                                      state.stop_timeout if state else 10)
-            run.adopt(cid, running=c.get("State") in ("running", "restarting"))
+            run.adopt(cid, running=c.state in ("running", "restarting"))
             outcome = await run.teardown(collect_output=True)
             failed = failed or outcome.teardown_failed
     return (1 if failed else 0), bool(found)

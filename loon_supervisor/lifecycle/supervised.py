@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 import anyio
 from rich.console import Console
 
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.client import answers_anew, open_engine
-from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.errors import LoonError
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control, announce_kill, announce_stop, signal_name
@@ -62,7 +62,7 @@ async def watch_follower_signals(control: Control, say: Reporter, name: str) -> 
             on_follower_signal(control, say, name, signum)
 
 
-async def follow_locked(engine: DockerEngine, state: DeploymentState, session: Session,
+async def follow_locked(engine: Engine, state: DeploymentState, session: Session,
                         control: Control) -> Outcome:
     """With the lock held: follow ``state.cid`` until ``down``, its failure or a detach;
     the run's teardown removes the container unless detached (the state is kept then)."""
@@ -91,8 +91,8 @@ async def _running_unfollowed(name: str) -> str | None:
             found = await engine.list_ours(name)
     except LoonError:
         return None
-    running = [c for c in found if c.get("State") == "running"]
-    return str(running[0]["Id"]) if running else None
+    running = [c for c in found if c.running]
+    return running[0].id if running else None
 
 
 @dataclass
@@ -154,7 +154,7 @@ async def _follow_one(name: str, cid: str, say: Reporter, current: _Current
     try:
         async with open_engine() as engine:
             info = await engine.inspect(cid)
-            if not info or not info.get("State", {}).get("Running"):
+            if not info or not info.running:
                 return None
             state = statefile.load(name)
             if state is None or state.cid != cid:

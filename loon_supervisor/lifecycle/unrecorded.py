@@ -7,8 +7,9 @@ from __future__ import annotations
 import anyio
 
 from loon_supervisor.config.model import DeploymentSettings
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.containers import CRASH_LOOP_LABEL, URL_LABEL, parse_crash_loop
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.lifecycle.state import DeploymentState
 from loon_supervisor.paths import build_files_dir, logs_dir
 from loon_supervisor.sinks import retention
@@ -27,14 +28,13 @@ def crash_loop_of(labels: dict[str, str]) -> tuple[int, float]:
     return int(fields["crashLoopRestarts"].default), float(fields["crashLoopWindow"].default)
 
 
-async def new_state(engine: DockerEngine, name: str, cid: str, say: Reporter
+async def new_state(engine: Engine, name: str, cid: str, say: Reporter
                     ) -> DeploymentState:
     """The state (and a new session, after a retention pass) for running container
     ``cid``, read from the container and its image's contract."""
-    info = await engine.inspect(cid) or {}
-    config = info.get("Config") or {}
-    labels = config.get("Labels") or {}
-    contract = await engine.read_contract(config.get("Image", ""))
+    info = await engine.inspect(cid) or ContainerInfo()
+    labels = info.labels
+    contract = await engine.read_contract(info.image)
     session = new_session_dir(logs_dir())
     await anyio.to_thread.run_sync(
         retention.run_pass, logs_dir(), build_files_dir(), retention.limits_for(), session,
@@ -43,6 +43,6 @@ async def new_state(engine: DockerEngine, name: str, cid: str, say: Reporter
         name=name, cid=cid, session=session, image=contract.image,
         services=contract.services, log_dir=contract.log_dir,
         status_command=contract.status_command, url=labels.get(URL_LABEL, ""),
-        stop_timeout=int(config.get("StopTimeout") or 10), crash_loop=crash_loop_of(labels),
+        stop_timeout=info.stop_timeout or 10, crash_loop=crash_loop_of(labels),
         log_source=from_container(info, contract.log_dir).kind,
         log_backups=contract.log_backups)

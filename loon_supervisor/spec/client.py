@@ -9,19 +9,14 @@ a checkout without a client). Only a running container can be asked (the Engine 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Protocol
 
+from loon_supervisor.engine.base import CommandRunner
 from loon_supervisor.errors import LoonError
 
 CLIENT_ABSENT_FILE = "/opt/loon/meta/client-absent.txt"
 
 
-class _Exec(Protocol):
-    async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
-                          ) -> tuple[int, bytes]: ...
-
-
-async def client_absence(engine: _Exec, cid: str, services: Collection[str]) -> str | None:
+async def client_absence(engine: CommandRunner, cid: str, services: Collection[str]) -> str | None:
     """The recorded reason when an image with Loon's server has no client, else None (an image
     without a Loon checkout has neither, and its status page says so: no warning for it)."""
     if "server" not in services:

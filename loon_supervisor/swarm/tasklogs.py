@@ -13,12 +13,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import Engine
+from loon_supervisor.engine.records import TaskInfo
 from loon_supervisor.engine.swarm import roles, service_name
 from loon_supervisor.errors import EngineError
 
@@ -27,7 +27,7 @@ WATCH_INTERVAL = 1.0
 
 @dataclass
 class TaskLogs:
-    engine: DockerEngine
+    engine: Engine
     name: str
     role_programs: dict[str, tuple[str, ...]]
     log_dir: str
@@ -45,7 +45,7 @@ class TaskLogs:
         return self.session / f"{program}.{suffix}.log"
 
 
-async def follow_program(engine: DockerEngine, cid: str, path: str, target: Path,
+async def follow_program(engine: Engine, cid: str, path: str, target: Path,
                          mark: str) -> None:
     """Copy one in-container file to ``target`` until its container is gone; complete."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -66,7 +66,7 @@ async def follow_program(engine: DockerEngine, cid: str, path: str, target: Path
                 info = await engine.inspect(cid)
             except EngineError:
                 pass
-            if info and info.get("State", {}).get("Running"):
+            if info and info.running:
                 await anyio.sleep(0.2)
                 continue
             break
@@ -86,18 +86,18 @@ async def watch_tasks(t: TaskLogs, tg: TaskGroup) -> None:
                 found = await t.engine.swarm.tasks(service_name(t.name, role))
             except EngineError:
                 continue
-            for task in sorted(found, key=lambda x: x.get("CreatedAt", "")):
+            for task in sorted(found, key=lambda x: x.created_at):
                 start_followers(t, tg, role, programs, task)
         await anyio.sleep(WATCH_INTERVAL)
 
 
 def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, ...],
-                    task: dict[str, Any]) -> None:
-    task_id = str(task["ID"])
-    cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+                    task: TaskInfo) -> None:
+    task_id = task.id
+    cid = task.container_id
     if task_id in t.followed or not cid:
         return
-    if task.get("NodeID") != t.node_id:
+    if task.node_id != t.node_id:
         if not t.remote_said:
             t.remote_said = True
             t.say("some tasks run on other nodes: their logs are not followed from here "
@@ -105,7 +105,7 @@ def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, 
         t.followed.add(task_id)
         return
     t.followed.add(task_id)
-    slot = int(task.get("Slot") or 0)
+    slot = task.slot or 0
     for program in programs:
         target = t.file_for(role, slot, task_id, program)
         t.files[f"{task_id}/{program}"] = target
@@ -116,7 +116,7 @@ def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, 
           f"{', '.join(programs)}")
 
 
-def new_task_logs(engine: DockerEngine, name: str, services: tuple[str, ...],
+def new_task_logs(engine: Engine, name: str, services: tuple[str, ...],
                   log_dir: str, session: Path, say: Callable[[str], None],
                   node_id: str) -> TaskLogs:
     return TaskLogs(engine, name, roles(services), log_dir, session, say, node_id)

@@ -10,8 +10,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine import images
 from loon_supervisor.engine import swarm as sv
-from loon_supervisor.engine.docker_engine import DockerEngine
-from loon_supervisor.engine.swarm import Swarm
+from loon_supervisor.engine.base import Engine, SwarmCalls
 from loon_supervisor.errors import (
     ConfigError,
     EngineError,
@@ -30,7 +29,8 @@ CONVERGE_TIMEOUT = 300.0
 TEARDOWN_STEP = 60.0
 
 
-async def push_to_registry(swarm: Swarm, image: str, registry: str, say: Reporter) -> str:
+async def push_to_registry(swarm: SwarmCalls, image: str, registry: str, say: Reporter
+                           ) -> str:
     """Tag ``image`` into the registry and push it: every node must be able to pull it."""
     repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
     target = f"{registry.rstrip('/')}/{repo.split('/')[-1]}"
@@ -39,7 +39,7 @@ async def push_to_registry(swarm: Swarm, image: str, registry: str, say: Reporte
     return f"{target}:{tag}"
 
 
-async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int], say: Reporter
+async def wait_converged(swarm: SwarmCalls, name: str, wanted: dict[str, int], say: Reporter
                          ) -> float:
     """Until every service runs its replicas; progress lines as counts change."""
     started = time.monotonic()
@@ -49,8 +49,7 @@ async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int], say: R
             counts = {}
             for role in wanted:
                 found = await swarm.tasks(sv.service_name(name, role))
-                counts[role] = sum(1 for t in found if (t.get("Status") or {}).get("State")
-                                   == "running" and t.get("DesiredState") == "running")
+                counts[role] = sum(1 for t in found if t.running)
             if counts != last:
                 last = counts
                 say("converging: " + ", ".join(f"{r} {counts[r]}/{n}"
@@ -63,7 +62,7 @@ async def wait_converged(swarm: Swarm, name: str, wanted: dict[str, int], say: R
                       " see `docker service ps`")
 
 
-async def swarm_up(engine: DockerEngine, cfg: LoonConfig, contract: images.ImageContract,
+async def swarm_up(engine: Engine, cfg: LoonConfig, contract: images.ImageContract,
                    env: dict[str, str], binds: list[str], control: Control, session: Session,
                    detached: bool) -> int:
     swarm = engine.swarm
@@ -112,7 +111,7 @@ class SwarmRun:
     scale to zero (the tasks' containers stop but stay, so each follower collects its
     file's last bytes), end the followers, remove the services."""
 
-    def __init__(self, engine: DockerEngine, spec: sv.SwarmSpec, session: Session,
+    def __init__(self, engine: Engine, spec: sv.SwarmSpec, session: Session,
                  control: Control) -> None:
         self.engine = engine
         self.spec = spec
@@ -193,7 +192,7 @@ class SwarmRun:
         return Outcome(teardown_failed=failed, removed=not failed)
 
 
-async def _wait_containers_gone(engine: DockerEngine, name: str) -> None:
+async def _wait_containers_gone(engine: Engine, name: str) -> None:
     """Swarm removes task containers after the services; followers collect their tails."""
     while await engine.list_ours(name):
         await anyio.sleep(0.5)

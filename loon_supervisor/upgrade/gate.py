@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -31,7 +30,9 @@ from loon_supervisor.doctor.checks import (
 )
 from loon_supervisor.doctor.runner import run_checks
 from loon_supervisor.doctor.verdict import FAIL, Verdict
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.images import parse_status
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.errors import LoonError
 from loon_supervisor.lifecycle.crashloop import CrashLoopDetector, CrashLoopPolicy, parse_run
 from loon_supervisor.lifecycle.deployment import FAILED_STATES
@@ -174,7 +175,7 @@ async def _still_running(ctx: Context) -> bool:
         info = await ctx.engine.inspect(ctx.cid)
     except LoonError:
         return False
-    return bool(info and (info.get("State") or {}).get("Running"))
+    return bool(info and info.running)
 
 
 def _vanished(worst: dict[str, tuple[int, str]], loops: CrashLoopDetector,
@@ -189,9 +190,7 @@ def _vanished(worst: dict[str, tuple[int, str]], loops: CrashLoopDetector,
                    f"{name} was last seen {worst[name][1]}")
 
 
-def gate_context(engine: Any, cid: str, info: dict[str, Any], services: tuple[str, ...],
+def gate_context(engine: Engine, cid: str, info: ContainerInfo, services: tuple[str, ...],
                  config: LoonConfig, env_path: Path) -> Context:
     """The doctor's context for the container the gate judges."""
-    env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or []
-               if "=" in e)
-    return Context(engine, cid, info, services, config, env_path, env)
+    return Context(engine, cid, info, services, config, env_path, info.env)

@@ -41,9 +41,10 @@ from loon_supervisor.backup.take import take_backup
 from loon_supervisor.config import load_config
 from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.doctor.verdict import FAIL, Verdict
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.engine.endpoint import resolve_endpoint
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.errors import LoonError, signal_exit_code
 from loon_supervisor.lifecycle.deployment import Deployment
 from loon_supervisor.lifecycle.identity import resolve
@@ -77,21 +78,20 @@ class Taken:
 
 
 def backup_hook(config: LoonConfig, config_file: Path, env_path: Path, taken: Taken
-                ) -> Callable[[DockerEngine, Reporter, str], Awaitable[None]]:
+                ) -> Callable[[Engine, Reporter, str], Awaitable[None]]:
     """Called by ``up`` after the build, right before the old version is stopped."""
     d = config.deploymentSettings
 
-    async def hook(engine: DockerEngine, say: Reporter, new_image: str) -> None:
+    async def hook(engine: Engine, say: Reporter, new_image: str) -> None:
         taken.new_image = new_image
         taken.session = say.events.path.parent if say.events is not None else None
-        running = [c for c in await engine.list_ours(d.containerName)
-                   if c.get("State") == "running"]
-        old = str(running[0].get("Image") or "") if running else ""
+        running = [c for c in await engine.list_ours(d.containerName) if c.running]
+        old = running[0].image if running else ""
         loon_image = bool(old) and "mysql" in (await engine.read_contract(old)).services
         if loon_image and d.backupBeforeDeploy:
             phase(say, "backing up")
             taken.backup = await take_backup(
-                engine, running[0]["Id"], old, config, config_file, env_path,
+                engine, running[0].id, old, config, config_file, env_path,
                 backups_root(project_root()), remote=resolve_endpoint().remote, say=say)
             say(f"backup before the swap: {taken.backup}")
         elif loon_image:
@@ -124,13 +124,13 @@ async def check_health(config: LoonConfig, env_path: Path, say: Say) -> GateResu
             container = await running_container(engine, name)
         except LoonError as exc:
             return GateResult(False, Verdict("container", "running", FAIL, str(exc)), 0.0)
-        contract = await engine.read_contract(container["Image"])
+        contract = await engine.read_contract(container.image)
         if "mysql" not in contract.services:
             say("health gate: skipped (the image has no mysql service: not a Loon image)")
             return None
         phase(say, "checking health")
-        info = await engine.inspect(container["Id"]) or {}
-        ctx = gate_context(engine, container["Id"], info, contract.services, config, env_path)
+        info = await engine.inspect(container.id) or ContainerInfo()
+        ctx = gate_context(engine, container.id, info, contract.services, config, env_path)
         result = await health_gate(ctx, contract.status_command,
                                    config.deploymentSettings.healthTimeout, say)
     say(result.sentence())
@@ -142,10 +142,10 @@ async def _migrations(config: LoonConfig) -> list[str] | None:
     name = config.deploymentSettings.containerName
     try:
         async with open_engine() as engine:
-            running = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
+            running = [c for c in await engine.list_ours(name) if c.running]
             if not running:
                 return None
-            return await database.applied_migrations(engine, running[0]["Id"],
+            return await database.applied_migrations(engine, running[0].id,
                                                      config.mySqlSettings)
     except LoonError:
         return None
@@ -231,7 +231,7 @@ async def roll_back(config_file: Path, env_file: str, config: LoonConfig, *, fai
 
             async def database_only() -> str:
                 await start(("mysql",))
-                cid = str((await running_container(engine, name))["Id"])
+                cid = (await running_container(engine, name)).id
                 applied = now
                 if applied is None:  # the failed container was gone: ask the database itself
                     try:

@@ -25,12 +25,12 @@ async def attach(name: str, console: Console) -> int:
     try:
         state = statefile.load(name)
         async with open_engine() as engine:
-            found = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
+            found = [c for c in await engine.list_ours(name) if c.running]
             if not found:
                 console.print(f"no running container of deployment '{name}': start it with "
                               "`python3 build.py` (or `loon up`)")
                 return 1
-            cid = found[0]["Id"]
+            cid = found[0].id
             if state is None or state.cid != cid:
                 console.print("no logger state for this container: starting a new session")
                 state = await new_state(engine, name, cid, Reporter(None, console))

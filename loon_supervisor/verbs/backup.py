@@ -34,7 +34,7 @@ async def backup(config_file: Path, env_file: str = ".env") -> int:
             raise LoonError(f"deployment '{name}' is not running, and a backup dumps the "
                             "database through it: start it with `loon up -d`, then run "
                             "`loon backup` again") from None
-        target = await take_backup(engine, container["Id"], container.get("Image", ""),
+        target = await take_backup(engine, container.id, container.image,
                                    config, config_file, build_files_dir() / env_file,
                                    backups_root(project_root()),
                                    remote=resolve_endpoint().remote, say=say)

@@ -27,8 +27,8 @@ async def exec_in(name: str, service: str, cmd: list[str]) -> int:
     async with open_engine() as engine:
         container = await running_container(engine, name)
         await check_services(engine, container, [service])
-        workdir = (container.get("Labels") or {}).get(WORKDIR_LABEL + service)
-        code = await engine.run_streaming(container["Id"], cmd, {"LOON_SERVICE": service},
+        workdir = container.labels.get(WORKDIR_LABEL + service)
+        code = await engine.run_streaming(container.id, cmd, {"LOON_SERVICE": service},
                                           workdir, write)
     return code if code is not None else 1
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from loon_supervisor.engine import containers
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.engine.records import ContainerSummary
 
 
-def _ports(c: dict[str, Any]) -> str:
+def _ports(c: ContainerSummary) -> str:
     out = []
-    for p in c.get("Ports") or []:
-        if p.get("PublicPort"):
-            out.append(f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
+    for p in c.ports:
+        if p.public_port:
+            out.append(f"{p.ip}:{p.public_port}->{p.private_port}/{p.type}")
     return ", ".join(sorted(set(out))) or "-"
 
 
@@ -22,11 +22,9 @@ async def show_ps(name: str | None) -> int:
     async with open_engine() as engine:
         found = await engine.list_ours(name)
     rows = [("DEPLOYMENT", "CONTAINER", "IMAGE", "STATE", "STATUS", "PORTS")]
-    for c in sorted(found, key=lambda c: c.get("Names", ["?"])[0]):
-        rows.append((((c.get("Labels") or {}).get(containers.DEPLOYMENT_LABEL)
-                      or c.get("Names", ["?"])[0].lstrip("/")),
-                     c["Id"][:12], c.get("Image", ""), c.get("State", ""),
-                     c.get("Status", ""), _ports(c)))
+    for c in sorted(found, key=lambda c: c.name or "?"):
+        rows.append((c.labels.get(containers.DEPLOYMENT_LABEL) or c.name or "?",
+                     c.id[:12], c.image, c.state, c.status, _ports(c)))
     # Plain columns, never truncated: ps output is read by scripts and narrow terminals.
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:

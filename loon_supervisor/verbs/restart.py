@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import anyio
 from rich.console import Console
 
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.engine.docker_engine import DockerEngine
 from loon_supervisor.errors import ConfigError, Problem
 from loon_supervisor.lifecycle import restart_marker
 from loon_supervisor.lifecycle.running import check_services, running_container
@@ -29,11 +29,11 @@ async def restart(name: str, services: list[str]) -> int:
     console = Console(soft_wrap=True)
     async with open_engine() as engine:
         container = await running_container(engine, name)
-        cid = container["Id"]
+        cid = container.id
         if not services:
             return await restart_container(engine, name, cid, console)
         contract = await check_services(engine, container, services)
-        template = (container.get("Labels") or {}).get(RESTART_LABEL)
+        template = container.labels.get(RESTART_LABEL)
         if not template:
             raise ConfigError([Problem("SERVICE", f"image {contract.image} declares no "
                                        f"{RESTART_LABEL} label, so single services cannot be "
@@ -50,7 +50,7 @@ async def restart(name: str, services: list[str]) -> int:
         return 1 if failed else 0
 
 
-async def restart_container(engine: DockerEngine, name: str, cid: str, console: Console
+async def restart_container(engine: Engine, name: str, cid: str, console: Console
                             ) -> int:
     """Restart the whole container, telling its follower first (a planned stop, not an
     exit), so the deployment and its session files go on."""

@@ -48,7 +48,7 @@ async def restore(config_file: Path, env_file: str, backup: str) -> int:
     async with open_engine() as engine:
         async def database_only() -> str:
             await start(("mysql",), "MariaDB alone")
-            return str((await running_container(engine, name))["Id"])
+            return (await running_container(engine, name)).id
 
         try:
             await restore_into(engine, directory, manifest, config, stop=stop,
@@ -68,9 +68,9 @@ async def version_to_run(name: str, image_tag: str) -> str:
     from loon_supervisor import versions
 
     async with open_engine() as engine:
-        running = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
-    if running and running[0].get("Image"):
-        return str(running[0]["Image"])
+        running = [c for c in await engine.list_ours(name) if c.running]
+    if running and running[0].image:
+        return running[0].image
     now = versions.current(name)
     return now.tag if now is not None else image_tag
 

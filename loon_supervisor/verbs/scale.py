@@ -34,7 +34,7 @@ async def scale(name: str, spec: str) -> int:
     async with open_engine() as engine:
         swarm = engine.swarm
         if not await swarm.active() or not any(
-                s["Spec"]["Name"] == svc for s in await swarm.ours(name)):
+                s.name == svc for s in await swarm.ours(name)):
             raise EngineError(f"no swarm service {svc}: deploy with orchestrator swarm first")
         await swarm.scale(svc, count)
     Console().print(f"{svc}: scaled to {count} replicas")

@@ -12,6 +12,7 @@ from rich.table import Table
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.engine.images import parse_status
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.errors import LoonError
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.crashloop import read_verdicts
@@ -110,14 +111,14 @@ async def gather_status(name: str, config_file: Path | None = None) -> StatusRep
     state = statefile.load(name)
     async with open_engine() as engine:
         found = await engine.list_ours(name)
-        running = [c for c in found if c.get("State") == "running"]
+        running = [c for c in found if c.running]
         if not running:
             used, warning = _log_usage(config_file)
-            return StatusReport(name, False, container_state=found[0].get("State") if found
+            return StatusReport(name, False, container_state=found[0].state or None if found
                                 else None, host_logs=used, log_warning=warning)
-        cid = running[0]["Id"]
-        info = await engine.inspect(cid) or {}
-        image = (info.get("Config") or {}).get("Image", "")
+        cid = running[0].id
+        info = await engine.inspect(cid) or ContainerInfo()
+        image = info.image
         contract = await engine.read_contract(image)
         states: dict[str, str] = {}
         status_error = None
@@ -136,7 +137,7 @@ async def gather_status(name: str, config_file: Path | None = None) -> StatusRep
     foreground = logger_ok and state is not None and ours and state.foreground_pid == holder
     used, log_warning = _log_usage(config_file)
     report = StatusReport(
-        name, True, cid=cid, uptime=_uptime(info['State']['StartedAt']), image=image,
+        name, True, cid=cid, uptime=_uptime(info.started_at or ""), image=image,
         engine=resolve_endpoint().describe(),
         url=state.url if state is not None and ours and state.url else None,
         logs=str(session or session_dir or "?"),
@@ -161,7 +162,7 @@ async def gather_status(name: str, config_file: Path | None = None) -> StatusRep
         path = Path(base) / f"{svc}.log" if base else None
         size = path.stat().st_size if path and path.exists() else None
         report.services.append(ServiceRow(svc, st, looping.get(svc), path, size))
-    env = dict(e.split("=", 1) for e in (info.get("Config") or {}).get("Env") or [] if "=" in e)
+    env = info.env
     if env.get("LOON_S3_EXTERNAL") == "true":
         report.store = (f"external S3-compatible store {env.get('LOON_S3_ENDPOINT_URL', '?')}, "
                         f"bucket {env.get('MINIO_STORAGE_MEDIA_BUCKET_NAME', '?')} (uploads)")
@@ -230,18 +231,15 @@ async def swarm_status(name: str, console: Console) -> int | None:
         nodes = await swarm.node_names()
         table = Table("service", "slot", "task", "node", "state", "desired")
         healthy = True
-        for service in sorted(found, key=lambda s: s["Spec"]["Name"]):
-            svc = service["Spec"]["Name"]
-            wanted = service["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 0)
+        for service in sorted(found, key=lambda s: s.name):
+            svc = service.name
             running = 0
-            for t in sorted(await swarm.tasks(svc), key=lambda t: t.get("Slot") or 0):
-                state = (t.get("Status") or {}).get("State", "?")
-                if t.get("DesiredState") == "running" and state == "running":
+            for t in sorted(await swarm.tasks(svc), key=lambda t: t.slot or 0):
+                if t.running:
                     running += 1
-                table.add_row(svc, str(t.get("Slot", "")), str(t["ID"])[:12],
-                              nodes.get(t.get("NodeID", ""), "?"), state,
-                              str(t.get("DesiredState", "")))
-            healthy = healthy and running >= wanted
+                table.add_row(svc, "" if t.slot is None else str(t.slot), t.id[:12],
+                              nodes.get(t.node_id, "?"), t.state, t.desired_state)
+            healthy = healthy and running >= service.replicas
         console.print(f"deployment '{name}': swarm services")
         console.print(table)
     return 0 if healthy else 1

@@ -27,8 +27,8 @@ async def list_versions(who: Identity) -> list[store.Version]:
                                             project_id(project_root(), who.name))
     out: list[store.Version] = []
     for image in images:
-        labels = image.get("Labels") or {}
-        for ref in image.get("RepoTags") or []:
+        labels = image.labels
+        for ref in image.repo_tags:
             if ref in (who.image, "<none>:<none>"):
                 continue
             known = saved.find(ref)
@@ -36,7 +36,7 @@ async def list_versions(who: Identity) -> list[store.Version]:
                 tag=ref, built=labels.get(BUILT_LABEL, ""),
                 revision=labels.get(REVISION_LABEL) or None,
                 source="pull" if labels.get(REFERENCE_LABEL) else "build",
-                reference=labels.get(REFERENCE_LABEL) or None, image_id=image.get("Id")))
+                reference=labels.get(REFERENCE_LABEL) or None, image_id=image.id))
     return sorted(out, key=lambda v: v.built)
 
 

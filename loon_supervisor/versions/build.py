@@ -14,7 +14,7 @@ import anyio
 from rich.console import Console
 
 from loon_supervisor.engine import image_store
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.images import ImageContract
 from loon_supervisor.errors import LoonError
 from loon_supervisor.paths import project_root
@@ -47,7 +47,7 @@ def loon_source(prepared: Prepared) -> Path | None:
     return path if path.is_absolute() else prepared.config_path.resolve().parent / path
 
 
-async def build_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
+async def build_version(engine: Engine, prepared: Prepared, say: Reporter,
                         verbose: bool, console: Console | None, progress: bool = True
                         ) -> ImageContract:
     """Build a new version (its contract names the version tag) and record it as built;
@@ -83,11 +83,11 @@ async def build_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
     info = await engine.image_inspect(tag)
     store.record(d.containerName, store.Version(
         tag=tag, built=iso(built), revision=revision, source="build",
-        image_id=(info or {}).get("Id"), intermediates=sorted(set(steps))))
+        image_id=info.id if info else None, intermediates=sorted(set(steps))))
     return contract
 
 
-async def unused_tag(engine: DockerEngine, image_tag: str, revision: str | None
+async def unused_tag(engine: Engine, image_tag: str, revision: str | None
                       ) -> tuple[datetime, str]:
     """A version tag no image has yet: two builds within one second would otherwise share
     one, and the first would lose its tag (a quick rebuild of the same source)."""
@@ -99,7 +99,7 @@ async def unused_tag(engine: DockerEngine, image_tag: str, revision: str | None
         await anyio.sleep(1.05 - (time.time() % 1))
 
 
-async def promote(engine: DockerEngine, prepared: Prepared, tag: str, say: Reporter,
+async def promote(engine: Engine, prepared: Prepared, tag: str, say: Reporter,
                   downtime: float | None = None) -> None:
     """``tag`` runs now: point ``imageTag`` at it, record it as deployed (current), and
     prune old versions beyond ``keepVersions``. The container already runs: an engine that

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import Engine
+from loon_supervisor.engine.records import ImageInfo
 from loon_supervisor.versions import store
 from loon_supervisor.versions.naming import BUILT_LABEL, PROJECT_LABEL, REFERENCE_LABEL
 
 
-def _version_tags(image: dict[str, object], keep_ref: str) -> list[str]:
-    tags = image.get("RepoTags") or []
-    assert isinstance(tags, list)
-    return [t for t in tags if isinstance(t, str) and t != keep_ref and t != "<none>:<none>"]
+def _version_tags(image: ImageInfo, keep_ref: str) -> list[str]:
+    return [t for t in image.repo_tags if t != keep_ref and t != "<none>:<none>"]
 
 
-async def prune(engine: DockerEngine, name: str, project: str, keep: int,
+async def prune(engine: Engine, name: str, project: str, keep: int,
                 image_tag: str, say: Callable[[str], None]) -> list[str]:
     """Remove all but the ``keep`` newest versions (the current one always stays); the
     tags removed. ``image_tag`` (what runs) is never removed itself."""
@@ -58,20 +57,17 @@ async def prune(engine: DockerEngine, name: str, project: str, keep: int,
     return removed
 
 
-def _label(image: dict[str, object], key: str) -> str:
-    labels = image.get("Labels") or {}
-    assert isinstance(labels, dict)
-    return str(labels.get(key) or "")
+def _label(image: ImageInfo, key: str) -> str:
+    return image.labels.get(key) or ""
 
 
-def _runs(image: dict[str, object], current: str | None, image_tag: str) -> bool:
+def _runs(image: ImageInfo, current: str | None, image_tag: str) -> bool:
     """Is this the current version (the store says so, or ``imageTag`` points at it)?"""
-    tags = image.get("RepoTags") or []
-    assert isinstance(tags, list)
+    tags = image.repo_tags
     return (current is not None and current in tags) or image_tag in tags
 
 
-async def _prune_intermediates(engine: DockerEngine, saved: store.Store,
+async def _prune_intermediates(engine: Engine, saved: store.Store,
                                removed: set[str]) -> None:
     gone = {i for v in saved.versions if v.tag in removed for i in v.intermediates}
     kept = {i for v in saved.versions if v.tag not in removed for i in v.intermediates}

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.images import BuildRequest, ImageContract
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.spec.prepare import Prepared
@@ -63,7 +63,7 @@ class PullProgress:
                                  total=sum(t for _, t in self.layers.values()))
 
 
-async def pull_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
+async def pull_version(engine: Engine, prepared: Prepared, say: Reporter,
                        console: Console | None, reference: str | None = None
                        ) -> ImageContract:
     """Pull ``reference`` (default ``deploymentSettings.image``), check its contract and
@@ -79,8 +79,7 @@ async def pull_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
     pulled = await engine.image_inspect(ref)
     assert pulled is not None
     await engine.read_contract(ref)  # the contract labels, before anything else
-    labels = (pulled.get("Config") or {}).get("Labels") or {}
-    revision = labels.get(OCI_REVISION) or None
+    revision = pulled.labels.get(OCI_REVISION) or None
     built, tag = await unused_tag(engine, d.imageTag, revision)
     with tempfile.TemporaryDirectory(prefix="loon-pull-") as ctx:
         req = BuildRequest(context=Path(ctx), tag=tag,
@@ -88,10 +87,10 @@ async def pull_version(engine: DockerEngine, prepared: Prepared, say: Reporter,
                            labels=version_labels(deployment_project(prepared), built,
                                                  revision, reference=ref))
         await engine.build(req, lambda line: say.log_only(f"build: {line}"), lambda _: None)
-    say(f"pulled {ref} as version {tag} (image {str(pulled.get('Id', ''))[7:19]})")
+    say(f"pulled {ref} as version {tag} (image {pulled.id[7:19]})")
     contract = await engine.read_contract(tag)
     info = await engine.image_inspect(tag)
     store.record(d.containerName, store.Version(
         tag=tag, built=iso(built), revision=revision, source="pull", reference=ref,
-        image_id=(info or {}).get("Id")))
+        image_id=info.id if info else None))
     return contract

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from loon_supervisor.engine.docker_engine import DockerEngine
+from loon_supervisor.engine.base import Engine
 
 
 class Swap:
@@ -18,11 +18,11 @@ class Swap:
         self.old_image: str | None = None
         self.downtime: float | None = None
 
-    async def start(self, engine: DockerEngine, name: str) -> None:
+    async def start(self, engine: Engine, name: str) -> None:
         """Call right before the old version is stopped."""
-        running = [c for c in await engine.list_ours(name) if c.get("State") == "running"]
+        running = [c for c in await engine.list_ours(name) if c.running]
         if running:
-            self.old_image = str(running[0].get("Image") or "")
+            self.old_image = running[0].image
             self.stopped_at = time.monotonic()
 
     def done(self, say: Callable[[str], None], until: str = "the new one running"

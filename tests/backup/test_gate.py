@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from loon_supervisor.config.model import LoonConfig
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.upgrade.gate import gate_context, health_gate
 from tests.conftest import base_config
 
@@ -47,7 +48,8 @@ class _Container:
 
 def _ctx(tmp_path: Path, container: _Container):  # type: ignore[no-untyped-def]
     config = LoonConfig.model_validate(base_config(tmp_path, crashLoopRestarts=3))
-    return gate_context(container, "cid", {}, SERVICES, config, tmp_path / ".env")
+    return gate_context(container, "cid", ContainerInfo(), SERVICES, config,  # type: ignore[arg-type]
+                        tmp_path / ".env")
 
 
 SERVER_LOG = b"""\

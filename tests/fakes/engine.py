@@ -5,14 +5,20 @@ file system with inodes, so renames, truncation and late bytes can be scripted e
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 
-from loon_supervisor.engine.containers import TOOL_LABEL, ContainerSpec
+from loon_supervisor.engine.base import FileEvent
+from loon_supervisor.engine.containers import DEPLOYMENT_LABEL, TOOL_LABEL, ContainerSpec
+from loon_supervisor.engine.records import (
+    ContainerInfo,
+    ContainerSummary,
+    EngineVersion,
+    ExecResult,
+)
 
 _inodes = itertools.count(100)
 
@@ -69,12 +75,31 @@ class FakeContainer:
         self.stopped.set()
         self.fs._notify()
 
+    @property
+    def labels(self) -> dict[str, str]:
+        return {**self.spec.labels, TOOL_LABEL: "1", DEPLOYMENT_LABEL: self.spec.name}
+
+    def summary(self) -> ContainerSummary:
+        """As the engine lists it."""
+        state = "running" if self.running else "exited"
+        return ContainerSummary(
+            id=self.cid, name=self.spec.name, image=self.spec.image, state=state,
+            status="Up" if self.running else f"Exited ({self.exit_code})", labels=self.labels)
+
+    def info(self) -> ContainerInfo:
+        """As the engine inspects it."""
+        return ContainerInfo(
+            id=self.cid, name=self.spec.name, image=self.spec.image, running=self.running,
+            exit_code=self.exit_code, started_at=self.started_at,
+            restart_count=self.restart_count, labels=self.labels, env=dict(self.spec.env),
+            stop_timeout=self.spec.stop_timeout)
+
 
 class FakeFollowed:
     def __init__(self, container: FakeContainer, path: str, offset: int, follow: bool) -> None:
         self.c, self.path, self.pos, self.follow = container, path, offset, follow
         self.file = container.fs.paths[path]
-        self.event: str | None = None
+        self.event: FileEvent | None = None
 
     async def receive(self) -> bytes | None:
         while True:
@@ -144,7 +169,9 @@ class FakeSource:
 
 
 class FakeEngine:
-    """Records every lifecycle call in ``calls``; ``hang`` names calls that never return."""
+    """Records every lifecycle call in ``calls``; ``hang`` names calls that never return.
+    Implements :class:`loon_supervisor.engine.base.ContainerEngine` with the same records
+    as the real engine."""
 
     def __init__(self) -> None:
         self.containers: dict[str, FakeContainer] = {}
@@ -157,24 +184,21 @@ class FakeEngine:
         if call in self.hang:
             await anyio.sleep_forever()
 
-    async def version(self) -> dict[str, Any]:
-        return {"Version": "fake"}
+    async def version(self) -> EngineVersion:
+        return EngineVersion(version="fake")
 
     async def answers_anew(self) -> bool:
         return True
 
-    async def find(self, name: str) -> dict[str, Any] | None:
+    async def find(self, name: str) -> ContainerSummary | None:
         for c in self.containers.values():
             if c.spec.name == name:
-                return {"Id": c.cid, "Labels": {TOOL_LABEL: "1"}}
+                return c.summary()
         return None
 
-    async def list_ours(self, name: str | None = None) -> list[dict[str, Any]]:
-        await self._maybe_hang("list_ours")
-        return [{"Id": c.cid, "Names": [f"/{c.spec.name}"],
-                 "State": "running" if c.running else "exited",
-                 "Labels": {TOOL_LABEL: "1"}}
-                for c in self.containers.values() if name is None or c.spec.name == name]
+    async def list_ours(self, name: str | None = None) -> list[ContainerSummary]:
+        return [c.summary() for c in self.containers.values()
+                if name is None or c.spec.name == name]
 
     async def create_and_start(self, spec: ContainerSpec) -> str:
         await self._maybe_hang("create_and_start")
@@ -182,12 +206,9 @@ class FakeEngine:
         self.containers[cid] = FakeContainer(cid, spec)
         return cid
 
-    async def inspect(self, cid: str) -> dict[str, Any] | None:
+    async def inspect(self, cid: str) -> ContainerInfo | None:
         c = self.containers.get(cid)
-        if c is None:
-            return None
-        return {"State": {"Running": c.running, "ExitCode": c.exit_code,
-                          "StartedAt": c.started_at}, "RestartCount": c.restart_count}
+        return None if c is None else c.info()
 
     async def wait_exit(self, cid: str) -> int:
         c = self.containers[cid]
@@ -211,11 +232,11 @@ class FakeEngine:
         self.containers.pop(cid, None)
 
     async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
-                          ) -> tuple[int, bytes]:
-        return 0, self.containers[cid].status
+                          ) -> ExecResult:
+        return ExecResult(0, self.containers[cid].status)
 
     async def status_outputs(self, cid: str, command: str, interval: float, mark: str
-                             ) -> AsyncIterator[bytes]:
+                             ) -> AsyncGenerator[bytes, None]:
         while True:
             await anyio.sleep(interval)
             yield self.containers[cid].status
@@ -258,7 +279,8 @@ class FakeEngine:
 
     def open_followed_file(self, cid: str, path: str, offset: int, gnu: str | None, mark: str,
                            on_notice: Callable[[str], None], follow: bool = True,
-                           inode: int | None = None):  # type: ignore[no-untyped-def]
+                           inode: int | None = None
+                           ) -> AbstractAsyncContextManager[FakeFollowed]:
         return self.exec_source(cid).open_follow(path, offset, mark, on_notice, follow, inode)
 
     async def running(self, cid: str) -> bool:

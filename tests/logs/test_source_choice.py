@@ -65,14 +65,18 @@ def test_container_config_binds_the_host_dir_instead_of_a_volume(tmp_path: Path)
 
 
 def test_source_from_the_containers_mounts(tmp_path: Path) -> None:
+    from loon_supervisor.engine.records import ContainerInfo
     from loon_supervisor.streams.sources.choice import from_container
 
+    def inspected(mount: dict[str, str]) -> ContainerInfo:
+        return ContainerInfo.from_docker({"Mounts": [mount]})
+
     bind = {"Type": "bind", "Source": str(tmp_path), "Destination": "/var/log/loon"}
-    assert from_container({"Mounts": [bind]}, "/var/log/loon").host_dir == tmp_path
+    assert from_container(inspected(bind), "/var/log/loon").host_dir == tmp_path
     volume = {"Type": "volume", "Source": str(tmp_path), "Destination": "/var/log/loon"}
-    assert from_container({"Mounts": [volume]}, "/var/log/loon").kind == EXEC
+    assert from_container(inspected(volume), "/var/log/loon").kind == EXEC
     gone = {**bind, "Source": str(tmp_path / "not-here")}  # a path of another machine
-    assert from_container({"Mounts": [gone]}, "/var/log/loon").kind == EXEC
+    assert from_container(inspected(gone), "/var/log/loon").kind == EXEC
     assert from_container(None, "/var/log/loon").kind == EXEC
 
 

@@ -20,6 +20,7 @@ from loon_supervisor.config.rules import check_rules
 from loon_supervisor.config.volumes import check_volume_paths
 from loon_supervisor.doctor.checks import Context, free_on_engine, free_space
 from loon_supervisor.doctor.runner import run_check
+from loon_supervisor.engine.records import ContainerInfo
 from tests.conftest import ROOT, base_config
 from tests.images import busybox_path
 from tests.remote.support import TlsEngine
@@ -89,7 +90,8 @@ class _Df:
 
 def _ctx(engine: object, tmp_path: Path, mounts: list[dict[str, str]]) -> Context:
     config = LoonConfig.model_validate(base_config(tmp_path / "data"))
-    return Context(engine, "cid", {"Mounts": mounts}, (), config,  # type: ignore[arg-type]
+    info = ContainerInfo.from_docker({"Mounts": mounts})
+    return Context(engine, "cid", info, (), config,  # type: ignore[arg-type]
                    tmp_path / ".env")
 
 

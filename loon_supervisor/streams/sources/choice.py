@@ -17,22 +17,21 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from loon_supervisor.engine.base import CommandRunner, ContainerFiles
+from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.errors import ConfigError, LoonError, Problem
 from loon_supervisor.streams.sources.base import LogSource
-from loon_supervisor.streams.sources.exec import ContainerFiles, ExecSource
+from loon_supervisor.streams.sources.exec import ExecSource
 from loon_supervisor.streams.sources.hostdir import HostDirSource
 
 EXEC, HOSTDIR = "exec", "hostdir"
 
 
-class SourceEngine(ContainerFiles, Protocol):
+class SourceEngine(ContainerFiles, CommandRunner, Protocol):
     """What choosing and checking a source needs of the engine: its container files (the
     exec source) and a command in the container (the bind check)."""
-
-    async def run_capture(self, cid: str, cmd: list[str], env: dict[str, str] | None = None
-                          ) -> tuple[int, bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,13 @@ def recorded(kind: str, build_files: Path, deployment: str) -> SourceChoice:
     return SourceChoice(EXEC, None, "recorded")
 
 
-def from_container(info: dict[str, Any] | None, log_dir: str) -> SourceChoice:
+def from_container(info: ContainerInfo | None, log_dir: str) -> SourceChoice:
     """The source a running container was made for, from its mounts: a bind of an
     existing local directory at ``log_dir`` is hostdir (``attach`` without a state file)."""
-    for m in (info or {}).get("Mounts") or []:
-        if m.get("Type") == "bind" and m.get("Destination", "").rstrip("/") == \
-                log_dir.rstrip("/") and Path(m.get("Source", "")).is_dir():
-            return SourceChoice(HOSTDIR, Path(m["Source"]), "the container's log dir is a bind")
+    for m in info.mounts if info is not None else ():
+        if m.type == "bind" and m.destination.rstrip("/") == log_dir.rstrip("/") \
+                and Path(m.source).is_dir():
+            return SourceChoice(HOSTDIR, Path(m.source), "the container's log dir is a bind")
     return SourceChoice(EXEC, None, "the container's log dir is not a bind of this machine")
 
 

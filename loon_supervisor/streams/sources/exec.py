@@ -1,34 +1,17 @@
 """The in-container files of a deployment read through exec (``tail``, ``stat``) and the
 archive endpoint: the :class:`~loon_supervisor.streams.sources.base.LogSource` that works
 with any engine, local or remote, and any image with a shell userland. Every call goes
-through the engine's interface (:class:`ContainerFiles`): nothing here touches aiodocker."""
+through the engine's interface (:class:`~loon_supervisor.engine.base.ContainerFiles`):
+nothing here touches aiodocker."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
 
+from loon_supervisor.engine.base import ContainerFiles
 from loon_supervisor.errors import LoonError
 from loon_supervisor.streams.sources.base import Followed
-
-
-class ContainerFiles(Protocol):
-    """What the exec source needs of the engine (:class:`~loon_supervisor.engine.
-    docker_engine.DockerEngine`): a container's files through exec and the archive
-    endpoint."""
-
-    async def gnu_tail_path(self, cid: str) -> str | None: ...
-    async def kill_marked(self, cid: str, mark: str, exact: bool) -> int: ...
-    async def stat_files(self, cid: str, paths: list[str]) -> dict[str, tuple[int, int]]: ...
-    async def read_bytes_at(self, cid: str, path: str, offset: int, count: int) -> bytes: ...
-    async def file_size(self, cid: str, path: str) -> int | None: ...
-    def stream_file(self, cid: str, path: str, offset: int) -> AsyncIterator[bytes]: ...
-    def open_followed_file(self, cid: str, path: str, offset: int, gnu: str | None, mark: str,
-                           on_notice: Callable[[str], None], follow: bool = True,
-                           inode: int | None = None) -> AbstractAsyncContextManager[Followed]:
-        ...
-    async def running(self, cid: str) -> bool: ...
 
 
 class ExecSource:
