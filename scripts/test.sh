@@ -11,4 +11,7 @@ bash scripts/ensure-browser.sh  # Chromium + chromedriver for the dashboard's br
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/mypy  # strict on loon_supervisor/ (pyproject.toml [tool.mypy])
+# The log core's model test at full depth (2,000 schedules for each of its two seeds); a
+# bare `pytest` draws 100 for a quick run.
+export LOON_TEST_MODEL_EXAMPLES="${LOON_TEST_MODEL_EXAMPLES:-2000}"
 exec .venv/bin/python -m pytest "$@"

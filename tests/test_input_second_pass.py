@@ -132,12 +132,18 @@ def test_config_too_large_refused(tmp_path: Path, project: Path) -> None:
 
 
 def test_fifo_without_writer_times_out(tmp_path: Path, project: Path) -> None:
-    """A FIFO nobody opens for writing blocked until Ctrl+C; now 10 s of silence end it."""
+    """A FIFO nobody opens for writing blocked until Ctrl+C; now 10 s of silence end it
+    (1 s here: tests/hooks/sitecustomize.py shortens the product's ``bounded.PIPE_IDLE``)."""
+    from loon_supervisor import bounded
+
+    assert bounded.PIPE_IDLE == 10.0
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
-    done = loon("validate", "-c", str(fifo), cwd=tmp_path, timeout=40)
+    hooks = str(Path(__file__).resolve().parent / "hooks")
+    done = loon("validate", "-c", str(fifo), cwd=tmp_path, timeout=40,
+                env={"PYTHONPATH": hooks, "LOON_TEST_PIPE_IDLE": "1"})
     assert done.returncode == 2
-    assert "sent no data for 10 s" in done.stderr
+    assert "sent no data for 1 s" in done.stderr
 
 
 def test_pipe_with_a_writer_still_read(tmp_path: Path, project: Path) -> None:

@@ -12,6 +12,8 @@ product has no such hooks; without the variables below this file does nothing.
 - ``LOON_TEST_PARTIAL_DELAY=s``: the background logger holds a partial last line ``s``
   seconds (not 0.25) before writing it without its newline, so a kill lands inside that
   window on a loaded machine.
+- ``LOON_TEST_PIPE_IDLE=s``: a config pipe that sends nothing ends the read after ``s``
+  seconds, not 10 (tests/test_input_second_pass.py's FIFO without a writer).
 """
 
 import os
@@ -21,6 +23,12 @@ _START = os.environ.get("LOON_TEST_DELAY_STARTING")
 _ATTACH = os.environ.get("LOON_TEST_DELAY_ATTACH")
 _BOOT = os.environ.get("LOON_TEST_DELAY_LOGGER_BOOT")
 _PARTIAL = os.environ.get("LOON_TEST_PARTIAL_DELAY")
+_PIPE_IDLE = os.environ.get("LOON_TEST_PIPE_IDLE")
+
+if _PIPE_IDLE:
+    from loon_supervisor import bounded
+
+    bounded.PIPE_IDLE = float(_PIPE_IDLE)
 
 if _BOOT and "_logger" in sys.argv:
     import time

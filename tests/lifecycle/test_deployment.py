@@ -65,7 +65,10 @@ async def test_stop_request_walks_every_phase_and_loses_no_byte(tmp_path: Path) 
     assert dep.failure is None
 
 
-async def test_bytes_written_at_the_stop_are_collected_once(tmp_path: Path) -> None:
+async def test_bytes_written_at_the_stop_are_collected_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The container never runs again: a short watch for a start by hand (10 s in the product).
+    monkeypatch.setattr(deployment_module, "HAND_RESTART_GRACE", 0.5)
     dep, engine, _ = _deployment(tmp_path)
     await dep.start(SPEC)
     c = _container(engine)
