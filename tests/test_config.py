@@ -194,3 +194,14 @@ def test_a_top_level_key_named_like_a_section_class_is_reported(tmp_path: Path) 
         load_config(path)
     assert any(p.path == "Settings" and "unknown key" in p.message
                for p in info.value.problems)
+
+
+def test_a_top_level_key_that_looks_like_a_pydantic_marker_is_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Found by the fuzz test: a key "function-" was dropped as a validator marker, and
+    the unknown-key report crashed on an empty path."""
+    from loon_supervisor.config.load import validate_data
+    from loon_supervisor.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_data({"function-": None}, tmp_path)
+    assert any(p.path == "function-" for p in info.value.problems)

@@ -125,10 +125,12 @@ def _json_type(data: Any, loc: tuple[Any, ...]) -> str:
 def _problems_from(exc: ValidationError, data: dict[str, Any] | None = None) -> list[Problem]:
     problems = []
     for err in exc.errors(include_input=False):
-        loc = [str(x) for x in err["loc"] if not str(x).startswith("function-")]
-        # Drop pydantic's union-branch markers such as "MinioSettings" in loc paths: never
-        # the first element (an operator's top-level key, e.g. a stray "Settings").
-        loc = loc[:1] + [x for x in loc[1:] if not (x[:1].isupper() and x.endswith("Settings"))]
+        # Drop pydantic's validator and union-branch markers ("function-after[...]",
+        # "MinioSettings") from loc paths: never the first element, which is always an
+        # operator's top-level key (a stray "Settings" or "function-" key is reported).
+        loc = [str(x) for x in err["loc"]]
+        loc = loc[:1] + [x for x in loc[1:] if not x.startswith("function-")
+                         and not (x[:1].isupper() and x.endswith("Settings"))]
         path = ".".join(loc) or "(top level)"
         kind = err["type"]
         msg = err["msg"].replace("Input should be", "must be").replace("input should be", "must be")
