@@ -14,4 +14,8 @@ bash scripts/ensure-browser.sh  # Chromium + chromedriver for the dashboard's br
 # The log core's model test at full depth (2,000 schedules for each of its two seeds); a
 # bare `pytest` draws 100 for a quick run.
 export LOON_TEST_MODEL_EXAMPLES="${LOON_TEST_MODEL_EXAMPLES:-2000}"
-exec .venv/bin/python -m pytest "$@"
+# ... the tests that install the project into fresh virtualenvs (marker `installs`), and the
+# property tests at their full number of examples (tests/conftest.py `examples`).
+export LOON_TEST_FULL=1
+# Serially (-n 0): the engine tests time the engine's answers, and CI's 2 cores are theirs.
+exec .venv/bin/python -m pytest -n 0 "$@"

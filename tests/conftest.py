@@ -64,6 +64,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "(add the marker, or pytestmark = pytest.mark.engine for the module): "
             + ", ".join(unmarked[:10]))
 
+FULL = os.environ.get("LOON_TEST_FULL") == "1"
+
+
+def examples(full: int) -> int:
+    """A property test's number of examples: all of them under scripts/test.sh (so CI), a
+    quarter in a bare pytest run, the quick loop."""
+    return full if FULL else max(10, full // 4)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A bare `pytest` is the quick loop: it leaves out the few tests that install the
+    project from the package index (marker ``installs``, 10-15 s each, shown as
+    deselected) unless ``LOON_TEST_FULL=1``, which scripts/test.sh (so CI) sets."""
+    if not FULL:
+        given = config.option.markexpr
+        config.option.markexpr = f"({given}) and not installs" if given else "not installs"
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Engine tests share one engine and time its answers: under pytest-xdist (on by default,
+    pyproject's addopts) they all go to one worker, one after another (--dist loadgroup)."""
+    if item.get_closest_marker("engine") is not None:
+        item.add_marker(pytest.mark.xdist_group("engine"))
+
 
 @pytest.fixture(scope="session")
 def engine() -> None:

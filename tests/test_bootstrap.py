@@ -16,6 +16,9 @@ import pytest
 
 from tests.conftest import ROOT, base_config
 
+# Each builds a virtualenv and installs the project from the package index (10-15 s).
+pytestmark = pytest.mark.installs
+
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3"
 
 

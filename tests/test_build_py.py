@@ -126,6 +126,7 @@ def test_env_override_from_environment(tmp_path: Path) -> None:
     assert "DATABASE_PASSWORD='1234'" in (tmp_path / "p" / ".build-files" / ".env").read_text()
 
 
+@pytest.mark.installs
 def test_bootstraps_its_own_venv_when_dependencies_are_missing(tmp_path: Path) -> None:
     """With a bare interpreter, build.py makes .build-files/.venv, says so once, reuses it."""
     bare = getattr(sys, "_base_executable", None) or shutil.which("python3")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from loon_supervisor.sinks.clean import strip_escapes
 from loon_supervisor.sinks.session import EventLog, event_lines
+from tests.conftest import examples
 
 ESC = "\x1b"
 
@@ -36,14 +37,14 @@ def test_an_unterminated_string_ends_at_the_line() -> None:
     assert strip_escapes("\x1b]0;never ended\nnext line") == "\nnext line"
 
 
-@settings(max_examples=500, deadline=None, derandomize=True)
+@settings(max_examples=examples(500), deadline=None, derandomize=True)
 @given(st.text(alphabet=st.characters(codec="utf-8")))
 def test_no_escape_or_c1_control_is_ever_left(text: str) -> None:
     out = strip_escapes(text)
     assert ESC not in out and not any("\x80" <= c <= "\x9f" for c in out)
 
 
-@settings(max_examples=500, deadline=None, derandomize=True)
+@settings(max_examples=examples(500), deadline=None, derandomize=True)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters=ESC,
                                       exclude_categories=["Cc"])))
 def test_text_without_controls_is_unchanged(text: str) -> None:

@@ -18,6 +18,7 @@ from loon_supervisor.verbs import config as config_verb
 from loon_supervisor.verbs import validate as validate_verb
 from tests.certs import make_pair
 from tests.conftest import ROOT, base_config, write_config
+from tests.forked_loon import FORKED, needs_real_process
 
 
 def snapshot(*dirs: Path) -> dict[str, bytes | None]:
@@ -38,6 +39,8 @@ def loon(*args: str, cwd: Path, env: dict[str, str] | None = None,
     base = {k: v for k, v in os.environ.items() if not k.upper().startswith("LOON_")}
     base["LOON_PROJECT_ROOT"] = str(cwd / "project")
     base.update(env or {})
+    if stdin is None and not needs_real_process(base):  # forked from a pre-imported loon
+        return FORKED.run(list(args), cwd=cwd, env=base, timeout=60, memory_cap=None)
     return subprocess.run([sys.executable, "-m", "loon_supervisor", *args], cwd=cwd, env=base,
                           capture_output=True, text=stdin is None, input=stdin, timeout=60)
 

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from loon_supervisor.verbs import validate as validate_verb
-from tests.conftest import ROOT, base_config
+from tests.conftest import ROOT, base_config, examples
 
-SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=examples(400), deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
@@ -93,7 +93,7 @@ def test_mutated_valid_config(fuzz_root: Path, section: str, key: str, value: ob
     _run(fuzz_root, json.dumps(data).encode())
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=examples(40), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(depth=st.integers(1, 4000), shape=st.lists(st.sampled_from(["[", "{"]), min_size=1,
                                                  max_size=3))
@@ -154,7 +154,7 @@ def test_arbitrary_overrides(fuzz_root: Path, env: dict[str, str]) -> None:
         _run(fuzz_root, data)
 
 
-@settings(max_examples=400, deadline=None, derandomize=True,
+@settings(max_examples=examples(400), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.text(max_size=140) | st.sampled_from(["..", "../../x", "a/b", "a", "ab",
                                                      "-x", "x" * 129, "x" * 128]))

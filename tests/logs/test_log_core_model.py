@@ -59,9 +59,9 @@ LOG_DIR = "/var/log/loon"
 SERVICES = ("alpha", "beta")
 BACKUPS = 2  # generations kept: small, so rotations delete files often
 FIXED_SEED = 23
-# Schedules per case: a quick run (`pytest -m "not engine"`) draws 100; the README's test
+# Schedules per case: a quick run (`pytest -m "not engine"`) draws 30; the README's test
 # command (scripts/test.sh, so CI) sets LOON_TEST_MODEL_EXAMPLES=2000, the full depth.
-EXAMPLES = int(os.environ.get("LOON_TEST_MODEL_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("LOON_TEST_MODEL_EXAMPLES", "30"))
 # Every run (CI's too) runs the fixed seed and a fresh one, printed at the start and on
 # failure; LOON_TEST_MODEL_SEED=<number> makes the second run replay that seed instead.
 SEED = os.environ.get("LOON_TEST_MODEL_SEED", "random")
@@ -753,7 +753,7 @@ def _named(run: Callable[[], None], chosen: int) -> None:
 def test_the_log_core_loses_doubles_and_crashes_on_no_schedule(
         portal: BlockingPortal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fixed-seed run the default suite and CI rely on: the same schedules every time
-    (``LOON_TEST_MODEL_EXAMPLES`` of them: 100 by default, 2,000 in scripts/test.sh and CI)."""
+    (``LOON_TEST_MODEL_EXAMPLES`` of them: 30 by default, 2,000 in scripts/test.sh and CI)."""
     _named(lambda: _run(portal, tmp_path, monkeypatch, EXAMPLES, FIXED_SEED), FIXED_SEED)
 
 
