@@ -14,6 +14,7 @@ from loon_supervisor.config import load_config
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.errors import ConfigError, LoonError
+from loon_supervisor.lifecycle.running import find_running
 from loon_supervisor.paths import build_files_dir
 
 from .checks import CHECKS, Check, Context
@@ -46,11 +47,11 @@ async def diagnose(config_file: Path, env_file: str = ".env",
     config = load_config(config_file)
     name = config.deploymentSettings.containerName
     async with open_engine() as engine:
-        found = [c for c in await engine.list_ours(name) if c.running]
-        if not found:
+        found = await find_running(engine, name)
+        if found is None:
             return [Verdict("container", "running", FAIL, f"deployment '{name}' is not running",
                             "start it with python3 build.py (or loon up)")]
-        cid = found[0].id
+        cid = found.id
         info = await engine.inspect(cid) or ContainerInfo()
         contract = await engine.read_contract(info.image)
         ctx = Context(engine, cid, info, contract.services, config,

@@ -1,5 +1,5 @@
 """The deployment's running container, as every verb that acts inside it finds it (restart,
-exec, backup, restore, rollback): one place for the lookup and its sentence."""
+exec, backup, restore, rollback, attach, doctor): one place for the lookup and its sentence."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ from loon_supervisor.engine.records import ContainerSummary
 from loon_supervisor.errors import ConfigError, LoonError, Problem
 
 
+async def find_running(engine: Engine, name: str) -> ContainerSummary | None:
+    """The deployment's running container, if one runs: for callers whose answer to "none"
+    is not an error (attach's own sentence, doctor's verdict, a version to restore)."""
+    return next((c for c in await engine.list_ours(name) if c.running), None)
+
+
 async def running_container(engine: Engine, name: str) -> ContainerSummary:
     """The deployment's running container, or a LoonError saying how to start it."""
-    found = await engine.list_ours(name)
-    running = [c for c in found if c.running]
-    if not running:
+    running = await find_running(engine, name)
+    if running is None:
         raise LoonError(f"deployment '{name}' is not running; start it with `loon up -d`")
-    return running[0]
+    return running
 
 
 async def check_services(engine: Engine, container: ContainerSummary, wanted: list[str]

@@ -48,6 +48,7 @@ from loon_supervisor.engine.records import ContainerInfo
 from loon_supervisor.errors import LoonError, signal_exit_code
 from loon_supervisor.lifecycle.deployment import Deployment
 from loon_supervisor.lifecycle.identity import resolve
+from loon_supervisor.lifecycle.running import find_running
 from loon_supervisor.paths import build_files_dir, project_root
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import EventLog
@@ -85,13 +86,13 @@ def backup_hook(config: LoonConfig, config_file: Path, env_path: Path, taken: Ta
     async def hook(engine: Engine, say: Reporter, new_image: str) -> None:
         taken.new_image = new_image
         taken.session = say.events.path.parent if say.events is not None else None
-        running = [c for c in await engine.list_ours(d.containerName) if c.running]
-        old = running[0].image if running else ""
+        running = await find_running(engine, d.containerName)
+        old = running.image if running is not None else ""
         loon_image = bool(old) and "mysql" in (await engine.read_contract(old)).services
-        if loon_image and d.backupBeforeDeploy:
+        if running is not None and loon_image and d.backupBeforeDeploy:
             phase(say, "backing up")
             taken.backup = await take_backup(
-                engine, running[0].id, old, config, config_file, env_path,
+                engine, running.id, old, config, config_file, env_path,
                 backups_root(project_root()), remote=resolve_endpoint().remote, say=say)
             say(f"backup before the swap: {taken.backup}")
         elif loon_image:
@@ -142,10 +143,10 @@ async def _migrations(config: LoonConfig) -> list[str] | None:
     name = config.deploymentSettings.containerName
     try:
         async with open_engine() as engine:
-            running = [c for c in await engine.list_ours(name) if c.running]
-            if not running:
+            running = await find_running(engine, name)
+            if running is None:
                 return None
-            return await database.applied_migrations(engine, running[0].id,
+            return await database.applied_migrations(engine, running.id,
                                                      config.mySqlSettings)
     except LoonError:
         return None

@@ -11,6 +11,7 @@ from rich.console import Console
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.logger_process import start_logger
+from loon_supervisor.lifecycle.running import find_running
 from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
 from loon_supervisor.lifecycle.unrecorded import new_state
 from loon_supervisor.sinks.reporter import Reporter
@@ -25,12 +26,12 @@ async def attach(name: str, console: Console) -> int:
     try:
         state = statefile.load(name)
         async with open_engine() as engine:
-            found = [c for c in await engine.list_ours(name) if c.running]
-            if not found:
+            found = await find_running(engine, name)
+            if found is None:
                 console.print(f"no running container of deployment '{name}': start it with "
                               "`python3 build.py` (or `loon up`)")
                 return 1
-            cid = found[0].id
+            cid = found.id
             if state is None or state.cid != cid:
                 console.print("no logger state for this container: starting a new session")
                 state = await new_state(engine, name, cid, Reporter(None, console))

@@ -12,7 +12,7 @@ from loon_supervisor.backup.manifest import BackupError, backups_root, find_back
 from loon_supervisor.backup.restore import checked, restore_into
 from loon_supervisor.config import load_config
 from loon_supervisor.engine.client import open_engine
-from loon_supervisor.lifecycle.running import running_container
+from loon_supervisor.lifecycle.running import find_running, running_container
 from loon_supervisor.paths import project_root
 
 
@@ -68,9 +68,9 @@ async def version_to_run(name: str, image_tag: str) -> str:
     from loon_supervisor import versions
 
     async with open_engine() as engine:
-        running = [c for c in await engine.list_ours(name) if c.running]
-    if running and running[0].image:
-        return running[0].image
+        running = await find_running(engine, name)
+    if running is not None and running.image:
+        return running.image
     now = versions.current(name)
     return now.tag if now is not None else image_tag
 
