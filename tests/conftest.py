@@ -64,6 +64,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "(add the marker, or pytestmark = pytest.mark.engine for the module): "
             + ", ".join(unmarked[:10]))
 
+
 FULL = os.environ.get("LOON_TEST_FULL") == "1"
 
 

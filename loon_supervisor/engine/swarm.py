@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiodocker
+import anyio
 
 from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.containers import DEPLOYMENT_LABEL, TOOL_LABEL
 from loon_supervisor.engine.records import ServiceInfo, TaskInfo
+from loon_supervisor.engine.registry_auth import credentials
+from loon_supervisor.errors import EngineError
 
 ROLE_LABEL = "org.loon.swarm-role"
 VOLUME_NODE_LABEL = "loon.volumes"
@@ -151,11 +154,30 @@ async def swarm_active(docker: aiodocker.Docker) -> bool:
         (info.get("Swarm") or {}).get("ControlAvailable"))
 
 
-async def tag_and_push(docker: aiodocker.Docker, image: str, target: str, tag: str) -> None:
+async def tag_and_push(docker: aiodocker.Docker, image: str, target: str, tag: str) -> str:
+    """Push with the engine's credentials for that registry (as `docker push` finds them) and
+    return the digest the registry stored: services name it, so every node runs those bytes
+    even if the tag moves. A refused or unreachable registry is an EngineError (aiodocker
+    raises on an error in the push's progress stream)."""
+    auth = await anyio.to_thread.run_sync(credentials, target)  # a helper may take seconds
     with map_engine_errors(f"tagging {image} as {target}:{tag}"):
         await docker.images.tag(image, target, tag=tag)
     with map_engine_errors(f"pushing {target}:{tag}"):
-        await docker.images.push(target, tag=tag)
+        try:
+            messages = await docker.images.push(target, tag=tag, auth=auth)
+        except aiodocker.DockerError as exc:
+            if exc.status == 900:  # the engine itself is gone: map_engine_errors says so
+                raise
+            registry = target.partition("/")[0]
+            raise EngineError(f"pushing {target}:{tag} failed, so nothing was deployed: "
+                              f"{exc.message}; check that the engine reaches {registry} and "
+                              f"has its credentials (`docker login {registry}`)") from None
+    for message in messages:
+        aux = message.get("aux")
+        if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+            return str(aux["Digest"])
+    raise EngineError(f"pushing {target}:{tag}: the registry answered without a digest, so the "
+                      "nodes could not be told which bytes to run; check the registry")
 
 
 async def node_id(docker: aiodocker.Docker) -> str:
@@ -207,5 +229,5 @@ class Swarm:
     async def node_names(self) -> dict[str, str]:
         return await node_names(self._docker)
 
-    async def tag_and_push(self, image: str, target: str, tag: str) -> None:
-        await tag_and_push(self._docker, image, target, tag)
+    async def tag_and_push(self, image: str, target: str, tag: str) -> str:
+        return await tag_and_push(self._docker, image, target, tag)

@@ -31,12 +31,15 @@ TEARDOWN_STEP = 60.0
 
 async def push_to_registry(swarm: SwarmCalls, image: str, registry: str, say: Reporter
                            ) -> str:
-    """Tag ``image`` into the registry and push it: every node must be able to pull it."""
+    """Tag ``image`` into the registry and push it: every node must be able to pull it. The
+    reference returned pins the pushed digest (``<registry>/<name>:<tag>@sha256:...``), so
+    every node runs the same bytes; a failed push raises before anything is deployed."""
     repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
     target = f"{registry.rstrip('/')}/{repo.split('/')[-1]}"
     say(f"pushing {target}:{tag} so every node can pull it")
-    await swarm.tag_and_push(image, target, tag)
-    return f"{target}:{tag}"
+    digest = await swarm.tag_and_push(image, target, tag)
+    say(f"pushed {target}:{tag} as {digest}: every node runs that digest")
+    return f"{target}:{tag}@{digest}"
 
 
 async def wait_converged(swarm: SwarmCalls, name: str, wanted: dict[str, int], say: Reporter
