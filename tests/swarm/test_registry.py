@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -62,14 +63,24 @@ def registry_binary() -> str:
     return str(unpacked)
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[str]:
-    """A registry on 127.0.0.1 (insecure by default for every engine: loopback)."""
+def serve_registry(tmp_path: Path, login: tuple[str, str] | None = None
+                   ) -> Iterator[str]:
+    """A registry on 127.0.0.1 (insecure by default for every engine: loopback); with
+    ``login``, it refuses anyone without that user and password (htpasswd, bcrypt)."""
     binary = registry_binary()
     address = f"127.0.0.1:{free_port()}"
+    auth = ""
+    if login is not None:
+        import bcrypt
+
+        user, password = login
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+        (tmp_path / "htpasswd").write_text(f"{user}:{hashed}\n")
+        auth = (f"auth:\n  htpasswd:\n    realm: loon-test\n"
+                f"    path: {tmp_path / 'htpasswd'}\n")
     (tmp_path / "registry.yml").write_text(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {tmp_path / 'registry'}\nhttp:\n  addr: {address}\n")
+        f"    rootdirectory: {tmp_path / 'registry'}\nhttp:\n  addr: {address}\n{auth}")
     with open(tmp_path / "registry.log", "wb") as log:
         proc = subprocess.Popen([binary, "serve", str(tmp_path / "registry.yml")],
                                 stdout=log, stderr=log, start_new_session=True)
@@ -78,6 +89,8 @@ def registry(tmp_path: Path) -> Iterator[str]:
             try:
                 with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as r:
                     return r.status == 200
+            except urllib.error.HTTPError as exc:
+                return exc.code == 401 and login is not None
             except OSError:
                 return False
         wait_until(answers, timeout=30, interval=0.2)
@@ -90,6 +103,19 @@ def registry(tmp_path: Path) -> Iterator[str]:
             proc.kill()
             proc.wait()
         shutil.rmtree(tmp_path / "registry", ignore_errors=True)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    yield from serve_registry(tmp_path)
+
+
+LOGIN = ("loon", "registry-pass-" + uuid.uuid4().hex[:8])
+
+
+@pytest.fixture
+def guarded_registry(tmp_path: Path) -> Iterator[str]:
+    yield from serve_registry(tmp_path, LOGIN)
 
 
 def _project(tmp_path: Path, swarm_engine: SwarmEngine, registry: str
@@ -172,3 +198,46 @@ def test_a_failed_push_is_one_sentence_and_deploys_nothing(swarm_engine: SwarmEn
     assert f"pushing {nobody}/loon-test:{name}" in errors[0] and "nothing was deployed" in errors[0]
     assert swarm_engine.docker("service", "ls", "-q").stdout.strip() == ""
     assert swarm_engine.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_the_push_uses_the_engines_credentials_and_prints_none(
+        swarm_engine: SwarmEngine, guarded_registry: str, tmp_path: Path) -> None:
+    """The registry refuses anyone without the login; the credentials come from the docker
+    CLI's config (``$DOCKER_CONFIG/config.json``, as `docker login` writes it) and never
+    reach the terminal or out.log. Without them the push fails as one sentence."""
+    import base64
+
+    name, config, env = _project(tmp_path, swarm_engine, guarded_registry)
+    build = [sys.executable, str(ROOT / "build.py"), "--config-file", str(config)]
+    refused = subprocess.run(build, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode != 0 and "nothing was deployed" in refused.stdout + refused.stderr
+    assert swarm_engine.docker("service", "ls", "-q").stdout.strip() == ""
+
+    user, password = LOGIN
+    docker_config = Path(env["DOCKER_CONFIG"])
+    docker_config.mkdir(parents=True, exist_ok=True)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (docker_config / "config.json").write_text(json.dumps(
+        {"auths": {guarded_registry: {"auth": token}}}))
+    project = Path(env["LOON_PROJECT_ROOT"])
+    proc = subprocess.Popen(build, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out_log = project / "logs" / "latest" / "out.log"
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                assert proc.stdout is not None
+                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
+            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
+        wait_until(up, timeout=240)
+        assert f"pushed {guarded_registry}/loon-test:" in out_log.read_text()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    everything = output + refused.stdout + refused.stderr + "".join(
+        p.read_text(errors="replace") for p in (project / "logs").rglob("*.log"))
+    assert password not in everything and token not in everything
