@@ -13,10 +13,12 @@ from tests.remote.support import free_port
 class SwarmEngine:
     """A private dockerd (no live-restore: swarm refuses it) initialised as a swarm."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, address: str = "127.0.0.1") -> None:
         self.base = base
+        self.address = address  # its swarm address (a loopback one of its own per node)
         self.sock = base / "d.sock"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.listen = ""
 
     @property
     def host(self) -> str:
@@ -26,7 +28,8 @@ class SwarmEngine:
         return subprocess.run(["docker", "-H", self.host, *args], capture_output=True,
                               text=True)
 
-    def start(self) -> None:
+    def start(self, init: bool = True) -> None:
+        """The engine, initialised as a swarm's manager (or left alone, to :meth:`join`)."""
         b = self.base
         b.mkdir(parents=True)
         log = open(b / "dockerd.log", "ab")  # noqa: SIM115
@@ -39,9 +42,23 @@ class SwarmEngine:
             stdout=log, stderr=log, start_new_session=True)
         log.close()
         wait_until(lambda: self.docker("info").returncode == 0, timeout=60, interval=0.2)
-        init = self.docker("swarm", "init", "--advertise-addr", "127.0.0.1",
-                           "--listen-addr", f"127.0.0.1:{free_port()}")
-        assert init.returncode == 0, init.stderr
+        if not init:
+            return
+        self.listen = f"{self.address}:{free_port()}"
+        done = self.docker("swarm", "init", "--advertise-addr", self.address,
+                           "--listen-addr", self.listen)
+        assert done.returncode == 0, done.stderr
+
+    def join(self, manager: SwarmEngine) -> None:
+        """This engine joins ``manager``'s swarm as a worker, on its own loopback address."""
+        token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+        self.listen = f"{self.address}:{free_port()}"
+        done = self.docker("swarm", "join", "--token", token, "--advertise-addr", self.address,
+                           "--listen-addr", self.listen, manager.listen)
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: manager.docker("node", "ls", "--format", "{{.Status}}"
+                                          ).stdout.split().count("Ready") == 2,
+                   timeout=60, interval=0.5)
 
     def destroy(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

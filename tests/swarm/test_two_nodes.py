@@ -1,0 +1,127 @@
+"""Issue 28 on two nodes: a manager and a worker, two private dockerds on their own
+loopback addresses (127.0.0.1 and 127.0.0.2) joined into one Swarm. Without a registry
+`up` refuses a swarm of several nodes (the worker could not pull an image built on the
+manager); with one, the worker's engine pulls the pushed digest and runs the same bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, base_config
+from tests.engine_helpers import wait_until
+from tests.images import write_context
+from tests.swarm.support import SwarmEngine
+from tests.swarm.test_registry import serve_registry
+
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
+
+
+@pytest.fixture
+def two_nodes() -> Iterator[tuple[SwarmEngine, SwarmEngine]]:
+    tag = uuid.uuid4().hex[:6]
+    manager = SwarmEngine(Path(f"/tmp/lsw-{tag}m"))
+    worker = SwarmEngine(Path(f"/tmp/lsw-{tag}w"), address="127.0.0.2")
+    try:
+        manager.start()
+        worker.start(init=False)
+        worker.join(manager)
+        yield manager, worker
+    finally:
+        worker.destroy()
+        manager.destroy()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    yield from serve_registry(tmp_path)
+
+
+def _project(tmp_path: Path, manager: SwarmEngine, registry: str | None, replicas: int
+             ) -> tuple[str, Path, dict[str, str]]:
+    name = f"loon-2n-{uuid.uuid4().hex[:6]}"
+    ctx = write_context(tmp_path / "image", {"core": "echo core up; exec sleep 100000",
+                                             "celery": "echo celery up; exec sleep 100000"})
+    config = tmp_path / "config.json"
+    settings = dict(containerName=name, imageTag=f"loon-test:{name}", imageDirectory=str(ctx),
+                    networkMode="host", buildNetworkMode="host", minioSourceUrl=None,
+                    stopTimeout=3, orchestrator="swarm", celeryReplicas=replicas)
+    if registry is not None:
+        settings["imageRegistry"] = registry
+    config.write_text(json.dumps(base_config(tmp_path / "data", **settings), indent=2))
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOON_", "DOCKER_"))}
+    env.update(DOCKER_HOST=manager.host, LOON_PROJECT_ROOT=str(project),
+               DOCKER_CONFIG=str(tmp_path / "docker-config"))
+    return name, config, env
+
+
+def test_several_nodes_without_a_registry_are_refused(two_nodes: tuple[SwarmEngine, SwarmEngine],
+                                                      tmp_path: Path) -> None:
+    manager, _ = two_nodes
+    name, config, env = _project(tmp_path, manager, None, 1)
+    done = subprocess.run([sys.executable, str(ROOT / "build.py"), "--config-file",
+                           str(config)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2 and "Traceback" not in said, said
+    assert "imageRegistry" in said and "several nodes" in said, said
+    assert manager.docker("service", "ls", "-q").stdout.strip() == ""
+
+
+def test_the_worker_runs_the_pushed_digest(two_nodes: tuple[SwarmEngine, SwarmEngine],
+                                           registry: str, tmp_path: Path) -> None:
+    manager, worker = two_nodes
+    name, config, env = _project(tmp_path, manager, registry, 2)
+    project = Path(env["LOON_PROJECT_ROOT"])
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "--config-file",
+                             str(config)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out_log = project / "logs" / "latest" / "out.log"
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                assert proc.stdout is not None
+                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
+            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
+        wait_until(up, timeout=240)
+        spec_image = manager.docker("service", "inspect", f"{name}-celery", "--format",
+                                    "{{.Spec.TaskTemplate.ContainerSpec.Image}}").stdout.strip()
+        assert f"{registry}/loon-test:" in spec_image and "@sha256:" in spec_image
+
+        # Swarm spreads the two Celery tasks over the nodes: one runs on the worker, from
+        # the image its own engine pulled from the registry, with the manager's image ID.
+        def on_worker() -> list[str]:
+            return worker.docker("ps", "-q", "--filter",
+                                 f"label=org.loon.deployment={name}").stdout.split()
+        wait_until(lambda: bool(on_worker()), timeout=120, interval=1)
+        image_ids = {engine.docker("inspect", "--format", "{{.Image}}", cid).stdout.strip()
+                     for engine, cids in ((worker, on_worker()), (manager, manager.docker(
+                         "ps", "-q", "--filter", f"label=org.loon.deployment={name}"
+                     ).stdout.split())) for cid in cids}
+        assert len(image_ids) == 1, image_ids
+        # the core (pinned to the labelled node: the manager) runs there, never on the worker
+        roles = [worker.docker("inspect", "--format",
+                               '{{index .Config.Labels "org.loon.swarm-role"}}', c
+                               ).stdout.strip() for c in on_worker()]
+        assert "core" not in roles, roles
+        wait_until(lambda: "some tasks run on other nodes" in out_log.read_text(), timeout=30)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert manager.docker("service", "ls", "-q").stdout.strip() == ""
+    wait_until(lambda: not on_worker() and not manager.docker(
+        "ps", "-q", "--filter", f"label=org.loon.deployment={name}").stdout.split(),
+        timeout=60)
