@@ -334,6 +334,11 @@ class DeploymentSettings(Section):
     imageRegistry: str | None = Field(
         default=None, description="Registry the image is pushed to before a swarm deploy; "
         "required when the swarm has more than one node.")
+    swarmNodeEngines: dict[str, str] = Field(
+        default_factory=dict, description="Swarm nodes other than the manager `loon` talks "
+        "to, by node ID, address (`docker node inspect -f '{{.Status.Addr}}'`) or hostname, each with "
+        "the engine URL (unix://, tcp://, ssh://user@host) through which their tasks' log "
+        "files are followed; a node not listed runs tasks nobody follows (docs/scaling.md).")
     djangoDebug: bool = Field(
         default=False,
         description="Run Django with DEBUG=true (tracebacks in error pages): local debugging only.",

@@ -81,6 +81,23 @@ def _client() -> aiodocker.Docker:
 
 
 @asynccontextmanager
+async def open_engine_at(url: str) -> AsyncIterator[DockerEngine]:
+    """A second engine, named by URL (a swarm node's, from swarmNodeEngines)."""
+    from loon_supervisor.engine.docker_engine import DockerEngine
+
+    try:
+        docker = aiodocker.Docker(url=url)
+    except (aiodocker.DockerError, ValueError, OSError) as exc:
+        raise EngineUnreachable(f"cannot use the Docker engine {url}: {exc}") from None
+    try:
+        with map_engine_errors(f"asking the engine at {url} for its version"):
+            await docker.version()
+        yield DockerEngine(docker)
+    finally:
+        await docker.close()
+
+
+@asynccontextmanager
 async def open_engine() -> AsyncIterator[DockerEngine]:
     """One client per run (see :mod:`loon_supervisor.engine.endpoint` for which engine)."""
     from loon_supervisor.engine.docker_engine import DockerEngine

@@ -192,6 +192,13 @@ async def node_names(docker: aiodocker.Docker) -> dict[str, str]:
         return {n["ID"]: n["Description"]["Hostname"] for n in await docker.nodes.list()}
 
 
+async def node_addresses(docker: aiodocker.Docker) -> dict[str, tuple[str, str]]:
+    """node ID -> (address, hostname): how an operator names a node in swarmNodeEngines."""
+    with map_engine_errors("listing the swarm nodes"):
+        return {n["ID"]: (str((n.get("Status") or {}).get("Addr") or ""),
+                          str(n["Description"]["Hostname"])) for n in await docker.nodes.list()}
+
+
 class Swarm:
     """The swarm calls bound to one engine (``DockerEngine.swarm``): the swarm/ package's
     only way to the engine, so nothing above ``engine/`` holds the aiodocker client."""
@@ -228,6 +235,9 @@ class Swarm:
 
     async def node_names(self) -> dict[str, str]:
         return await node_names(self._docker)
+
+    async def node_addresses(self) -> dict[str, tuple[str, str]]:
+        return await node_addresses(self._docker)
 
     async def tag_and_push(self, image: str, target: str, tag: str) -> str:
         return await tag_and_push(self._docker, image, target, tag)

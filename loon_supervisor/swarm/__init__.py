@@ -11,7 +11,9 @@ the Engine API (aiodocker's services, tasks and nodes):
 
 Logs: each task's in-container service files are followed through exec streams into
 ``<service>.<slot>.log`` (a replacement task in the same slot gets
-``<service>.<slot>.<task>.log``). Exec needs the task's container on the engine we talk to,
-so tasks on other nodes are listed but not followed (said once); the service-logs API would
-carry only the containers' stdout, not the services' files.
+``<service>.<slot>.<task>.log``). Exec needs the task's container on the engine it talks
+to: tasks on other nodes are followed through those nodes' engines when
+``deploymentSettings.swarmNodeEngines`` names them, else listed but not followed (said
+once); the service-logs API would carry only the containers' stdout, not the services'
+files.
 """

@@ -34,6 +34,7 @@ class TaskLogs:
     session: Path
     say: Callable[[str], None]
     node_id: str
+    node_engines: dict[str, Engine] = field(default_factory=dict)  # other nodes, by ID
     followed: set[str] = field(default_factory=set)
     slots_seen: set[tuple[str, int]] = field(default_factory=set)
     remote_said: bool = False
@@ -97,11 +98,13 @@ def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, 
     cid = task.container_id
     if task_id in t.followed or not cid:
         return
-    if task.node_id != t.node_id:
+    engine = t.engine if task.node_id == t.node_id else t.node_engines.get(task.node_id)
+    if engine is None:
         if not t.remote_said:
             t.remote_said = True
             t.say("some tasks run on other nodes: their logs are not followed from here "
-                  "(exec reaches only this engine's containers)")
+                  "(exec reaches only this engine's containers; name those nodes' engines "
+                  "in deploymentSettings.swarmNodeEngines)")
         t.followed.add(task_id)
         return
     t.followed.add(task_id)
@@ -109,14 +112,15 @@ def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, 
     for program in programs:
         target = t.file_for(role, slot, task_id, program)
         t.files[f"{task_id}/{program}"] = target
-        tg.start_soon(follow_program, t.engine, cid, f"{t.log_dir}/{program}.log", target,
+        tg.start_soon(follow_program, engine, cid, f"{t.log_dir}/{program}.log", target,
                       f"{t.name}/{task_id[:12]}/{program}")
     t.slots_seen.add((role, slot))
-    t.say(f"following task {role}.{slot} ({task_id[:12]}) on this node: "
-          f"{', '.join(programs)}")
+    where = "this node" if engine is t.engine else f"node {task.node_id[:12]}"
+    t.say(f"following task {role}.{slot} ({task_id[:12]}) on {where}: {', '.join(programs)}")
 
 
 def new_task_logs(engine: Engine, name: str, services: tuple[str, ...],
                   log_dir: str, session: Path, say: Callable[[str], None],
-                  node_id: str) -> TaskLogs:
-    return TaskLogs(engine, name, roles(services), log_dir, session, say, node_id)
+                  node_id: str, node_engines: dict[str, Engine] | None = None) -> TaskLogs:
+    return TaskLogs(engine, name, roles(services), log_dir, session, say, node_id,
+                    dict(node_engines or {}))

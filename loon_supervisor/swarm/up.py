@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import AsyncExitStack
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -11,10 +12,12 @@ from loon_supervisor.config.model import LoonConfig
 from loon_supervisor.engine import images
 from loon_supervisor.engine import swarm as sv
 from loon_supervisor.engine.base import Engine, SwarmCalls
+from loon_supervisor.engine.client import open_engine_at
 from loon_supervisor.errors import (
     ConfigError,
     EngineError,
     ImageContractError,
+    LoonError,
     Problem,
 )
 from loon_supervisor.lifecycle.control import Control
@@ -97,14 +100,41 @@ async def swarm_up(engine: Engine, cfg: LoonConfig, contract: images.ImageContra
                         contract.services, d.celeryReplicas, d.stopTimeout)
     node_id = await swarm.node_id()
     run = SwarmRun(engine, spec, session, control)
-    async with anyio.create_task_group() as tg:
-        try:
-            await run.serve(tg, new_task_logs(engine, name, contract.services,
-                                              contract.log_dir, session.path, say, node_id),
-                            cfg.url)
-        finally:
-            outcome = await run.teardown()
+    async with AsyncExitStack() as engines:  # closed after the teardown's last collection
+        others = await open_node_engines(engines, swarm, node_id, d.swarmNodeEngines, say)
+        logs = new_task_logs(engine, name, contract.services, contract.log_dir, session.path,
+                             say, node_id, others)
+        async with anyio.create_task_group() as tg:
+            try:
+                await run.serve(tg, logs, cfg.url)
+            finally:
+                outcome = await run.teardown()
     return outcome.exit_code(control.stop_signal)
+
+
+async def open_node_engines(stack: AsyncExitStack, swarm: SwarmCalls, own: str,
+                            wanted: dict[str, str], say: Reporter) -> dict[str, Engine]:
+    """node ID -> the engine its tasks are followed through (swarmNodeEngines), opened on
+    ``stack``. A name that is no node, or an engine that does not answer, is said once and
+    left out: the deployment goes on, those tasks are listed but not followed."""
+    nodes = await swarm.node_addresses()
+    found: dict[str, Engine] = {}
+    for key, url in wanted.items():
+        ids = [nid for nid, (addr, host) in nodes.items() if key in (nid, addr, host)
+               and nid != own]
+        if not ids:
+            say(f"swarmNodeEngines names {key}, which is no other node of this swarm: "
+                "its entry is not used (see `docker node ls`)")
+            continue
+        try:
+            node_engine = await stack.enter_async_context(open_engine_at(url))
+        except LoonError as exc:
+            say(f"node {key}'s engine does not answer ({exc}): its tasks are not followed")
+            continue
+        say(f"following the tasks on node {key} through its engine at {url}")
+        for nid in ids:
+            found[nid] = node_engine
+    return found
 
 
 class SwarmRun:

@@ -21,6 +21,7 @@ from tests.engine_helpers import wait_until
 from tests.images import write_context
 from tests.swarm.support import SwarmEngine
 from tests.swarm.test_registry import serve_registry
+from tests.swarm.test_swarm import COUNT, archive, paced
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
@@ -45,17 +46,20 @@ def registry(tmp_path: Path) -> Iterator[str]:
     yield from serve_registry(tmp_path)
 
 
-def _project(tmp_path: Path, manager: SwarmEngine, registry: str | None, replicas: int
+def _project(tmp_path: Path, manager: SwarmEngine, registry: str | None, replicas: int,
+             programs: dict[str, str] | None = None, **more: object
              ) -> tuple[str, Path, dict[str, str]]:
     name = f"loon-2n-{uuid.uuid4().hex[:6]}"
-    ctx = write_context(tmp_path / "image", {"core": "echo core up; exec sleep 100000",
-                                             "celery": "echo celery up; exec sleep 100000"})
+    ctx = write_context(tmp_path / "image", programs or {
+        "core": "echo core up; exec sleep 100000",
+        "celery": "echo celery up; exec sleep 100000"})
     config = tmp_path / "config.json"
     settings = dict(containerName=name, imageTag=f"loon-test:{name}", imageDirectory=str(ctx),
                     networkMode="host", buildNetworkMode="host", minioSourceUrl=None,
                     stopTimeout=3, orchestrator="swarm", celeryReplicas=replicas)
     if registry is not None:
         settings["imageRegistry"] = registry
+    settings.update(more)
     config.write_text(json.dumps(base_config(tmp_path / "data", **settings), indent=2))
     project = tmp_path / "project"
     project.mkdir()
@@ -125,3 +129,52 @@ def test_the_worker_runs_the_pushed_digest(two_nodes: tuple[SwarmEngine, SwarmEn
     wait_until(lambda: not on_worker() and not manager.docker(
         "ps", "-q", "--filter", f"label=org.loon.deployment={name}").stdout.split(),
         timeout=60)
+
+
+def test_tasks_on_the_worker_are_followed_through_its_engine(
+        two_nodes: tuple[SwarmEngine, SwarmEngine], registry: str, tmp_path: Path) -> None:
+    """swarmNodeEngines names the worker's engine: its Celery task gets a file like a local
+    one, byte-identical to what the task wrote, completed when Ctrl+C stops the tasks."""
+    manager, worker = two_nodes
+    # by node ID: on loopback both nodes share the hostname, and the manager sees the
+    # worker's connection come from 127.0.0.1 (its Status.Addr), so only the ID tells them apart
+    node = worker.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+    name, config, env = _project(tmp_path, manager, registry, 2,
+                                 {"core": paced("core"), "celery": paced("celery")},
+                                 swarmNodeEngines={node: worker.host})
+    project = Path(env["LOON_PROJECT_ROOT"])
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "--config-file",
+                             str(config)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out_log = project / "logs" / "latest" / "out.log"
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                assert proc.stdout is not None
+                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
+            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
+        wait_until(up, timeout=240)
+        session = out_log.resolve().parent
+        wait_until(lambda: len(list(session.glob("celery.*.log"))) == 2, timeout=90)
+        remote = worker.docker("ps", "-q", "--filter",
+                               f"label=org.loon.deployment={name}").stdout.split()
+        assert len(remote) == 1, remote
+        inside = b""
+
+        def same() -> bool:
+            nonlocal inside
+            inside = archive(worker, remote[0], "/var/log/loon/celery.log")
+            return inside.endswith(f" {COUNT}\n".encode()) and any(
+                p.read_bytes() == inside for p in session.glob("celery.*.log"))
+        wait_until(same, timeout=90, interval=1)
+        text = out_log.read_text()
+        assert f"through its engine at {worker.host}" in text, text[-2000:]
+        assert "not followed" not in text, text[-2000:]
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert sum(p.read_bytes() == inside for p in session.glob("celery.*.log")) == 1
+    assert manager.docker("service", "ls", "-q").stdout.strip() == ""
