@@ -225,3 +225,23 @@ class TaskInfo:
                    desired_state=_str(d.get("DesiredState")), node_id=_str(d.get("NodeID")),
                    container_id=str(cid) if cid else None,
                    created_at=_str(d.get("CreatedAt")))
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A swarm node (``swarm.nodes``): how an operator names it, and whether it is up."""
+
+    id: str
+    hostname: str = ""
+    address: str = ""  # Status.Addr: where the manager sees it from
+    state: str = "?"  # Status.State: ready, down, unknown, disconnected
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return (self.id, self.address, self.hostname)
+
+    @classmethod
+    def from_docker(cls, d: Mapping[str, Any]) -> NodeInfo:
+        status = _obj(d.get("Status"))
+        return cls(id=_str(d.get("ID")), hostname=_str(_obj(d.get("Description")).get("Hostname")),
+                   address=_str(status.get("Addr")), state=_str(status.get("State"), "?"))

@@ -11,7 +11,7 @@ import anyio
 from loon_supervisor.engine import raw as rawapi
 from loon_supervisor.engine.client import map_engine_errors
 from loon_supervisor.engine.containers import DEPLOYMENT_LABEL, TOOL_LABEL
-from loon_supervisor.engine.records import ServiceInfo, TaskInfo
+from loon_supervisor.engine.records import NodeInfo, ServiceInfo, TaskInfo
 from loon_supervisor.engine.registry_auth import credentials
 from loon_supervisor.errors import EngineError
 
@@ -192,11 +192,9 @@ async def node_names(docker: aiodocker.Docker) -> dict[str, str]:
         return {n["ID"]: n["Description"]["Hostname"] for n in await docker.nodes.list()}
 
 
-async def node_addresses(docker: aiodocker.Docker) -> dict[str, tuple[str, str]]:
-    """node ID -> (address, hostname): how an operator names a node in swarmNodeEngines."""
+async def nodes(docker: aiodocker.Docker) -> list[NodeInfo]:
     with map_engine_errors("listing the swarm nodes"):
-        return {n["ID"]: (str((n.get("Status") or {}).get("Addr") or ""),
-                          str(n["Description"]["Hostname"])) for n in await docker.nodes.list()}
+        return [NodeInfo.from_docker(n) for n in await docker.nodes.list()]
 
 
 class Swarm:
@@ -236,8 +234,8 @@ class Swarm:
     async def node_names(self) -> dict[str, str]:
         return await node_names(self._docker)
 
-    async def node_addresses(self) -> dict[str, tuple[str, str]]:
-        return await node_addresses(self._docker)
+    async def nodes(self) -> list[NodeInfo]:
+        return await nodes(self._docker)
 
     async def tag_and_push(self, image: str, target: str, tag: str) -> str:
         return await tag_and_push(self._docker, image, target, tag)

@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from loon_supervisor.engine.base import Engine
-from loon_supervisor.engine.records import TaskInfo
+from loon_supervisor.engine.records import NodeInfo, TaskInfo
 from loon_supervisor.engine.swarm import roles, service_name
 from loon_supervisor.errors import EngineError
 
@@ -39,6 +39,7 @@ class TaskLogs:
     slots_seen: set[tuple[str, int]] = field(default_factory=set)
     remote_said: bool = False
     files: dict[str, Path] = field(default_factory=dict)
+    node_states: dict[str, str] = field(default_factory=dict)  # node ID -> Status.State
 
     def file_for(self, role: str, slot: int, task_id: str, program: str) -> Path:
         first = (role, slot) not in self.slots_seen
@@ -48,40 +49,71 @@ class TaskLogs:
 
 async def follow_program(engine: Engine, cid: str, path: str, target: Path,
                          mark: str) -> None:
-    """Copy one in-container file to ``target`` until its container is gone; complete."""
+    """Copy one in-container file to ``target`` until its container is gone; complete.
+    An engine that stops answering (its node went down) ends the copy at the last byte
+    read: nothing more can be read, and the run goes on."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    written = 0
     try:
-        gnu = await engine.gnu_tail_path(cid)
-        while True:
-            try:
-                async with engine.open_followed_file(
-                        cid, path, written, gnu, mark, lambda _n: None) as followed:
-                    while (data := await followed.receive()) is not None:
-                        os.write(fd, data)
-                        written += len(data)
-            except EngineError:
-                pass
-            info = None
-            try:
-                info = await engine.inspect(cid)
-            except EngineError:
-                pass
-            if info and info.running:
-                await anyio.sleep(0.2)
-                continue
-            break
-        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-            async for chunk in engine.stream_file(cid, path, written):
-                os.write(fd, chunk)
-                written += len(chunk)
+        await _copy(engine, cid, path, fd, mark)
+    except EngineError:
+        pass
     finally:
         os.close(fd)
+
+
+async def _copy(engine: Engine, cid: str, path: str, fd: int, mark: str) -> None:
+    """From byte 0, re-attaching while the container runs, then the rest once it stopped."""
+    written = 0
+    gnu = await engine.gnu_tail_path(cid)
+    while True:
+        try:
+            async with engine.open_followed_file(
+                    cid, path, written, gnu, mark, lambda _n: None) as followed:
+                while (data := await followed.receive()) is not None:
+                    os.write(fd, data)
+                    written += len(data)
+        except EngineError:
+            pass
+        info = None
+        try:
+            info = await engine.inspect(cid)
+        except EngineError:
+            pass
+        if info and info.running:
+            await anyio.sleep(0.2)
+            continue
+        break
+    with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+        async for chunk in engine.stream_file(cid, path, written):
+            os.write(fd, chunk)
+            written += len(chunk)
+
+
+def note_nodes(t: TaskLogs, nodes: list[NodeInfo]) -> None:
+    """Say when a node goes (ready -> down, ...) or comes back, once per change: out.log's
+    timestamp is when the manager noticed. Swarm reschedules a gone node's tasks; their
+    new containers get new followers and new files."""
+    for node in nodes:
+        before = t.node_states.get(node.id)
+        t.node_states[node.id] = node.state
+        if before is None or before == node.state:
+            continue
+        name = node.hostname if sum(n.hostname == node.hostname for n in nodes) == 1 \
+            else f"{node.hostname} ({node.id[:12]})"
+        if node.state == "ready":
+            t.say(f"node {name} is back (was {before})")
+        else:
+            t.say(f"node {name} is {node.state} (was {before}): Swarm moves its tasks to the "
+                  "nodes left; files of tasks that ran there end at their last byte read")
 
 
 async def watch_tasks(t: TaskLogs, tg: TaskGroup) -> None:
     """Start followers for new local tasks, forever (cancel to stop)."""
     while True:
+        try:
+            note_nodes(t, await t.engine.swarm.nodes())
+        except EngineError:
+            pass
         for role, programs in t.role_programs.items():
             try:
                 found = await t.engine.swarm.tasks(service_name(t.name, role))

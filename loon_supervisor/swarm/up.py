@@ -117,11 +117,10 @@ async def open_node_engines(stack: AsyncExitStack, swarm: SwarmCalls, own: str,
     """node ID -> the engine its tasks are followed through (swarmNodeEngines), opened on
     ``stack``. A name that is no node, or an engine that does not answer, is said once and
     left out: the deployment goes on, those tasks are listed but not followed."""
-    nodes = await swarm.node_addresses()
+    nodes = await swarm.nodes()
     found: dict[str, Engine] = {}
     for key, url in wanted.items():
-        ids = [nid for nid, (addr, host) in nodes.items() if key in (nid, addr, host)
-               and nid != own]
+        ids = [n.id for n in nodes if key in n.names and n.id != own]
         if not ids:
             say(f"swarmNodeEngines names {key}, which is no other node of this swarm: "
                 "its entry is not used (see `docker node ls`)")

@@ -30,8 +30,24 @@ class SwarmEngine:
 
     def start(self, init: bool = True) -> None:
         """The engine, initialised as a swarm's manager (or left alone, to :meth:`join`)."""
+        self.base.mkdir(parents=True)
+        self.launch()
+        if not init:
+            return
+        self.listen = f"{self.address}:{free_port()}"
+        done = self.docker("swarm", "init", "--advertise-addr", self.address,
+                           "--listen-addr", self.listen)
+        assert done.returncode == 0, done.stderr
+
+    def stop_daemon(self) -> None:
+        """The engine stops (its containers with it), as on a node that shuts down."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+    def launch(self) -> None:
+        """Start (or start again) this engine's dockerd on its own directories."""
         b = self.base
-        b.mkdir(parents=True)
         log = open(b / "dockerd.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             ["dockerd", "--data-root", str(b / "data"), "--exec-root", str(b / "exec"),
@@ -42,12 +58,6 @@ class SwarmEngine:
             stdout=log, stderr=log, start_new_session=True)
         log.close()
         wait_until(lambda: self.docker("info").returncode == 0, timeout=60, interval=0.2)
-        if not init:
-            return
-        self.listen = f"{self.address}:{free_port()}"
-        done = self.docker("swarm", "init", "--advertise-addr", self.address,
-                           "--listen-addr", self.listen)
-        assert done.returncode == 0, done.stderr
 
     def join(self, manager: SwarmEngine) -> None:
         """This engine joins ``manager``'s swarm as a worker, on its own loopback address."""

@@ -178,3 +178,66 @@ def test_tasks_on_the_worker_are_followed_through_its_engine(
     assert proc.returncode == 130, output
     assert sum(p.read_bytes() == inside for p in session.glob("celery.*.log")) == 1
     assert manager.docker("service", "ls", "-q").stdout.strip() == ""
+
+
+def test_a_worker_node_that_dies_and_comes_back(two_nodes: tuple[SwarmEngine, SwarmEngine],
+                                                registry: str, tmp_path: Path) -> None:
+    """The worker's engine stops mid-run: out.log says the node went, Swarm moves its Celery
+    task to the manager (a new file), the other task's file loses nothing; the engine comes
+    back and rejoins, and no task gets a second follower."""
+    manager, worker = two_nodes
+    node = worker.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+    name, config, env = _project(tmp_path, manager, registry, 2,
+                                 {"core": paced("core"), "celery": paced("celery")},
+                                 swarmNodeEngines={node: worker.host})
+    project = Path(env["LOON_PROJECT_ROOT"])
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "--config-file",
+                             str(config)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out_log = project / "logs" / "latest" / "out.log"
+
+    def local() -> list[str]:
+        return manager.docker("ps", "-q", "--filter",
+                              f"label=org.loon.deployment={name}",
+                              "--filter", "label=org.loon.swarm-role=celery").stdout.split()
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                assert proc.stdout is not None
+                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
+            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
+        wait_until(up, timeout=240)
+        session = out_log.resolve().parent
+        wait_until(lambda: len(list(session.glob("celery.*.log"))) == 2, timeout=90)
+        assert len(local()) == 1
+        survivor = local()[0]
+        done = f" {COUNT}\n".encode()
+        wait_until(lambda: all(p.read_bytes().endswith(done)
+                               for p in session.glob("celery.*.log")), timeout=90, interval=1)
+        before = {p.name: p.read_bytes() for p in session.glob("celery.*.log")}
+
+        worker.stop_daemon()
+        wait_until(lambda: "is down" in out_log.read_text(), timeout=120, interval=1)
+        # Swarm starts the lost task again on the manager: a third file, complete in time
+        wait_until(lambda: len(list(session.glob("celery.*.log"))) == 3, timeout=120)
+        wait_until(lambda: all(p.read_bytes().endswith(done)
+                               for p in session.glob("celery.*.log")), timeout=90, interval=1)
+        for file, data in before.items():  # neither earlier file lost or gained a byte
+            assert (session / file).read_bytes() == data, file
+        assert archive(manager, survivor, "/var/log/loon/celery.log") in before.values()
+
+        worker.launch()  # the same engine again: it rejoins the swarm by itself
+        wait_until(lambda: "is back" in out_log.read_text(), timeout=120, interval=1)
+        import time
+        time.sleep(3)  # a few watch rounds: a duplicate follower would show by now
+        text = out_log.read_text()
+        assert len(list(session.glob("celery.*.log"))) == 3, sorted(
+            p.name for p in session.glob("*.log"))
+        assert text.count("following task celery.") == 3, text[-3000:]
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert manager.docker("service", "ls", "-q").stdout.strip() == ""
