@@ -30,6 +30,8 @@ CONVERGE_TIMEOUT = 300.0
 # Each shielded teardown step (scale to zero, remove the services) waits the engine at most
 # this long: a Ctrl+C never hangs on an engine that stopped answering.
 TEARDOWN_STEP = 60.0
+# How long `up` waits for a swarmNodeEngines engine to answer before going on without it.
+NODE_ENGINE_TIMEOUT = 15.0
 
 
 async def push_to_registry(swarm: SwarmCalls, image: str, registry: str, say: Reporter
@@ -126,9 +128,11 @@ async def open_node_engines(stack: AsyncExitStack, swarm: SwarmCalls, own: str,
                 "its entry is not used (see `docker node ls`)")
             continue
         try:
-            node_engine = await stack.enter_async_context(open_engine_at(url))
-        except LoonError as exc:
-            say(f"node {key}'s engine does not answer ({exc}): its tasks are not followed")
+            with anyio.fail_after(NODE_ENGINE_TIMEOUT):
+                node_engine = await stack.enter_async_context(open_engine_at(url))
+        except (LoonError, TimeoutError) as exc:
+            why = str(exc) or f"no answer within {NODE_ENGINE_TIMEOUT:.0f}s"
+            say(f"node {key}'s engine does not answer ({why}): its tasks are not followed")
             continue
         say(f"following the tasks on node {key} through its engine at {url}")
         for nid in ids:

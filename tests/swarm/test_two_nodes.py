@@ -85,7 +85,9 @@ def test_several_nodes_without_a_registry_are_refused(two_nodes: tuple[SwarmEngi
 def test_the_worker_runs_the_pushed_digest(two_nodes: tuple[SwarmEngine, SwarmEngine],
                                            registry: str, tmp_path: Path) -> None:
     manager, worker = two_nodes
-    name, config, env = _project(tmp_path, manager, registry, 2)
+    node = worker.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+    name, config, env = _project(tmp_path, manager, registry, 2,  # an engine that is not there
+                                 swarmNodeEngines={node: f"unix://{tmp_path}/none.sock"})
     project = Path(env["LOON_PROJECT_ROOT"])
     proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "--config-file",
                              str(config)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
@@ -119,6 +121,7 @@ def test_the_worker_runs_the_pushed_digest(two_nodes: tuple[SwarmEngine, SwarmEn
                                ).stdout.strip() for c in on_worker()]
         assert "core" not in roles, roles
         wait_until(lambda: "some tasks run on other nodes" in out_log.read_text(), timeout=30)
+        assert f"node {node}'s engine does not answer" in out_log.read_text()
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
     finally:
