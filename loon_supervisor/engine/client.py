@@ -90,8 +90,13 @@ async def open_engine_at(url: str) -> AsyncIterator[DockerEngine]:
     except (aiodocker.DockerError, ValueError, OSError) as exc:
         raise EngineUnreachable(f"cannot use the Docker engine {url}: {exc}") from None
     try:
-        with map_engine_errors(f"asking the engine at {url} for its version"):
+        try:
             await docker.version()
+        except aiodocker.DockerError as exc:
+            how = "cannot reach" if exc.status == 900 else "refused by"  # 900: no connection
+            raise EngineUnreachable(f"{how} the engine at {url}: {exc.message}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise EngineUnreachable(f"cannot reach the engine at {url}: {exc}") from None
         yield DockerEngine(docker)
     finally:
         await docker.close()
