@@ -245,3 +245,10 @@ class NodeInfo:
         status = _obj(d.get("Status"))
         return cls(id=_str(d.get("ID")), hostname=_str(_obj(d.get("Description")).get("Hostname")),
                    address=_str(status.get("Addr")), state=_str(status.get("State"), "?"))
+
+
+def node_labels(nodes: list[NodeInfo]) -> dict[str, str]:
+    """node ID -> how out.log and `loon status` name it: the hostname, with the ID's start
+    when another node has the same hostname (machines cloned from one image often do)."""
+    return {n.id: n.hostname if sum(m.hostname == n.hostname for m in nodes) == 1
+            else f"{n.hostname} ({n.id[:12]})" for n in nodes}

@@ -187,11 +187,6 @@ async def node_id(docker: aiodocker.Docker) -> str:
     return str(info["Swarm"]["NodeID"])
 
 
-async def node_names(docker: aiodocker.Docker) -> dict[str, str]:
-    with map_engine_errors("listing the swarm nodes"):
-        return {n["ID"]: n["Description"]["Hostname"] for n in await docker.nodes.list()}
-
-
 async def nodes(docker: aiodocker.Docker) -> list[NodeInfo]:
     with map_engine_errors("listing the swarm nodes"):
         return [NodeInfo.from_docker(n) for n in await docker.nodes.list()]
@@ -230,9 +225,6 @@ class Swarm:
 
     async def node_id(self) -> str:
         return await node_id(self._docker)
-
-    async def node_names(self) -> dict[str, str]:
-        return await node_names(self._docker)
 
     async def nodes(self) -> list[NodeInfo]:
         return await nodes(self._docker)

@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from loon_supervisor.engine.base import Engine
-from loon_supervisor.engine.records import NodeInfo, TaskInfo
+from loon_supervisor.engine.records import NodeInfo, TaskInfo, node_labels
 from loon_supervisor.engine.swarm import roles, service_name
 from loon_supervisor.errors import EngineError
 
@@ -93,13 +93,13 @@ def note_nodes(t: TaskLogs, nodes: list[NodeInfo]) -> None:
     """Say when a node goes (ready -> down, ...) or comes back, once per change: out.log's
     timestamp is when the manager noticed. Swarm reschedules a gone node's tasks; their
     new containers get new followers and new files."""
+    labels = node_labels(nodes)
     for node in nodes:
         before = t.node_states.get(node.id)
         t.node_states[node.id] = node.state
         if before is None or before == node.state:
             continue
-        name = node.hostname if sum(n.hostname == node.hostname for n in nodes) == 1 \
-            else f"{node.hostname} ({node.id[:12]})"
+        name = labels[node.id]
         if node.state == "ready":
             t.say(f"node {name} is back (was {before})")
         else:

@@ -12,7 +12,7 @@ from rich.table import Table
 from loon_supervisor.engine.client import open_engine
 from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.engine.images import parse_status
-from loon_supervisor.engine.records import ContainerInfo
+from loon_supervisor.engine.records import ContainerInfo, node_labels
 from loon_supervisor.errors import LoonError
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.crashloop import read_verdicts
@@ -228,7 +228,7 @@ async def swarm_status(name: str, console: Console) -> int | None:
         found = await swarm.ours(name)
         if not found:
             return None
-        nodes = await swarm.node_names()
+        nodes = node_labels(await swarm.nodes())
         table = Table("service", "slot", "task", "node", "state", "desired")
         healthy = True
         for service in sorted(found, key=lambda s: s.name):

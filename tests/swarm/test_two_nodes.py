@@ -173,6 +173,15 @@ def test_tasks_on_the_worker_are_followed_through_its_engine(
         text = out_log.read_text()
         assert f"through its engine at {worker.host}" in text, text[-2000:]
         assert "not followed" not in text, text[-2000:]
+        # `loon status`: each task with its node, the two nodes told apart by ID although
+        # both are called after this machine
+        status = subprocess.run([sys.executable, "-m", "loon_supervisor", "status",
+                                 "--config-file", str(config)], env={**env, "COLUMNS": "200"},
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"({node[:12]})" in status.stdout, status.stdout
+        celery_rows = [line for line in status.stdout.splitlines() if f"{name}-celery" in line]
+        assert len(celery_rows) == 2 and all("running" in r for r in celery_rows), status.stdout
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
     finally:
