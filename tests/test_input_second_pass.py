@@ -563,8 +563,9 @@ def test_logs_tail_reads_from_the_end(tmp_path: Path, project: Path) -> None:
 
 
 def test_logs_all_streams_in_blocks(tmp_path: Path, project: Path) -> None:
-    """-n all of a 1.5 GB file (one long run of NULs, then lines) under the same cap."""
-    _big_session(project, b"\nlast\n", 1536 * 1024 * 1024)
+    """-n all of a 1.2 GB file (one long run of NULs, then lines) under the same 1 GiB cap:
+    more than the cap, so only a block-wise copy gets through."""
+    _big_session(project, b"\nlast\n", 1152 * 1024 * 1024)
     done = subprocess.run(
         f"{sys.executable} -m loon_supervisor logs mysql -n all --no-log-prefix | tail -c 6",
         shell=True, cwd=tmp_path, capture_output=True, timeout=300, preexec_fn=_cap_memory,
