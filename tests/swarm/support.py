@@ -10,6 +10,16 @@ from tests.engine_helpers import wait_until
 from tests.remote.support import free_port
 
 
+def wait_swarm_up(proc: subprocess.Popen[str], out_log: Path, timeout: float = 240) -> None:
+    """Until a foreground swarm `up` (``proc``) says it is up; its output if it exits first."""
+    def up() -> bool:
+        if proc.poll() is not None:
+            assert proc.stdout is not None
+            raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
+        return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
+    wait_until(up, timeout=timeout)
+
+
 class SwarmEngine:
     """A private dockerd (no live-restore: swarm refuses it) initialised as a swarm."""
 

@@ -24,7 +24,7 @@ from tests.conftest import ROOT, base_config
 from tests.engine_helpers import wait_until
 from tests.images import write_context
 from tests.remote.support import free_port
-from tests.swarm.support import SwarmEngine
+from tests.swarm.support import SwarmEngine, wait_swarm_up
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("engine")]
 
@@ -153,12 +153,7 @@ def test_swarm_up_pushes_and_deploys_by_digest(swarm_engine: SwarmEngine, regist
                             stderr=subprocess.STDOUT, text=True)
     out_log = project / "logs" / "latest" / "out.log"
     try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                assert proc.stdout is not None
-                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
-            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
-        wait_until(up, timeout=240)
+        wait_swarm_up(proc, out_log)
         text = out_log.read_text()
         said = re.search(rf"pushed {re.escape(registry)}/loon-test:(\S+) as (sha256:[0-9a-f]{{64}})",
                          text)
@@ -225,12 +220,7 @@ def test_the_push_uses_the_engines_credentials_and_prints_none(
                             stderr=subprocess.STDOUT, text=True)
     out_log = project / "logs" / "latest" / "out.log"
     try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                assert proc.stdout is not None
-                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
-            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
-        wait_until(up, timeout=240)
+        wait_swarm_up(proc, out_log)
         assert f"pushed {guarded_registry}/loon-test:" in out_log.read_text()
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)

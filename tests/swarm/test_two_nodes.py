@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import ROOT, base_config
 from tests.engine_helpers import wait_until
 from tests.images import write_context
-from tests.swarm.support import SwarmEngine
+from tests.swarm.support import SwarmEngine, wait_swarm_up
 from tests.swarm.test_registry import serve_registry
 from tests.swarm.test_swarm import COUNT, archive, paced
 
@@ -94,12 +94,7 @@ def test_the_worker_runs_the_pushed_digest(two_nodes: tuple[SwarmEngine, SwarmEn
                             stderr=subprocess.STDOUT, text=True)
     out_log = project / "logs" / "latest" / "out.log"
     try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                assert proc.stdout is not None
-                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
-            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
-        wait_until(up, timeout=240)
+        wait_swarm_up(proc, out_log)
         spec_image = manager.docker("service", "inspect", f"{name}-celery", "--format",
                                     "{{.Spec.TaskTemplate.ContainerSpec.Image}}").stdout.strip()
         assert f"{registry}/loon-test:" in spec_image and "@sha256:" in spec_image
@@ -151,12 +146,7 @@ def test_tasks_on_the_worker_are_followed_through_its_engine(
                             stderr=subprocess.STDOUT, text=True)
     out_log = project / "logs" / "latest" / "out.log"
     try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                assert proc.stdout is not None
-                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
-            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
-        wait_until(up, timeout=240)
+        wait_swarm_up(proc, out_log)
         session = out_log.resolve().parent
         wait_until(lambda: len(list(session.glob("celery.*.log"))) == 2, timeout=90)
         remote = worker.docker("ps", "-q", "--filter",
@@ -213,12 +203,7 @@ def test_a_worker_node_that_dies_and_comes_back(two_nodes: tuple[SwarmEngine, Sw
                               f"label=org.loon.deployment={name}",
                               "--filter", "label=org.loon.swarm-role=celery").stdout.split()
     try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                assert proc.stdout is not None
-                raise AssertionError(f"build.py exited {proc.returncode}: {proc.stdout.read()}")
-            return out_log.exists() and "Loon is up (swarm)" in out_log.read_text()
-        wait_until(up, timeout=240)
+        wait_swarm_up(proc, out_log)
         session = out_log.resolve().parent
         wait_until(lambda: len(list(session.glob("celery.*.log"))) == 2, timeout=90)
         assert len(local()) == 1
