@@ -141,13 +141,16 @@ def container_files(name: str, directory: str = "/var/log/loon") -> dict[str, by
     return anyio.run(_read_files, name, directory, backend="asyncio")
 
 
-def wait_until(predicate, timeout: float = 60, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 60, interval: float = 0.1,  # type: ignore[no-untyped-def]
+               message=None) -> None:
+    """``message`` (a callable) says what was seen when the condition never held."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+    seen = f": {message()}" if message is not None else ""
+    raise AssertionError(f"condition not met within {timeout}s{seen}")
 
 
 def children_of(pid: int) -> list[int]:

@@ -29,6 +29,8 @@ from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import LOGGER_STDERR
 
 ATTACH_TIMEOUT = 60.0
+# What a swarm deployment's teardown may take beyond a container's (swarm/up.py's budget).
+SWARM_TEARDOWN = 180.0
 
 
 def spawn_logger(state: DeploymentState, lock: DeploymentLock) -> subprocess.Popen[bytes]:
@@ -113,6 +115,8 @@ async def stop_logger(name: str, say: Reporter) -> bool:
                 return True
             holder = again or holder
     limit = (current.stop_timeout if current else 10) + 2 * ENGINE_GRACE
+    if current is not None and current.swarm:  # scale to zero, drain every task, remove
+        limit += SWARM_TEARDOWN
     if not await anyio.to_thread.run_sync(wait_unlocked, name, limit):
         again = lock_holder(name)
         if again:

@@ -69,6 +69,14 @@ class DeploymentState:
     # the project's config.json): what the follower bounds the staging copy with.
     log_max_bytes: int | None = None
     positions: dict[str, Position] = field(default_factory=dict)
+    # "swarm": ``cid`` is :func:`swarm_cid`, the deployment is two services, and the
+    # positions are the session's task files themselves (see swarm/tasklogs.py).
+    orchestrator: str = "container"
+    node_engines: dict[str, str] = field(default_factory=dict)  # swarmNodeEngines
+
+    @property
+    def swarm(self) -> bool:
+        return self.orchestrator == "swarm"
 
     def contract(self) -> ImageContract:
         return ImageContract(self.image, self.services, self.log_dir, self.status_command,
@@ -97,7 +105,15 @@ class DeploymentState:
             foreground_pid=data.get("foreground_pid"),
             down_requested=bool(data.get("down_requested")),
             log_backups=int(data.get("log_backups", 10)),
-            log_max_bytes=_positive(data.get("log_max_bytes")), positions=positions)
+            log_max_bytes=_positive(data.get("log_max_bytes")), positions=positions,
+            orchestrator=str(data.get("orchestrator") or "container"),
+            node_engines={str(k): str(v) for k, v in (data.get("node_engines") or {}).items()})
+
+
+def swarm_cid(name: str) -> str:
+    """What a swarm deployment's state names instead of a container: it has many, over time;
+    never a container ID (those are hex), so no container's update can match it."""
+    return f"swarm:{name}"
 
 
 def _positive(value: object) -> int | None:
@@ -184,6 +200,8 @@ class StateChanges(TypedDict, total=False):
     log_backups: int
     log_max_bytes: int | None
     positions: dict[str, Position]
+    orchestrator: str
+    node_engines: dict[str, str]
 
 
 def update(name: str, cid: str, **changes: Unpack[StateChanges]) -> DeploymentState | None:

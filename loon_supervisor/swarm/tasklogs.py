@@ -5,10 +5,18 @@ this engine gets one follower per program it runs. A follower copies the in-cont
 from byte 0 (a new task writes a new file), re-attaches at the byte it has while the
 container runs, and once the container has stopped copies what is left from the stopped
 container, so a killed task's file is complete too.
+
+Resume (a background logger killed, then ``loon attach``): a task's host file is written by
+its follower only, in the order of the in-container file, so the file's size *is* the
+follower's position: the next follower of that task starts there, and nothing is lost or
+written twice whatever the moment of the kill. Which file belongs to which task is recorded
+in ``<session>/swarm-tasks.json`` (written atomically before a follower writes a byte), so
+the next follower finds the same file even for a replacement task.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +25,14 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup
 
+from loon_supervisor.atomic import write_text_atomic
 from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.records import NodeInfo, TaskInfo, node_labels
 from loon_supervisor.engine.swarm import roles, service_name
 from loon_supervisor.errors import EngineError
 
 WATCH_INTERVAL = 1.0
+RECORD = "swarm-tasks.json"
 
 
 @dataclass
@@ -40,30 +50,53 @@ class TaskLogs:
     remote_said: bool = False
     files: dict[str, Path] = field(default_factory=dict)
     node_states: dict[str, str] = field(default_factory=dict)  # node ID -> Status.State
+    first_round: anyio.Event = field(default_factory=anyio.Event)  # every task seen once
 
     def file_for(self, role: str, slot: int, task_id: str, program: str) -> Path:
+        recorded = self.files.get(f"{task_id}/{program}")
+        if recorded is not None:
+            return recorded
         first = (role, slot) not in self.slots_seen
         suffix = f"{slot}" if first else f"{slot}.{task_id[:8]}"
         return self.session / f"{program}.{suffix}.log"
+
+    def load_record(self) -> None:
+        """The task -> file map an earlier follower of this session wrote, if any."""
+        try:
+            data = json.loads((self.session / RECORD).read_text())
+            files = {str(k): self.session / Path(str(v)).name
+                     for k, v in data.get("files", {}).items()}
+            slots = {(str(r), int(n)) for r, n in data.get("slots", [])}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return
+        self.files.update(files)
+        self.slots_seen.update(slots)
+
+    def save_record(self) -> None:
+        data = {"files": {k: p.name for k, p in sorted(self.files.items())},
+                "slots": sorted([r, n] for r, n in self.slots_seen)}
+        write_text_atomic(self.session / RECORD, json.dumps(data, indent=1) + "\n")
 
 
 async def follow_program(engine: Engine, cid: str, path: str, target: Path,
                          mark: str) -> None:
     """Copy one in-container file to ``target`` until its container is gone; complete.
+    Starts at the byte ``target`` already has (see the module's docstring on resume).
     An engine that stops answering (its node went down) ends the copy at the last byte
     read: nothing more can be read, and the run goes on."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        await _copy(engine, cid, path, fd, mark)
+        await _copy(engine, cid, path, fd, mark, os.fstat(fd).st_size)
     except EngineError:
         pass
     finally:
         os.close(fd)
 
 
-async def _copy(engine: Engine, cid: str, path: str, fd: int, mark: str) -> None:
-    """From byte 0, re-attaching while the container runs, then the rest once it stopped."""
-    written = 0
+async def _copy(engine: Engine, cid: str, path: str, fd: int, mark: str, written: int
+                ) -> None:
+    """From byte ``written``, re-attaching while the container runs, then the rest once it
+    stopped."""
     gnu = await engine.gnu_tail_path(cid)
     while True:
         try:
@@ -121,6 +154,7 @@ async def watch_tasks(t: TaskLogs, tg: TaskGroup) -> None:
                 continue
             for task in sorted(found, key=lambda x: x.created_at):
                 start_followers(t, tg, role, programs, task)
+        t.first_round.set()
         await anyio.sleep(WATCH_INTERVAL)
 
 
@@ -141,18 +175,26 @@ def start_followers(t: TaskLogs, tg: TaskGroup, role: str, programs: tuple[str, 
         return
     t.followed.add(task_id)
     slot = task.slot or 0
-    for program in programs:
-        target = t.file_for(role, slot, task_id, program)
-        t.files[f"{task_id}/{program}"] = target
+    targets = {program: t.file_for(role, slot, task_id, program) for program in programs}
+    resumed = {p: target.stat().st_size for p, target in targets.items() if target.exists()}
+    t.files.update({f"{task_id}/{p}": target for p, target in targets.items()})
+    t.slots_seen.add((role, slot))
+    t.save_record()  # before a byte is written: the next follower finds the same files
+    for program, target in targets.items():
         tg.start_soon(follow_program, engine, cid, f"{t.log_dir}/{program}.log", target,
                       f"{t.name}/{task_id[:12]}/{program}")
-    t.slots_seen.add((role, slot))
     where = "this node" if engine is t.engine else f"node {task.node_id[:12]}"
-    t.say(f"following task {role}.{slot} ({task_id[:12]}) on {where}: {', '.join(programs)}")
+    how = ("resuming" if resumed else "following")
+    at = ("" if not resumed else " at " + ", ".join(
+        f"{targets[p].name} byte {n}" for p, n in sorted(resumed.items())))
+    t.say(f"{how} task {role}.{slot} ({task_id[:12]}) on {where}: {', '.join(programs)}{at}")
 
 
 def new_task_logs(engine: Engine, name: str, services: tuple[str, ...],
                   log_dir: str, session: Path, say: Callable[[str], None],
                   node_id: str, node_engines: dict[str, Engine] | None = None) -> TaskLogs:
-    return TaskLogs(engine, name, roles(services), log_dir, session, say, node_id,
+    """With what an earlier follower of this session recorded, so its files continue."""
+    logs = TaskLogs(engine, name, roles(services), log_dir, session, say, node_id,
                     dict(node_engines or {}))
+    logs.load_record()
+    return logs

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import anyio
@@ -19,9 +21,13 @@ from loon_supervisor.errors import (
     ImageContractError,
     LoonError,
     Problem,
+    signal_exit_code,
 )
+from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control
+from loon_supervisor.lifecycle.logger_process import reclaim, start_logger
 from loon_supervisor.lifecycle.run import Outcome
+from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, swarm_cid
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import Session
 from loon_supervisor.swarm.tasklogs import TaskLogs, new_task_logs, watch_tasks
@@ -72,14 +78,13 @@ async def wait_converged(swarm: SwarmCalls, name: str, wanted: dict[str, int], s
 
 async def swarm_up(engine: Engine, cfg: LoonConfig, contract: images.ImageContract,
                    env: dict[str, str], binds: list[str], control: Control, session: Session,
-                   detached: bool) -> int:
+                   detached: bool, lock: DeploymentLock | None = None) -> int:
+    """Deploy the services and follow every task: until Ctrl+C (then remove them), or with
+    ``detached`` until they converged and a background logger took the following over."""
     swarm = engine.swarm
     say = session.say
     d = cfg.deploymentSettings
     name = d.containerName
-    if detached:
-        raise ConfigError([Problem("-d", "is not supported with orchestrator swarm yet",
-                                   "run in the foreground (Ctrl+C removes the services)")])
     if not await swarm.active():
         raise EngineError("deploymentSettings.orchestrator is swarm but this engine is not a "
                           "swarm manager: run `docker swarm init` on it (or use another "
@@ -100,18 +105,55 @@ async def swarm_up(engine: Engine, cfg: LoonConfig, contract: images.ImageContra
         " where the volume directories are")
     spec = sv.SwarmSpec(name, image, env, binds, contract.log_dir, contract.run_services_env,
                         contract.services, d.celeryReplicas, d.stopTimeout)
-    node_id = await swarm.node_id()
+    state = DeploymentState(
+        name=name, cid=swarm_cid(name), session=session.path, image=image,
+        services=contract.services, log_dir=contract.log_dir,
+        status_command=contract.status_command, url=cfg.url, stop_timeout=d.stopTimeout,
+        orchestrator="swarm", node_engines=dict(d.swarmNodeEngines))
     run = SwarmRun(engine, spec, session, control)
-    async with AsyncExitStack() as engines:  # closed after the teardown's last collection
-        others = await open_node_engines(engines, swarm, node_id, d.swarmNodeEngines, say)
-        logs = new_task_logs(engine, name, contract.services, contract.log_dir, session.path,
-                             say, node_id, others)
-        async with anyio.create_task_group() as tg:
-            try:
-                await run.serve(tg, logs, cfg.url)
-            finally:
-                outcome = await run.teardown()
+    outcome = await run.run(state, create=True, detached=detached)
+    if outcome.handed_over:
+        assert lock is not None
+        return await _hand_over(engine, state, session, control, lock)
     return outcome.exit_code(control.stop_signal)
+
+
+async def _hand_over(engine: Engine, state: DeploymentState, session: Session,
+                     control: Control, lock: DeploymentLock) -> int:
+    """``up -d``: the converged services go to a background logger, which continues every
+    task's file where this process stopped. If it does not attach, the services are removed
+    here, their files completed first (as ``down`` does for a dead logger)."""
+    say = session.say
+    proc, ok = await start_logger(state, lock, control.stop_requested)
+    if ok:
+        say(f"Loon is up (swarm): {state.url}")
+        say(f"logs are in {state.session} (<service>.<slot>.log; a background logger, pid "
+            f"{proc.pid}, keeps writing them)")
+        say("stop everything with: python3 build.py -D   (or: loon down)")
+        return 0
+    if control.stop_signal is None:
+        say(f"the background logger did not attach; see {session.logger_stderr}; removing "
+            "the swarm services")
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    reclaim(lock)
+    removal = Control()
+    removal.request_stop(signal.SIGTERM)
+    with anyio.CancelScope(shield=True):
+        await SwarmRun.adopted(engine, state, session, removal).run(state)
+    statefile.forget(state.name, state.cid)
+    return signal_exit_code(control.stop_signal) if control.stop_signal is not None else 1
+
+
+async def follow_swarm(engine: Engine, state: DeploymentState, session: Session,
+                       control: Control, on_attached: Callable[[], None] | None = None
+                       ) -> Outcome:
+    """A follower of running services (the background logger, ``down`` for a dead one):
+    every task's file continues at its size; a ``down`` (a stop signal) removes the
+    services after the last bytes, any other end (a hand-over) leaves them running."""
+    return await SwarmRun.adopted(engine, state, session, control).run(
+        state, on_attached=on_attached)
 
 
 async def open_node_engines(stack: AsyncExitStack, swarm: SwarmCalls, own: str,
@@ -159,9 +201,47 @@ class SwarmRun:
         self._tasks_stopped = anyio.Event()
         self._followers_done = anyio.Event()
         self._followers: anyio.CancelScope | None = None
+        self.node_engines: dict[str, Engine] = {}
 
-    async def serve(self, tg: TaskGroup, logs: TaskLogs, url: str) -> None:
-        """Create the services, follow every task, wait for convergence, then for a stop."""
+    @classmethod
+    def adopted(cls, engine: Engine, state: DeploymentState, session: Session,
+                control: Control) -> SwarmRun:
+        """The run of services an earlier process created (they are in ``state``)."""
+        spec = sv.SwarmSpec(state.name, state.image, {}, [], state.log_dir, "",
+                            state.services, 0, state.stop_timeout)
+        run = cls(engine, spec, session, control)
+        run.created = True
+        return run
+
+    async def run(self, state: DeploymentState, *, create: bool = False,
+                  detached: bool = False, on_attached: Callable[[], None] | None = None
+                  ) -> Outcome:
+        """Follow every task (creating the services first with ``create``) until a stop,
+        or with ``detached`` until they converged; then tear down, or hand over."""
+        swarm, say = self.engine.swarm, self.session.say
+        node_id = await swarm.node_id()
+        async with AsyncExitStack() as engines:  # closed after the teardown's last collection
+            others = await open_node_engines(engines, swarm, node_id, state.node_engines, say)
+            self.node_engines = others
+            logs = new_task_logs(self.engine, state.name, state.services, state.log_dir,
+                                 self.session.path, say, node_id, others)
+            async with anyio.create_task_group() as tg:
+                try:
+                    await self.serve(tg, logs, state.url, create=create, detached=detached,
+                                     on_attached=on_attached)
+                finally:
+                    if self.control.handing_over or (
+                            detached and self.control.stop_signal is None):
+                        outcome = await self.detach()
+                    else:
+                        outcome = await self.teardown()
+        return outcome
+
+    async def serve(self, tg: TaskGroup, logs: TaskLogs, url: str, *, create: bool = True,
+                    detached: bool = False, on_attached: Callable[[], None] | None = None
+                    ) -> None:
+        """Create the services (``create``), follow every task, wait for convergence, then
+        for a stop (``detached``: return once converged)."""
         say, swarm, name = self.session.say, self.engine.swarm, self.spec.name
         followers = await tg.start(self._host_followers)
         async with anyio.create_task_group() as watcher:
@@ -172,15 +252,34 @@ class SwarmRun:
                 phase.cancel()
             watcher.start_soon(stop_on_signal)
             with phase:
-                await swarm.create(self.spec)
-                self.created = True
+                if create:
+                    await swarm.create(self.spec)
+                    self.created = True
                 watcher.start_soon(watch_tasks, logs, followers)
-                took = await wait_converged(swarm, name, self.wanted, say)
-                say(f"Loon is up (swarm): {url}; converged in {took:.1f}s")
-                say(f"logs are in {self.session.path} (<service>.<slot>.log); press Ctrl+C "
-                    "to stop")
-                await self.control.stop_requested.wait()
+                if create:
+                    took = await wait_converged(swarm, name, self.wanted, say)
+                    if not detached:
+                        say(f"Loon is up (swarm): {url}; converged in {took:.1f}s")
+                        say(f"logs are in {self.session.path} (<service>.<slot>.log); press "
+                            "Ctrl+C to stop")
+                    else:
+                        say(f"converged in {took:.1f}s")
+                await logs.first_round.wait()
+                if on_attached is not None:
+                    on_attached()
+                if not detached:
+                    await self.control.stop_requested.wait()
             watcher.cancel_scope.cancel()
+
+    async def detach(self) -> Outcome:
+        """The followers stop where they are, each file's size its position; the services
+        run on for the next follower."""
+        with anyio.CancelScope(shield=True):
+            if self._followers is not None:
+                self._followers.cancel()
+            self._tasks_stopped.set()
+            await self._followers_done.wait()
+        return Outcome(handed_over=True)
 
     async def _host_followers(self, *, task_status: TaskStatus[TaskGroup]) -> None:
         """The task followers' group: open until the tasks are stopped, then until every
@@ -222,13 +321,42 @@ class SwarmRun:
                     f"{TEARDOWN_STEP:.0f}s: remove them with `docker service rm` "
                     f"({', '.join(names)})")
             else:
+                engines = _distinct([self.engine, *self.node_engines.values()])
                 with anyio.move_on_after(60):
-                    await _wait_containers_gone(self.engine, self.spec.name)
+                    for engine in engines:
+                        await _wait_containers_gone(engine, self.spec.name)
                 say("removed the swarm services")
+                with anyio.move_on_after(TEARDOWN_STEP):
+                    await _untag_pushed(engines, self.spec.image, say)
         return Outcome(teardown_failed=failed, removed=not failed)
+
+
+def _distinct(engines: list[Engine]) -> list[Engine]:
+    return list({id(e): e for e in engines}.values())
 
 
 async def _wait_containers_gone(engine: Engine, name: str) -> None:
     """Swarm removes task containers after the services; followers collect their tails."""
-    while await engine.list_ours(name):
-        await anyio.sleep(0.5)
+    try:
+        while await engine.list_ours(name):
+            await anyio.sleep(0.5)
+    except EngineError:
+        pass  # a node's engine that went away: nothing of ours can be listed there
+
+
+async def _untag_pushed(engines: list[Engine], image: str, say: Reporter) -> None:
+    """A pushed run leaves no registry tag behind: the push tag on this engine and the
+    pulled copy on every followed node go. The registry keeps the bytes, and the built tag
+    stays for ``loon rollback``, as in a container deployment."""
+    ref, at, digest = image.partition("@")
+    if not at:
+        return
+    repo = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
+    for engine in engines:
+        for reference in (ref, f"{repo}@{digest}"):
+            try:
+                why = await engine.image_delete(reference)
+            except EngineError as exc:
+                why = str(exc)
+            if why is not None:
+                say(f"kept image {reference} on an engine: {why}")

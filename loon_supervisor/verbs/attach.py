@@ -12,7 +12,7 @@ from loon_supervisor.engine.client import open_engine
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.logger_process import start_logger
 from loon_supervisor.lifecycle.running import find_running
-from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
+from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
 from loon_supervisor.lifecycle.unrecorded import new_state
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import LOGGER_STDERR
@@ -25,6 +25,8 @@ async def attach(name: str, console: Console) -> int:
         return 0
     try:
         state = statefile.load(name)
+        if state is not None and state.swarm:
+            return await _attach_swarm(state, lock, console)
         async with open_engine() as engine:
             found = await find_running(engine, name)
             if found is None:
@@ -49,6 +51,29 @@ async def attach(name: str, console: Console) -> int:
         return 0
     finally:
         lock.release()
+
+
+async def _attach_swarm(state: DeploymentState, lock: DeploymentLock, console: Console
+                        ) -> int:
+    """A swarm deployment: a new logger continues every task's file at its size."""
+    async with open_engine() as engine:
+        running = await engine.swarm.active() and bool(await engine.swarm.ours(state.name))
+    if not running:
+        console.print(f"no swarm services of deployment '{state.name}' run: start them with "
+                      "`python3 build.py` (or `loon up`)")
+        return 1
+    proc, ok = await start_logger(replace(state, foreground_pid=None), lock)
+    if not ok:
+        console.print(f"the logger did not attach; see {state.session / LOGGER_STDERR}")
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        return 1
+    sizes = ", ".join(f"{p.name} at byte {p.stat().st_size}"
+                      for p in sorted(state.session.glob("*.log"))
+                      if p.name not in ("out.log", LOGGER_STDERR))
+    console.print(f"re-attached (logger pid {proc.pid}) into {state.session}: {sizes}")
+    return 0
 
 
 @dataclass(frozen=True)

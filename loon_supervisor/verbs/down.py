@@ -11,18 +11,23 @@ engine gives one sentence and exit 1.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 
 import anyio
 from rich.console import Console
 
+from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.client import open_engine
+from loon_supervisor.lifecycle import state as statefile
+from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.deployment import ENGINE_GRACE
 from loon_supervisor.lifecycle.logger_process import stop_logger
 from loon_supervisor.lifecycle.removal import remove_swarm_services
 from loon_supervisor.lifecycle.run import remove_deployment
 from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
 from loon_supervisor.sinks.reporter import Reporter
+from loon_supervisor.sinks.session import Session
 
 
 async def down(name: str) -> int:
@@ -40,6 +45,7 @@ async def down(name: str) -> int:
         with anyio.move_on_after(ENGINE_GRACE) as scope:
             async with open_engine() as engine:
                 scope.deadline = anyio.current_time() + 3600  # the steps bound themselves
+                await _collect_swarm(engine, name, say)
                 swarm_found = await remove_swarm_services(engine, name, say)
                 code, found = await remove_deployment(engine, name, say)
                 found = found or swarm_found
@@ -52,6 +58,27 @@ async def down(name: str) -> int:
     if not found and not stopped_logger:
         console.print(f"nothing to stop: no container of deployment '{name}' exists")
     return code
+
+
+async def _collect_swarm(engine: Engine, name: str, say: Reporter) -> None:
+    """A swarm deployment whose logger died: its tasks' files are completed from where the
+    logger stopped (each file's size) while the services stop, then the services go."""
+    state = statefile.load(name)
+    if state is None or not state.swarm or not state.session.is_dir():
+        return
+    if not await engine.swarm.active() or not await engine.swarm.ours(name):
+        statefile.forget(name, state.cid)
+        return
+    from loon_supervisor.swarm.up import follow_swarm
+
+    say(f"nobody follows '{name}' now: collecting each task's last bytes into "
+        f"{state.session} while the services stop")
+    control = Control()
+    control.request_stop(signal.SIGTERM)
+    with Session(state.session, say.console) as session:
+        outcome = await follow_swarm(engine, state, session, control)
+    if outcome.removed:
+        statefile.forget(name, state.cid)
 
 
 @dataclass(frozen=True)

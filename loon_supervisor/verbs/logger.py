@@ -16,7 +16,7 @@ from loon_supervisor.engine.endpoint import resolve_endpoint
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control
 from loon_supervisor.lifecycle.run import Owner, Run
-from loon_supervisor.lifecycle.state import DeploymentLock, lock_holder
+from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, lock_holder
 from loon_supervisor.lifecycle.supervised import watch_follower_signals
 from loon_supervisor.sinks.session import Session
 
@@ -36,6 +36,11 @@ async def logger_main(name: str) -> int:
         say = session.say
         say(f"engine: {resolve_endpoint().describe()}")
         control = Control()
+        if state.swarm:
+            try:
+                return await _follow_swarm(state, session, control)
+            finally:
+                lock.release()
         try:
             async with open_engine() as engine, anyio.create_task_group() as tg:
                 tg.start_soon(watch_follower_signals, control, say, name)
@@ -55,6 +60,26 @@ async def logger_main(name: str) -> int:
             return 1 if outcome.teardown_failed else 0
         finally:
             lock.release()
+
+
+async def _follow_swarm(state: DeploymentState, session: Session, control: Control) -> int:
+    """A swarm deployment: every task's file continues at its size (swarm/tasklogs.py)."""
+    from loon_supervisor.swarm.up import follow_swarm
+
+    name, say = state.name, session.say
+
+    def attached() -> None:
+        statefile.update(name, state.cid, logger_pid=os.getpid(), attached=True,
+                         foreground_pid=None, down_requested=False)
+        say(f"background logger {os.getpid()} attached to every task")
+
+    async with open_engine() as engine, anyio.create_task_group() as tg:
+        tg.start_soon(watch_follower_signals, control, say, name)
+        outcome = await follow_swarm(engine, state, session, control, attached)
+        tg.cancel_scope.cancel()
+    if outcome.removed:
+        statefile.forget(name, state.cid)
+    return 1 if outcome.teardown_failed else 0
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,21 @@ async def swarm_status(name: str, console: Console) -> int | None:
             healthy = healthy and running >= service.replicas
         console.print(f"deployment '{name}': swarm services")
         console.print(table)
+    console.print(_swarm_follower(name), markup=False, highlight=False)
     return 0 if healthy else 1
+
+
+def _swarm_follower(name: str) -> str:
+    """Who writes the tasks' files, from the lock (never a stale pid) and the state."""
+    holder = lock_holder(name)
+    state = statefile.load(name)
+    where = f" into {state.session}" if state is not None and state.swarm else ""
+    if holder:
+        return f"task logs: followed by pid {holder}{where}"
+    if state is not None and state.swarm:
+        return (f"task logs: nobody follows them now (its logger is gone); `loon attach` "
+                f"continues each file{where} where it stopped")
+    return "task logs: nobody follows them from this project"
 
 
 @dataclass(frozen=True)

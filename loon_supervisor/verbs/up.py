@@ -299,7 +299,7 @@ async def _up_locked(prepared: Prepared, control: Control, opts: UpRun, session:
             await promote(engine, prepared, contract.image, say)
             spec = container_spec(prepared, contract, remote)
             return await swarm_up(engine, cfg, contract, spec.env, spec.binds, control,
-                                  session, opts.detached)
+                                  session, opts.detached, held.lock)
         assert run is not None and run.cid is not None
         state = replace(run_state(prepared, contract, run.cid, session.path),
                         log_source=sources.kind,
