@@ -339,6 +339,11 @@ class DeploymentSettings(Section):
         "to, by node ID, address (`docker node inspect -f '{{.Status.Addr}}'`) or hostname, each with "
         "the engine URL (unix://, tcp://, ssh://user@host) through which their tasks' log "
         "files are followed; a node not listed runs tasks nobody follows (docs/scaling.md).")
+    swarmCoreAddress: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]*$",
+        description="With orchestrator swarm: the address Celery workers on other nodes reach "
+        "MariaDB, Redis and MinIO at, and the core binds them to besides loopback; by default "
+        "the advertise address of the node labelled loon.volumes=true (docs/scaling.md).")
     djangoDebug: bool = Field(
         default=False,
         description="Run Django with DEBUG=true (tracebacks in error pages): local debugging only.",

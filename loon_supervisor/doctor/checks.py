@@ -114,7 +114,10 @@ async def mariadb_login(ctx: Context) -> str:
 
 
 async def redis_ping(ctx: Context) -> str:
-    code, out = await exec_in(ctx, ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"])
+    # a swarm core's Redis takes a password (swarm/reach.py): given as redis-cli reads it
+    password = ctx.container_env.get("REDIS_PASSWORD", "")
+    code, out = await exec_in(ctx, ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"],
+                              env={"REDISCLI_AUTH": password} if password else None)
     if code != 0 or out.strip() != "PONG":
         raise CheckFailed(f"redis-cli ping answered {out.strip()[:100]!r}",
                           "see redis.log; Celery needs Redis as its broker")

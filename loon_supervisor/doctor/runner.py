@@ -56,7 +56,17 @@ async def diagnose(config_file: Path, env_file: str = ".env",
         contract = await engine.read_contract(info.image)
         ctx = Context(engine, cid, info, contract.services, config,
                       build_files_dir() / env_file, info.env)
-        return await run_checks(ctx, CHECKS, timeout)
+        verdicts = await run_checks(ctx, CHECKS, timeout)
+        if config.deploymentSettings.orchestrator == "swarm":
+            from .swarm_reach import CHECK, SERVICE, worker_reach
+
+            try:
+                with anyio.fail_after(timeout * 2):
+                    verdicts += await worker_reach(engine, config)
+            except (TimeoutError, LoonError) as exc:
+                verdicts.append(Verdict(SERVICE, CHECK, FAIL, str(exc) or "no answer in time",
+                                        "check the swarm's nodes (`docker node ls`)"))
+        return verdicts
 
 
 async def run_checks(ctx: Context, checks: Sequence[tuple[str, str, Check]],

@@ -235,6 +235,14 @@ class NodeInfo:
     hostname: str = ""
     address: str = ""  # Status.Addr: where the manager sees it from
     state: str = "?"  # Status.State: ready, down, unknown, disconnected
+    manager_address: str = ""  # ManagerStatus.Addr's host: a manager's advertise address
+    volumes: bool = False  # labelled loon.volumes=true: the core runs there
+
+    @property
+    def advertise(self) -> str:
+        """Where other nodes reach this one: a manager's advertise address, else the address
+        the manager sees it at."""
+        return self.manager_address or self.address
 
     @property
     def names(self) -> tuple[str, str, str]:
@@ -243,8 +251,12 @@ class NodeInfo:
     @classmethod
     def from_docker(cls, d: Mapping[str, Any]) -> NodeInfo:
         status = _obj(d.get("Status"))
+        manager = _str(_obj(d.get("ManagerStatus")).get("Addr"))
+        labels = _obj(_obj(d.get("Spec")).get("Labels"))
         return cls(id=_str(d.get("ID")), hostname=_str(_obj(d.get("Description")).get("Hostname")),
-                   address=_str(status.get("Addr")), state=_str(status.get("State"), "?"))
+                   address=_str(status.get("Addr")), state=_str(status.get("State"), "?"),
+                   manager_address=manager.rsplit(":", 1)[0].strip("[]") if manager else "",
+                   volumes=labels.get("loon.volumes") == "true")
 
 
 def node_labels(nodes: list[NodeInfo]) -> dict[str, str]:

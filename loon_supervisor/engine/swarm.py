@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiodocker
@@ -33,6 +33,7 @@ class SwarmSpec:
     services: tuple[str, ...]
     celery_replicas: int
     stop_timeout: int
+    role_env: dict[str, dict[str, str]] = field(default_factory=dict)  # swarm/reach.py
 
 
 def service_name(name: str, role: str) -> str:
@@ -59,7 +60,8 @@ def _mounts(binds: list[str], log_dir: str) -> list[dict[str, Any]]:
 
 
 def task_template(spec: SwarmSpec, role: str, programs: tuple[str, ...]) -> dict[str, Any]:
-    env = {**spec.env, spec.run_services_env: ",".join(programs)}
+    env = {**spec.env, **spec.role_env.get(role, {}),
+           spec.run_services_env: ",".join(programs)}
     labels = {TOOL_LABEL: "1", DEPLOYMENT_LABEL: spec.name, ROLE_LABEL: role}
     template: dict[str, Any] = {
         "ContainerSpec": {

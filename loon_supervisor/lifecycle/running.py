@@ -6,13 +6,17 @@ from __future__ import annotations
 from loon_supervisor.engine import images
 from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.records import ContainerSummary
+from loon_supervisor.engine.swarm import CELERY, ROLE_LABEL
 from loon_supervisor.errors import ConfigError, LoonError, Problem
 
 
 async def find_running(engine: Engine, name: str) -> ContainerSummary | None:
     """The deployment's running container, if one runs: for callers whose answer to "none"
-    is not an error (attach's own sentence, doctor's verdict, a version to restore)."""
-    return next((c for c in await engine.list_ours(name) if c.running), None)
+    is not an error (attach's own sentence, doctor's verdict, a version to restore). In a
+    swarm deployment that is the core's task, which runs every service but Celery."""
+    running = [c for c in await engine.list_ours(name) if c.running]
+    running.sort(key=lambda c: c.labels.get(ROLE_LABEL) == CELERY)
+    return running[0] if running else None
 
 
 async def running_container(engine: Engine, name: str) -> ContainerSummary:

@@ -30,6 +30,7 @@ from loon_supervisor.lifecycle.run import Outcome
 from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, swarm_cid
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import Session
+from loon_supervisor.swarm.reach import core_address, role_environment
 from loon_supervisor.swarm.tasklogs import TaskLogs, new_task_logs, watch_tasks
 
 CONVERGE_TIMEOUT = 300.0
@@ -103,8 +104,13 @@ async def swarm_up(engine: Engine, cfg: LoonConfig, contract: images.ImageContra
     node = await swarm.label_volume_node()
     say(f"swarm: the core service runs on node {node} (label {sv.VOLUME_NODE_LABEL}=true),"
         " where the volume directories are")
+    address = core_address(await swarm.nodes(), d.swarmCoreAddress)
+    say(f"swarm: Celery workers reach MariaDB, Redis and MinIO at {address} (the core binds "
+        "them there too; Redis with a password)" + ("" if d.swarmCoreAddress else
+                                                    ": set swarmCoreAddress to change it"))
     spec = sv.SwarmSpec(name, image, env, binds, contract.log_dir, contract.run_services_env,
-                        contract.services, d.celeryReplicas, d.stopTimeout)
+                        contract.services, d.celeryReplicas, d.stopTimeout,
+                        role_environment(env, address, env.get("SECRET_KEY", name)))
     state = DeploymentState(
         name=name, cid=swarm_cid(name), session=session.path, image=image,
         services=contract.services, log_dir=contract.log_dir,

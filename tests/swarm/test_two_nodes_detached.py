@@ -2,10 +2,12 @@
 manager and a worker (their own dockerds on 127.0.0.1 and 127.0.0.2, a registry on
 loopback), the background logger killed with SIGKILL while every task is still writing,
 `loon attach` continuing each file where it stopped, `loon scale celery=1` and back, and
-`loon down` leaving no service, container, volume or registry tag of the run behind."""
+`loon doctor` asking a worker on the other node whether it reaches the core's MariaDB and
+Redis, and `loon down` leaving no service, container, volume or registry tag of the run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,6 +34,19 @@ def slow(name: str) -> str:
     return ("tag=$(cut -c1-8 /proc/sys/kernel/random/uuid); "
             f'seq 1 {LINES} | while read n; do echo "{name} $tag $n"; usleep 20000; done; '
             "exec sleep 100000")
+
+
+# The core stands in for MariaDB and Redis with listeners on their ports (busybox nc, every
+# address of this machine: the core's network is the host's).
+LISTENERS = ("nc -ll -p 3306 -e /bin/true & nc -ll -p 6379 -e /bin/true & "
+             "echo $! > /tmp/redis.pid; ")
+
+
+def reach(env: dict[str, str], cwd: Path, config: Path) -> list[dict[str, str]]:
+    done = loon(env, cwd, "doctor", "--json", "--config-file", str(config))
+    assert "Traceback" not in done.stderr, done.stderr
+    return [c for c in json.loads(done.stdout)["checks"]
+            if c["check"] == "reach from other nodes"]
 
 
 def loon(env: dict[str, str], cwd: Path, *args: str, timeout: float = 240
@@ -76,7 +91,7 @@ def test_detached_swarm_loses_nothing_across_a_killed_logger(
     manager, worker = two_nodes
     node = worker.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
     name, config, env = _project(tmp_path, manager, registry, 4,
-                                 {"core": slow("core"), "celery": slow("celery")},
+                                 {"core": LISTENERS + slow("core"), "celery": slow("celery")},
                                  swarmNodeEngines={node: worker.host})
     project = Path(env["LOON_PROJECT_ROOT"])
     up = subprocess.run([sys.executable, str(ROOT / "build.py"), "-d", "--config-file",
@@ -113,6 +128,30 @@ def test_detached_swarm_loses_nothing_across_a_killed_logger(
                    message=lambda: f"{mismatches(two_nodes, name, session)}\n"
                    f"{out_log.read_text()[-3000:]}")
         assert "resuming task celery." in out_log.read_text()
+
+        # the workers were told where the core is (this loopback swarm's manager address),
+        # with the broker's password; the core binds there too; no password is printed
+        remote = containers(worker, name, *celery)[0]
+        worker_env = worker.docker("inspect", "--format", "{{json .Config.Env}}", remote).stdout
+        core_cid = containers(manager, name, "--filter", "label=org.loon.swarm-role=core")[0]
+        core_env = manager.docker("inspect", "--format", "{{json .Config.Env}}",
+                                  core_cid).stdout
+        password = next(v.split("=", 1)[1] for v in json.loads(core_env)
+                        if v.startswith("REDIS_PASSWORD="))
+        assert len(password) >= 32
+        assert f"redis://:{password}@127.0.0.1:6379/0" in worker_env, worker_env
+        assert '"DATABASE_HOST=127.0.0.1"' in worker_env, worker_env
+        assert '"LOON_BIND_ADDRESS=127.0.0.1"' in core_env, core_env
+        assert password not in said and password not in out_log.read_text()
+        # `loon doctor`: each worker task on the other node reaches both, then not Redis
+        verdicts = reach(env, tmp_path, config)
+        assert verdicts and all(v["result"] == "pass" for v in verdicts), verdicts
+        assert len(verdicts) == len(containers(worker, name, *celery)), verdicts
+        manager.docker("exec", core_cid, "sh", "-c", "kill $(cat /tmp/redis.pid)")
+        verdicts = reach(env, tmp_path, config)
+        assert verdicts and all(v["result"] == "fail" for v in verdicts), verdicts
+        assert "cannot reach Redis at 127.0.0.1:6379" in verdicts[0]["detail"], verdicts
+        assert "MariaDB" not in verdicts[0]["detail"], verdicts
 
         # scale to one worker and back: the stopped tasks' files complete, the new ones
         # get files of their own

@@ -24,6 +24,16 @@ require_env() {
     [ ${#missing[@]} -eq 0 ] || die "missing environment variable(s): ${missing[*]}"
 }
 
+# remote_bind: LOON_BIND_ADDRESS when it is set and not loopback. A swarm deployment's core
+# sets it (the node's advertise address) so that Celery workers on other nodes reach
+# MariaDB, Redis and MinIO; a single container leaves it empty and they stay on loopback.
+remote_bind() {
+    case "${LOON_BIND_ADDRESS:-}" in
+        ""|127.*|localhost|::1) return 1 ;;
+        *) printf '%s' "$LOON_BIND_ADDRESS" ;;
+    esac
+}
+
 is_true() {
     case "${1,,}" in 1|true|yes|on) return 0 ;; *) return 1 ;; esac
 }
