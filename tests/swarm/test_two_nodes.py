@@ -39,6 +39,13 @@ def two_nodes() -> Iterator[tuple[SwarmEngine, SwarmEngine]]:
     finally:
         worker.destroy()
         manager.destroy()
+    # torn down: no mount and no process of either node is left on this machine
+    for node in (manager, worker):
+        mounts = [line for line in Path("/proc/mounts").read_text().splitlines()
+                  if str(node.base) in line]
+        assert not mounts, mounts
+        left = subprocess.run(["pgrep", "-f", str(node.base)], capture_output=True, text=True)
+        assert not left.stdout.split(), left.stdout
 
 
 @pytest.fixture
