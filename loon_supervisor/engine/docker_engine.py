@@ -144,10 +144,10 @@ class DockerEngine:
 
     def open_followed_file(self, cid: str, path: str, offset: int, gnu: str | None, mark: str,
                            on_notice: Callable[[str], None], follow: bool = True,
-                           inode: int | None = None
+                           inode: int | None = None, coalesce: float | None = None
                            ) -> AbstractAsyncContextManager[tail.FollowedFile]:
         return tail.open_followed_file(self.docker, cid, path, offset, gnu, mark, on_notice,
-                                       follow=follow, inode=inode)
+                                       follow=follow, inode=inode, coalesce=coalesce)
 
     async def running(self, cid: str) -> bool:
         """Whether the container runs now; False also when the engine cannot say."""

@@ -32,6 +32,11 @@ from loon_supervisor.engine.swarm import roles, service_name
 from loon_supervisor.errors import EngineError
 
 WATCH_INTERVAL = 1.0
+# Task followers hand every exec frame on at once, where a container's followers coalesce
+# for 15 ms (engine/exec/frames.py): a swarm has a follower per task, not dozens per
+# container, and its operators compare it with `docker service logs -f` line for line
+# (BENCHMARKS.md). Bulk output is read on at once either way.
+TASK_COALESCE = 0.0
 RECORD = "swarm-tasks.json"
 
 
@@ -101,7 +106,8 @@ async def _copy(engine: Engine, cid: str, path: str, fd: int, mark: str, written
     while True:
         try:
             async with engine.open_followed_file(
-                    cid, path, written, gnu, mark, lambda _n: None) as followed:
+                    cid, path, written, gnu, mark, lambda _n: None,
+                    coalesce=TASK_COALESCE) as followed:
                 while (data := await followed.receive()) is not None:
                     os.write(fd, data)
                     written += len(data)

@@ -279,7 +279,7 @@ class FakeEngine:
 
     def open_followed_file(self, cid: str, path: str, offset: int, gnu: str | None, mark: str,
                            on_notice: Callable[[str], None], follow: bool = True,
-                           inode: int | None = None
+                           inode: int | None = None, coalesce: float | None = None
                            ) -> AbstractAsyncContextManager[FakeFollowed]:
         return self.exec_source(cid).open_follow(path, offset, mark, on_notice, follow, inode)
 

@@ -83,9 +83,10 @@ class FollowedFile:
 
     def __init__(self, stream: aiodocker.stream.Stream, path: str,
                  on_notice: Callable[[str], None], program: str = "tail",
-                 offset: int = 0, read_file: ReadFile | None = None) -> None:
+                 offset: int = 0, read_file: ReadFile | None = None,
+                 coalesce: float | None = None) -> None:
         self._stream = stream
-        self._frames = take_over_frames(stream, COALESCE)
+        self._frames = take_over_frames(stream, COALESCE if coalesce is None else coalesce)
         self._path = path
         self._program = program
         self._head = program.encode() + b": "
@@ -270,14 +271,16 @@ async def read_followed(docker: aiodocker.Docker, cid: str, path: str, inode: in
 @asynccontextmanager
 async def open_followed_file(docker: aiodocker.Docker, cid: str, path: str, offset: int,
                              gnu: str | None, mark: str, on_notice: Callable[[str], None],
-                             follow: bool = True, inode: int | None = None
-                             ) -> AsyncIterator[FollowedFile]:
+                             follow: bool = True, inode: int | None = None,
+                             coalesce: float | None = None) -> AsyncIterator[FollowedFile]:
     """Attach a ``tail`` carrying ``mark`` in its environment; on exit, stop it (closing
-    the stream does not), whether or not the engine answered when the stream closed."""
+    the stream does not), whether or not the engine answered when the stream closed.
+    ``coalesce`` overrides ``COALESCE`` (0: every frame handed on at once)."""
     async with open_marked_exec(docker, cid, follow_command(path, offset, gnu, follow, inode),
                                 mark, "attaching to a log file", kill=follow) as stream:
         followed = FollowedFile(stream, path, on_notice, gnu or "tail", offset,
-                                functools.partial(read_followed, docker, cid, path, inode))
+                                functools.partial(read_followed, docker, cid, path, inode),
+                                coalesce)
         try:
             yield followed
         finally:
