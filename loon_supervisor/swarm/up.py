@@ -256,12 +256,15 @@ class SwarmRun:
             async def stop_on_signal() -> None:
                 await self.control.stop_requested.wait()
                 phase.cancel()
+            if not create:  # adopted: every task gets its follower before a stop counts
+                watcher.start_soon(watch_tasks, logs, followers)
+                await logs.first_round.wait()
             watcher.start_soon(stop_on_signal)
             with phase:
                 if create:
                     await swarm.create(self.spec)
                     self.created = True
-                watcher.start_soon(watch_tasks, logs, followers)
+                    watcher.start_soon(watch_tasks, logs, followers)
                 if create:
                     took = await wait_converged(swarm, name, self.wanted, say)
                     if not detached:
