@@ -24,6 +24,7 @@ from rich.console import Console
 
 from loon_supervisor.engine.base import Engine
 from loon_supervisor.engine.client import answers_anew, open_engine
+from loon_supervisor.engine.swarm import ROLE_LABEL
 from loon_supervisor.errors import LoonError
 from loon_supervisor.lifecycle import state as statefile
 from loon_supervisor.lifecycle.control import Control, announce_kill, announce_stop, signal_name
@@ -91,8 +92,23 @@ async def _running_unfollowed(name: str) -> str | None:
             found = await engine.list_ours(name)
     except LoonError:
         return None
-    running = [c for c in found if c.running]
+    # a swarm deployment's task containers are not a container deployment's container
+    running = [c for c in found if c.running and ROLE_LABEL not in c.labels]
     return running[0].id if running else None
+
+
+async def _swarm_unfollowed(name: str) -> DeploymentState | None:
+    """The recorded swarm deployment, when its services run and nobody follows them."""
+    state = statefile.load(name)
+    if state is None or not state.swarm or lock_holder(name) is not None:
+        return None
+    try:
+        async with open_engine() as engine:
+            if await engine.swarm.active() and await engine.swarm.ours(name):
+                return state
+    except LoonError:
+        pass
+    return None
 
 
 @dataclass
@@ -115,8 +131,9 @@ async def follow_always(name: str, console: Console) -> int:
     async with anyio.create_task_group() as tg:
         tg.start_soon(_dispatch_signals, current, name)
         while not current.ended.is_set():
-            cid = await _running_unfollowed(name)
-            if cid is None:
+            swarm = await _swarm_unfollowed(name)
+            cid = None if swarm is not None else await _running_unfollowed(name)
+            if cid is None and swarm is None:
                 with anyio.move_on_after(WAIT_POLL):
                     await current.ended.wait()
                 continue
@@ -127,7 +144,10 @@ async def follow_always(name: str, console: Console) -> int:
                 lock.release()
                 break
             try:
-                await _follow_one(name, cid, say, current)
+                if swarm is not None:
+                    await _follow_swarm_once(swarm, say, current)
+                elif cid is not None:
+                    await _follow_one(name, cid, say, current)
             finally:
                 current.control = current.say = None
                 lock.release()
@@ -145,6 +165,33 @@ async def _dispatch_signals(current: _Current, name: str) -> None:
             on_follower_signal(current.control, current.say, name, signum)
             if current.control.handing_over:
                 current.ended.set()
+
+
+async def _follow_swarm_once(state: DeploymentState, say: Reporter, current: _Current
+                             ) -> None:
+    """Follow a swarm deployment's tasks once (lock held), each file continued at its size
+    in the recorded session, until ``loon down`` removes the services or a signal detaches."""
+    from loon_supervisor.swarm.up import follow_swarm
+
+    name = state.name
+    try:
+        with Session(state.session, say.console) as session:
+            control = Control()
+            current.say = session.say
+            current.control = control
+
+            def attached() -> None:
+                statefile.update(name, state.cid, logger_pid=os.getpid(), attached=True,
+                                 foreground_pid=None, down_requested=False)
+                session.say(f"following swarm deployment {name} as pid {os.getpid()} "
+                            "(`loon attach --wait`)")
+
+            async with open_engine() as engine:
+                outcome = await follow_swarm(engine, state, session, control, attached)
+            if outcome.removed:
+                statefile.forget(name, state.cid)
+    except LoonError as exc:
+        say(f"following deployment {name} stopped: {exc}; waiting again")
 
 
 async def _follow_one(name: str, cid: str, say: Reporter, current: _Current

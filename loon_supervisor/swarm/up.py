@@ -31,7 +31,12 @@ from loon_supervisor.lifecycle.state import DeploymentLock, DeploymentState, swa
 from loon_supervisor.sinks.reporter import Reporter
 from loon_supervisor.sinks.session import Session
 from loon_supervisor.swarm.reach import core_address, role_environment
-from loon_supervisor.swarm.tasklogs import TaskLogs, new_task_logs, watch_tasks
+from loon_supervisor.swarm.tasklogs import (
+    WATCH_INTERVAL,
+    TaskLogs,
+    new_task_logs,
+    watch_tasks,
+)
 
 CONVERGE_TIMEOUT = 300.0
 # Each shielded teardown step (scale to zero, remove the services) waits the engine at most
@@ -204,6 +209,7 @@ class SwarmRun:
         self.wanted = {role: (1 if role == "core" else spec.celery_replicas)
                        for role in sv.roles(spec.services)}
         self.created = False
+        self.gone = False  # the services were removed by something other than loon
         self._tasks_stopped = anyio.Event()
         self._followers_done = anyio.Event()
         self._followers: anyio.CancelScope | None = None
@@ -256,15 +262,32 @@ class SwarmRun:
             async def stop_on_signal() -> None:
                 await self.control.stop_requested.wait()
                 phase.cancel()
+
+            async def end_when_removed() -> None:
+                """Services removed behind loon's back: nothing is left to follow."""
+                while True:
+                    await anyio.sleep(WATCH_INTERVAL * 2)
+                    try:
+                        if not await swarm.ours(name):
+                            break
+                    except EngineError:
+                        continue
+                self.gone = True
+                say("the swarm services are gone (removed without `loon down`): following "
+                    "ends")
+                phase.cancel()
             if not create:  # adopted: every task gets its follower before a stop counts
                 watcher.start_soon(watch_tasks, logs, followers)
                 await logs.first_round.wait()
             watcher.start_soon(stop_on_signal)
+            if not create:
+                watcher.start_soon(end_when_removed)
             with phase:
                 if create:
                     await swarm.create(self.spec)
                     self.created = True
                     watcher.start_soon(watch_tasks, logs, followers)
+                    watcher.start_soon(end_when_removed)
                 if create:
                     took = await wait_converged(swarm, name, self.wanted, say)
                     if not detached:
@@ -312,7 +335,11 @@ class SwarmRun:
                 with anyio.move_on_after(TEARDOWN_STEP) as scaling:
                     say("stopping the swarm tasks")
                     for svc in names:
-                        await swarm.scale(svc, 0)
+                        try:
+                            await swarm.scale(svc, 0)
+                        except EngineError:
+                            pass  # already removed (or the engine is gone): removal says
+
                 if scaling.cancelled_caught:
                     say(f"the engine did not scale the services down within "
                         f"{TEARDOWN_STEP:.0f}s; removing them")
@@ -337,7 +364,9 @@ class SwarmRun:
                 say("removed the swarm services")
                 with anyio.move_on_after(TEARDOWN_STEP):
                     await _untag_pushed(engines, self.spec.image, say)
-        return Outcome(teardown_failed=failed, removed=not failed)
+        failure = ("the swarm services were removed without `loon down` (docker service rm?)"
+                   if self.gone else None)
+        return Outcome(failure=failure, teardown_failed=failed, removed=not failed)
 
 
 def _distinct(engines: list[Engine]) -> list[Engine]:

@@ -100,3 +100,24 @@ def test_down_without_a_logger_collects_every_task(swarm_engine: SwarmEngine,  #
         numbers = [int(line.split()[2]) for line in lines]
         assert numbers == list(range(1, COUNT + 1)), (f.name, numbers[:5], len(lines))
     assert not (project / ".build-files" / f"state.{name}.json").exists()
+
+
+def test_services_removed_behind_loons_back_end_the_logger(
+        swarm_engine: SwarmEngine, tmp_path: Path) -> None:  # noqa: F811
+    """`docker service rm` instead of `loon down`: the background logger says so, completes
+    what it can and exits, and forgets the deployment; nothing is left running."""
+    name, config, env = _project(tmp_path, swarm_engine, {"core": "exec sleep 100000",
+                                                          "celery": "exec sleep 100000"})
+    project = Path(env["LOON_PROJECT_ROOT"])
+    up = subprocess.run([sys.executable, str(ROOT / "build.py"), "-d", "--config-file",
+                         str(config)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                        timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    out_log = (project / "logs" / "latest").resolve() / "out.log"
+    pid = int((project / ".build-files" / f"state.{name}.lock").read_text().strip())
+    swarm_engine.docker("service", "rm", f"{name}-core", f"{name}-celery")
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=60,
+               message=lambda: out_log.read_text()[-2000:])
+    assert "removed without `loon down`" in out_log.read_text()
+    assert "Traceback" not in out_log.read_text()
+    assert not (project / ".build-files" / f"state.{name}.json").exists()
