@@ -115,7 +115,7 @@ async def swarm_up(engine: Engine, cfg: LoonConfig, contract: images.ImageContra
                                                     ": set swarmCoreAddress to change it"))
     spec = sv.SwarmSpec(name, image, env, binds, contract.log_dir, contract.run_services_env,
                         contract.services, d.celeryReplicas, d.stopTimeout,
-                        role_environment(env, address, env.get("SECRET_KEY", name)))
+                        role_environment(env, address, env["SECRET_KEY"]))
     state = DeploymentState(
         name=name, cid=swarm_cid(name), session=session.path, image=image,
         services=contract.services, log_dir=contract.log_dir,
