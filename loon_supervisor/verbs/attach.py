@@ -5,6 +5,7 @@ service manager (:func:`~loon_supervisor.lifecycle.supervised.follow_always`).""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from rich.console import Console
 
@@ -37,18 +38,8 @@ async def attach(name: str, console: Console) -> int:
             if state is None or state.cid != cid:
                 console.print("no logger state for this container: starting a new session")
                 state = await new_state(engine, name, cid, Reporter(None, console))
-        state = replace(state, foreground_pid=None)
-        proc, ok = await start_logger(state, lock)
-        if not ok:
-            console.print(f"the logger did not attach; see {state.session / LOGGER_STDERR}")
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            return 1
-        sizes = ", ".join(f"{s} at byte {(state.session / f'{s}.log').stat().st_size}"
-                          for s in state.services if (state.session / f"{s}.log").exists())
-        console.print(f"re-attached (logger pid {proc.pid}) into {state.session}: {sizes}")
-        return 0
+        return await _start(state, lock, console,
+                            [state.session / f"{s}.log" for s in state.services])
     finally:
         lock.release()
 
@@ -62,6 +53,14 @@ async def _attach_swarm(state: DeploymentState, lock: DeploymentLock, console: C
         console.print(f"no swarm services of deployment '{state.name}' run: start them with "
                       "`python3 build.py` (or `loon up`)")
         return 1
+    return await _start(state, lock, console,
+                        [p for p in sorted(state.session.glob("*.log"))
+                         if p.name not in ("out.log", LOGGER_STDERR)])
+
+
+async def _start(state: DeploymentState, lock: DeploymentLock, console: Console,
+                 files: list[Path]) -> int:
+    """A new logger for ``state``; says where each of ``files`` continues."""
     proc, ok = await start_logger(replace(state, foreground_pid=None), lock)
     if not ok:
         console.print(f"the logger did not attach; see {state.session / LOGGER_STDERR}")
@@ -69,9 +68,7 @@ async def _attach_swarm(state: DeploymentState, lock: DeploymentLock, console: C
             proc.kill()
             proc.wait()
         return 1
-    sizes = ", ".join(f"{p.name} at byte {p.stat().st_size}"
-                      for p in sorted(state.session.glob("*.log"))
-                      if p.name not in ("out.log", LOGGER_STDERR))
+    sizes = ", ".join(f"{p.stem} at byte {p.stat().st_size}" for p in files if p.exists())
     console.print(f"re-attached (logger pid {proc.pid}) into {state.session}: {sizes}")
     return 0
 
